@@ -1,0 +1,37 @@
+# The usual tasks. `make console` and `make test` are the README's two commands.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: console test lint bench install services clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+console: $(STAMP)
+	$(BIN)/bangdaiban console
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: $(STAMP) services lint
+	$(BIN)/pytest -q
+
+# PostgreSQL and Redis on 127.0.0.1, started if they are down (no-op where they run).
+services:
+	@scripts/ensure-services
+
+bench: $(STAMP) services
+	$(BIN)/python bench/dialogs.py
+	$(BIN)/python bench/faq_bench.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var bangdaiban.db

@@ -1,0 +1,66 @@
+"""Composition root: settings in, the services and router out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.config import Settings
+from dialogs.application import APPLICATION, catalog_options
+from dialogs.engine import DialogEngine
+from dialogs.fields import Option
+from dialogs.printable import find_cjk_font
+from handlers.context import Services
+from handlers.routing import Router
+from storage import roster
+from storage.db import Database
+from storage.seed import is_empty, seed_all
+from storage.state import MemoryStateStore, RedisStateStore, StateStore
+
+
+@dataclass
+class App:
+    settings: Settings
+    services: Services
+    router: Router
+
+    async def close(self) -> None:
+        await self.services.state.close()
+        await self.services.db.dispose()
+
+
+def build_state(settings: Settings) -> StateStore:
+    if settings.redis_url:
+        return RedisStateStore(
+            settings.redis_url,
+            ttl_seconds=settings.state_ttl_seconds,
+            max_connections=settings.redis_max_connections,
+        )
+    return MemoryStateStore(ttl_seconds=settings.state_ttl_seconds)
+
+
+async def load_options(db: Database) -> dict[str, list[Option]]:
+    async with db.sessions() as session:
+        items = await roster.catalog(session)
+    return {"catalog": catalog_options([(item.code, item.name) for item in items])}
+
+
+async def build_app(
+    settings: Settings, *, prepare_embedded: bool = True, state: StateStore | None = None
+) -> App:
+    """Wire every service once; an embedded SQLite database is migrated and seeded here."""
+    db = Database(settings.database_url, pool_size=settings.db_pool_size)
+    await db.ping()
+    if prepare_embedded and db.is_sqlite:
+        await db.upgrade()
+        async with db.transaction() as session:
+            if await is_empty(session):
+                await seed_all(session)
+    options = await load_options(db)
+    services = Services(
+        db=db,
+        state=state or build_state(settings),
+        engine=DialogEngine({APPLICATION.name: APPLICATION}, options),
+        files_dir=settings.files_dir,
+        form_font=find_cjk_font(settings.form_font_path),
+    )
+    return App(settings=settings, services=services, router=Router(services))

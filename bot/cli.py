@@ -1,0 +1,152 @@
+"""Command line: console, run, db, seed … (`bangdaiban --help`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from bot.config import Settings, SettingsError, load_settings
+from storage.db import Database, DatabaseUnavailable
+
+T = TypeVar("T")
+app = typer.Typer(help="帮代办助手 — chat front end of the 帮代办 service.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+err = Console(stderr=True, highlight=False)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        err.print(f"Configuration error — {exc}", markup=False)
+        raise typer.Exit(2) from None
+
+
+def _run(main: Callable[[Settings], Awaitable[T]]) -> T:
+    settings = _settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return asyncio.run(main(settings))
+    except DatabaseUnavailable as exc:
+        err.print(f"DATABASE_URL: cannot connect to the database ({exc})", markup=False)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def console(
+    as_: Annotated[
+        str, typer.Option("--as", help="enterprise (default) or staff:<name> from the roster")
+    ] = "enterprise",
+    user: Annotated[str, typer.Option(help="chat id of the enterprise user")] = "local",
+) -> None:
+    """Chat with the bot in this terminal (one line per message; EOF ends)."""
+    from bot.app import build_app
+    from bot.channels.console import CHANNEL, ConsoleChat
+    from handlers.events import ChatUser
+    from storage import roster
+
+    async def main(settings: Settings) -> None:
+        logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
+        bot = await build_app(settings)
+        try:
+            chat_id = user
+            if as_.startswith("staff:"):
+                name = as_.removeprefix("staff:")
+                async with bot.services.db.transaction() as session:
+                    staff = await roster.staff_by_name(session, name)
+                    if staff is None:
+                        err.print(f"No staff member named {name!r} in the roster.", markup=False)
+                        raise typer.Exit(2)
+                    chat_id = f"staff-{staff.id}"
+                    await roster.bind_chat(session, staff, CHANNEL, chat_id)
+            elif as_ != "enterprise":
+                err.print("--as takes 'enterprise' or 'staff:<name>'.", markup=False)
+                raise typer.Exit(2)
+            interactive = sys.stdin.isatty()
+            out = Console(highlight=False)
+            chat = ConsoleChat(
+                bot.router, bot.services.db, ChatUser(CHANNEL, chat_id), Path("var/downloads"), out
+            )
+            if interactive:
+                out.print("帮代办助手（输入 /quit 退出）", markup=False, style="bold")
+                await chat.send("/start")
+            await chat.run(prompt=(lambda: out.print("> ", end="")) if interactive else None)
+        finally:
+            await bot.close()
+
+    _run(main)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+
+    async def main(settings: Settings) -> None:
+        db = Database(settings.database_url)
+        try:
+            await db.ping()
+            await db.upgrade(revision)
+        finally:
+            await db.dispose()
+        err.print(f"Database upgraded to {revision}.", markup=False)
+
+    _run(main)
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION (`base` empties the schema)."""
+
+    async def main(settings: Settings) -> None:
+        db = Database(settings.database_url)
+        try:
+            await db.downgrade(revision)
+        finally:
+            await db.dispose()
+
+    _run(main)
+
+
+@app.command()
+def seed(
+    data: Annotated[
+        Path | None, typer.Option(help="folder with roster.yaml, items.yaml, faq.yaml")
+    ] = None,
+) -> None:
+    """Load the roster, the item catalog and the FAQ from YAML (idempotent)."""
+    from storage.seed import DATA, SeedError, seed_all
+
+    async def main(settings: Settings) -> None:
+        db = Database(settings.database_url)
+        try:
+            await db.ping()
+            if db.is_sqlite:
+                await db.upgrade()
+            async with db.transaction() as session:
+                report = await seed_all(session, data or DATA)
+        except SeedError as exc:
+            err.print(f"Seed error — {exc}", markup=False)
+            raise typer.Exit(2) from None
+        finally:
+            await db.dispose()
+        err.print(
+            f"Seeded {report.departments} units, {report.staff} staff, {report.items} items, "
+            f"{report.faq} FAQ entries.",
+            markup=False,
+        )
+
+    _run(main)
+
+
+def main() -> None:
+    app()

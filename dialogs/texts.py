@@ -1,0 +1,59 @@
+"""Every text shown to people comes from a template under dialogs/templates/."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@cache
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.globals["label"] = label
+    env.filters["local_time"] = _local_time
+    return env
+
+
+def render(name: str, **context: Any) -> str:
+    """Render a template to Telegram-HTML text."""
+    return environment().get_template(name).render(**context).strip()
+
+
+def render_string(source: str, **context: Any) -> str:
+    """Render a template held as data (an FAQ answer), escaped like the files."""
+    return environment().from_string(source).render(**context).strip()
+
+
+@cache
+def _labels() -> dict[str, dict[str, str]]:
+    loaded: dict[str, dict[str, str]] = yaml.safe_load(
+        (TEMPLATES / "labels.yaml").read_text(encoding="utf-8")
+    )
+    return loaded
+
+
+def label(group: str, key: str) -> str:
+    """A short label (field name, button, status) by group and key."""
+    return _labels()[group][key]
+
+
+def _local_time(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    import datetime as dt
+
+    if not isinstance(value, dt.datetime):
+        return str(value)
+    china = dt.timezone(dt.timedelta(hours=8))
+    return value.astimezone(china).strftime(fmt)

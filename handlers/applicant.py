@@ -1,0 +1,296 @@
+"""What enterprises do: the menu, applying, following and withdrawing their cases."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialogs.application import OTHER_ITEM
+from dialogs.engine import Draft
+from dialogs.fields import Value, format_phone
+from dialogs.printable import ApplicationPrint, file_name, render_docx, render_pdf
+from dialogs.texts import label, render
+from handlers.context import Context
+from handlers.events import Button, Document, Reply
+from handlers.menu import menu_button, menu_buttons, with_menu
+from storage import applicants, cases, files, outbox, roster
+from storage.cases import ApplicationData
+from storage.models import ActorKind, Case, CaseStatus
+from storage.outbox import Recipient
+
+log = logging.getLogger(__name__)
+CASE_PREFIX = "c"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+WITHDRAWABLE = {
+    CaseStatus.SUBMITTED,
+    CaseStatus.ACCEPTED,
+    CaseStatus.IN_PROGRESS,
+    CaseStatus.NEEDS_SUPPLEMENT,
+}
+
+
+async def start(ctx: Context) -> list[Reply]:
+    async with ctx.services.db.transaction() as session:
+        applicant = await applicants.get_or_create(
+            session, ctx.event.user.channel, ctx.event.user.chat_id
+        )
+        subscribed = applicant.subscribed
+    return [with_menu("common/start.j2", subscribed, name=None)]
+
+
+async def menu(ctx: Context) -> list[Reply]:
+    return [with_menu("common/menu.j2", await _subscribed(ctx))]
+
+
+async def _subscribed(ctx: Context) -> bool:
+    async with ctx.services.db.sessions() as session:
+        applicant = await applicants.find(session, ctx.event.user.channel, ctx.event.user.chat_id)
+        return bool(applicant and applicant.subscribed)
+
+
+async def contacts(ctx: Context) -> list[Reply]:
+    async with ctx.services.db.sessions() as session:
+        departments = await roster.departments(session)
+        text = render("common/contacts.j2", departments=departments)
+    return [Reply(text, [[menu_button("menu")]])]
+
+
+async def set_subscription(ctx: Context, subscribed: bool) -> list[Reply]:
+    async with ctx.services.db.transaction() as session:
+        applicant = await applicants.get_or_create(
+            session, ctx.event.user.channel, ctx.event.user.chat_id
+        )
+        await applicants.set_subscribed(session, applicant, subscribed)
+    template = "common/subscribed.j2" if subscribed else "common/unsubscribed.j2"
+    return [with_menu(template, subscribed)]
+
+
+# -- applying -----------------------------------------------------------------------------
+
+
+def apply(ctx: Context, restart: bool = False) -> list[Reply]:
+    """Start the application dialog, or offer to continue a draft in progress."""
+    engine = ctx.services.engine
+    saved = ctx.state.get("draft")
+    if saved and not restart:
+        return [
+            Reply(
+                render("application/resume.j2"),
+                [[menu_button("resume", "continue"), menu_button("restart")]],
+            )
+        ]
+    draft, step = engine.start("application")
+    ctx.state["draft"] = draft.dump()
+    return step.replies
+
+
+def resume(ctx: Context) -> list[Reply]:
+    saved = ctx.state.get("draft")
+    if not saved:
+        return apply(ctx)
+    return ctx.services.engine.resume(Draft.load(saved)).replies
+
+
+def application_data(answers: dict[str, Value]) -> ApplicationData:
+    def text(name: str) -> str | None:
+        value = answers.get(name)
+        return value if isinstance(value, str) else None
+
+    items = answers.get("requested_items") or []
+    return ApplicationData(
+        project_kind=text("project_kind") or "general",
+        company=text("company") or "",
+        credit_code=text("credit_code"),
+        project_name=text("project_name") or "",
+        project_code=text("project_code"),
+        contact_name=text("contact_name") or "",
+        contact_phone=text("contact_phone") or "",
+        project_summary=text("project_summary") or "",
+        item_codes=tuple(code for code in items if code != OTHER_ITEM),
+        other_items=text("other_items"),
+    )
+
+
+async def submit(ctx: Context, token: str, answers: dict[str, Value]) -> list[Reply]:
+    """Create the case once per draft token, notify the window, send the printable form."""
+    user, services = ctx.event.user, ctx.services
+    data = application_data(answers)
+    try:
+        async with services.db.transaction() as session:
+            existing = await cases.by_submission_key(session, token)
+            if existing is not None:
+                return await already_submitted(ctx, existing)
+            applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
+            case = await cases.create(session, applicant.id, data, token)
+            await _notify_window_of_new_case(session, case)
+            documents = printable_documents(ctx, case)
+            for document in documents:
+                await files.attach(
+                    session,
+                    services.files_dir,
+                    case.id,
+                    document.name,
+                    document.content,
+                    document.mime,
+                    kind="form",
+                    uploaded_by="system",
+                )
+            number, kind = case.number, case.project_kind
+    except IntegrityError:
+        # A concurrent handler of the same update won the race: report its case.
+        async with services.db.sessions() as session:
+            existing = await cases.by_submission_key(session, token)
+        if existing is None:
+            raise
+        return await already_submitted(ctx, existing)
+    log.info("case submitted number=%s kind=%s", number, kind)
+    replies = [Reply(render("application/submitted.j2", case=case), menu_buttons())]
+    replies += [Reply.doc(doc, render("cases/form_caption.j2", number=number)) for doc in documents]
+    return replies
+
+
+async def already_submitted(ctx: Context, case: Case) -> list[Reply]:
+    async with ctx.services.db.sessions() as session:
+        applicant = await applicants.find(session, ctx.event.user.channel, ctx.event.user.chat_id)
+    if applicant is None or applicant.id != case.applicant_id:
+        return [with_menu("dialog/expired.j2")]
+    return [with_menu("application/already_submitted.j2", number=case.number)]
+
+
+async def _notify_window_of_new_case(session: AsyncSession, case: Case) -> None:
+    items = [item.name for item in case.items]
+    text = render(
+        "application/window_new_case.j2",
+        case=case,
+        kind_label=label("options", case.project_kind),
+        phone=format_phone(case.contact_phone),
+        items=items,
+    )
+    for staff in await roster.window_recipients(session):
+        assert staff.channel and staff.chat_id
+        outbox.enqueue(
+            session,
+            Recipient(staff.channel, staff.chat_id),
+            text,
+            key=f"case:{case.number}:submitted:staff:{staff.id}",
+        )
+
+
+def printable_documents(ctx: Context, case: Case) -> list[Document]:
+    """The 申请表 as .docx, and as PDF where a CJK font is available."""
+    form = ApplicationPrint(
+        number=case.number,
+        company=case.company,
+        credit_code=case.credit_code,
+        project_name=case.project_name,
+        project_code=case.project_code,
+        contact_name=case.contact_name,
+        contact_phone=format_phone(case.contact_phone),
+        project_summary=case.project_summary,
+        requested_items=tuple(item.name for item in case.items),
+        submitted_on=case.created_at.astimezone(cases.CHINA).date(),
+    )
+    documents = [Document(file_name(form, "docx"), render_docx(form), DOCX)]
+    font = ctx.services.form_font
+    if font is not None:
+        documents.append(
+            Document(file_name(form, "pdf"), render_pdf(form, font), "application/pdf")
+        )
+    return documents
+
+
+# -- following cases ----------------------------------------------------------------------
+
+
+def case_button(action: str, number: str, label_key: str) -> Button:
+    return Button(label("buttons", label_key), f"{CASE_PREFIX}:{action}:{number}")
+
+
+async def list_cases(ctx: Context) -> list[Reply]:
+    user = ctx.event.user
+    async with ctx.services.db.sessions() as session:
+        applicant = await applicants.find(session, user.channel, user.chat_id)
+        found = await cases.list_for_applicant(session, applicant.id) if applicant else []
+    rows = [
+        [
+            Button(
+                f"{label('buttons', 'open_case')} {case.number}",
+                f"{CASE_PREFIX}:open:{case.number}",
+            )
+        ]
+        for case in found[:20]
+    ]
+    rows.append([menu_button("apply"), menu_button("menu")])
+    return [Reply(render("cases/list.j2", cases=found[:20]), rows)]
+
+
+async def _own_case(ctx: Context, number: str) -> Case | None:
+    user = ctx.event.user
+    async with ctx.services.db.sessions() as session:
+        applicant = await applicants.find(session, user.channel, user.chat_id)
+        if applicant is None:
+            return None
+        return await cases.for_applicant(session, applicant.id, number)
+
+
+def _not_found() -> list[Reply]:
+    return [with_menu("cases/not_found.j2")]
+
+
+async def show_case(ctx: Context, number: str) -> list[Reply]:
+    case = await _own_case(ctx, number)
+    if case is None:
+        return _not_found()
+    text = render("cases/timeline.j2", case=case, events=cases.visible_events(case))
+    actions = [case_button("form", case.number, "form")]
+    if case.status in WITHDRAWABLE:
+        actions.append(case_button("withdraw", case.number, "withdraw"))
+    return [Reply(text, [actions, [menu_button("cases"), menu_button("menu")]])]
+
+
+async def send_form(ctx: Context, number: str) -> list[Reply]:
+    case = await _own_case(ctx, number)
+    if case is None:
+        return _not_found()
+    caption = render("cases/form_caption.j2", number=case.number)
+    return [Reply.doc(doc, caption) for doc in printable_documents(ctx, case)]
+
+
+async def ask_withdraw(ctx: Context, number: str) -> list[Reply]:
+    case = await _own_case(ctx, number)
+    if case is None:
+        return _not_found()
+    if case.status not in WITHDRAWABLE:
+        return [with_menu("cases/cannot_withdraw.j2", case=case)]
+    buttons = [
+        [
+            case_button("withdraw_yes", case.number, "withdraw_confirm"),
+            case_button("open", case.number, "withdraw_keep"),
+        ]
+    ]
+    return [Reply(render("cases/withdraw_confirm.j2", case=case), buttons)]
+
+
+async def withdraw(ctx: Context, number: str) -> list[Reply]:
+    user = ctx.event.user
+    async with ctx.services.db.transaction() as session:
+        applicant = await applicants.find(session, user.channel, user.chat_id)
+        case = await cases.for_applicant(session, applicant.id, number) if applicant else None
+        if case is None:
+            return _not_found()
+        if case.status not in WITHDRAWABLE:
+            return [with_menu("cases/cannot_withdraw.j2", case=case)]
+        cases.transition(case, CaseStatus.WITHDRAWN, ActorKind.APPLICANT, case.applicant_id)
+        text = render("staff/window_withdrawn.j2", case=case)
+        for staff in await roster.window_recipients(session):
+            assert staff.channel and staff.chat_id
+            outbox.enqueue(
+                session,
+                Recipient(staff.channel, staff.chat_id),
+                text,
+                key=f"case:{case.number}:withdrawn:staff:{staff.id}",
+            )
+    log.info("case withdrawn number=%s", case.number)
+    return [with_menu("cases/withdrawn.j2", case=case)]

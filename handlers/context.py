@@ -1,0 +1,37 @@
+"""The services handlers receive, wired once by bot/app.py, and the per-update context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dialogs.engine import DialogEngine
+from handlers.events import Incoming
+from storage.db import Database
+from storage.models import Staff
+from storage.state import StateStore
+
+if TYPE_CHECKING:
+    from handlers.consult import Consultation
+
+
+@dataclass
+class Services:
+    db: Database
+    state: StateStore
+    engine: DialogEngine
+    files_dir: Path
+    form_font: Path | None = None
+    consultation: Consultation | None = None
+
+
+@dataclass
+class Context:
+    """One update being handled: who, what they sent, and their conversation state."""
+
+    event: Incoming
+    services: Services
+    state: dict[str, Any]
+    staff: Staff | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,29 @@
+"""The main menu and the buttons shared by every screen of the applicant."""
+
+from __future__ import annotations
+
+from dialogs.texts import label, render
+from handlers.events import Button, Reply
+
+MENU_PREFIX = "m"
+
+
+def menu_button(action: str, label_key: str | None = None) -> Button:
+    return Button(label("buttons", label_key or action), f"{MENU_PREFIX}:{action}")
+
+
+def menu_buttons(subscribed: bool = False) -> list[list[Button]]:
+    return [
+        [menu_button("ask"), menu_button("apply")],
+        [menu_button("cases"), menu_button("contact")],
+        [menu_button("unsubscribe" if subscribed else "subscribe")],
+    ]
+
+
+def with_menu(template: str, subscribed: bool = False, **context: object) -> Reply:
+    """A message followed by the main menu."""
+    return Reply(render(template, **context), menu_buttons(subscribed))
+
+
+def expired() -> Reply:
+    return with_menu("dialog/expired.j2")

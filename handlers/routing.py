@@ -1,0 +1,208 @@
+"""From an incoming event to the handler that answers it; the one entry point of the core."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from dialogs.engine import Draft, Expired
+from dialogs.texts import render
+from handlers import applicant
+from handlers.context import Context, Services
+from handlers.events import Incoming, Kind, Reply
+from handlers.menu import MENU_PREFIX, expired, menu_buttons, with_menu
+from storage import cases, roster
+from storage.db import DatabaseUnavailable
+from storage.state import StateUnavailable
+
+log = logging.getLogger(__name__)
+MAX_TEXT = 4000  # longer than any answer we ask for; Telegram itself caps at 4096
+UNAVAILABLE = (
+    StateUnavailable,
+    DatabaseUnavailable,
+    OperationalError,
+    PoolTimeout,
+    ConnectionError,
+    TimeoutError,
+)
+
+Handler = Callable[[Context, str], Awaitable[list[Reply]]]
+
+
+class Router:
+    """Serialises each conversation, loads its state, dispatches, saves the state."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.commands: dict[str, Handler] = {
+            "start": self._start,
+            "apply": lambda ctx, _: _now(applicant.apply(ctx)),
+            "cases": lambda ctx, _: applicant.list_cases(ctx),
+            "status": self._status,
+            "cancel": self._cancel,
+            "help": lambda ctx, _: _now([Reply(render("common/help.j2"), menu_buttons())]),
+            "menu": lambda ctx, _: applicant.menu(ctx),
+            "contact": lambda ctx, _: applicant.contacts(ctx),
+            "ask": self._ask,
+            "subscribe": lambda ctx, _: applicant.set_subscription(ctx, True),
+            "unsubscribe": lambda ctx, _: applicant.set_subscription(ctx, False),
+        }
+        self.menu: dict[str, Handler] = {
+            "apply": self.commands["apply"],
+            "resume": lambda ctx, _: _now(applicant.resume(ctx)),
+            "restart": lambda ctx, _: _now(applicant.apply(ctx, restart=True)),
+            "cases": self.commands["cases"],
+            "contact": self.commands["contact"],
+            "ask": self._ask,
+            "menu": self.commands["menu"],
+            "subscribe": self.commands["subscribe"],
+            "unsubscribe": self.commands["unsubscribe"],
+        }
+        self.case_actions: dict[str, Handler] = {
+            "open": applicant.show_case,
+            "form": applicant.send_form,
+            "withdraw": applicant.ask_withdraw,
+            "withdraw_yes": applicant.withdraw,
+        }
+
+    async def handle(self, event: Incoming) -> list[Reply]:
+        key = event.user.key
+        try:
+            async with self.services.state.lock(key):
+                state = await self.services.state.load(key)
+                async with self.services.db.sessions() as session:
+                    staff = await roster.staff_by_chat(
+                        session, event.user.channel, event.user.chat_id
+                    )
+                ctx = Context(event=event, services=self.services, state=state, staff=staff)
+                replies = await self._dispatch(ctx)
+                await self.services.state.save(key, ctx.state)
+                return replies
+        except UNAVAILABLE as exc:
+            log.warning("service unavailable user=%s error=%s", key, type(exc).__name__)
+        except DBAPIError as exc:
+            log.error("database error user=%s error=%s", key, type(exc).__name__)
+        except Exception:
+            log.exception("unexpected error user=%s kind=%s", key, event.kind)
+        return [Reply(render("common/busy.j2"))]
+
+    async def _dispatch(self, ctx: Context) -> list[Reply]:
+        event = ctx.event
+        if event.kind == Kind.UNSUPPORTED:
+            return [with_menu("common/unsupported.j2")]
+        if event.kind == Kind.BUTTON:
+            return await self._button(ctx, event.data)
+        if event.kind == Kind.FILE:
+            return [with_menu("common/file_not_expected.j2")]
+        text = event.text.strip()
+        if not text:
+            return [with_menu("common/empty.j2")]
+        if len(text) > MAX_TEXT and "draft" not in ctx.state:
+            return [with_menu("common/too_long.j2", length=len(text), limit=MAX_TEXT)]
+        if text.startswith("/"):
+            return await self._command(ctx, text)
+        if "draft" in ctx.state:
+            return self._dialog_text(ctx, text)
+        return await self._free_text(ctx, text)
+
+    async def _command(self, ctx: Context, text: str) -> list[Reply]:
+        name, _, argument = text[1:].partition(" ")
+        handler = self.commands.get(name.split("@")[0].lower())
+        if handler is None:
+            return [with_menu("common/unknown_command.j2")]
+        return await handler(ctx, argument.strip())
+
+    async def _button(self, ctx: Context, data: str) -> list[Reply]:
+        prefix, _, rest = data.partition(":")
+        if prefix == MENU_PREFIX and rest in self.menu:
+            return await self.menu[rest](ctx, "")
+        if prefix == applicant.CASE_PREFIX:
+            action, _, number = rest.partition(":")
+            handler = self.case_actions.get(action)
+            return await handler(ctx, number) if handler else [expired()]
+        if prefix == "f":
+            return await self._dialog_button(ctx, data)
+        return [expired()]
+
+    def _dialog_text(self, ctx: Context, text: str) -> list[Reply]:
+        draft = Draft.load(ctx.state["draft"])
+        step = self.services.engine.on_text(draft, text)
+        ctx.state["draft"] = draft.dump()
+        return step.replies
+
+    async def _dialog_button(self, ctx: Context, data: str) -> list[Reply]:
+        saved = ctx.state.get("draft")
+        if saved is None:
+            return await self._stale_dialog_button(ctx, data)
+        draft = Draft.load(saved)
+        try:
+            step = self.services.engine.on_button(draft, data)
+        except Expired:
+            return [expired()]
+        if step.submit is not None:
+            replies = await applicant.submit(ctx, draft.token, step.submit)
+            ctx.state.pop("draft", None)
+            return replies
+        if step.finished:
+            ctx.state.pop("draft", None)
+            replies = step.replies
+            if step.stopped:
+                replies = [*replies, *await applicant.contacts(ctx)]
+            return [*replies[:-1], _with_menu_buttons(replies[-1])]
+        ctx.state["draft"] = draft.dump()
+        return step.replies
+
+    async def _stale_dialog_button(self, ctx: Context, data: str) -> list[Reply]:
+        """A second press of 提交 finds the case the first one created."""
+        parts = data.split(":")
+        if len(parts) == 3 and parts[2] == "submit":
+            async with self.services.db.sessions() as session:
+                case = await cases.by_submission_key(session, parts[1])
+            if case is not None:
+                return await applicant.already_submitted(ctx, case)
+        return [expired()]
+
+    async def _start(self, ctx: Context, payload: str) -> list[Reply]:
+        if ctx.staff is not None:
+            return [Reply(render("staff/start.j2", staff=ctx.staff))]
+        if payload == "apply":
+            await applicant.start(ctx)
+            return applicant.apply(ctx)
+        if payload.startswith("case_"):
+            return await applicant.show_case(ctx, payload.removeprefix("case_"))
+        return await applicant.start(ctx)
+
+    async def _status(self, ctx: Context, number: str) -> list[Reply]:
+        if not number:
+            return [with_menu("cases/status_usage.j2")]
+        return await applicant.show_case(ctx, number)
+
+    async def _cancel(self, ctx: Context, _: str) -> list[Reply]:
+        had = ctx.state.pop("draft", None) or ctx.state.pop("mode", None)
+        return [with_menu("dialog/cancelled.j2" if had else "common/nothing_to_cancel.j2")]
+
+    async def _ask(self, ctx: Context, question: str) -> list[Reply]:
+        if question:
+            return await self._free_text(ctx, question)
+        ctx.state["mode"] = "ask"
+        return [Reply(render("common/ask_prompt.j2"))]
+
+    async def _free_text(self, ctx: Context, text: str) -> list[Reply]:
+        consultation = self.services.consultation
+        ctx.state.pop("mode", None)
+        if consultation is None:
+            return [with_menu("common/free_text.j2")]
+        return await consultation.ask(ctx, text)
+
+
+def _with_menu_buttons(reply: Reply) -> Reply:
+    if not reply.buttons:
+        reply.buttons = menu_buttons()
+    return reply
+
+
+async def _now(replies: list[Reply]) -> list[Reply]:
+    return replies

@@ -1,0 +1,175 @@
+"""Cases (帮代办 applications): numbering, creation, the life cycle, applicant views."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from storage.models import (
+    ActorKind,
+    Case,
+    CaseCounter,
+    CaseEvent,
+    CaseItem,
+    CaseStatus,
+    CatalogItem,
+    utcnow,
+)
+
+S = CaseStatus
+TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
+    S.SUBMITTED: frozenset({S.ACCEPTED, S.REJECTED, S.WITHDRAWN}),
+    S.ACCEPTED: frozenset({S.IN_PROGRESS, S.COMPLETED, S.WITHDRAWN}),
+    S.IN_PROGRESS: frozenset({S.NEEDS_SUPPLEMENT, S.COMPLETED, S.WITHDRAWN}),
+    S.NEEDS_SUPPLEMENT: frozenset({S.IN_PROGRESS, S.WITHDRAWN}),
+    S.COMPLETED: frozenset({S.DELIVERED}),
+    S.DELIVERED: frozenset({S.CLOSED}),
+    S.REJECTED: frozenset(),
+    S.CLOSED: frozenset(),
+    S.WITHDRAWN: frozenset(),
+}
+CHINA = dt.timezone(dt.timedelta(hours=8))
+
+
+class ForbiddenTransition(Exception):
+    def __init__(self, current: str, wanted: str) -> None:
+        super().__init__(f"{current} -> {wanted}")
+        self.current, self.wanted = current, wanted
+
+
+@dataclass(frozen=True)
+class ApplicationData:
+    """What the applicant filled in; validated by the dialog."""
+
+    project_kind: str
+    company: str
+    credit_code: str | None
+    project_name: str
+    project_code: str | None
+    contact_name: str
+    contact_phone: str
+    project_summary: str
+    item_codes: tuple[str, ...]
+    other_items: str | None
+
+
+async def next_number(session: AsyncSession, now: dt.datetime | None = None) -> str:
+    """BDB-<year>-<six digits>, sequential per year; the row lock serialises writers."""
+    year = (now or utcnow()).astimezone(CHINA).year
+    bump = (
+        update(CaseCounter)
+        .where(CaseCounter.year == year)
+        .values(last=CaseCounter.last + 1)
+        .returning(CaseCounter.last)
+    )
+    last = await session.scalar(bump)
+    if last is None:
+        try:
+            async with session.begin_nested():
+                session.add(CaseCounter(year=year, last=1))
+            last = 1
+        except IntegrityError:  # another transaction created the year's row first
+            last = await session.scalar(bump)
+    return f"BDB-{year}-{last:06d}"
+
+
+async def by_submission_key(session: AsyncSession, key: str) -> Case | None:
+    return await session.scalar(select(Case).where(Case.submission_key == key))
+
+
+async def create(
+    session: AsyncSession, applicant_id: int, data: ApplicationData, submission_key: str
+) -> Case:
+    """Insert the case, its items and its `submitted` event in the caller's transaction."""
+    catalog = {
+        item.code: item
+        for item in await session.scalars(
+            select(CatalogItem).where(CatalogItem.code.in_(data.item_codes))
+        )
+    }
+    case = Case(
+        number=await next_number(session),
+        submission_key=submission_key,
+        applicant_id=applicant_id,
+        status=S.SUBMITTED,
+        project_kind=data.project_kind,
+        company=data.company,
+        credit_code=data.credit_code,
+        project_name=data.project_name,
+        project_code=data.project_code,
+        contact_name=data.contact_name,
+        contact_phone=data.contact_phone,
+        project_summary=data.project_summary,
+        other_items=data.other_items,
+    )
+    for code in data.item_codes:
+        item = catalog.get(code)
+        if item is not None:
+            case.items.append(
+                CaseItem(catalog_item_id=item.id, name=item.name, department_id=item.department_id)
+            )
+    if data.other_items:
+        case.items.append(CaseItem(name=data.other_items))
+    case.events.append(
+        CaseEvent(actor_kind=ActorKind.APPLICANT, actor_id=applicant_id, to_status=S.SUBMITTED)
+    )
+    session.add(case)
+    await session.flush()
+    return case
+
+
+async def for_applicant(session: AsyncSession, applicant_id: int, number: str) -> Case | None:
+    """The case with this number if it belongs to this applicant, else None."""
+    return await session.scalar(
+        select(Case)
+        .options(selectinload(Case.items), selectinload(Case.events))
+        .where(Case.number == number.strip().upper(), Case.applicant_id == applicant_id)
+    )
+
+
+async def list_for_applicant(session: AsyncSession, applicant_id: int) -> list[Case]:
+    query = (
+        select(Case)
+        .where(Case.applicant_id == applicant_id)
+        .order_by(Case.created_at.desc(), Case.id.desc())
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def count(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count(Case.id))) or 0)
+
+
+def transition(
+    case: Case,
+    to: CaseStatus,
+    actor_kind: ActorKind,
+    actor_id: int | None,
+    note: str | None = None,
+    visible: bool = True,
+) -> CaseEvent:
+    """Move the case along the life cycle, recording the event; refuse any other move."""
+    current = CaseStatus(case.status)
+    if to not in TRANSITIONS[current]:
+        raise ForbiddenTransition(current, to)
+    event = CaseEvent(
+        actor_kind=actor_kind,
+        actor_id=actor_id,
+        from_status=current,
+        to_status=to,
+        note=note,
+        visible_to_applicant=visible,
+    )
+    case.events.append(event)
+    case.status = to
+    case.updated_at = utcnow()
+    return event
+
+
+def visible_events(case: Case) -> list[CaseEvent]:
+    return [e for e in case.events if e.visible_to_applicant]

@@ -1,0 +1,54 @@
+"""Files kept on disk by content hash, with a row per distinct content."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import CaseFile, StoredFile
+
+
+def path_for(root: Path, sha256: str) -> Path:
+    return root / sha256[:2] / sha256
+
+
+def write_blob(root: Path, content: bytes) -> str:
+    """Write content under its SHA-256 (atomically; a second write of it is a no-op)."""
+    sha256 = hashlib.sha256(content).hexdigest()
+    target = path_for(root, sha256)
+    if target.exists():
+        return sha256
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+    os.replace(tmp, target)
+    return sha256
+
+
+async def attach(
+    session: AsyncSession,
+    root: Path,
+    case_id: int,
+    name: str,
+    content: bytes,
+    mime: str,
+    kind: str,
+    uploaded_by: str,
+) -> CaseFile:
+    """Store the content and link it to the case in the caller's transaction."""
+    sha256 = write_blob(root, content)
+    if await session.get(StoredFile, sha256) is None:
+        session.add(StoredFile(sha256=sha256, size=len(content), mime=mime))
+        await session.flush()
+    link = CaseFile(case_id=case_id, sha256=sha256, name=name, kind=kind, uploaded_by=uploaded_by)
+    session.add(link)
+    return link
+
+
+def read(root: Path, sha256: str) -> bytes:
+    return path_for(root, sha256).read_bytes()

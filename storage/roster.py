@@ -1,0 +1,64 @@
+"""Departments (附件1 units), staff and the approval-item catalog."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from storage.models import CatalogItem, Department, Role, Staff
+
+LEAD_UNIT = "government_services"  # 政务服务中心 runs the window
+
+
+async def departments(session: AsyncSession) -> list[Department]:
+    query = select(Department).options(selectinload(Department.staff)).order_by(Department.sort)
+    return list((await session.scalars(query)).all())
+
+
+async def department_by_code(session: AsyncSession, code: str) -> Department | None:
+    return await session.scalar(select(Department).where(Department.code == code))
+
+
+async def catalog(session: AsyncSession) -> list[CatalogItem]:
+    query = select(CatalogItem).order_by(CatalogItem.sort, CatalogItem.id)
+    return list((await session.scalars(query)).all())
+
+
+async def staff_by_chat(session: AsyncSession, channel: str, chat_id: str) -> Staff | None:
+    return await session.scalar(
+        select(Staff)
+        .options(selectinload(Staff.department))
+        .where(Staff.channel == channel, Staff.chat_id == chat_id, Staff.active.is_(True))
+    )
+
+
+async def staff_by_name(session: AsyncSession, name: str) -> Staff | None:
+    return await session.scalar(select(Staff).where(Staff.name == name, Staff.active.is_(True)))
+
+
+async def bind_chat(session: AsyncSession, staff: Staff, channel: str, chat_id: str) -> None:
+    """Attach a chat to a staff member, detaching it from anyone else first."""
+    previous = await staff_by_chat(session, channel, chat_id)
+    if previous is not None and previous.id != staff.id:
+        previous.channel = previous.chat_id = None
+        await session.flush()
+    staff.channel, staff.chat_id = channel, chat_id
+
+
+async def window_recipients(session: AsyncSession) -> list[Staff]:
+    """Window staff of the lead unit who can be reached in chat; those on duty if any."""
+    query = (
+        select(Staff)
+        .join(Department)
+        .where(
+            Department.code == LEAD_UNIT,
+            Staff.role == Role.WINDOW,
+            Staff.active.is_(True),
+            Staff.chat_id.is_not(None),
+        )
+        .order_by(Staff.id)
+    )
+    reachable = list((await session.scalars(query)).all())
+    on_duty = [s for s in reachable if s.on_duty]
+    return on_duty or reachable

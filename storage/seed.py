@@ -1,0 +1,118 @@
+"""Load domain data (roster, item catalog, FAQ) from YAML into the database; idempotent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import CatalogItem, Department, FaqEntry, FaqSynonyms, Role, Staff, utcnow
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+class SeedError(Exception):
+    """The YAML does not describe valid domain data; the message says where."""
+
+
+@dataclass(frozen=True)
+class SeedReport:
+    departments: int
+    staff: int
+    items: int
+    faq: int
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise SeedError(f"{path}: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise SeedError(f"{path}: expected a mapping at the top")
+    return loaded
+
+
+async def seed_roster(session: AsyncSession, roster: dict[str, Any]) -> tuple[int, int]:
+    """Upsert departments by code and staff by (department, name); keeps chat bindings."""
+    staff_count = 0
+    for sort, unit in enumerate(roster.get("departments", [])):
+        department = await session.scalar(select(Department).where(Department.code == unit["code"]))
+        if department is None:
+            department = Department(code=unit["code"])
+            session.add(department)
+        department.name, department.leading, department.sort = (
+            unit["name"],
+            bool(unit.get("leading")),
+            sort,
+        )
+        await session.flush()
+        for person in unit.get("staff", []):
+            role = person.get("role")
+            if role not in set(Role):
+                raise SeedError(f"roster: {person.get('name')}: unknown role {role!r}")
+            staff = await session.scalar(
+                select(Staff).where(
+                    Staff.department_id == department.id, Staff.name == person["name"]
+                )
+            )
+            if staff is None:
+                staff = Staff(department_id=department.id, name=person["name"])
+                staff.on_duty = bool(person.get("on_duty", False))
+                session.add(staff)
+            staff.role, staff.phone, staff.email = role, person.get("phone"), person.get("email")
+            staff_count += 1
+    await session.flush()
+    return len(roster.get("departments", [])), staff_count
+
+
+async def seed_items(session: AsyncSession, catalog: dict[str, Any]) -> int:
+    units = {d.code: d.id for d in await session.scalars(select(Department))}
+    items = catalog.get("items", [])
+    for sort, entry in enumerate(items):
+        if entry["unit"] not in units:
+            raise SeedError(f"items: {entry['code']}: unknown unit {entry['unit']!r}")
+        item = await session.scalar(select(CatalogItem).where(CatalogItem.code == entry["code"]))
+        if item is None:
+            item = CatalogItem(code=entry["code"])
+            session.add(item)
+        item.name, item.department_id, item.sort = entry["name"], units[entry["unit"]], sort
+    await session.flush()
+    return len(items)
+
+
+async def seed_faq(session: AsyncSession, faq: dict[str, Any]) -> int:
+    """Replace synonyms; upsert entries by key (staff edits arrive as a new YAML import)."""
+    await session.execute(delete(FaqSynonyms))
+    for group in faq.get("synonyms", []):
+        session.add(FaqSynonyms(terms=list(group)))
+    entries = faq.get("entries", [])
+    for entry in entries:
+        row = await session.scalar(select(FaqEntry).where(FaqEntry.key == entry["key"]))
+        if row is None:
+            row = FaqEntry(key=entry["key"])
+            session.add(row)
+        row.question = entry["question"]
+        row.phrasings = list(entry.get("phrasings", []))
+        row.answer = entry["answer"]
+        row.department_code = entry.get("department")
+        row.tags = list(entry.get("tags", []))
+        row.updated_at = utcnow()
+    await session.flush()
+    return len(entries)
+
+
+async def seed_all(session: AsyncSession, data: Path = DATA) -> SeedReport:
+    departments, staff = await seed_roster(session, read_yaml(data / "roster.yaml"))
+    items = await seed_items(session, read_yaml(data / "items.yaml"))
+    faq_path = data / "faq.yaml"
+    faq = await seed_faq(session, read_yaml(faq_path)) if faq_path.exists() else 0
+    return SeedReport(departments, staff, items, faq)
+
+
+async def is_empty(session: AsyncSession) -> bool:
+    return await session.scalar(select(Department.id).limit(1)) is None

@@ -1,0 +1,79 @@
+"""A chat driven in-process through the same Incoming → Reply path every channel uses."""
+
+from __future__ import annotations
+
+from handlers.events import Button, ChatUser, Incoming, Kind, Reply, UploadedFile
+from handlers.routing import Router
+
+
+class Chat:
+    def __init__(self, router: Router, chat_id: str = "u1", channel: str = "test") -> None:
+        self.router = router
+        self.user = ChatUser(channel, chat_id)
+        self.replies: list[Reply] = []
+
+    @property
+    def text(self) -> str:
+        """All text of the last answer."""
+        return "\n".join(reply.text for reply in self.replies)
+
+    @property
+    def buttons(self) -> list[Button]:
+        return [button for reply in self.replies for button in reply.all_buttons()]
+
+    def button(self, label: str) -> Button:
+        matches = [b for b in self.buttons if label in b.label]
+        assert matches, f"no button {label!r} among {[b.label for b in self.buttons]}"
+        return matches[0]
+
+    async def say(self, text: str) -> list[Reply]:
+        self.replies = await self.router.handle(Incoming.say(self.user, text))
+        return self.replies
+
+    async def press(self, label: str) -> list[Reply]:
+        return await self.press_data(self.button(label).data)
+
+    async def press_data(self, data: str) -> list[Reply]:
+        self.replies = await self.router.handle(Incoming.press(self.user, data))
+        return self.replies
+
+    async def send_other(self) -> list[Reply]:
+        self.replies = await self.router.handle(Incoming(self.user, Kind.UNSUPPORTED))
+        return self.replies
+
+    async def upload(self, name: str, content: bytes, mime: str) -> list[Reply]:
+        file = UploadedFile(name=name, mime=mime, size=len(content), content=content)
+        self.replies = await self.router.handle(Incoming(self.user, Kind.FILE, file=file))
+        return self.replies
+
+
+GOOD_ANSWERS = {
+    "company": "湖南星城智造科技有限公司",
+    "credit_code": "91430100MA4L16JQ9D",
+    "project_name": "星城智造产业园一期",
+    "project_code": "2021-430100-47-03-012345",
+    "contact_name": "张伟",
+    "contact_phone": "13800138000",
+    "project_summary": "项目位于湘江新区，总投资约5亿元，建设智能装备厂房，已完成备案。",
+}
+
+
+async def fill_application(
+    chat: Chat, kind: str = "一般项目", items: tuple[str, ...] = ("施工许可",)
+) -> None:
+    """Walk the dialog from /apply to the review page with valid answers."""
+    await chat.say("/apply")
+    await chat.press(kind)
+    if kind.startswith("一般"):
+        await chat.press("是，已在新区立项")
+        await chat.press("不是房地产")
+    await chat.say(GOOD_ANSWERS["company"])
+    await chat.say(GOOD_ANSWERS["credit_code"])
+    await chat.say(GOOD_ANSWERS["project_name"])
+    await chat.say(GOOD_ANSWERS["project_code"])
+    await chat.say(GOOD_ANSWERS["contact_name"])
+    await chat.say(GOOD_ANSWERS["contact_phone"])
+    await chat.say(GOOD_ANSWERS["project_summary"])
+    for item in items:
+        await chat.press(item)
+    await chat.press("完成")
