@@ -9,6 +9,7 @@ from dialogs.application import APPLICATION, catalog_options
 from dialogs.engine import DialogEngine
 from dialogs.fields import Option
 from dialogs.printable import find_cjk_font
+from handlers.consult import Consultation
 from handlers.context import Services
 from handlers.routing import Router
 from storage import roster
@@ -62,5 +63,6 @@ async def build_app(
         engine=DialogEngine({APPLICATION.name: APPLICATION}, options),
         files_dir=settings.files_dir,
         form_font=find_cjk_font(settings.form_font_path),
+        consultation=await Consultation.load(db),
     )
     return App(settings=settings, services=services, router=Router(services))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -30,7 +30,7 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
-def _run(main: Callable[[Settings], Awaitable[T]]) -> T:
+def _run(main: Callable[[Settings], Coroutine[object, object, T]]) -> T:
     settings = _settings()
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -144,6 +144,31 @@ def seed(
             f"{report.faq} FAQ entries.",
             markup=False,
         )
+
+    _run(main)
+
+
+@app.command()
+def run() -> None:
+    """Serve Telegram: long polling, or a webhook when WEBHOOK_URL is set."""
+    from bot.channels.telegram import serve
+
+    async def main(settings: Settings) -> None:
+        if not settings.telegram_bot_token:
+            err.print("TELEGRAM_BOT_TOKEN: not set (get one from @BotFather)", markup=False)
+            raise typer.Exit(2)
+        await serve(settings)
+
+    _run(main)
+
+
+@app.command()
+def worker() -> None:
+    """Deliver the outbox (notifications) until stopped."""
+    from bot.outbox import work
+
+    async def main(settings: Settings) -> None:
+        await work(settings)
 
     _run(main)
 

@@ -27,12 +27,12 @@ def environment() -> Environment:
     return env
 
 
-def render(name: str, **context: Any) -> str:
+def render(template: str, /, **context: Any) -> str:
     """Render a template to Telegram-HTML text."""
-    return environment().get_template(name).render(**context).strip()
+    return environment().get_template(template).render(**context).strip()
 
 
-def render_string(source: str, **context: Any) -> str:
+def render_string(source: str, /, **context: Any) -> str:
     """Render a template held as data (an FAQ answer), escaped like the files."""
     return environment().from_string(source).render(**context).strip()
 

@@ -10,19 +10,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialogs.application import OTHER_ITEM
 from dialogs.engine import Draft
 from dialogs.fields import Value, format_phone
-from dialogs.printable import ApplicationPrint, file_name, render_docx, render_pdf
 from dialogs.texts import label, render
+from handlers import documents
 from handlers.context import Context
-from handlers.events import Button, Document, Reply
+from handlers.events import Button, Reply
 from handlers.menu import menu_button, menu_buttons, with_menu
-from storage import applicants, cases, files, outbox, roster
+from storage import applicants, cases, outbox, roster
 from storage.cases import ApplicationData
 from storage.models import ActorKind, Case, CaseStatus
 from storage.outbox import Recipient
 
 log = logging.getLogger(__name__)
 CASE_PREFIX = "c"
-DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 WITHDRAWABLE = {
     CaseStatus.SUBMITTED,
     CaseStatus.ACCEPTED,
@@ -125,18 +124,13 @@ async def submit(ctx: Context, token: str, answers: dict[str, Value]) -> list[Re
             applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
             case = await cases.create(session, applicant.id, data, token)
             await _notify_window_of_new_case(session, case)
-            documents = printable_documents(ctx, case)
-            for document in documents:
-                await files.attach(
-                    session,
-                    services.files_dir,
-                    case.id,
-                    document.name,
-                    document.content,
-                    document.mime,
-                    kind="form",
-                    uploaded_by="system",
-                )
+            outbox.enqueue(
+                session,
+                Recipient(user.channel, user.chat_id),
+                render("cases/form_caption.j2", number=case.number),
+                key=f"case:{case.number}:form:applicant",
+                document=documents.form_spec(case.number),
+            )
             number, kind = case.number, case.project_kind
     except IntegrityError:
         # A concurrent handler of the same update won the race: report its case.
@@ -146,9 +140,7 @@ async def submit(ctx: Context, token: str, answers: dict[str, Value]) -> list[Re
             raise
         return await already_submitted(ctx, existing)
     log.info("case submitted number=%s kind=%s", number, kind)
-    replies = [Reply(render("application/submitted.j2", case=case), menu_buttons())]
-    replies += [Reply.doc(doc, render("cases/form_caption.j2", number=number)) for doc in documents]
-    return replies
+    return [Reply(render("application/submitted.j2", case=case), menu_buttons())]
 
 
 async def already_submitted(ctx: Context, case: Case) -> list[Reply]:
@@ -176,29 +168,6 @@ async def _notify_window_of_new_case(session: AsyncSession, case: Case) -> None:
             text,
             key=f"case:{case.number}:submitted:staff:{staff.id}",
         )
-
-
-def printable_documents(ctx: Context, case: Case) -> list[Document]:
-    """The 申请表 as .docx, and as PDF where a CJK font is available."""
-    form = ApplicationPrint(
-        number=case.number,
-        company=case.company,
-        credit_code=case.credit_code,
-        project_name=case.project_name,
-        project_code=case.project_code,
-        contact_name=case.contact_name,
-        contact_phone=format_phone(case.contact_phone),
-        project_summary=case.project_summary,
-        requested_items=tuple(item.name for item in case.items),
-        submitted_on=case.created_at.astimezone(cases.CHINA).date(),
-    )
-    documents = [Document(file_name(form, "docx"), render_docx(form), DOCX)]
-    font = ctx.services.form_font
-    if font is not None:
-        documents.append(
-            Document(file_name(form, "pdf"), render_pdf(form, font), "application/pdf")
-        )
-    return documents
 
 
 # -- following cases ----------------------------------------------------------------------
@@ -255,7 +224,12 @@ async def send_form(ctx: Context, number: str) -> list[Reply]:
     if case is None:
         return _not_found()
     caption = render("cases/form_caption.j2", number=case.number)
-    return [Reply.doc(doc, caption) for doc in printable_documents(ctx, case)]
+    replies = []
+    for fmt in ("docx", "pdf"):
+        document = await documents.application_form(ctx.services, case, fmt)
+        if document is not None:
+            replies.append(Reply.doc(document, caption))
+    return replies
 
 
 async def ask_withdraw(ctx: Context, number: str) -> list[Reply]:

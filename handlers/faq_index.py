@@ -6,6 +6,7 @@ knowledge base (data/faq.yaml) wherever it likes and hands the entries to `FaqIn
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import unicodedata
@@ -48,6 +49,7 @@ def _tokenizer(terms_path: Path) -> jieba.Tokenizer:
     with _tokenizer_lock:
         tokenizer = _tokenizers.get(terms_path)
         if tokenizer is None:
+            jieba.setLogLevel(logging.WARNING)  # its own handler prints DEBUG lines otherwise
             tokenizer = jieba.Tokenizer()
             tokenizer.initialize()
             if terms_path.exists():

@@ -20,7 +20,7 @@ def menu_buttons(subscribed: bool = False) -> list[list[Button]]:
     ]
 
 
-def with_menu(template: str, subscribed: bool = False, **context: object) -> Reply:
+def with_menu(template: str, subscribed: bool = False, /, **context: object) -> Reply:
     """A message followed by the main menu."""
     return Reply(render(template, **context), menu_buttons(subscribed))
 

@@ -10,7 +10,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from dialogs.engine import Draft, Expired
 from dialogs.texts import render
-from handlers import applicant
+from handlers import applicant, staff
 from handlers.context import Context, Services
 from handlers.events import Incoming, Kind, Reply
 from handlers.menu import MENU_PREFIX, expired, menu_buttons, with_menu
@@ -49,6 +49,10 @@ class Router:
             "ask": self._ask,
             "subscribe": lambda ctx, _: applicant.set_subscription(ctx, True),
             "unsubscribe": lambda ctx, _: applicant.set_subscription(ctx, False),
+            "bind": staff.bind,
+            "duty": lambda ctx, _: staff.duty(ctx),
+            "open": lambda ctx, _: staff.open_list(ctx),
+            "reassign": staff.reassign,
         }
         self.menu: dict[str, Handler] = {
             "apply": self.commands["apply"],
@@ -106,6 +110,11 @@ class Router:
             return await self._command(ctx, text)
         if "draft" in ctx.state:
             return self._dialog_text(ctx, text)
+        mode, _, target = str(ctx.state.pop("mode", "")).partition(":")
+        if mode == "reply" and ctx.staff is not None and target.isdigit():
+            return await staff.send_reply(ctx, int(target), text)
+        if mode == "follow" and target.isdigit() and self.services.consultation is not None:
+            return await self.services.consultation.followup(ctx, int(target), text)
         return await self._free_text(ctx, text)
 
     async def _command(self, ctx: Context, text: str) -> list[Reply]:
@@ -125,6 +134,10 @@ class Router:
             return await handler(ctx, number) if handler else [expired()]
         if prefix == "f":
             return await self._dialog_button(ctx, data)
+        if prefix == "q" and self.services.consultation is not None:
+            return await self.services.consultation.button(ctx, rest)
+        if prefix == "s":
+            return await staff.button(ctx, rest)
         return [expired()]
 
     def _dialog_text(self, ctx: Context, text: str) -> list[Reply]:
@@ -192,7 +205,6 @@ class Router:
 
     async def _free_text(self, ctx: Context, text: str) -> list[Reply]:
         consultation = self.services.consultation
-        ctx.state.pop("mode", None)
         if consultation is None:
             return [with_menu("common/free_text.j2")]
         return await consultation.ask(ctx, text)

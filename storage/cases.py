@@ -107,12 +107,10 @@ async def create(
         project_summary=data.project_summary,
         other_items=data.other_items,
     )
-    for code in data.item_codes:
-        item = catalog.get(code)
-        if item is not None:
-            case.items.append(
-                CaseItem(catalog_item_id=item.id, name=item.name, department_id=item.department_id)
-            )
+    for item in sorted(catalog.values(), key=lambda i: (i.sort, i.id)):  # the catalog's order
+        case.items.append(
+            CaseItem(catalog_item_id=item.id, name=item.name, department_id=item.department_id)
+        )
     if data.other_items:
         case.items.append(CaseItem(name=data.other_items))
     case.events.append(
@@ -121,6 +119,14 @@ async def create(
     session.add(case)
     await session.flush()
     return case
+
+
+async def by_number(session: AsyncSession, number: str) -> Case | None:
+    return await session.scalar(
+        select(Case)
+        .options(selectinload(Case.items), selectinload(Case.events))
+        .where(Case.number == number)
+    )
 
 
 async def for_applicant(session: AsyncSession, applicant_id: int, number: str) -> Case | None:

@@ -7,6 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import CaseFile, StoredFile
@@ -45,6 +46,11 @@ async def attach(
     if await session.get(StoredFile, sha256) is None:
         session.add(StoredFile(sha256=sha256, size=len(content), mime=mime))
         await session.flush()
+    existing = await session.scalar(
+        select(CaseFile).where(CaseFile.case_id == case_id, CaseFile.sha256 == sha256)
+    )
+    if existing is not None:  # the same content again: one link is enough
+        return existing
     link = CaseFile(case_id=case_id, sha256=sha256, name=name, kind=kind, uploaded_by=uploaded_by)
     session.add(link)
     return link

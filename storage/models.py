@@ -136,7 +136,7 @@ class Staff(Base):
     channel: Mapped[str | None] = mapped_column(String(20))
     chat_id: Mapped[str | None] = mapped_column(String(64))
 
-    department: Mapped[Department] = relationship(back_populates="staff")
+    department: Mapped[Department] = relationship(back_populates="staff", lazy="joined")
 
 
 class StaffInvite(Base):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.app import App, build_app
 from bot.config import load_settings
@@ -19,9 +22,9 @@ from storage.seed import seed_all
 from storage.state import MemoryStateStore, RedisStateStore, StateStore
 from support import Chat
 
-POSTGRES_URL = os.environ.get(
-    "TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
+SERVER_URL = os.environ.get("TEST_DATABASE_SERVER", "postgresql+asyncpg://postgres@127.0.0.1:5432")
+# One database per test run, so parallel runs (or a benchmark) never share tables.
+POSTGRES_URL = f"{SERVER_URL}/bdb_test_{os.getpid()}"
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI") == "true"
 BACKENDS = ["embedded", "production"]
@@ -35,21 +38,44 @@ def _unavailable(what: str, exc: BaseException) -> None:
     pytest.skip(message)
 
 
-_migrated: set[str] = set()
-
-
-async def postgres_database() -> Database:
-    """The test database, migrated once per run with the real migrations, then emptied."""
-    db = Database(POSTGRES_URL, pool_size=5)
+async def _admin(sql: str) -> None:
+    engine = create_async_engine(f"{SERVER_URL}/postgres", isolation_level="AUTOCOMMIT")
     try:
-        await db.ping()
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+def _blocking(coro: Coroutine[object, object, None]) -> None:
+    """Run a coroutine to completion on its own loop, even when called from a running one."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro).result()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """Create this run's database and apply the real migrations to it; drop it at the end."""
+    name = POSTGRES_URL.rsplit("/", 1)[1]
+    try:
+        _blocking(_admin(f'DROP DATABASE IF EXISTS "{name}"'))
+        _blocking(_admin(f'CREATE DATABASE "{name}"'))
     except Exception as exc:
-        await db.dispose()
         _unavailable("PostgreSQL", exc)
-    if POSTGRES_URL not in _migrated:
-        await db.downgrade("base")
+
+    async def migrate() -> None:
+        db = Database(POSTGRES_URL)
         await db.upgrade()
-        _migrated.add(POSTGRES_URL)
+        await db.dispose()
+
+    _blocking(migrate())
+    yield POSTGRES_URL
+    _blocking(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def postgres_database(url: str) -> Database:
+    """The run's database, emptied."""
+    db = Database(url, pool_size=5)
     tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
     async with db.engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
@@ -80,27 +106,23 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def app(backend: str, tmp_path: Path) -> AsyncIterator[App]:
+async def app(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[App]:
     """The whole core wired as in production, on the requested backend, seeded."""
     prefix = f"bdbtest:{uuid.uuid4().hex[:8]}:"
     state: StateStore
     if backend == "production":
-        db = await postgres_database()
-        await db.dispose()
-        state = await redis_state(prefix)
-        settings = load_settings(
-            database_url=POSTGRES_URL, redis_url=REDIS_URL, files_dir=tmp_path / "files"
-        )
-    else:
-        state = MemoryStateStore()
-        settings = load_settings(
-            database_url=f"sqlite+aiosqlite:///{tmp_path / 'bdb.db'}", files_dir=tmp_path / "files"
-        )
-    if backend == "production":
-        db = Database(POSTGRES_URL)
+        url = request.getfixturevalue("postgres_url")
+        db = await postgres_database(url)
         async with db.transaction() as session:
             await seed_all(session)
         await db.dispose()
+        state = await redis_state(prefix)
+        settings = load_settings(database_url=url, redis_url=REDIS_URL, files_dir=tmp_path / "f")
+    else:
+        state = MemoryStateStore()
+        settings = load_settings(
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'bdb.db'}", files_dir=tmp_path / "f"
+        )
     built = await build_app(settings, state=state)
     yield built
     await built.close()

@@ -22,7 +22,8 @@ class Chat:
         return [button for reply in self.replies for button in reply.all_buttons()]
 
     def button(self, label: str) -> Button:
-        matches = [b for b in self.buttons if label in b.label]
+        exact = [b for b in self.buttons if b.label == label]
+        matches = exact or [b for b in self.buttons if label in b.label]
         assert matches, f"no button {label!r} among {[b.label for b in self.buttons]}"
         return matches[0]
 

@@ -12,6 +12,7 @@ from typing import TextIO
 
 from rich.console import Console
 
+from handlers import documents
 from handlers.events import Button, ChatUser, Incoming, Reply
 from handlers.routing import Router
 from storage import outbox
@@ -84,10 +85,16 @@ class ConsoleChat:
         return path
 
     async def deliver_notices(self) -> None:
+        """Show the outbox rows addressed to this console user, then mark them sent."""
         async with self.db.transaction() as session:
             pending = await outbox.pending_for(session, Recipient(CHANNEL, self.user.chat_id))
             for message in pending:
                 self.console.print("🔔 " + plain(message.text), markup=False, style="yellow")
+                if message.document:
+                    document = await documents.resolve(self.router.services, message.document)
+                    if document is not None:
+                        path = self.save(document.name, document.content)
+                        self.console.print(f"📎 {path}", markup=False)
                 self.console.print()
             await outbox.mark_sent(session, [m.id for m in pending])
 

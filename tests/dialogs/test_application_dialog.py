@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
+
+from docx import Document as Docx
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from bot.app import App
+from handlers import documents
 from storage.models import Case, CaseFile, OutboxMessage
 from support import GOOD_ANSWERS, Chat, fill_application
 
@@ -33,15 +37,20 @@ async def test_full_application_creates_one_case_with_items_event_and_form(
     assert case.credit_code == GOOD_ANSWERS["credit_code"]
     assert [item.name for item in case.items] == ["消防设计审查", "建筑工程施工许可证"]
     assert [e.to_status for e in case.events] == ["submitted"]
-    documents = [r.document for r in chat.replies if r.document is not None]
-    assert documents and documents[0].name.endswith(".docx")
+    async with app.services.db.sessions() as session:
+        notices = list(await session.scalars(select(OutboxMessage)))
+    # The printable form follows through the outbox, rendered when delivered.
+    (form_notice,) = notices  # no window staff has bound a chat in this roster yet
+    assert form_notice.chat_id == chat.user.chat_id
+    assert form_notice.document is not None
+    document = await documents.resolve(app.services, form_notice.document)
+    assert document is not None and document.name.endswith(".docx")
+    text = "\n".join(p.text for p in Docx(io.BytesIO(document.content)).paragraphs)
+    assert GOOD_ANSWERS["company"] in text and case.number in text
     async with app.services.db.sessions() as session:
         stored = list(await session.scalars(select(CaseFile).where(CaseFile.case_id == case.id)))
-        notices = list(await session.scalars(select(OutboxMessage)))
-    assert {f.kind for f in stored} == {"form"}
+    assert [f.kind for f in stored] == ["form"]
     assert (app.services.files_dir / stored[0].sha256[:2] / stored[0].sha256).exists()
-    # Window staff are notified only once their chat is bound; none is bound in this roster.
-    assert notices == []
 
 
 async def test_wrong_phone_is_refused_and_earlier_answers_kept(chat: Chat) -> None:
@@ -70,7 +79,7 @@ async def test_real_estate_project_is_not_submitted(app: App, chat: Chat) -> Non
     await chat.say("/apply")
     await chat.press("一般项目")
     await chat.press("是，已在新区立项")
-    await chat.press("是房地产")
+    await chat.press("是房地产开发项目")
     assert "不在一般项目" in chat.text
     assert "政务服务中心" in chat.text  # the window's contact is shown
     assert await cases_in(app) == []
@@ -171,12 +180,18 @@ async def test_stale_button_after_cancel_says_expired(chat: Chat) -> None:
 
 async def test_forged_button_is_expired(chat: Chat) -> None:
     await chat.say("/apply")
+    token = chat.button("一般项目").data.split(":")[1]
     await chat.press_data("f:zzzzzz:pick:project_kind:0")
     assert "该操作已过期" in chat.text
-    await chat.press_data(
-        "f:" + chat.button("一般项目").data.split(":")[1] + ":pick:project_kind:9"
-    )
+    await chat.press_data(f"f:{token}:pick:project_kind:9")
     assert "该操作已过期" in chat.text
+    await chat.press_data(f"f:{token}:pick:company:0")
+    assert "该操作已过期" in chat.text
+    await chat.press_data(f"f:{token}:submit")
+    assert "该操作已过期" in chat.text
+    await chat.say("/apply")
+    await chat.press("继续填写")
+    assert "第 1/" in chat.text
 
 
 async def test_markup_in_answers_is_shown_literally(chat: Chat) -> None:

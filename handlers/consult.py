@@ -1,0 +1,214 @@
+"""咨询: FAQ answers at once, or a named first responder who owns the question (首问责任制)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialogs.texts import label, render, render_string
+from handlers.context import Context
+from handlers.events import Button, Reply
+from handlers.faq_index import FaqDoc, FaqIndex, Verdict
+from handlers.menu import menu_button, with_menu
+from handlers.workdays import next_office_opening
+from storage import applicants, faq, outbox, questions, roster
+from storage.db import Database
+from storage.models import Applicant, Question, QuestionStatus, Staff, utcnow
+from storage.outbox import Recipient
+
+log = logging.getLogger(__name__)
+PREFIX = "q"  # enterprise-side buttons; staff-side ones start with "s"
+STAFF_PREFIX = "s"
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    question: str
+    answer: str
+    department: str | None
+
+
+class Consultation:
+    """The FAQ index over the database's entries, and the routing of what it can't answer."""
+
+    def __init__(self, index: FaqIndex, entries: dict[str, Entry]) -> None:
+        self.index = index
+        self.entries = entries
+
+    @classmethod
+    async def load(cls, db: Database) -> Consultation:
+        async with db.sessions() as session:
+            rows = await faq.entries(session)
+            groups = await faq.synonyms(session)
+        docs = [
+            FaqDoc(r.key, r.question, tuple(r.phrasings), r.department_code, tuple(r.tags))
+            for r in rows
+        ]
+        entries = {r.key: Entry(r.key, r.question, r.answer, r.department_code) for r in rows}
+        return cls(FaqIndex.build(docs, groups), entries)
+
+    # -- enterprise side -------------------------------------------------------------------
+
+    async def ask(self, ctx: Context, text: str) -> list[Reply]:
+        ctx.state["last_question"] = text
+        decision = self.index.decide(text) if self.entries else None
+        if decision is None or decision.verdict == Verdict.ROUTE:
+            hint = decision.hits[0].key if decision and decision.hits else None
+            return await self.route(ctx, text, hint)
+        if decision.verdict == Verdict.ANSWER:
+            return [self.answer(decision.hits[0].key)]
+        rows = [
+            [Button(self.entries[hit.key].question, f"{PREFIX}:faq:{hit.key}")]
+            for hit in decision.hits
+        ]
+        rows.append([Button(label("buttons", "none_of_these"), f"{PREFIX}:human")])
+        return [Reply(render("consult/choose.j2"), rows)]
+
+    def answer(self, key: str) -> Reply:
+        entry = self.entries[key]
+        text = render("consult/answer.j2", answer=render_string(entry.answer))
+        buttons = [[Button(label("buttons", "human"), f"{PREFIX}:human")], [menu_button("menu")]]
+        return Reply(f"<b>{_escape(entry.question)}</b>\n{text}", buttons)
+
+    async def button(self, ctx: Context, rest: str) -> list[Reply]:
+        action, _, argument = rest.partition(":")
+        if action == "faq" and argument in self.entries:
+            return [self.answer(argument)]
+        if action == "human":
+            text = ctx.state.get("last_question")
+            if not text:
+                return [with_menu("consult/nothing_to_route.j2")]
+            return await self.route(ctx, text, None)
+        if action == "follow" and argument.isdigit():
+            return await self.start_followup(ctx, int(argument))
+        return [with_menu("dialog/expired.j2")]
+
+    async def route(self, ctx: Context, text: str, hint_key: str | None) -> list[Reply]:
+        """Store the question and give it to the first responder on duty (or queue it)."""
+        user = ctx.event.user
+        unit_code = self.entries[hint_key].department if hint_key in self.entries else None
+        async with ctx.services.db.transaction() as session:
+            applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
+            department = await roster.department_by_code(session, unit_code) if unit_code else None
+            question = await questions.create(
+                session, applicant.id, text, department.id if department else None
+            )
+            owner = await questions.first_responder(session)
+            if owner is not None:
+                await assign(session, question, owner, department.name if department else None)
+        ctx.state.pop("last_question", None)
+        log.info("question routed id=%s owner=%s", question.id, owner.id if owner else None)
+        if owner is None:
+            when = next_office_opening(utcnow())
+            return [with_menu("consult/queued.j2", when=when)]
+        return [with_menu("consult/routed.j2", owner=owner)]
+
+    async def start_followup(self, ctx: Context, question_id: int) -> list[Reply]:
+        question = await self._own_question(ctx, question_id)
+        if question is None:
+            return [with_menu("dialog/expired.j2")]
+        ctx.state["mode"] = f"follow:{question_id}"
+        return [Reply(render("consult/followup_prompt.j2"))]
+
+    async def followup(self, ctx: Context, question_id: int, text: str) -> list[Reply]:
+        user = ctx.event.user
+        async with ctx.services.db.transaction() as session:
+            applicant = await applicants.find(session, user.channel, user.chat_id)
+            question = await questions.get(session, question_id)
+            if applicant is None or question is None or question.applicant_id != applicant.id:
+                return [with_menu("dialog/expired.j2")]
+            message = await questions.add_message(
+                session, question, "applicant", applicant.id, text
+            )
+            question.status = (
+                QuestionStatus.FORWARDED if question.assignee_id else QuestionStatus.OPEN
+            )
+            owner = await questions.staff(session, question.owner_id)
+            notice = render("staff/question_followup.j2", question=question, text=text)
+            for person in {question.owner_id, question.assignee_id} - {None}:
+                target = await questions.staff(session, person)
+                if target is not None:
+                    _notify_staff(session, target, notice, question, f"message:{message.id}")
+        if owner is None:
+            return [with_menu("consult/queued.j2", when=next_office_opening(utcnow()))]
+        return [with_menu("consult/followup_sent.j2", owner=owner)]
+
+    async def _own_question(self, ctx: Context, question_id: int) -> Question | None:
+        user = ctx.event.user
+        async with ctx.services.db.sessions() as session:
+            applicant = await applicants.find(session, user.channel, user.chat_id)
+            question = await questions.get(session, question_id)
+        if applicant is None or question is None or question.applicant_id != applicant.id:
+            return None
+        return question
+
+
+def _escape(text: str) -> str:
+    return render_string("{{ text }}", text=text)
+
+
+def staff_question_buttons(question: Question, owner_view: bool) -> list[list[Button]]:
+    tag = f"{STAFF_PREFIX}"
+    row = [Button(label("buttons", "reply"), f"{tag}:reply:{question.id}")]
+    if owner_view:
+        row.append(Button(label("buttons", "forward"), f"{tag}:fwd:{question.id}"))
+        row.append(Button(label("buttons", "resolved"), f"{tag}:done:{question.id}"))
+    return [row]
+
+
+def _notify_staff(
+    session: AsyncSession,
+    staff: Staff,
+    text: str,
+    question: Question,
+    event: str,
+    owner_view: bool | None = None,
+) -> None:
+    if not staff.channel or not staff.chat_id:
+        return
+    is_owner = question.owner_id == staff.id if owner_view is None else owner_view
+    outbox.enqueue(
+        session,
+        Recipient(staff.channel, staff.chat_id),
+        text,
+        key=f"question:{question.id}:{event}:staff:{staff.id}",
+        buttons=_as_rows(staff_question_buttons(question, is_owner)),
+    )
+
+
+def notify_applicant(
+    session: AsyncSession,
+    applicant: Applicant,
+    text: str,
+    key: str,
+    buttons: list[list[Button]] | None = None,
+) -> None:
+    outbox.enqueue(
+        session,
+        Recipient(applicant.channel, applicant.chat_id),
+        text,
+        key=key,
+        buttons=_as_rows(buttons or []),
+    )
+
+
+def _as_rows(buttons: list[list[Button]]) -> list[list[dict[str, str]]]:
+    return [[{"label": b.label, "data": b.data} for b in row] for row in buttons]
+
+
+async def assign(
+    session: AsyncSession, question: Question, owner: Staff, unit_name: str | None
+) -> None:
+    """Make `owner` the first responder and tell them, in the caller's transaction."""
+    question.owner_id = owner.id
+    text = render("staff/question_new.j2", question=question, unit=unit_name)
+    _notify_staff(session, owner, text, question, f"assigned:{owner.id}", owner_view=True)
+
+
+def age_label(question: Question, now: dt.datetime) -> str:
+    hours = int((now - question.created_at).total_seconds() // 3600)
+    return f"{hours // 24}d{hours % 24}h" if hours >= 24 else f"{hours}h"

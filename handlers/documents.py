@@ -1,0 +1,68 @@
+"""Documents sent to people: rendered when delivered, off the conversation's hot path."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from dialogs.printable import ApplicationPrint, file_name, render_docx, render_pdf
+from handlers.context import Services
+from handlers.events import Document
+from storage import cases, files
+from storage.models import Case
+
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+PDF = "application/pdf"
+FORM = "application_form"
+
+
+def form_spec(number: str, fmt: str = "docx") -> dict[str, Any]:
+    """What an outbox row carries to say 'attach this case's 申请表'."""
+    return {"render": FORM, "case": number, "format": fmt}
+
+
+def print_data(case: Case) -> ApplicationPrint:
+    from dialogs.fields import format_phone
+
+    return ApplicationPrint(
+        number=case.number,
+        company=case.company,
+        credit_code=case.credit_code,
+        project_name=case.project_name,
+        project_code=case.project_code,
+        contact_name=case.contact_name,
+        contact_phone=format_phone(case.contact_phone),
+        project_summary=case.project_summary,
+        requested_items=tuple(item.name for item in case.items),
+        submitted_on=case.created_at.astimezone(cases.CHINA).date(),
+    )
+
+
+async def application_form(services: Services, case: Case, fmt: str) -> Document | None:
+    """Render the case's 申请表 in a thread and keep a copy with the case."""
+    form = print_data(case)
+    if fmt == "pdf":
+        if services.form_font is None:
+            return None
+        content = await asyncio.to_thread(render_pdf, form, services.form_font)
+        mime = PDF
+    else:
+        content = await asyncio.to_thread(render_docx, form)
+        mime, fmt = DOCX, "docx"
+    name = file_name(form, fmt)
+    async with services.db.transaction() as session:
+        await files.attach(
+            session, services.files_dir, case.id, name, content, mime, "form", "system"
+        )
+    return Document(name, content, mime)
+
+
+async def resolve(services: Services, spec: dict[str, Any]) -> Document | None:
+    """The document an outbox row refers to, or None if it can no longer be made."""
+    if spec.get("render") != FORM:
+        return None
+    async with services.db.sessions() as session:
+        case = await cases.by_number(session, str(spec.get("case", "")))
+    if case is None:
+        return None
+    return await application_form(services, case, str(spec.get("format", "docx")))

@@ -1,0 +1,226 @@
+"""What staff do in the chat: bind their account, answer, forward (转办) and close questions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from dialogs.texts import label, render
+from handlers.consult import (
+    PREFIX,
+    _notify_staff,
+    age_label,
+    assign,
+    notify_applicant,
+)
+from handlers.context import Context
+from handlers.events import Button, Reply
+from storage import questions, roster
+from storage.models import Applicant, QuestionStatus, Role, Staff, utcnow
+
+log = logging.getLogger(__name__)
+INVITE_VALIDITY = dt.timedelta(hours=72)
+
+
+def _reply(template: str, /, **context: object) -> list[Reply]:
+    return [Reply(render(template, **context))]
+
+
+async def bind(ctx: Context, code: str) -> list[Reply]:
+    """`/bind CODE`: attach this chat to the staff member the one-time code was made for."""
+    user = ctx.event.user
+    async with ctx.services.db.transaction() as session:
+        staff = await questions.redeem_invite(session, code) if code else None
+        if staff is None:
+            return _reply("staff/bind_failed.j2")
+        await roster.bind_chat(session, staff, user.channel, user.chat_id)
+    log.info("staff bound staff=%s", staff.id)
+    return _reply("staff/bound.j2", staff=staff)
+
+
+async def button(ctx: Context, rest: str) -> list[Reply]:
+    """Staff buttons `s:<action>:<id>[:<arg>]`; the server re-checks who may do what."""
+    staff = ctx.staff
+    if staff is None:
+        return _reply("staff/not_allowed.j2")
+    action, _, argument = rest.partition(":")
+    question_id, _, extra = argument.partition(":")
+    if action == "duty":
+        return await toggle_duty(ctx, int(question_id) if question_id.isdigit() else -1)
+    if not question_id.isdigit():
+        return _reply("staff/question_not_found.j2")
+    qid = int(question_id)
+    if action == "reply":
+        return await start_reply(ctx, staff, qid)
+    if action == "fwd":
+        return await choose_forward(ctx, staff, qid)
+    if action == "fwdto":
+        return await forward(ctx, staff, qid, extra)
+    if action == "done":
+        return await close(ctx, staff, qid)
+    return _reply("dialog/expired.j2")
+
+
+async def start_reply(ctx: Context, staff: Staff, question_id: int) -> list[Reply]:
+    async with ctx.services.db.sessions() as session:
+        question = await questions.get(session, question_id)
+    if question is None or staff.id not in (question.owner_id, question.assignee_id):
+        return _reply("staff/question_not_found.j2")
+    ctx.state["mode"] = f"reply:{question_id}"
+    return _reply("staff/reply_prompt.j2", question=question)
+
+
+async def send_reply(ctx: Context, question_id: int, text: str) -> list[Reply]:
+    """The staff member's answer reaches the enterprise naming the owner; the owner is told."""
+    staff = ctx.staff
+    assert staff is not None
+    async with ctx.services.db.transaction() as session:
+        question = await questions.get(session, question_id)
+        if question is None or staff.id not in (question.owner_id, question.assignee_id):
+            return _reply("staff/question_not_found.j2")
+        message = await questions.add_message(session, question, "staff", staff.id, text)
+        question.status = QuestionStatus.ANSWERED
+        question.answered_at = utcnow()
+        owner = await questions.staff(session, question.owner_id)
+        applicant = await session.get(Applicant, question.applicant_id)
+        assert owner is not None and applicant is not None
+        follow = [[Button(label("buttons", "follow_up"), f"{PREFIX}:follow:{question.id}")]]
+        notify_applicant(
+            session,
+            applicant,
+            render("consult/reply.j2", question=question, owner=owner, text=text),
+            key=f"question:{question.id}:message:{message.id}:applicant",
+            buttons=follow,
+        )
+        if owner.id != staff.id:
+            author = await questions.staff(session, staff.id)
+            notice = render(
+                "staff/question_answered.j2", question=question, author=author, text=text
+            )
+            _notify_staff(session, owner, notice, question, f"message:{message.id}:owner")
+    log.info("question answered id=%s by=%s", question_id, staff.id)
+    return _reply("staff/reply_sent.j2")
+
+
+async def choose_forward(ctx: Context, staff: Staff, question_id: int) -> list[Reply]:
+    async with ctx.services.db.sessions() as session:
+        question = await questions.get(session, question_id)
+        departments = await roster.departments(session)
+    if question is None or question.owner_id != staff.id:
+        return _reply("staff/question_not_found.j2")
+    rows = [
+        [Button(d.name, f"s:fwdto:{question_id}:{d.code}")]
+        for d in departments
+        if d.id != staff.department_id
+    ]
+    return [Reply(render("staff/forward_choose.j2"), rows)]
+
+
+async def forward(ctx: Context, staff: Staff, question_id: int, unit: str) -> list[Reply]:
+    """转办: the unit's specialist answers; the owner stays the owner."""
+    async with ctx.services.db.transaction() as session:
+        question = await questions.get(session, question_id)
+        if question is None or question.owner_id != staff.id:
+            return _reply("staff/question_not_found.j2")
+        candidates = await questions.specialists(session, unit)
+        if not candidates:
+            return _reply("dialog/expired.j2")
+        assignee = await questions.staff(session, candidates[0].id)
+        owner = await questions.staff(session, staff.id)
+        assert assignee is not None and owner is not None
+        question.assignee_id = assignee.id
+        question.department_id = assignee.department_id
+        question.status = QuestionStatus.FORWARDED
+        notice = render("staff/question_forwarded.j2", question=question, owner=owner)
+        _notify_staff(session, assignee, notice, question, f"forwarded:{assignee.id}")
+    log.info("question forwarded id=%s to=%s", question_id, assignee.id)
+    return _reply("staff/forward_done.j2", question=question, assignee=assignee)
+
+
+async def close(ctx: Context, staff: Staff, question_id: int) -> list[Reply]:
+    async with ctx.services.db.transaction() as session:
+        question = await questions.get(session, question_id)
+        if question is None or question.owner_id != staff.id:
+            return _reply("staff/question_not_found.j2")
+        if question.status != QuestionStatus.CLOSED:
+            question.status = QuestionStatus.CLOSED
+            applicant = await session.get(Applicant, question.applicant_id)
+            assert applicant is not None
+            notify_applicant(
+                session,
+                applicant,
+                render("consult/closed.j2", question=question),
+                key=f"question:{question.id}:closed:applicant",
+            )
+    return _reply("staff/question_closed.j2", question=question)
+
+
+# -- administrators -----------------------------------------------------------------------
+
+
+def _is_admin(ctx: Context) -> bool:
+    return ctx.staff is not None and ctx.staff.role == Role.ADMIN
+
+
+async def duty(ctx: Context) -> list[Reply]:
+    if not _is_admin(ctx):
+        return _reply("staff/not_allowed.j2")
+    async with ctx.services.db.sessions() as session:
+        people = await questions.window_staff(session)
+    rows = [[Button(p.name, f"s:duty:{p.id}")] for p in people]
+    return [Reply(render("staff/duty.j2", people=people), rows)]
+
+
+async def toggle_duty(ctx: Context, staff_id: int) -> list[Reply]:
+    """Switch a window staff member's duty; queued questions go to whoever comes on duty."""
+    if not _is_admin(ctx):
+        return _reply("staff/not_allowed.j2")
+    async with ctx.services.db.transaction() as session:
+        people = {p.id: p for p in await questions.window_staff(session)}
+        person = people.get(staff_id)
+        if person is None:
+            return _reply("dialog/expired.j2")
+        person.on_duty = not person.on_duty
+        await session.flush()
+        for question in await questions.unassigned(session):
+            owner = await questions.first_responder(session)
+            if owner is None:
+                break
+            await assign(session, question, owner, None)
+            await session.flush()
+    return await duty(ctx)
+
+
+async def open_list(ctx: Context) -> list[Reply]:
+    if not _is_admin(ctx):
+        return _reply("staff/not_allowed.j2")
+    now = utcnow()
+    async with ctx.services.db.sessions() as session:
+        rows = []
+        for question in await questions.open_questions(session):
+            owner = await questions.staff(session, question.owner_id)
+            rows.append(
+                {
+                    "question": question,
+                    "age": age_label(question, now),
+                    "owner": owner.name if owner else None,
+                }
+            )
+    return _reply("staff/open_questions.j2", rows=rows)
+
+
+async def reassign(ctx: Context, argument: str) -> list[Reply]:
+    if not _is_admin(ctx):
+        return _reply("staff/not_allowed.j2")
+    qid, _, name = argument.partition(" ")
+    if not qid.isdigit() or not name.strip():
+        return _reply("staff/reassign_usage.j2")
+    async with ctx.services.db.transaction() as session:
+        question = await questions.get(session, int(qid))
+        target = await roster.staff_by_name(session, name.strip())
+        if question is None or target is None:
+            return _reply("staff/reassign_usage.j2")
+        owner = await questions.staff(session, target.id)
+        assert owner is not None
+        await assign(session, question, owner, None)
+    return _reply("staff/reassigned.j2", question=question, owner=owner)

@@ -1,0 +1,148 @@
+"""Questions (咨询) under the first-responder rule: one owner until the enterprise has an answer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from storage.models import (
+    Department,
+    Question,
+    QuestionMessage,
+    QuestionStatus,
+    Role,
+    Staff,
+    StaffInvite,
+    utcnow,
+)
+from storage.roster import LEAD_UNIT
+
+OPEN_STATES = (QuestionStatus.OPEN, QuestionStatus.FORWARDED)
+
+
+async def create(
+    session: AsyncSession, applicant_id: int, text: str, department_id: int | None
+) -> Question:
+    question = Question(applicant_id=applicant_id, text=text, department_id=department_id)
+    session.add(question)
+    await session.flush()
+    session.add(QuestionMessage(question_id=question.id, author_kind="applicant", text=text))
+    return question
+
+
+async def first_responder(session: AsyncSession) -> Staff | None:
+    """The on-duty window staff member of the lead unit whose last assignment is oldest."""
+    last_assigned = (
+        select(func.max(Question.created_at))
+        .where(Question.owner_id == Staff.id)
+        .correlate(Staff)
+        .scalar_subquery()
+    )
+    query = (
+        select(Staff)
+        .join(Department)
+        .where(
+            Department.code == LEAD_UNIT,
+            Staff.role == Role.WINDOW,
+            Staff.on_duty.is_(True),
+            Staff.active.is_(True),
+            Staff.chat_id.is_not(None),
+        )
+        .order_by(last_assigned.asc().nulls_first(), Staff.id)
+        .limit(1)
+    )
+    return await session.scalar(query)
+
+
+async def get(session: AsyncSession, question_id: int) -> Question | None:
+    return await session.get(Question, question_id)
+
+
+async def unassigned(session: AsyncSession) -> list[Question]:
+    query = (
+        select(Question)
+        .where(Question.owner_id.is_(None), Question.status.in_(OPEN_STATES))
+        .order_by(Question.id)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def open_questions(session: AsyncSession) -> list[Question]:
+    query = select(Question).where(Question.status.in_(OPEN_STATES)).order_by(Question.id)
+    return list((await session.scalars(query)).all())
+
+
+async def add_message(
+    session: AsyncSession, question: Question, author_kind: str, author_id: int | None, text: str
+) -> QuestionMessage:
+    message = QuestionMessage(
+        question_id=question.id, author_kind=author_kind, author_id=author_id, text=text
+    )
+    session.add(message)
+    question.updated_at = utcnow()
+    await session.flush()
+    return message
+
+
+async def staff(session: AsyncSession, staff_id: int | None) -> Staff | None:
+    if staff_id is None:
+        return None
+    return await session.scalar(
+        select(Staff).options(selectinload(Staff.department)).where(Staff.id == staff_id)
+    )
+
+
+async def specialists(session: AsyncSession, department_code: str) -> list[Staff]:
+    """Who takes a forwarded question in a unit: its specialists, else its chief."""
+    query = (
+        select(Staff)
+        .join(Department)
+        .where(Department.code == department_code, Staff.active.is_(True))
+        .order_by(Staff.id)
+    )
+    people = list((await session.scalars(query)).all())
+    return [s for s in people if s.role == Role.SPECIALIST] or [
+        s for s in people if s.role == Role.CHIEF
+    ]
+
+
+async def chief_of(session: AsyncSession, department_id: int | None) -> Staff | None:
+    if department_id is None:
+        return None
+    return await session.scalar(
+        select(Staff).where(
+            Staff.department_id == department_id, Staff.role == Role.CHIEF, Staff.active.is_(True)
+        )
+    )
+
+
+async def create_invite(session: AsyncSession, staff_id: int, valid_for: dt.timedelta) -> str:
+    code = secrets.token_hex(4).upper()
+    session.add(StaffInvite(code=code, staff_id=staff_id, expires_at=utcnow() + valid_for))
+    return code
+
+
+async def redeem_invite(
+    session: AsyncSession, code: str, now: dt.datetime | None = None
+) -> Staff | None:
+    """The staff member the code is for, once, before it expires; None otherwise."""
+    invite = await session.get(StaffInvite, code.strip().upper(), with_for_update=True)
+    moment = now or utcnow()
+    if invite is None or invite.used_at is not None or invite.expires_at <= moment:
+        return None
+    invite.used_at = moment
+    return await staff(session, invite.staff_id)
+
+
+async def window_staff(session: AsyncSession) -> list[Staff]:
+    query = (
+        select(Staff)
+        .join(Department)
+        .where(Department.code == LEAD_UNIT, Staff.role == Role.WINDOW, Staff.active.is_(True))
+        .order_by(Staff.id)
+    )
+    return list((await session.scalars(query)).all())

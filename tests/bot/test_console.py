@@ -1,0 +1,141 @@
+"""The console channel, driven as a user would: `bangdaiban console` with piped stdin."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from docx import Document as Docx
+
+from conftest import REDIS_URL, _drop_prefix
+from support import GOOD_ANSWERS
+
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+
+def console(tmp_path: Path, lines: list[str], *args: str, **env: str) -> str:
+    """Run the real CLI in tmp_path with one line per message; return what it printed."""
+    environment = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bdb.db'}",
+        "FILES_DIR": str(tmp_path / "files"),
+        "COLUMNS": "200",
+        **env,
+    }
+    if "REDIS_URL" not in env:
+        environment.pop("REDIS_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "console", *args],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environment,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_scripted_application_through_the_console(tmp_path: Path) -> None:
+    out = console(
+        tmp_path,
+        [
+            "/start",
+            "申请帮代办",
+            "一般项目（非房地产）",
+            "1",  # 是，已在新区立项或投资备案
+            "不是房地产开发项目",
+            GOOD_ANSWERS["company"],
+            "跳过",
+            GOOD_ANSWERS["project_name"],
+            "跳过",
+            GOOD_ANSWERS["contact_name"],
+            "12345",
+            GOOD_ANSWERS["contact_phone"],
+            GOOD_ANSWERS["project_summary"],
+            "8",  # ☐ 建筑工程施工许可证
+            "完成",
+            "修改·联系人",
+            "李雷",
+            "提交",
+            "/cases",
+        ],
+    )
+    assert "[1] 我要咨询" in out
+    assert "联系电话格式不正确" in out
+    assert "联系人：李雷" in out
+    assert "您的申请已提交" in out
+    assert "BDB-" in out and "已提交" in out
+    forms = list((tmp_path / "var" / "downloads").glob("*.docx"))
+    assert len(forms) == 1
+    text = "\n".join(p.text for p in Docx(str(forms[0])).paragraphs)
+    assert GOOD_ANSWERS["company"] in text
+
+
+def test_unsupported_and_unknown_input_keeps_the_dialog(tmp_path: Path) -> None:
+    out = console(tmp_path, ["/apply", "/nonsense", "", "重点产业项目", "x" * 10_000])
+    assert "暂不支持该指令" in out
+    assert "没有收到内容" in out
+    assert "最多 100 个字，您输入了 10000 个字" in out
+    assert out.count("第 2/") >= 2
+
+
+async def test_dialog_survives_a_restart_with_redis(tmp_path: Path) -> None:
+    user = f"restart-{uuid.uuid4().hex[:8]}"
+    env = {"REDIS_URL": REDIS_URL}
+    first = console(
+        tmp_path, ["/apply", "重点产业项目", GOOD_ANSWERS["company"]], "--user", user, **env
+    )
+    assert "第 3/" in first
+    second = console(tmp_path, ["/apply", "继续填写"], "--user", user, **env)
+    assert "您有一份尚未提交的申请" in second
+    assert "第 3/" in second and "统一社会信用代码" in second
+    await _drop_prefix(f"bdb:state:console:{user}")
+
+
+def test_staff_console_needs_a_known_name(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "console", "--as", "staff:无此人"],
+        input="",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bdb.db'}"},
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "No staff member" in result.stderr
+
+
+def test_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "console"],
+        input="",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "DATABASE_URL": "mysql://nope"},
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("Configuration error — DATABASE_URL")
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "db", "upgrade"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "DATABASE_URL": "postgresql+asyncpg://u@127.0.0.1:1/x"},
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "DATABASE_URL: cannot connect" in result.stderr
+    assert "Traceback" not in result.stderr
