@@ -30,7 +30,7 @@ services:
 	@scripts/ensure-services
 
 bench: $(STAMP) services
-	$(BIN)/python bench/dialogs.py
+	$(BIN)/python bench/application_bench.py
 	$(BIN)/python bench/faq_bench.py
 
 clean:

@@ -173,5 +173,84 @@ def worker() -> None:
     _run(main)
 
 
+faq_app = typer.Typer(help="The FAQ knowledge base.", no_args_is_help=True)
+staff_app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
+app.add_typer(faq_app, name="faq")
+app.add_typer(staff_app, name="staff")
+
+
+@faq_app.command("import")
+def faq_import(path: Path) -> None:
+    """Add or update FAQ entries from a YAML file (same format as data/faq.yaml)."""
+    from storage.seed import SeedError, read_yaml, seed_faq
+
+    async def main(settings: Settings) -> None:
+        db = Database(settings.database_url)
+        try:
+            await db.ping()
+            async with db.transaction() as session:
+                count = await seed_faq(session, read_yaml(path))
+        except (SeedError, KeyError) as exc:
+            err.print(f"FAQ import error — {exc}", markup=False)
+            raise typer.Exit(2) from None
+        finally:
+            await db.dispose()
+        err.print(f"Imported {count} FAQ entries; running bots pick them up on restart.")
+
+    _run(main)
+
+
+@faq_app.command("report")
+def faq_report(
+    labelled: Annotated[Path, typer.Argument(help="YAML list of {q, key}")] = Path(
+        "tests/data/faq_paraphrases.yaml"
+    ),
+) -> None:
+    """Top-1/top-3 accuracy of the FAQ on labelled questions, and every miss."""
+    import yaml
+
+    from handlers.consult import Consultation
+    from handlers.faq_index import confusion_report
+
+    async def main(settings: Settings) -> None:
+        db = Database(settings.database_url)
+        try:
+            consultation = await Consultation.load(db)
+        finally:
+            await db.dispose()
+        data = yaml.safe_load(labelled.read_text(encoding="utf-8"))
+        rows = data["labelled"] if isinstance(data, dict) else data
+        report = confusion_report(consultation.index, [(r["q"], r["key"]) for r in rows])
+        Console(highlight=False).print(report.format(), markup=False)
+
+    _run(main)
+
+
+@staff_app.command("invite")
+def staff_invite(
+    name: str,
+    hours: Annotated[int, typer.Option(help="how long the code stays valid")] = 72,
+) -> None:
+    """Print a one-time code the staff member sends as /bind CODE from their chat."""
+    import datetime as dt
+
+    from storage import questions, roster
+
+    async def main(settings: Settings) -> None:
+        db = Database(settings.database_url)
+        try:
+            async with db.transaction() as session:
+                staff = await roster.staff_by_name(session, name)
+                if staff is None:
+                    err.print(f"No staff member named {name!r} in the roster.", markup=False)
+                    raise typer.Exit(2)
+                code = await questions.create_invite(session, staff.id, dt.timedelta(hours=hours))
+        finally:
+            await db.dispose()
+        Console(highlight=False).print(f"/bind {code}  (valid {hours} h)", markup=False)
+
+    _run(main)
+
+
 def main() -> None:
     app()

@@ -21,6 +21,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        auto_reload=False,  # templates ship with the code; no stat() per render
     )
     env.globals["label"] = label
     env.filters["local_time"] = _local_time

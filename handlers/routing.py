@@ -30,6 +30,7 @@ UNAVAILABLE = (
 )
 
 Handler = Callable[[Context, str], Awaitable[list[Reply]]]
+STAFF_AWARE = {"start", "duty", "open", "reassign"}  # commands whose answer depends on the role
 
 
 class Router:
@@ -77,11 +78,7 @@ class Router:
         try:
             async with self.services.state.lock(key):
                 state = await self.services.state.load(key)
-                async with self.services.db.sessions() as session:
-                    staff = await roster.staff_by_chat(
-                        session, event.user.channel, event.user.chat_id
-                    )
-                ctx = Context(event=event, services=self.services, state=state, staff=staff)
+                ctx = Context(event=event, services=self.services, state=state)
                 replies = await self._dispatch(ctx)
                 await self.services.state.save(key, ctx.state)
                 return replies
@@ -111,18 +108,29 @@ class Router:
         if "draft" in ctx.state:
             return self._dialog_text(ctx, text)
         mode, _, target = str(ctx.state.pop("mode", "")).partition(":")
-        if mode == "reply" and ctx.staff is not None and target.isdigit():
-            return await staff.send_reply(ctx, int(target), text)
+        if mode == "reply" and target.isdigit():
+            await self._identify_staff(ctx)
+            if ctx.staff is not None:
+                return await staff.send_reply(ctx, int(target), text)
         if mode == "follow" and target.isdigit() and self.services.consultation is not None:
             return await self.services.consultation.followup(ctx, int(target), text)
         return await self._free_text(ctx, text)
 
     async def _command(self, ctx: Context, text: str) -> list[Reply]:
         name, _, argument = text[1:].partition(" ")
-        handler = self.commands.get(name.split("@")[0].lower())
+        name = name.split("@")[0].lower()
+        handler = self.commands.get(name)
         if handler is None:
             return [with_menu("common/unknown_command.j2")]
+        if name in STAFF_AWARE:
+            await self._identify_staff(ctx)
         return await handler(ctx, argument.strip())
+
+    async def _identify_staff(self, ctx: Context) -> None:
+        """Look up the staff member behind this chat; only where an action depends on it."""
+        user = ctx.event.user
+        async with self.services.db.sessions() as session:
+            ctx.staff = await roster.staff_by_chat(session, user.channel, user.chat_id)
 
     async def _button(self, ctx: Context, data: str) -> list[Reply]:
         prefix, _, rest = data.partition(":")
@@ -137,6 +145,7 @@ class Router:
         if prefix == "q" and self.services.consultation is not None:
             return await self.services.consultation.button(ctx, rest)
         if prefix == "s":
+            await self._identify_staff(ctx)
             return await staff.button(ctx, rest)
         return [expired()]
 
