@@ -12,6 +12,7 @@ from dialogs.engine import Draft
 from dialogs.fields import Value, format_phone
 from dialogs.texts import label, render
 from handlers import documents
+from handlers.casework import start_clock
 from handlers.context import Context
 from handlers.events import Button, Reply
 from handlers.menu import menu_button, menu_buttons, with_menu
@@ -123,6 +124,7 @@ async def submit(ctx: Context, token: str, answers: dict[str, Value]) -> list[Re
                 return await already_submitted(ctx, existing)
             applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
             case = await cases.create(session, applicant.id, data, token)
+            start_clock(case, case.created_at)
             await _notify_window_of_new_case(session, case)
             outbox.enqueue(
                 session,
@@ -167,6 +169,7 @@ async def _notify_window_of_new_case(session: AsyncSession, case: Case) -> None:
             Recipient(staff.channel, staff.chat_id),
             text,
             key=f"case:{case.number}:submitted:staff:{staff.id}",
+            buttons=[[{"label": label("buttons", "handle"), "data": f"w:view:{case.number}"}]],
         )
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from dialogs.engine import Draft, Expired
 from dialogs.texts import render
-from handlers import applicant, staff
+from handlers import applicant, casework, followup, staff, supplement
 from handlers.context import Context, Services
 from handlers.events import Incoming, Kind, Reply
 from handlers.menu import MENU_PREFIX, expired, menu_buttons, with_menu
@@ -30,7 +30,13 @@ UNAVAILABLE = (
 )
 
 Handler = Callable[[Context, str], Awaitable[list[Reply]]]
-STAFF_AWARE = {"start", "duty", "open", "reassign"}  # commands whose answer depends on the role
+STAFF_AWARE = {
+    "start",
+    "duty",
+    "open",
+    "reassign",
+    "inbox",
+}  # commands whose answer depends on the role
 
 
 class Router:
@@ -54,6 +60,7 @@ class Router:
             "duty": lambda ctx, _: staff.duty(ctx),
             "open": lambda ctx, _: staff.open_list(ctx),
             "reassign": staff.reassign,
+            "inbox": lambda ctx, _: casework.inbox(ctx),
         }
         self.menu: dict[str, Handler] = {
             "apply": self.commands["apply"],
@@ -97,6 +104,9 @@ class Router:
         if event.kind == Kind.BUTTON:
             return await self._button(ctx, event.data)
         if event.kind == Kind.FILE:
+            mode, _, number = str(ctx.state.get("mode", "")).partition(":")
+            if mode == "upload" and event.file is not None:
+                return await supplement.receive(ctx, number, event.file)
             return [with_menu("common/file_not_expected.j2")]
         text = event.text.strip()
         if not text:
@@ -112,6 +122,11 @@ class Router:
             await self._identify_staff(ctx)
             if ctx.staff is not None:
                 return await staff.send_reply(ctx, int(target), text)
+        if mode.startswith("case_"):
+            await self._identify_staff(ctx)
+            return await casework.on_text(ctx, mode, target, text)
+        if mode == "comment":
+            return await followup.comment(ctx, target, text)
         if mode == "follow" and target.isdigit() and self.services.consultation is not None:
             return await self.services.consultation.followup(ctx, int(target), text)
         return await self._free_text(ctx, text)
@@ -147,6 +162,13 @@ class Router:
         if prefix == "s":
             await self._identify_staff(ctx)
             return await staff.button(ctx, rest)
+        if prefix == casework.PREFIX:
+            await self._identify_staff(ctx)
+            return await casework.button(ctx, rest)
+        if prefix == supplement.PREFIX:
+            return await supplement.button(ctx, rest)
+        if prefix == followup.PREFIX:
+            return await followup.button(ctx, rest)
         return [expired()]
 
     def _dialog_text(self, ctx: Context, text: str) -> list[Reply]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -16,6 +16,7 @@ from storage.models import (
     CaseCounter,
     CaseEvent,
     CaseItem,
+    CaseRating,
     CaseStatus,
     CatalogItem,
     utcnow,
@@ -179,3 +180,40 @@ def transition(
 
 def visible_events(case: Case) -> list[CaseEvent]:
     return [e for e in case.events if e.visible_to_applicant]
+
+
+ACTIVE = (S.SUBMITTED, S.ACCEPTED, S.IN_PROGRESS, S.NEEDS_SUPPLEMENT, S.COMPLETED, S.DELIVERED)
+
+
+async def active(session: AsyncSession, limit: int = 30) -> list[Case]:
+    """Cases staff still have to move, oldest change first."""
+    query = (
+        select(Case).where(Case.status.in_(ACTIVE)).order_by(Case.updated_at, Case.id).limit(limit)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def clocked(session: AsyncSession) -> list[Case]:
+    """Cases whose working-day clock runs, or which wait for the applicant's 回访."""
+    query = (
+        select(Case)
+        .options(selectinload(Case.events))
+        .where(or_(Case.due_at.is_not(None), Case.status == S.DELIVERED))
+        .order_by(Case.id)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def rate(
+    session: AsyncSession, case: Case, score: int, comment: str | None
+) -> CaseRating | None:
+    """Store the 回访 rating once per case; None if the case was rated already."""
+    if await session.scalar(select(CaseRating).where(CaseRating.case_id == case.id)):
+        return None
+    rating = CaseRating(case_id=case.id, staff_id=case.handler_id, score=score, comment=comment)
+    session.add(rating)
+    return rating
+
+
+async def rating_of(session: AsyncSession, case_id: int) -> CaseRating | None:
+    return await session.scalar(select(CaseRating).where(CaseRating.case_id == case_id))

@@ -58,3 +58,8 @@ async def attach(
 
 def read(root: Path, sha256: str) -> bytes:
     return path_for(root, sha256).read_bytes()
+
+
+async def for_case(session: AsyncSession, case_id: int) -> list[CaseFile]:
+    query = select(CaseFile).where(CaseFile.case_id == case_id).order_by(CaseFile.id)
+    return list((await session.scalars(query)).all())

@@ -206,10 +206,15 @@ class Case(Base):
     handler_opinion: Mapped[str | None] = mapped_column(Text)
     leader_instruction: Mapped[str | None] = mapped_column(Text)
     handler_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    # Working-day clock of the current state; paused while waiting on the applicant.
+    due_at: Mapped[dt.datetime | None]
+    paused_seconds: Mapped[int | None]  # time left on the clock while needs_supplement
+    reminded_at: Mapped[dt.datetime | None]
+    follow_up_asked_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
-    applicant: Mapped[Applicant] = relationship()
+    applicant: Mapped[Applicant] = relationship(lazy="joined")
     items: Mapped[list[CaseItem]] = relationship(
         back_populates="case", order_by="CaseItem.id", cascade="all, delete-orphan"
     )
@@ -229,7 +234,7 @@ class CaseItem(Base):
     status: Mapped[str] = mapped_column(String(20), default="pending")
 
     case: Mapped[Case] = relationship(back_populates="items")
-    department: Mapped[Department | None] = relationship()
+    department: Mapped[Department | None] = relationship(lazy="joined")
 
 
 class CaseEvent(Base):
@@ -351,3 +356,78 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[dt.datetime | None]
+
+
+class CaseRating(Base):
+    """回访: the applicant's rating of a delivered case, per handling staff member."""
+
+    __tablename__ = "case_ratings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), unique=True)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    score: Mapped[int]
+    comment: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class KeyProject(Base):
+    """重点项目: one-to-one service for a key industrial project, from negotiation on."""
+
+    __tablename__ = "key_projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    company: Mapped[str] = mapped_column(String(100))
+    stage: Mapped[str] = mapped_column(String(20), default="negotiating")
+    service_plan: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    last_contact_at: Mapped[dt.datetime | None]
+    next_follow_up_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    members: Mapped[list[KeyProjectMember]] = relationship(
+        order_by="KeyProjectMember.id", cascade="all, delete-orphan"
+    )
+    milestones: Mapped[list[Milestone]] = relationship(
+        order_by="Milestone.id", cascade="all, delete-orphan"
+    )
+    problems: Mapped[list[Problem]] = relationship(
+        order_by="Problem.id", cascade="all, delete-orphan"
+    )
+
+
+class KeyProjectMember(Base):
+    __tablename__ = "key_project_members"
+    __table_args__ = (UniqueConstraint("key_project_id", "staff_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_project_id: Mapped[int] = mapped_column(ForeignKey("key_projects.id"), index=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+
+
+class Milestone(Base):
+    __tablename__ = "milestones"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_project_id: Mapped[int] = mapped_column(ForeignKey("key_projects.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    due_on: Mapped[dt.date | None]
+    done_at: Mapped[dt.datetime | None]
+
+
+class Problem(Base):
+    """A problem on the ladder: 1 帮代办人员, 2 首席责任人, 3 联席会议, 4 委领导专题会议."""
+
+    __tablename__ = "problems"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_project_id: Mapped[int] = mapped_column(ForeignKey("key_projects.id"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    level: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    raised_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    raised_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    level_since: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[dt.datetime | None]

@@ -1,0 +1,137 @@
+"""材料补正: the applicant uploads what staff asked for; the case resumes when they are done."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import unicodedata
+
+from dialogs.texts import label, render
+from handlers.context import Context
+from handlers.events import Button, Reply, UploadedFile
+from handlers.menu import with_menu
+from storage import applicants, cases, files, outbox, questions
+from storage.models import ActorKind, Case, CaseStatus, Staff, utcnow
+from storage.outbox import Recipient
+
+log = logging.getLogger(__name__)
+PREFIX = "u"
+MAX_BYTES = 20 * 1024 * 1024
+ALLOWED = {
+    "application/pdf": ".pdf",
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+}
+MAGIC = {".pdf": b"%PDF", ".jpg": b"\xff\xd8\xff", ".png": b"\x89PNG", ".docx": b"PK\x03\x04"}
+_UNSAFE = re.compile(r"[^\w.\-（）()]+")
+
+
+def safe_name(name: str, extension: str) -> str:
+    """A file name without paths or odd characters, with the extension its content has."""
+    base = unicodedata.normalize("NFKC", name).replace("\\", "/").rsplit("/", 1)[-1]
+    stem = _UNSAFE.sub("_", base.rsplit(".", 1)[0]).strip("._") or "file"
+    return f"{stem[:80]}{extension}"
+
+
+def accepted_type(file: UploadedFile) -> str | None:
+    """The extension for an allowed type whose bytes match it, else None."""
+    extension = ALLOWED.get(file.mime)
+    if extension is None:
+        guessed = "." + file.name.rsplit(".", 1)[-1].lower() if "." in file.name else ""
+        extension = {".jpeg": ".jpg"}.get(guessed, guessed)
+    if extension not in MAGIC or not file.content.startswith(MAGIC[extension]):
+        return None
+    return extension
+
+
+async def _waiting_case(ctx: Context, number: str) -> Case | None:
+    user = ctx.event.user
+    async with ctx.services.db.sessions() as session:
+        applicant = await applicants.find(session, user.channel, user.chat_id)
+        case = await cases.for_applicant(session, applicant.id, number) if applicant else None
+    if case is None or case.status != CaseStatus.NEEDS_SUPPLEMENT:
+        return None
+    return case
+
+
+async def button(ctx: Context, rest: str) -> list[Reply]:
+    action, _, number = rest.partition(":")
+    case = await _waiting_case(ctx, number)
+    if case is None:
+        return [with_menu("cases/not_found.j2")]
+    if action == "start":
+        ctx.state["mode"] = f"upload:{number}"
+        return [Reply(render("casework/upload_prompt.j2"), _done_button(number))]
+    if action == "done":
+        return await finish(ctx, case)
+    return [with_menu("dialog/expired.j2")]
+
+
+def _done_button(number: str) -> list[list[Button]]:
+    return [[Button(label("buttons", "upload_done"), f"{PREFIX}:done:{number}")]]
+
+
+async def receive(ctx: Context, number: str, file: UploadedFile) -> list[Reply]:
+    """Attach one uploaded file to the case waiting for it; refuse with the limits stated."""
+    ctx.state["mode"] = f"upload:{number}"  # stay in upload mode for the next file
+    case = await _waiting_case(ctx, number)
+    if case is None:
+        ctx.state.pop("mode", None)
+        return [with_menu("cases/not_found.j2")]
+    extension = accepted_type(file)
+    if file.size > MAX_BYTES or len(file.content) > MAX_BYTES or extension is None:
+        return [Reply(render("casework/upload_refused.j2", name=file.name), _done_button(number))]
+    name = safe_name(file.name, extension)
+    async with ctx.services.db.transaction() as session:
+        await files.attach(
+            session,
+            ctx.services.files_dir,
+            case.id,
+            name,
+            file.content,
+            file.mime,
+            "supplement",
+            "applicant",
+        )
+    log.info("supplement received case=%s bytes=%s", number, len(file.content))
+    return [Reply(render("casework/upload_ok.j2", name=name), _done_button(number))]
+
+
+async def finish(ctx: Context, case: Case) -> list[Reply]:
+    """上传完成: the case goes back to 办理中 and its clock restarts."""
+    from handlers.casework import _clock_for
+
+    now = utcnow()
+    async with ctx.services.db.transaction() as session:
+        fresh = await cases.by_number(session, case.number)
+        assert fresh is not None
+        uploaded = [
+            f
+            for f in await files.for_case(session, fresh.id)
+            if f.kind == "supplement" and f.created_at >= _asked_at(fresh)
+        ]
+        if not uploaded:
+            return [Reply(render("casework/upload_none.j2"), _done_button(case.number))]
+        event = cases.transition(
+            fresh, CaseStatus.IN_PROGRESS, ActorKind.APPLICANT, fresh.applicant_id
+        )
+        await session.flush()
+        _clock_for(fresh, CaseStatus.IN_PROGRESS, now)
+        handler: Staff | None = await questions.staff(session, fresh.handler_id)
+        if handler is not None and handler.channel and handler.chat_id:
+            outbox.enqueue(
+                session,
+                Recipient(handler.channel, handler.chat_id),
+                render("casework/staff_supplement_received.j2", case=fresh, count=len(uploaded)),
+                key=f"case:{fresh.number}:event:{event.id}:staff:{handler.id}",
+                buttons=[[{"label": label("buttons", "handle"), "data": f"w:view:{fresh.number}"}]],
+            )
+    ctx.state.pop("mode", None)
+    return [with_menu("casework/upload_done.j2")]
+
+
+def _asked_at(case: Case) -> dt.datetime:
+    asked = [e.at for e in case.events if e.to_status == CaseStatus.NEEDS_SUPPLEMENT]
+    return asked[-1] if asked else case.created_at
