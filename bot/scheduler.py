@@ -1,0 +1,44 @@
+"""Periodic work: question reminders and escalations, case time limits, 回访 closing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from handlers.context import Services
+from handlers.followup import chase_cases
+from handlers.reminders import QuestionLimits, chase_questions
+from storage.models import utcnow
+
+log = logging.getLogger(__name__)
+Job = Callable[[Services], Awaitable[int]]
+
+
+async def tick(services: Services, extra: tuple[Job, ...] = ()) -> int:
+    """Run every periodic job once; a failing job is logged and the others still run."""
+    now = utcnow()
+    jobs: list[Job] = [
+        lambda s: chase_questions(s, now, QuestionLimits()),
+        lambda s: chase_cases(s, now),
+        *extra,
+    ]
+    sent = 0
+    for job in jobs:
+        try:
+            sent += await job(services)
+        except Exception:
+            log.exception("scheduled job failed")
+    return sent
+
+
+async def run(
+    services: Services, stop: asyncio.Event, interval: float = 60.0, extra: tuple[Job, ...] = ()
+) -> None:
+    """Tick every `interval` seconds until `stop` is set. Safe to run in several processes:
+    each notification has an idempotency key, so a duplicate tick sends nothing twice."""
+    while not stop.is_set():
+        await tick(services, extra)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
