@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.config import Settings
+from dialogs.announcement import ANNOUNCEMENT
 from dialogs.application import APPLICATION, catalog_options
 from dialogs.engine import DialogEngine
 from dialogs.fields import Option
@@ -60,7 +61,7 @@ async def build_app(
     services = Services(
         db=db,
         state=state or build_state(settings),
-        engine=DialogEngine({APPLICATION.name: APPLICATION}, options),
+        engine=DialogEngine({form.name: form for form in (APPLICATION, ANNOUNCEMENT)}, options),
         files_dir=settings.files_dir,
         form_font=find_cjk_font(settings.form_font_path),
         consultation=await Consultation.load(db),

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from handlers.announcements import report_finished
 from handlers.context import Services
 from handlers.followup import chase_cases
 from handlers.reminders import QuestionLimits, chase_questions
@@ -22,6 +23,7 @@ async def tick(services: Services, extra: tuple[Job, ...] = ()) -> int:
     jobs: list[Job] = [
         lambda s: chase_questions(s, now, QuestionLimits()),
         lambda s: chase_cases(s, now),
+        report_finished,
         *extra,
     ]
     sent = 0

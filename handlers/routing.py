@@ -10,7 +10,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from dialogs.engine import Draft, Expired
 from dialogs.texts import render
-from handlers import applicant, casework, followup, staff, supplement
+from handlers import announcements, applicant, casework, followup, staff, supplement
 from handlers.context import Context, Services
 from handlers.events import Incoming, Kind, Reply
 from handlers.menu import MENU_PREFIX, expired, menu_buttons, with_menu
@@ -30,13 +30,8 @@ UNAVAILABLE = (
 )
 
 Handler = Callable[[Context, str], Awaitable[list[Reply]]]
-STAFF_AWARE = {
-    "start",
-    "duty",
-    "open",
-    "reassign",
-    "inbox",
-}  # commands whose answer depends on the role
+# Commands whose answer depends on the sender's role.
+STAFF_AWARE = frozenset({"start", "duty", "open", "reassign", "inbox", "broadcast"})
 
 
 class Router:
@@ -54,7 +49,9 @@ class Router:
             "menu": lambda ctx, _: applicant.menu(ctx),
             "contact": lambda ctx, _: applicant.contacts(ctx),
             "ask": self._ask,
-            "subscribe": lambda ctx, _: applicant.set_subscription(ctx, True),
+            "subscribe": lambda ctx, _: announcements.topics(ctx),
+            "news": lambda ctx, _: announcements.recent(ctx),
+            "broadcast": lambda ctx, _: _now(announcements.compose(ctx)),
             "unsubscribe": lambda ctx, _: applicant.set_subscription(ctx, False),
             "bind": staff.bind,
             "duty": lambda ctx, _: staff.duty(ctx),
@@ -71,6 +68,7 @@ class Router:
             "ask": self._ask,
             "menu": self.commands["menu"],
             "subscribe": self.commands["subscribe"],
+            "news": self.commands["news"],
             "unsubscribe": self.commands["unsubscribe"],
         }
         self.case_actions: dict[str, Handler] = {
@@ -116,7 +114,7 @@ class Router:
         if text.startswith("/"):
             return await self._command(ctx, text)
         if "draft" in ctx.state:
-            return self._dialog_text(ctx, text)
+            return await self._dialog_text(ctx, text)
         mode, _, target = str(ctx.state.pop("mode", "")).partition(":")
         if mode == "reply" and target.isdigit():
             await self._identify_staff(ctx)
@@ -165,17 +163,19 @@ class Router:
         if prefix == casework.PREFIX:
             await self._identify_staff(ctx)
             return await casework.button(ctx, rest)
+        if prefix == announcements.PREFIX:
+            return await announcements.button(ctx, rest)
         if prefix == supplement.PREFIX:
             return await supplement.button(ctx, rest)
         if prefix == followup.PREFIX:
             return await followup.button(ctx, rest)
         return [expired()]
 
-    def _dialog_text(self, ctx: Context, text: str) -> list[Reply]:
+    async def _dialog_text(self, ctx: Context, text: str) -> list[Reply]:
         draft = Draft.load(ctx.state["draft"])
         step = self.services.engine.on_text(draft, text)
         ctx.state["draft"] = draft.dump()
-        return step.replies
+        return await self._with_preview(ctx, draft, step.replies)
 
     async def _dialog_button(self, ctx: Context, data: str) -> list[Reply]:
         saved = ctx.state.get("draft")
@@ -187,7 +187,11 @@ class Router:
         except Expired:
             return [expired()]
         if step.submit is not None:
-            replies = await applicant.submit(ctx, draft.token, step.submit)
+            if draft.form == "announcement":
+                await self._identify_staff(ctx)
+                replies = await announcements.submit(ctx, draft.token, step.submit)
+            else:
+                replies = await applicant.submit(ctx, draft.token, step.submit)
             ctx.state.pop("draft", None)
             return replies
         if step.finished:
@@ -197,7 +201,13 @@ class Router:
                 replies = [*replies, *await applicant.contacts(ctx)]
             return [*replies[:-1], _with_menu_buttons(replies[-1])]
         ctx.state["draft"] = draft.dump()
-        return step.replies
+        return await self._with_preview(ctx, draft, step.replies)
+
+    async def _with_preview(self, ctx: Context, draft: Draft, replies: list[Reply]) -> list[Reply]:
+        """An announcement's review page also says how many people it would reach."""
+        if draft.form == "announcement" and draft.current is None:
+            return [*replies, await announcements.preview_count(ctx, draft)]
+        return replies
 
     async def _stale_dialog_button(self, ctx: Context, data: str) -> list[Reply]:
         """A second press of 提交 finds the case the first one created."""

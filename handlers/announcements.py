@@ -1,0 +1,138 @@
+"""政策公告: subscriptions for enterprises, composing and queueing broadcasts for admins."""
+
+from __future__ import annotations
+
+import logging
+
+from dialogs.announcement import TOPICS
+from dialogs.engine import Draft
+from dialogs.fields import Value
+from dialogs.texts import label, render
+from handlers.context import Context, Services
+from handlers.events import Button, Reply
+from handlers.menu import menu_button, with_menu
+from storage import announcements, applicants, outbox, questions
+from storage.models import Role, utcnow
+from storage.outbox import Recipient
+
+log = logging.getLogger(__name__)
+PREFIX = "a"
+
+
+def _is_admin(ctx: Context) -> bool:
+    return ctx.staff is not None and ctx.staff.role == Role.ADMIN
+
+
+# -- enterprises ------------------------------------------------------------------------
+
+
+async def topics(ctx: Context) -> list[Reply]:
+    """Subscribe (all topics at first) and show the topics to narrow down."""
+    user = ctx.event.user
+    async with ctx.services.db.transaction() as session:
+        applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
+        if not applicant.subscribed:
+            await announcements.set_topics(session, applicant, list(TOPICS))
+        chosen = set(applicant.topics or TOPICS)
+    return [_topics_screen(chosen)]
+
+
+def _topics_screen(chosen: set[str]) -> Reply:
+    rows = []
+    for code in TOPICS:
+        mark = label("marks", "checked" if code in chosen else "unchecked")
+        rows.append([Button(f"{mark} {label('topics', code)}", f"{PREFIX}:topic:{code}")])
+    rows.append([menu_button("unsubscribe"), menu_button("menu")])
+    return Reply(render("common/subscribed.j2") + "\n" + render("announcements/topics.j2"), rows)
+
+
+async def button(ctx: Context, rest: str) -> list[Reply]:
+    action, _, code = rest.partition(":")
+    if action != "topic" or code not in TOPICS:
+        return [with_menu("dialog/expired.j2")]
+    user = ctx.event.user
+    async with ctx.services.db.transaction() as session:
+        applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
+        chosen = set(applicant.topics or [])
+        chosen ^= {code}
+        await announcements.set_topics(session, applicant, [t for t in TOPICS if t in chosen])
+    return [_topics_screen(chosen)]
+
+
+async def recent(ctx: Context) -> list[Reply]:
+    async with ctx.services.db.sessions() as session:
+        items = await announcements.recent(session)
+    return [with_menu("announcements/recent.j2", items=items)]
+
+
+# -- administrators ---------------------------------------------------------------------
+
+
+def compose(ctx: Context) -> list[Reply]:
+    if not _is_admin(ctx):
+        return [Reply(render("staff/not_allowed.j2"))]
+    draft, step = ctx.services.engine.start("announcement")
+    ctx.state["draft"] = draft.dump()
+    return step.replies
+
+
+async def preview_count(ctx: Context, draft: Draft) -> Reply:
+    """How many people the announcement would reach, shown under the preview."""
+    segment = str(draft.answers.get("segment") or "")
+    chosen = draft.answers.get("topics")
+    async with ctx.services.db.sessions() as session:
+        people = await announcements.audience(session, segment, list(chosen or []))
+    return Reply(render("announcements/recipients.j2", count=len(people)))
+
+
+async def submit(ctx: Context, token: str, answers: dict[str, Value]) -> list[Reply]:
+    """Store the announcement and one outbox row per recipient, in one transaction."""
+    if not _is_admin(ctx):
+        return [Reply(render("staff/not_allowed.j2"))]
+    assert ctx.staff is not None
+    title, body = str(answers["title"]), str(answers["body"])
+    segment, chosen = str(answers["segment"]), list(answers.get("topics") or [])
+    async with ctx.services.db.transaction() as session:
+        people = await announcements.audience(session, segment, chosen)
+        if not people:
+            return [Reply(render("announcements/no_recipients.j2"))]
+        announcement = await announcements.create(
+            session, title, body, segment, chosen, ctx.staff.id
+        )
+        text = render("announcements/message.j2", announcement=announcement)
+        for person in people:
+            outbox.enqueue(
+                session,
+                Recipient(person.channel, person.chat_id),
+                text,
+                key=announcements.recipient_key(announcement.id, person.id),
+            )
+    log.info("announcement queued id=%s recipients=%s", announcement.id, len(people))
+    return [Reply(render("announcements/queued.j2", count=len(people)))]
+
+
+async def report_finished(services: Services) -> int:
+    """Write the delivery report of each announcement whose rows are all done."""
+    reported = 0
+    async with services.db.transaction() as session:
+        for announcement in await announcements.unreported(session):
+            counts = await announcements.counts(session, announcement.id)
+            if not counts.done:
+                continue
+            sender = await questions.staff(session, announcement.created_by)
+            if sender is None or not sender.channel or not sender.chat_id:
+                continue
+            seconds = int((utcnow() - announcement.created_at).total_seconds())
+            outbox.enqueue(
+                session,
+                Recipient(sender.channel, sender.chat_id),
+                render(
+                    "announcements/report.j2",
+                    announcement=announcement,
+                    counts=counts,
+                    seconds=seconds,
+                ),
+                key=announcements.report_key(announcement.id),
+            )
+            reported += 1
+    return reported

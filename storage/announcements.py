@@ -1,0 +1,118 @@
+"""政策公告: announcements, their audiences (segments) and delivery counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    Announcement,
+    Applicant,
+    Case,
+    CaseStatus,
+    OutboxMessage,
+    OutboxStatus,
+    ProjectKind,
+)
+
+SEGMENTS = ("subscribers", "key_projects", "open_cases")
+OPEN = (
+    CaseStatus.SUBMITTED,
+    CaseStatus.ACCEPTED,
+    CaseStatus.IN_PROGRESS,
+    CaseStatus.NEEDS_SUPPLEMENT,
+    CaseStatus.COMPLETED,
+    CaseStatus.DELIVERED,
+)
+
+
+async def audience(session: AsyncSession, segment: str, topics: list[str]) -> list[Applicant]:
+    """Reachable applicants of a segment; subscribers filtered by topic when topics are given."""
+    query = select(Applicant).where(Applicant.unreachable.is_(False)).order_by(Applicant.id)
+    if segment == "subscribers":
+        query = query.where(Applicant.subscribed.is_(True))
+    elif segment == "key_projects":
+        query = query.where(
+            exists().where(Case.applicant_id == Applicant.id, Case.project_kind == ProjectKind.KEY)
+        )
+    elif segment == "open_cases":
+        query = query.where(
+            exists().where(Case.applicant_id == Applicant.id, Case.status.in_(OPEN))
+        )
+    else:
+        return []
+    people = list((await session.scalars(query)).all())
+    if segment == "subscribers" and topics:
+        # An empty topic list on a subscriber means "all topics".
+        people = [p for p in people if not p.topics or set(p.topics) & set(topics)]
+    return people
+
+
+async def create(
+    session: AsyncSession, title: str, body: str, segment: str, topics: list[str], staff_id: int
+) -> Announcement:
+    announcement = Announcement(
+        title=title, body=body, segment=segment, topics=topics, created_by=staff_id
+    )
+    session.add(announcement)
+    await session.flush()
+    return announcement
+
+
+async def recent(session: AsyncSession, limit: int = 5) -> list[Announcement]:
+    query = select(Announcement).order_by(Announcement.id.desc()).limit(limit)
+    return list((await session.scalars(query)).all())
+
+
+def recipient_key(announcement_id: int, applicant_id: int) -> str:
+    return f"announcement:{announcement_id}:applicant:{applicant_id}"
+
+
+def report_key(announcement_id: int) -> str:
+    return f"announcement:{announcement_id}:report"
+
+
+@dataclass(frozen=True)
+class DeliveryCounts:
+    sent: int
+    failed: int
+    pending: int
+
+    @property
+    def done(self) -> bool:
+        return self.pending == 0
+
+
+async def counts(session: AsyncSession, announcement_id: int) -> DeliveryCounts:
+    prefix = f"announcement:{announcement_id}:applicant:%"
+    rows = await session.execute(
+        select(OutboxMessage.status, func.count())
+        .where(OutboxMessage.idempotency_key.like(prefix))
+        .group_by(OutboxMessage.status)
+    )
+    by_status = {status: int(n) for status, n in rows.all()}
+    return DeliveryCounts(
+        sent=by_status.get(OutboxStatus.SENT, 0),
+        failed=by_status.get(OutboxStatus.DEAD, 0),
+        pending=by_status.get(OutboxStatus.PENDING, 0),
+    )
+
+
+async def unreported(session: AsyncSession) -> list[Announcement]:
+    """Announcements whose delivery report has not been written yet."""
+    reported = set(
+        await session.scalars(
+            select(OutboxMessage.idempotency_key).where(
+                OutboxMessage.idempotency_key.like("announcement:%:report")
+            )
+        )
+    )
+    announcements = await session.scalars(select(Announcement).order_by(Announcement.id))
+    return [a for a in announcements if report_key(a.id) not in reported]
+
+
+async def set_topics(session: AsyncSession, applicant: Applicant, topics: list[str]) -> None:
+    applicant.topics = topics
+    applicant.subscribed = True
