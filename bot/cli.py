@@ -252,5 +252,68 @@ def staff_invite(
     _run(main)
 
 
+@app.command()
+def broadcast(
+    file: Annotated[Path, typer.Option("--file", help="Markdown/text: first line is the title")],
+    sender: Annotated[str, typer.Option("--as", help="an administrator's name in the roster")],
+    segment: Annotated[str, typer.Option(help="subscribers | key_projects | open_cases")] = (
+        "subscribers"
+    ),
+    topic: Annotated[list[str] | None, typer.Option(help="topic code; repeat for more")] = None,
+    wait: Annotated[bool, typer.Option(help="show delivery progress until done")] = True,
+) -> None:
+    """Queue a policy announcement from a file and follow its delivery with a progress bar."""
+    from rich.progress import Progress
+
+    from dialogs.announcement import BODY_LIMIT, SEGMENTS, TOPICS
+    from handlers.announcements import queue
+    from storage import announcements, roster
+    from storage.models import Role
+
+    title, _, body = file.read_text(encoding="utf-8").strip().partition("\n")
+    title, body = title.lstrip("# ").strip(), body.strip()
+    problems = []
+    if not 2 <= len(title) <= 60:
+        problems.append("the first line (title) must have 2 to 60 characters")
+    if not body or len(body) > BODY_LIMIT:
+        problems.append(f"the body must have 1 to {BODY_LIMIT} characters (has {len(body)})")
+    if segment not in SEGMENTS or any(t not in TOPICS for t in topic or []):
+        problems.append(f"segment is one of {SEGMENTS}; topics are among {TOPICS}")
+    if problems:
+        err.print("Nothing was sent — " + "; ".join(problems), markup=False)
+        raise typer.Exit(2)
+
+    async def main(settings: Settings) -> None:
+        db = Database(settings.database_url)
+        try:
+            async with db.sessions() as session:
+                staff = await roster.staff_by_name(session, sender)
+            if staff is None or staff.role != Role.ADMIN:
+                err.print(f"{sender!r} is not an administrator in the roster.", markup=False)
+                raise typer.Exit(2)
+            queued = await queue(db, title, body, segment, list(topic or []), staff.id)
+            if queued is None:
+                err.print("No recipient matches; nothing was sent.", markup=False)
+                return
+            announcement_id, total = queued
+            err.print(f"Announcement {announcement_id} queued for {total} recipients.")
+            if not wait:
+                return
+            with Progress(console=err) as progress:
+                task = progress.add_task("delivering", total=total)
+                while True:
+                    async with db.sessions() as session:
+                        counts = await announcements.counts(session, announcement_id)
+                    progress.update(task, completed=counts.sent + counts.failed)
+                    if counts.done:
+                        break
+                    await asyncio.sleep(0.5)
+            err.print(f"Sent {counts.sent}, failed {counts.failed}.")
+        finally:
+            await db.dispose()
+
+    _run(main)
+
+
 def main() -> None:
     app()

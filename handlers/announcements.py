@@ -12,6 +12,7 @@ from handlers.context import Context, Services
 from handlers.events import Button, Reply
 from handlers.menu import menu_button, with_menu
 from storage import announcements, applicants, outbox, questions
+from storage.db import Database
 from storage.models import Role, utcnow
 from storage.outbox import Recipient
 
@@ -86,19 +87,34 @@ async def preview_count(ctx: Context, draft: Draft) -> Reply:
 
 
 async def submit(ctx: Context, token: str, answers: dict[str, Value]) -> list[Reply]:
-    """Store the announcement and one outbox row per recipient, in one transaction."""
+    """Queue the composed announcement; the role is checked again here, not only at /broadcast."""
     if not _is_admin(ctx):
         return [Reply(render("staff/not_allowed.j2"))]
     assert ctx.staff is not None
-    title, body = str(answers["title"]), str(answers["body"])
-    segment, chosen = str(answers["segment"]), list(answers.get("topics") or [])
-    async with ctx.services.db.transaction() as session:
-        people = await announcements.audience(session, segment, chosen)
+    queued = await queue(
+        ctx.services.db,
+        str(answers["title"]),
+        str(answers["body"]),
+        str(answers["segment"]),
+        list(answers.get("topics") or []),
+        ctx.staff.id,
+    )
+    if queued is None:
+        return [Reply(render("announcements/no_recipients.j2"))]
+    return [Reply(render("announcements/queued.j2", count=queued[1]))]
+
+
+async def queue(
+    db: Database, title: str, body: str, segment: str, topics: list[str], staff_id: int
+) -> tuple[int, int] | None:
+    """Store the announcement and one outbox row per recipient in one transaction.
+
+    Returns (announcement id, recipients), or None when nobody is in the audience."""
+    async with db.transaction() as session:
+        people = await announcements.audience(session, segment, topics)
         if not people:
-            return [Reply(render("announcements/no_recipients.j2"))]
-        announcement = await announcements.create(
-            session, title, body, segment, chosen, ctx.staff.id
-        )
+            return None
+        announcement = await announcements.create(session, title, body, segment, topics, staff_id)
         text = render("announcements/message.j2", announcement=announcement)
         for person in people:
             outbox.enqueue(
@@ -108,7 +124,7 @@ async def submit(ctx: Context, token: str, answers: dict[str, Value]) -> list[Re
                 key=announcements.recipient_key(announcement.id, person.id),
             )
     log.info("announcement queued id=%s recipients=%s", announcement.id, len(people))
-    return [Reply(render("announcements/queued.j2", count=len(people)))]
+    return announcement.id, len(people)
 
 
 async def report_finished(services: Services) -> int:
