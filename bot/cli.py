@@ -40,6 +40,9 @@ def _run(main: Callable[[Settings], Coroutine[object, object, T]]) -> T:
     except DatabaseUnavailable as exc:
         err.print(f"DATABASE_URL: cannot connect to the database ({exc})", markup=False)
         raise typer.Exit(2) from None
+    except SettingsError as exc:
+        err.print(f"Configuration error — {exc}", markup=False)
+        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     state_ttl_seconds: int = 7 * 24 * 3600
     redis_max_connections: int = 50
     db_pool_size: int = 10
+    flood_limit: int = 20  # updates per user per flood window; the next one gets one warning
+    flood_window_seconds: float = 10.0
 
     @field_validator("database_url")
     @classmethod

@@ -8,8 +8,12 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from storage.models import OutboxMessage, OutboxStatus, utcnow
+from storage.models import Applicant, OutboxMessage, OutboxStatus, utcnow
+
+UNREACHABLE = "recipient unreachable"
+ERROR_LENGTH = 300  # outbox.last_error column size
 
 
 @dataclass(frozen=True)
@@ -78,3 +82,108 @@ async def mark_sent(session: AsyncSession, ids: list[int]) -> None:
             .where(OutboxMessage.id.in_(ids))
             .values(status=OutboxStatus.SENT, sent_at=utcnow())
         )
+
+
+# -- delivery bookkeeping (the worker in bot/outbox.py) -----------------------------------
+
+
+async def claim_due(
+    session: AsyncSession, channel: str, limit: int, now: dt.datetime | None = None
+) -> list[OutboxMessage]:
+    """Lock due rows, at most one per chat: the oldest pending one, so each chat gets its
+    notices in order even with several workers; rows locked elsewhere are skipped."""
+    earlier = aliased(OutboxMessage)
+    waits_for_earlier = (
+        select(earlier.id)
+        .where(
+            earlier.channel == OutboxMessage.channel,
+            earlier.chat_id == OutboxMessage.chat_id,
+            earlier.status == OutboxStatus.PENDING,
+            earlier.id < OutboxMessage.id,
+        )
+        .exists()
+    )
+    query = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.status == OutboxStatus.PENDING,
+            OutboxMessage.channel == channel,
+            OutboxMessage.next_attempt_at <= (now or utcnow()),
+            ~waits_for_earlier,
+        )
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=OutboxMessage)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def unreachable_chats(session: AsyncSession, channel: str, chat_ids: set[str]) -> set[str]:
+    """The chats among `chat_ids` whose applicant has blocked the bot."""
+    if not chat_ids:
+        return set()
+    query = select(Applicant.chat_id).where(
+        Applicant.channel == channel,
+        Applicant.chat_id.in_(chat_ids),
+        Applicant.unreachable.is_(True),
+    )
+    return set((await session.scalars(query)).all())
+
+
+async def mark_unreachable(session: AsyncSession, recipient: Recipient) -> bool:
+    """Flag the applicant of this chat as unreachable (blocked the bot); False if none.
+
+    Staff have no such flag: their notices keep failing into DEAD rows, which the log shows."""
+    result = await session.execute(
+        update(Applicant)
+        .where(Applicant.channel == recipient.channel, Applicant.chat_id == recipient.chat_id)
+        .values(unreachable=True)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def mark_dead(session: AsyncSession, ids: list[int], error: str) -> None:
+    """Give up on these rows for good."""
+    if ids:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids))
+            .values(status=OutboxStatus.DEAD, last_error=error[:ERROR_LENGTH])
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def reschedule(
+    session: AsyncSession, message_id: int, at: dt.datetime, error: str, count_attempt: bool
+) -> None:
+    """Try this row again at `at`; a rate limit (429) does not count as a failed attempt."""
+    values: dict[str, Any] = {"next_attempt_at": at, "last_error": error[:ERROR_LENGTH]}
+    if count_attempt:
+        values["attempts"] = OutboxMessage.attempts + 1
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def record_failure(
+    session: AsyncSession, message_id: int, error: str, retry_at: dt.datetime | None
+) -> None:
+    """Count a failed attempt; `retry_at` None means it was the last one (DEAD)."""
+    values: dict[str, Any] = {
+        "attempts": OutboxMessage.attempts + 1,
+        "last_error": error[:ERROR_LENGTH],
+    }
+    if retry_at is None:
+        values["status"] = OutboxStatus.DEAD
+    else:
+        values["next_attempt_at"] = retry_at
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,392 @@
+"""A Telegram Bot API stub on 127.0.0.1: records what the bot sends, feeds it updates.
+
+Answers with Telegram's JSON shapes ({"ok": true, "result": …}); failures (429 with
+retry_after, 403 blocked) can be injected per method and chat. Used by the end-to-end tests
+and by bench/telegram_bench.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+TOKEN = "123456:TEST-token-for-the-stub"
+BOT_USER = {"id": 123456, "is_bot": True, "first_name": "帮代办助手", "username": "bdb_test_bot"}
+JSON_FIELDS = {"reply_markup", "commands", "scope", "allowed_updates", "link_preview_options"}
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)
+    status: int = 200  # what the stub answered
+
+    @property
+    def chat_id(self) -> str:
+        return str(self.params.get("chat_id", ""))
+
+    @property
+    def text(self) -> str:
+        return str(self.params.get("text") or self.params.get("caption") or "")
+
+    @property
+    def buttons(self) -> list[dict[str, str]]:
+        markup = self.params.get("reply_markup") or {}
+        return [button for row in markup.get("inline_keyboard", []) for button in row]
+
+
+@dataclass
+class Failure:
+    method: str
+    chat_id: str | None
+    times: int
+    status: int
+    body: dict[str, Any]
+
+
+def too_many_requests(retry_after: int = 1) -> tuple[int, dict[str, Any]]:
+    return 429, {
+        "ok": False,
+        "error_code": 429,
+        "description": f"Too Many Requests: retry after {retry_after}",
+        "parameters": {"retry_after": retry_after},
+    }
+
+
+def blocked() -> tuple[int, dict[str, Any]]:
+    return 403, {
+        "ok": False,
+        "error_code": 403,
+        "description": "Forbidden: bot was blocked by the user",
+    }
+
+
+def bad_request(description: str) -> tuple[int, dict[str, Any]]:
+    return 400, {"ok": False, "error_code": 400, "description": f"Bad Request: {description}"}
+
+
+class BotApiStub:
+    """The Bot API of one bot; `base_url` goes into TELEGRAM_API_URL."""
+
+    def __init__(self, token: str = TOKEN, record: bool = True) -> None:
+        self.token = token
+        self.record = record
+        self.calls: list[Call] = []
+        self.listeners: list[Callable[[Call], None]] = []
+        self.failures: list[Failure] = []
+        self.base_url = ""
+        self._updates: list[dict[str, Any]] = []
+        self._update_id = 0
+        self._message_id = 1000
+        self._new_update = asyncio.Event()
+        self._messages: dict[tuple[str, int], tuple[str, Any]] = {}
+        self._files: dict[str, tuple[str, bytes]] = {}
+        self._runner: web.AppRunner | None = None
+        self._closing = False
+        self._activity = asyncio.Event()
+
+    # -- server ----------------------------------------------------------------------------
+
+    async def start(self, port: int = 0) -> str:
+        app = web.Application(client_max_size=50 * 1024 * 1024)
+        app.router.add_route("*", "/bot{token}/{method}", self._api)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._file)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        host, bound = self._runner.addresses[0][:2]
+        self.base_url = f"http://{host}:{bound}"
+        return self.base_url
+
+    async def close(self) -> None:
+        self._closing = True
+        self._new_update.set()  # end pending long polls now rather than at their timeout
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- what users do -------------------------------------------------------------------------
+
+    def push(self, kind: str, payload: dict[str, Any]) -> int:
+        self._update_id += 1
+        self._updates.append({"update_id": self._update_id, kind: payload})
+        self._new_update.set()
+        return self._update_id
+
+    def user_message(self, chat_id: int, **content: Any) -> int:
+        self._message_id += 1
+        message = {
+            "message_id": self._message_id,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private", "first_name": "用户"},
+            "from": {"id": chat_id, "is_bot": False, "first_name": "用户"},
+            **content,
+        }
+        return self.push("message", message)
+
+    def user_says(self, chat_id: int, text: str) -> int:
+        return self.user_message(chat_id, text=text)
+
+    def user_uploads(self, chat_id: int, name: str, content: bytes, mime: str) -> int:
+        file_id = f"file-{len(self._files) + 1}"
+        self._files[file_id] = (f"documents/{name}", content)
+        document = {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_name": name,
+            "mime_type": mime,
+            "file_size": len(content),
+        }
+        return self.user_message(chat_id, document=document)
+
+    def user_sends_sticker(self, chat_id: int) -> int:
+        sticker = {
+            "file_id": "sticker-1",
+            "file_unique_id": "usticker-1",
+            "type": "regular",
+            "width": 512,
+            "height": 512,
+            "is_animated": False,
+            "is_video": False,
+        }
+        return self.user_message(chat_id, sticker=sticker)
+
+    def user_presses(self, chat_id: int, message_id: int, data: str) -> int:
+        self._message_id += 1
+        query = {
+            "id": f"cq-{self._message_id}",
+            "from": {"id": chat_id, "is_bot": False, "first_name": "用户"},
+            "chat_instance": f"ci-{chat_id}",
+            "data": data,
+            "message": {
+                "message_id": message_id,
+                "date": int(time.time()),
+                "chat": {"id": chat_id, "type": "private", "first_name": "用户"},
+                "from": BOT_USER,
+                "text": self._messages.get((str(chat_id), message_id), ("…", None))[0],
+            },
+        }
+        return self.push("callback_query", query)
+
+    def fail(
+        self,
+        method: str,
+        error: tuple[int, dict[str, Any]],
+        chat_id: int | str | None = None,
+        times: int = 1,
+    ) -> None:
+        """Answer the next `times` calls of `method` (to `chat_id`) with this error."""
+        status, body = error
+        chat = None if chat_id is None else str(chat_id)
+        self.failures.append(Failure(method, chat, times, status, body))
+
+    # -- what the bot did ----------------------------------------------------------------------
+
+    def sent(self, chat_id: int | str | None = None, method: str | None = None) -> list[Call]:
+        """Successful calls that showed something to a user (sends, edits), oldest first."""
+        shown = {"sendMessage", "sendDocument", "editMessageText"}
+        return [
+            call
+            for call in self.calls
+            if (call.method in shown if method is None else call.method == method)
+            and call.status == 200
+            and (chat_id is None or call.chat_id == str(chat_id))
+        ]
+
+    async def wait_until(self, condition: Callable[[], bool], seconds: float = 10.0) -> None:
+        """Wait until `condition()` holds, re-checking after every call the bot makes."""
+        async with asyncio.timeout(seconds):
+            while not condition():
+                self._activity.clear()
+                await self._activity.wait()
+
+    def called(self, method: str) -> list[Call]:
+        """Every call of `method`, answered with an error or not."""
+        return [call for call in self.calls if call.method == method]
+
+    # -- handlers --------------------------------------------------------------------------
+
+    async def _api(self, request: web.Request) -> web.StreamResponse:
+        if request.match_info["token"] != self.token:
+            return web.json_response(
+                {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
+            )
+        method = request.match_info["method"]
+        params, files = await _read_params(request)
+        call = Call(method, params, files)
+        failure = self._failure(call)
+        if failure is not None:
+            call.status = failure.status
+            response = web.json_response(failure.body, status=failure.status)
+        elif (handler := getattr(self, f"_m_{method}", None)) is None:
+            call.status = 404
+            body = {"ok": False, "error_code": 404, "description": "Not Found"}
+            response = web.json_response(body, status=404)
+        else:
+            try:
+                result = await handler(call)
+                response = web.json_response({"ok": True, "result": result})
+            except _ApiError as exc:
+                call.status = exc.status
+                response = web.json_response(exc.body, status=exc.status)
+        if method != "getUpdates":  # recorded once answered, with the message id it got
+            if self.record:
+                self.calls.append(call)
+            for listener in self.listeners:
+                listener(call)
+            self._activity.set()
+        return response
+
+    def _failure(self, call: Call) -> Failure | None:
+        for failure in self.failures:
+            if failure.method == call.method and failure.chat_id in (None, call.chat_id):
+                failure.times -= 1
+                if failure.times <= 0:
+                    self.failures.remove(failure)
+                return failure
+        return None
+
+    async def _file(self, request: web.Request) -> web.Response:
+        path = request.match_info["path"]
+        for stored_path, content in self._files.values():
+            if stored_path == path:
+                return web.Response(body=content)
+        return web.Response(status=404)
+
+    async def _m_getMe(self, call: Call) -> Any:
+        return BOT_USER
+
+    async def _m_getUpdates(self, call: Call) -> Any:
+        offset = int(call.params.get("offset") or 0)
+        limit = int(call.params.get("limit") or 100)
+        timeout = float(call.params.get("timeout") or 0)
+        self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        if not self._updates and timeout and not self._closing:
+            self._new_update.clear()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._new_update.wait()
+            except TimeoutError:
+                return []
+        return self._updates[:limit]
+
+    async def _m_deleteWebhook(self, call: Call) -> Any:
+        return True
+
+    async def _m_setWebhook(self, call: Call) -> Any:
+        return True
+
+    async def _m_setMyCommands(self, call: Call) -> Any:
+        return True
+
+    async def _m_answerCallbackQuery(self, call: Call) -> Any:
+        return True
+
+    async def _m_sendChatAction(self, call: Call) -> Any:
+        return True
+
+    async def _m_sendMessage(self, call: Call) -> Any:
+        return self._store(call, {"text": call.params["text"]})
+
+    async def _m_sendDocument(self, call: Call) -> Any:
+        name, content = call.files.get("document", ("document", b""))
+        document = {
+            "file_id": f"sent-{self._message_id}",
+            "file_unique_id": f"usent-{self._message_id}",
+            "file_name": name,
+            "file_size": len(content),
+        }
+        extra = {"document": document}
+        if call.params.get("caption"):
+            extra["caption"] = call.params["caption"]
+        return self._store(call, extra)
+
+    async def _m_editMessageText(self, call: Call) -> Any:
+        key = (call.chat_id, int(call.params["message_id"]))
+        if key not in self._messages:
+            raise _ApiError(*bad_request("message to edit not found"))
+        new = (call.params["text"], call.params.get("reply_markup"))
+        if self._messages[key] == new:
+            raise _ApiError(
+                *bad_request(
+                    "message is not modified: specified new message content and reply "
+                    "markup are exactly the same as a current content and reply markup "
+                    "of the message"
+                )
+            )
+        self._messages[key] = new
+        return self._message(call.chat_id, key[1], {"text": new[0]})
+
+    async def _m_getFile(self, call: Call) -> Any:
+        file_id = str(call.params["file_id"])
+        if file_id not in self._files:
+            raise _ApiError(*bad_request("invalid file_id"))
+        path, content = self._files[file_id]
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_size": len(content),
+            "file_path": path,
+        }
+
+    def _store(self, call: Call, extra: dict[str, Any]) -> dict[str, Any]:
+        self._message_id += 1
+        text = call.params.get("text") or call.params.get("caption") or ""
+        self._messages[(call.chat_id, self._message_id)] = (text, call.params.get("reply_markup"))
+        call.params["message_id"] = self._message_id  # so tests can press its buttons
+        return self._message(call.chat_id, self._message_id, extra)
+
+    def _message(self, chat_id: str, message_id: int, extra: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": {"id": int(chat_id), "type": "private", "first_name": "用户"},
+            "from": BOT_USER,
+            **extra,
+        }
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body.get("description"))
+        self.status, self.body = status, body
+
+
+async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, Any]]:
+    params: dict[str, Any] = {}
+    files: dict[str, tuple[str, bytes]] = {}
+    if request.content_type.startswith("multipart/"):
+        reader = await request.multipart()
+        async for part in reader:
+            name = getattr(part, "name", None)
+            if name is None:
+                continue
+            filename = getattr(part, "filename", None)
+            payload = await part.read()  # type: ignore[union-attr]
+            if filename:
+                files[name] = (filename, bytes(payload))
+            else:
+                params[name] = bytes(payload).decode()
+    elif request.can_read_body:
+        if request.content_type == "application/json":
+            params = dict(await request.json())
+        else:
+            params = dict(await request.post())
+    params.update(request.query)
+    for key, value in list(params.items()):  # aiogram uploads as "attach://<part name>"
+        if isinstance(value, str) and value.startswith("attach://"):
+            part = value.removeprefix("attach://")
+            if part in files:
+                files[key] = files.pop(part)
+    for key in JSON_FIELDS & params.keys():
+        if isinstance(params[key], str):
+            params[key] = json.loads(params[key])
+    return params, files
