@@ -199,6 +199,7 @@ def _buttons(rows: Sequence[Any]) -> list[list[Button]]:
 
 async def work(settings: Settings) -> None:
     """`bangdaiban worker`: deliver the Telegram outbox until SIGTERM/SIGINT."""
+    from bot import scheduler
     from bot.app import build_app
     from bot.channels.telegram import CHANNEL, TelegramSender, build_bot
     from handlers import documents
@@ -216,7 +217,7 @@ async def work(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     log.info("outbox worker started channel=%s", CHANNEL)
     try:
-        await worker.run(stop)
+        await asyncio.gather(worker.run(stop), scheduler.run(app.services, stop))
     finally:
         await bot.session.close()
         await app.close()

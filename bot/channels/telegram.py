@@ -46,6 +46,7 @@ from aiogram.types import (
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
+from bot import scheduler
 from bot.app import App, build_app
 from bot.config import Settings, SettingsError
 from bot.outbox import OutboxWorker, Rejected, RetryLater, Unreachable, WorkerConfig
@@ -480,6 +481,11 @@ class TelegramService:
         if self.worker is not None:
             self._tasks.append(
                 asyncio.create_task(self.worker.run(self._stop_worker), name="outbox-worker")
+            )
+            self._tasks.append(
+                asyncio.create_task(
+                    scheduler.run(self.app.services, self._stop_worker), name="scheduler"
+                )
             )
 
     async def _poll(self) -> None:
