@@ -81,12 +81,9 @@ class Router:
     async def handle(self, event: Incoming) -> list[Reply]:
         key = event.user.key
         try:
-            async with self.services.state.lock(key):
-                state = await self.services.state.load(key)
+            async with self.services.state.conversation(key) as state:
                 ctx = Context(event=event, services=self.services, state=state)
-                replies = await self._dispatch(ctx)
-                await self.services.state.save(key, ctx.state)
-                return replies
+                return await self._dispatch(ctx)
         except UNAVAILABLE as exc:
             log.warning("service unavailable user=%s error=%s", key, type(exc).__name__)
         except DBAPIError as exc:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
@@ -13,6 +15,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 State = dict[str, Any]
+log = logging.getLogger(__name__)
 
 
 class StateUnavailable(Exception):
@@ -24,6 +27,7 @@ class StateStore(Protocol):
     async def save(self, key: str, state: State) -> None: ...
     async def clear(self, key: str) -> None: ...
     def lock(self, key: str) -> AbstractAsyncContextManager[None]: ...
+    def conversation(self, key: str) -> AbstractAsyncContextManager[State]: ...
     async def close(self) -> None: ...
 
 
@@ -69,8 +73,35 @@ class MemoryStateStore:
                 del self._waiters[key]
                 self._locks.pop(key, None)
 
+    @asynccontextmanager
+    async def conversation(self, key: str) -> AsyncIterator[State]:
+        """The conversation's state under its lock; saved only if the block finishes."""
+        async with self.lock(key):
+            state = await self.load(key)
+            yield state
+            await self.save(key, state)
+
     async def close(self) -> None:
         self._data.clear()
+
+
+_LOCK_AND_GET = """
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {1, redis.call('get', KEYS[2])}
+end
+return {0, false}
+"""
+_SAVE_AND_UNLOCK = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('del', KEYS[2])
+else redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3]) end
+redis.call('del', KEYS[1])
+return 1
+"""
+_UNLOCK = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
 
 
 class RedisStateStore:
@@ -97,6 +128,9 @@ class RedisStateStore:
         self.ttl = ttl_seconds
         self.prefix = prefix
         self.lock_timeout = lock_timeout
+        self._lock_and_get = self.redis.register_script(_LOCK_AND_GET)
+        self._commit = self.redis.register_script(_SAVE_AND_UNLOCK)
+        self._release = self.redis.register_script(_UNLOCK)
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}state:{key}"
@@ -134,6 +168,7 @@ class RedisStateStore:
             f"{self.prefix}lock:{key}",
             timeout=self.lock_timeout,
             blocking_timeout=self.lock_timeout,
+            sleep=0.01,
         )
         try:
             acquired = await lock.acquire()
@@ -146,6 +181,51 @@ class RedisStateStore:
         finally:
             with suppress(RedisError):  # expired or Redis gone: the TTL frees it
                 await lock.release()
+
+    @asynccontextmanager
+    async def conversation(self, key: str) -> AsyncIterator[State]:
+        """Lock and load in one round trip, save and unlock in another.
+
+        The state is written only while this holder still owns the lock, so a holder whose
+        lock expired can never overwrite a newer state; an exception leaves it untouched."""
+        lock_key, state_key = f"{self.prefix}lock:{key}", self._key(key)
+        token = secrets.token_hex(8)
+        raw = await self._acquire(lock_key, state_key, token)
+        state: State = json.loads(raw) if raw else {}
+        try:
+            yield state
+        except BaseException:
+            with suppress(RedisError):
+                await self._release(keys=[lock_key], args=[token], client=self.redis)
+            raise
+        payload = json.dumps(state, ensure_ascii=False) if state else ""
+        try:
+            kept = await self._commit(
+                keys=[lock_key, state_key], args=[token, payload, self.ttl], client=self.redis
+            )
+        except RedisError as exc:
+            raise StateUnavailable(str(exc)) from exc
+        if not kept:
+            log.warning("conversation lock expired before save key=%s", key)
+
+    async def _acquire(self, lock_key: str, state_key: str, token: str) -> bytes | None:
+        deadline = time.monotonic() + self.lock_timeout
+        pause = 0.005
+        while True:
+            try:
+                got, raw = await self._lock_and_get(
+                    keys=[lock_key, state_key],
+                    args=[token, int(self.lock_timeout * 1000)],
+                    client=self.redis,
+                )
+            except RedisError as exc:
+                raise StateUnavailable(str(exc)) from exc
+            if got:
+                return raw
+            if time.monotonic() > deadline:
+                raise StateUnavailable("lock wait timed out")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -72,3 +72,42 @@ async def test_unreachable_redis_raises_state_unavailable() -> None:
     with pytest.raises(StateUnavailable):
         await store.load("test:1")
     await store.close()
+
+
+async def test_conversation_saves_on_success_and_not_on_error(store: StateStore) -> None:
+    async with store.conversation("test:c") as state:
+        state["step"] = 1
+    assert await store.load("test:c") == {"step": 1}
+    with pytest.raises(RuntimeError):
+        async with store.conversation("test:c") as state:
+            state["step"] = 2
+            raise RuntimeError("handler failed")
+    assert await store.load("test:c") == {"step": 1}
+    async with store.conversation("test:c") as state:  # the lock was released
+        state.clear()
+    assert await store.load("test:c") == {}
+
+
+async def test_conversations_of_one_user_run_one_at_a_time(store: StateStore) -> None:
+    async def increment() -> None:
+        async with store.conversation("test:n") as state:
+            value = state.get("n", 0)
+            await asyncio.sleep(0.002)
+            state["n"] = value + 1
+
+    await asyncio.gather(*(increment() for _ in range(25)))
+    assert (await store.load("test:n"))["n"] == 25
+
+
+async def test_expired_holder_cannot_overwrite_a_newer_state() -> None:
+    prefix = f"bdbtest:{uuid.uuid4().hex[:8]}:"
+    store = await redis_state(prefix)
+    store.lock_timeout = 0.05
+    async with store.conversation("test:x") as state:
+        state["who"] = "slow"
+        await asyncio.sleep(0.1)  # the lock expires meanwhile
+        async with store.conversation("test:x") as newer:
+            newer["who"] = "fast"
+    assert await store.load("test:x") == {"who": "fast"}
+    await store.close()
+    await _drop_prefix(prefix)
