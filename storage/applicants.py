@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Applicant
+from storage.models import Applicant, utcnow
 
 
 async def find(session: AsyncSession, channel: str, chat_id: str) -> Applicant | None:
@@ -18,19 +19,30 @@ async def find(session: AsyncSession, channel: str, chat_id: str) -> Applicant |
 async def get_or_create(
     session: AsyncSession, channel: str, chat_id: str, display_name: str | None = None
 ) -> Applicant:
-    """The applicant of this chat, created on first use (safe against a concurrent insert)."""
+    """The applicant of this chat, created on first use; a concurrent insert is harmless."""
     existing = await find(session, channel, chat_id)
     if existing is not None:
+        if existing.unreachable:  # they wrote to us, so they can be reached again
+            existing.unreachable = False
         return existing
-    try:
-        async with session.begin_nested():
-            applicant = Applicant(channel=channel, chat_id=chat_id, display_name=display_name)
-            session.add(applicant)
-        return applicant
-    except IntegrityError:
-        found = await find(session, channel, chat_id)
-        assert found is not None
-        return found
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(Applicant)
+        .values(
+            channel=channel,
+            chat_id=chat_id,
+            display_name=display_name,
+            topics=[],
+            unreachable=False,
+            subscribed=False,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["channel", "chat_id"])
+    )
+    created = await find(session, channel, chat_id)
+    assert created is not None
+    return created
 
 
 async def set_subscribed(session: AsyncSession, applicant: Applicant, subscribed: bool) -> None:
