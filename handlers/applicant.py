@@ -11,7 +11,7 @@ from dialogs.application import OTHER_ITEM
 from dialogs.engine import Draft
 from dialogs.fields import Value, format_phone
 from dialogs.texts import label, render
-from handlers import documents
+from handlers import documents, notify
 from handlers.casework import start_clock
 from handlers.context import Context
 from handlers.events import Button, Reply
@@ -153,24 +153,22 @@ async def already_submitted(ctx: Context, case: Case) -> list[Reply]:
     return [with_menu("application/already_submitted.j2", number=case.number)]
 
 
+async def _notify_window(session: AsyncSession, case: Case, text: str, event: str) -> None:
+    """Tell the window staff (those on duty, if any) about a case, with a button to open it."""
+    handle = [[Button(label("buttons", "handle"), f"w:view:{case.number}")]]
+    for staff in await roster.window_recipients(session):
+        notify.to_staff(session, staff, text, f"case:{case.number}:{event}", handle)
+
+
 async def _notify_window_of_new_case(session: AsyncSession, case: Case) -> None:
-    items = [item.name for item in case.items]
     text = render(
         "application/window_new_case.j2",
         case=case,
         kind_label=label("options", case.project_kind),
         phone=format_phone(case.contact_phone),
-        items=items,
+        items=[item.name for item in case.items],
     )
-    for staff in await roster.window_recipients(session):
-        assert staff.channel and staff.chat_id
-        outbox.enqueue(
-            session,
-            Recipient(staff.channel, staff.chat_id),
-            text,
-            key=f"case:{case.number}:submitted:staff:{staff.id}",
-            buttons=[[{"label": label("buttons", "handle"), "data": f"w:view:{case.number}"}]],
-        )
+    await _notify_window(session, case, text, "submitted")
 
 
 # -- following cases ----------------------------------------------------------------------
@@ -260,14 +258,8 @@ async def withdraw(ctx: Context, number: str) -> list[Reply]:
         if case.status not in WITHDRAWABLE:
             return [with_menu("cases/cannot_withdraw.j2", case=case)]
         cases.transition(case, CaseStatus.WITHDRAWN, ActorKind.APPLICANT, case.applicant_id)
-        text = render("staff/window_withdrawn.j2", case=case)
-        for staff in await roster.window_recipients(session):
-            assert staff.channel and staff.chat_id
-            outbox.enqueue(
-                session,
-                Recipient(staff.channel, staff.chat_id),
-                text,
-                key=f"case:{case.number}:withdrawn:staff:{staff.id}",
-            )
+        await _notify_window(
+            session, case, render("staff/window_withdrawn.j2", case=case), "withdrawn"
+        )
     log.info("case withdrawn number=%s", case.number)
     return [with_menu("cases/withdrawn.j2", case=case)]

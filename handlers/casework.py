@@ -6,17 +6,15 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from dialogs.fields import format_phone
 from dialogs.texts import label, render
+from handlers import notify
 from handlers.context import Context
 from handlers.events import Button, Reply
 from handlers.workdays import add_workdays
-from storage import cases, files, outbox, questions
+from storage import cases, files, questions
 from storage.cases import ForbiddenTransition
 from storage.models import ActorKind, Case, CaseStatus, Role, Staff, utcnow
-from storage.outbox import Recipient
 from storage.roster import LEAD_UNIT
 
 log = logging.getLogger(__name__)
@@ -50,43 +48,6 @@ def _is_window(staff: Staff) -> bool:
     """Window staff of 政务服务中心 (and admins) move the case as a whole."""
     return staff.role == Role.ADMIN or (
         staff.role in (Role.WINDOW, Role.CHIEF) and staff.department.code == LEAD_UNIT
-    )
-
-
-def notify_applicant(
-    session: AsyncSession,
-    case: Case,
-    text: str,
-    event: str,
-    buttons: list[list[Button]] | None = None,
-) -> None:
-    applicant = case.applicant
-    if applicant.unreachable:
-        return
-    outbox.enqueue(
-        session,
-        Recipient(applicant.channel, applicant.chat_id),
-        text,
-        key=f"case:{case.number}:{event}:applicant",
-        buttons=[[{"label": b.label, "data": b.data} for b in row] for row in buttons or []],
-    )
-
-
-def notify_staff(
-    session: AsyncSession,
-    person: Staff | None,
-    text: str,
-    key: str,
-    buttons: list[list[Button]] | None = None,
-) -> None:
-    if person is None or not person.channel or not person.chat_id:
-        return
-    outbox.enqueue(
-        session,
-        Recipient(person.channel, person.chat_id),
-        text,
-        key=f"{key}:staff:{person.id}",
-        buttons=[[{"label": b.label, "data": b.data} for b in row] for row in buttons or []],
     )
 
 
@@ -263,7 +224,9 @@ async def move(
         handler = await questions.staff(session, case.handler_id) or staff
         notice, buttons = _applicant_notice(case, action, text, handler)
         if notice:
-            notify_applicant(session, case, notice, f"event:{event.id}", buttons)
+            notify.to_applicant(
+                session, case.applicant, notice, f"case:{case.number}:event:{event.id}", buttons
+            )
     log.info("case moved number=%s to=%s by=%s", number, target, staff.id)
     return await _updated(ctx, staff, render("casework/updated.j2", case=case), number)
 
@@ -335,11 +298,11 @@ async def update_item(
             return _reply("casework/not_allowed_now.j2", case=case)
         item.status = status
         case.updated_at = utcnow()
-        notify_applicant(
+        notify.to_applicant(
             session,
-            case,
+            case.applicant,
             render("casework/notice_item.j2", case=case, item=item),
-            f"item:{item.id}:{status}",
+            f"case:{case.number}:item:{item.id}:{status}",
         )
     return await _updated(ctx, staff, render("casework/item_updated.j2", item=item), number)
 

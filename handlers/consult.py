@@ -9,15 +9,15 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.texts import label, render, render_string
+from handlers import notify
 from handlers.context import Context
 from handlers.events import Button, Reply
 from handlers.faq_index import FaqDoc, FaqIndex, Verdict
 from handlers.menu import menu_button, with_menu
 from handlers.workdays import next_office_opening
-from storage import applicants, faq, outbox, questions, roster
+from storage import applicants, faq, questions, roster
 from storage.db import Database
-from storage.models import Applicant, Question, QuestionStatus, Staff, utcnow
-from storage.outbox import Recipient
+from storage.models import Question, QuestionStatus, Staff, utcnow
 
 log = logging.getLogger(__name__)
 PREFIX = "q"  # enterprise-side buttons; staff-side ones start with "s"
@@ -132,7 +132,9 @@ class Consultation:
             for person in {question.owner_id, question.assignee_id} - {None}:
                 target = await questions.staff(session, person)
                 if target is not None:
-                    _notify_staff(session, target, notice, question, f"message:{message.id}")
+                    notify_question_staff(
+                        session, target, notice, question, f"message:{message.id}"
+                    )
         if owner is None:
             return [with_menu("consult/queued.j2", when=next_office_opening(utcnow()))]
         return [with_menu("consult/followup_sent.j2", owner=owner)]
@@ -160,44 +162,20 @@ def staff_question_buttons(question: Question, owner_view: bool) -> list[list[Bu
     return [row]
 
 
-def _notify_staff(
+def notify_question_staff(
     session: AsyncSession,
-    staff: Staff,
+    staff: Staff | None,
     text: str,
     question: Question,
     event: str,
     owner_view: bool | None = None,
 ) -> None:
-    if not staff.channel or not staff.chat_id:
+    """A notice about a question, with the buttons its owner (or helper) may press."""
+    if staff is None:
         return
     is_owner = question.owner_id == staff.id if owner_view is None else owner_view
-    outbox.enqueue(
-        session,
-        Recipient(staff.channel, staff.chat_id),
-        text,
-        key=f"question:{question.id}:{event}:staff:{staff.id}",
-        buttons=_as_rows(staff_question_buttons(question, is_owner)),
-    )
-
-
-def notify_applicant(
-    session: AsyncSession,
-    applicant: Applicant,
-    text: str,
-    key: str,
-    buttons: list[list[Button]] | None = None,
-) -> None:
-    outbox.enqueue(
-        session,
-        Recipient(applicant.channel, applicant.chat_id),
-        text,
-        key=key,
-        buttons=_as_rows(buttons or []),
-    )
-
-
-def _as_rows(buttons: list[list[Button]]) -> list[list[dict[str, str]]]:
-    return [[{"label": b.label, "data": b.data} for b in row] for row in buttons]
+    buttons = staff_question_buttons(question, is_owner)
+    notify.to_staff(session, staff, text, f"question:{question.id}:{event}", buttons)
 
 
 async def assign(
@@ -206,7 +184,7 @@ async def assign(
     """Make `owner` the first responder and tell them, in the caller's transaction."""
     question.owner_id = owner.id
     text = render("staff/question_new.j2", question=question, unit=unit_name)
-    _notify_staff(session, owner, text, question, f"assigned:{owner.id}", owner_view=True)
+    notify_question_staff(session, owner, text, question, f"assigned:{owner.id}", owner_view=True)
 
 
 def age_label(question: Question, now: dt.datetime) -> str:

@@ -8,7 +8,8 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.texts import label, render
-from handlers.casework import LIMITS, CaseLimits, notify_staff
+from handlers import notify
+from handlers.casework import LIMITS, CaseLimits
 from handlers.context import Context, Services
 from handlers.events import Button, Reply
 from handlers.menu import with_menu
@@ -75,7 +76,7 @@ async def _second_follow_up(
         department_id = lead.id if lead else None
     chief = await questions.chief_of(session, department_id)
     text = render("casework/staff_low_rating.j2", case=case, rating=rating)
-    notify_staff(session, chief, text, f"case:{case.number}:low_rating:{suffix}")
+    notify.to_staff(session, chief, text, f"case:{case.number}:low_rating:{suffix}")
 
 
 async def chase_cases(services: Services, now: dt.datetime, limits: CaseLimits = LIMITS) -> int:
@@ -97,7 +98,7 @@ async def chase_cases(services: Services, now: dt.datetime, limits: CaseLimits =
                 text = render("casework/staff_reminder.j2", case=case)
                 view = [[Button(label("buttons", "handle"), f"w:view:{case.number}")]]
                 for person in people:
-                    notify_staff(
+                    notify.to_staff(
                         session, person, text, f"case:{case.number}:due:{case.due_at:%s}", view
                     )
                     sent += 1

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from dialogs.texts import render
-from handlers.consult import _notify_staff
+from handlers.consult import notify_question_staff
 from handlers.context import Services
 from handlers.workdays import workdays_between
 from storage import questions, roster
@@ -48,7 +48,9 @@ async def chase_questions(services: Services, now: dt.datetime, limits: Question
                         owner=owner,
                         days=limits.escalate_after_workdays,
                     )
-                    _notify_staff(session, chief, text, question, "escalated", owner_view=False)
+                    notify_question_staff(
+                        session, chief, text, question, "escalated", owner_view=False
+                    )
                     sent += 1
                 question.escalation_level = ESCALATED
                 log.info("question escalated id=%s", question.id)
@@ -58,7 +60,7 @@ async def chase_questions(services: Services, now: dt.datetime, limits: Question
             ):
                 hours = int(limits.remind_after.total_seconds() // 3600)
                 text = render("staff/question_reminder.j2", question=question, hours=hours)
-                _notify_staff(session, owner, text, question, "reminded")
+                notify_question_staff(session, owner, text, question, "reminded")
                 question.escalation_level = REMINDED
                 sent += 1
     return sent

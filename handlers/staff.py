@@ -6,12 +6,12 @@ import datetime as dt
 import logging
 
 from dialogs.texts import label, render
+from handlers import notify
 from handlers.consult import (
     PREFIX,
-    _notify_staff,
     age_label,
     assign,
-    notify_applicant,
+    notify_question_staff,
 )
 from handlers.context import Context
 from handlers.events import Button, Reply
@@ -85,19 +85,19 @@ async def send_reply(ctx: Context, question_id: int, text: str) -> list[Reply]:
         applicant = await session.get(Applicant, question.applicant_id)
         assert owner is not None and applicant is not None
         follow = [[Button(label("buttons", "follow_up"), f"{PREFIX}:follow:{question.id}")]]
-        notify_applicant(
+        notify.to_applicant(
             session,
             applicant,
             render("consult/reply.j2", question=question, owner=owner, text=text),
-            key=f"question:{question.id}:message:{message.id}:applicant",
-            buttons=follow,
+            f"question:{question.id}:message:{message.id}",
+            follow,
         )
         if owner.id != staff.id:
             author = await questions.staff(session, staff.id)
             notice = render(
                 "staff/question_answered.j2", question=question, author=author, text=text
             )
-            _notify_staff(session, owner, notice, question, f"message:{message.id}:owner")
+            notify_question_staff(session, owner, notice, question, f"message:{message.id}:owner")
     log.info("question answered id=%s by=%s", question_id, staff.id)
     return _reply("staff/reply_sent.j2")
 
@@ -132,7 +132,7 @@ async def forward(ctx: Context, staff: Staff, question_id: int, unit: str) -> li
         question.department_id = assignee.department_id
         question.status = QuestionStatus.FORWARDED
         notice = render("staff/question_forwarded.j2", question=question, owner=owner)
-        _notify_staff(session, assignee, notice, question, f"forwarded:{assignee.id}")
+        notify_question_staff(session, assignee, notice, question, f"forwarded:{assignee.id}")
     log.info("question forwarded id=%s to=%s", question_id, assignee.id)
     return _reply("staff/forward_done.j2", question=question, assignee=assignee)
 
@@ -146,11 +146,11 @@ async def close(ctx: Context, staff: Staff, question_id: int) -> list[Reply]:
             question.status = QuestionStatus.CLOSED
             applicant = await session.get(Applicant, question.applicant_id)
             assert applicant is not None
-            notify_applicant(
+            notify.to_applicant(
                 session,
                 applicant,
                 render("consult/closed.j2", question=question),
-                key=f"question:{question.id}:closed:applicant",
+                f"question:{question.id}:closed",
             )
     return _reply("staff/question_closed.j2", question=question)
 

@@ -8,12 +8,12 @@ import re
 import unicodedata
 
 from dialogs.texts import label, render
+from handlers import notify
 from handlers.context import Context
 from handlers.events import Button, Reply, UploadedFile
 from handlers.menu import with_menu
-from storage import applicants, cases, files, outbox, questions
+from storage import applicants, cases, files, questions
 from storage.models import ActorKind, Case, CaseStatus, Staff, utcnow
-from storage.outbox import Recipient
 
 log = logging.getLogger(__name__)
 PREFIX = "u"
@@ -120,14 +120,13 @@ async def finish(ctx: Context, case: Case) -> list[Reply]:
         await session.flush()
         _clock_for(fresh, CaseStatus.IN_PROGRESS, now)
         handler: Staff | None = await questions.staff(session, fresh.handler_id)
-        if handler is not None and handler.channel and handler.chat_id:
-            outbox.enqueue(
-                session,
-                Recipient(handler.channel, handler.chat_id),
-                render("casework/staff_supplement_received.j2", case=fresh, count=len(uploaded)),
-                key=f"case:{fresh.number}:event:{event.id}:staff:{handler.id}",
-                buttons=[[{"label": label("buttons", "handle"), "data": f"w:view:{fresh.number}"}]],
-            )
+        notify.to_staff(
+            session,
+            handler,
+            render("casework/staff_supplement_received.j2", case=fresh, count=len(uploaded)),
+            f"case:{fresh.number}:event:{event.id}",
+            [[Button(label("buttons", "handle"), f"w:view:{fresh.number}")]],
+        )
     ctx.state.pop("mode", None)
     return [with_menu("casework/upload_done.j2")]
 

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+from sqlalchemy import select
+
+from bot.app import App
 from handlers.events import Button, ChatUser, Incoming, Kind, Reply, UploadedFile
 from handlers.routing import Router
+from storage import questions
+from storage.models import Staff
 
 
 class Chat:
@@ -78,3 +85,15 @@ async def fill_application(
     for item in items:
         await chat.press(item)
     await chat.press("完成")
+
+
+async def bind_staff(app: App, name: str, chat_id: str | None = None) -> Chat:
+    """A staff member's chat, bound the real way: an invite code sent as /bind."""
+    async with app.services.db.transaction() as session:
+        staff = await session.scalar(select(Staff).where(Staff.name == name))
+        assert staff is not None, name
+        code = await questions.create_invite(session, staff.id, dt.timedelta(hours=1))
+    chat = Chat(app.router, chat_id or f"staff-{name}")
+    await chat.say(f"/bind {code}")
+    assert "绑定成功" in chat.text and name in chat.text
+    return chat

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from sqlalchemy import select, update
 
 from bot.app import App
 from handlers.announcements import report_finished
-from storage import questions
-from storage.models import Applicant, OutboxMessage, OutboxStatus, Staff
-from support import Chat, fill_application
-
-
-async def bind(app: App, name: str) -> Chat:
-    async with app.services.db.transaction() as session:
-        staff = await session.scalar(select(Staff).where(Staff.name == name))
-        assert staff is not None
-        code = await questions.create_invite(session, staff.id, dt.timedelta(hours=1))
-    chat = Chat(app.router, f"staff-{name}")
-    await chat.say(f"/bind {code}")
-    return chat
+from storage.models import Applicant, OutboxMessage, OutboxStatus
+from support import Chat, bind_staff, fill_application
 
 
 async def announcement_rows(app: App) -> list[OutboxMessage]:
@@ -58,7 +45,7 @@ async def test_opt_in_topics_and_opt_out(app: App) -> None:
 
 
 async def test_only_admins_broadcast(app: App) -> None:
-    window = await bind(app, "李娜")
+    window = await bind_staff(app, "李娜")
     await window.say("/broadcast")
     assert "没有执行该操作的权限" in window.text
     enterprise = Chat(app.router, "ent")
@@ -78,7 +65,7 @@ async def test_preview_count_and_queue_to_the_chosen_topic(app: App) -> None:
             await user.press("☑ 产业政策")
             await user.press("☑ 审批改革")
     await Chat(app.router, "not-subscribed").say("/start")
-    admin = await bind(app, "陈晨")
+    admin = await bind_staff(app, "陈晨")
     await compose(admin, "订阅用户", ("产业政策",))
     assert "📢 <b>新区产业扶持政策解读</b>" in admin.text
     assert "&lt;详见办事指南&gt;" in admin.text
@@ -91,7 +78,7 @@ async def test_preview_count_and_queue_to_the_chosen_topic(app: App) -> None:
 
 
 async def test_oversized_announcement_is_refused_before_anything_is_sent(app: App) -> None:
-    admin = await bind(app, "陈晨")
+    admin = await bind_staff(app, "陈晨")
     await admin.say("/broadcast")
     await admin.say("标题")
     await admin.say("字" * 3801)
@@ -104,7 +91,7 @@ async def test_segments_and_the_delivery_report(app: App) -> None:
     await fill_application(applicant, kind="重点产业项目")
     await applicant.press("提交")
     await Chat(app.router, "sub").say("/subscribe")
-    admin = await bind(app, "陈晨")
+    admin = await bind_staff(app, "陈晨")
     await compose(admin, "重点项目企业")
     assert "将发送给 <b>1</b> 位用户" in admin.text
     await admin.press("提交")
@@ -130,7 +117,7 @@ async def test_enterprises_can_read_recent_announcements(app: App) -> None:
     await user.say("/news")
     assert "暂无政策公告" in user.text
     await user.say("/subscribe")
-    admin = await bind(app, "陈晨")
+    admin = await bind_staff(app, "陈晨")
     await compose(admin, "订阅用户", ("办事指南",))
     await admin.press("提交")
     await user.say("/news")

@@ -13,24 +13,12 @@ from bot.app import App
 from handlers import documents
 from handlers.casework import CaseLimits
 from handlers.followup import chase_cases
-from storage import questions
-from storage.models import Case, CaseEvent, CaseRating, OutboxMessage, Staff
-from support import Chat, fill_application
+from storage.models import Case, CaseEvent, CaseRating, OutboxMessage
+from support import Chat, bind_staff, fill_application
 
 OPINION = "材料齐全，建议受理（内部意见）"
 INSTRUCTION = "请加快办理（领导批示内容）"
 PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 100
-
-
-async def bind(app: App, name: str) -> Chat:
-    async with app.services.db.transaction() as session:
-        staff = await session.scalar(select(Staff).where(Staff.name == name))
-        assert staff is not None
-        code = await questions.create_invite(session, staff.id, dt.timedelta(hours=1))
-    chat = Chat(app.router, f"staff-{name}")
-    await chat.say(f"/bind {code}")
-    assert "绑定成功" in chat.text
-    return chat
 
 
 async def submit(chat: Chat, items: tuple[str, ...] = ("施工许可",)) -> str:
@@ -55,9 +43,9 @@ async def case_row(app: App, number: str) -> Case:
 
 
 async def test_case_walks_from_submitted_to_closed(app: App, chat: Chat) -> None:
-    window = await bind(app, "李娜")
-    xu = await bind(app, "许芳")  # 住建环保局: owns 施工许可
-    leader = await bind(app, "刘洋")
+    window = await bind_staff(app, "李娜")
+    xu = await bind_staff(app, "许芳")  # 住建环保局: owns 施工许可
+    leader = await bind_staff(app, "刘洋")
     number = await submit(chat)
     (new_case,) = await outbox_for(app, window.user.chat_id)
     assert number in new_case.text
@@ -151,7 +139,7 @@ async def test_case_walks_from_submitted_to_closed(app: App, chat: Chat) -> None
 
 
 async def test_rejection_reaches_the_applicant_with_the_reason(app: App, chat: Chat) -> None:
-    window = await bind(app, "李娜")
+    window = await bind_staff(app, "李娜")
     number = await submit(chat)
     await window.press_data(f"w:view:{number}")
     await window.press("不予受理")
@@ -162,8 +150,8 @@ async def test_rejection_reaches_the_applicant_with_the_reason(app: App, chat: C
 
 
 async def test_forbidden_transitions_and_roles_are_refused(app: App, chat: Chat) -> None:
-    window = await bind(app, "李娜")
-    specialist = await bind(app, "冯雪")  # 财政局 specialist
+    window = await bind_staff(app, "李娜")
+    specialist = await bind_staff(app, "冯雪")  # 财政局 specialist
     number = await submit(chat)
     await window.press_data(f"w:close:{number}")
     assert "不能进行该操作" in window.text
@@ -181,8 +169,8 @@ async def test_forbidden_transitions_and_roles_are_refused(app: App, chat: Chat)
 
 
 async def test_reminder_before_due_and_low_rating_goes_to_the_chief(app: App, chat: Chat) -> None:
-    window = await bind(app, "李娜")
-    chief = await bind(app, "周静")
+    window = await bind_staff(app, "李娜")
+    chief = await bind_staff(app, "周静")
     number = await submit(chat)
     await window.press_data(f"w:view:{number}")
     await window.press("受理")
@@ -207,7 +195,7 @@ async def test_reminder_before_due_and_low_rating_goes_to_the_chief(app: App, ch
 
 
 async def test_unanswered_follow_up_closes_after_the_limit(app: App, chat: Chat) -> None:
-    window = await bind(app, "李娜")
+    window = await bind_staff(app, "李娜")
     number = await submit(chat)
     async with app.services.db.transaction() as session:
         await session.execute(update(Case).values(status="completed"))

@@ -10,19 +10,7 @@ from bot.app import App
 from handlers.reminders import QuestionLimits, chase_questions
 from storage import questions
 from storage.models import OutboxMessage, Question, Staff
-from support import Chat
-
-
-async def bind(app: App, name: str, chat_id: str) -> Chat:
-    """Bind a staff chat through a real invite code and /bind."""
-    async with app.services.db.transaction() as session:
-        staff = await session.scalar(select(Staff).where(Staff.name == name))
-        assert staff is not None
-        code = await questions.create_invite(session, staff.id, dt.timedelta(hours=1))
-    chat = Chat(app.router, chat_id)
-    await chat.say(f"/bind {code}")
-    assert "绑定成功" in chat.text and name in chat.text
-    return chat
+from support import Chat, bind_staff
 
 
 async def ask_person(chat: Chat, text: str) -> None:
@@ -58,7 +46,7 @@ async def test_unsure_question_offers_choices_and_answers_the_pick(chat: Chat) -
 
 
 async def test_unknown_question_is_owned_by_the_window_staff_on_duty(app: App) -> None:
-    li = await bind(app, "李娜", "li")
+    li = await bind_staff(app, "李娜", "li")
     enterprise = Chat(app.router, "ent")
     await enterprise.say("我们厂区门口的路灯坏了好几天，能不能帮忙反映一下")
     assert "李娜" in enterprise.text and "负责" in enterprise.text
@@ -69,8 +57,8 @@ async def test_unknown_question_is_owned_by_the_window_staff_on_duty(app: App) -
 
 
 async def test_round_robin_among_staff_on_duty(app: App) -> None:
-    li = await bind(app, "李娜", "li")
-    wang = await bind(app, "王磊", "wang")
+    li = await bind_staff(app, "李娜", "li")
+    wang = await bind_staff(app, "王磊", "wang")
     for n in range(4):
         await Chat(app.router, f"ent{n}").say(f"第{n}个问题：园区食堂几点开门营业呢")
     assert len(await notices_to(app, li)) == 2
@@ -78,7 +66,7 @@ async def test_round_robin_among_staff_on_duty(app: App) -> None:
 
 
 async def test_reply_reaches_the_enterprise_naming_the_owner(app: App) -> None:
-    li = await bind(app, "李娜", "li")
+    li = await bind_staff(app, "李娜", "li")
     enterprise = Chat(app.router, "ent")
     await enterprise.say("/ask 厂区门口的路灯坏了怎么报修")
     (notice,) = await notices_to(app, li)
@@ -99,8 +87,8 @@ async def test_reply_reaches_the_enterprise_naming_the_owner(app: App) -> None:
 
 
 async def test_forwarded_question_stays_owned_by_the_first_responder(app: App) -> None:
-    li = await bind(app, "李娜", "li")
-    xu = await bind(app, "许芳", "xu")  # 住建环保局 specialist
+    li = await bind_staff(app, "李娜", "li")
+    xu = await bind_staff(app, "许芳", "xu")  # 住建环保局 specialist
     enterprise = Chat(app.router, "ent")
     await ask_person(enterprise, "我们的塔吊安装告知需要准备哪些特别的东西")
     (notice,) = await notices_to(app, li)
@@ -129,8 +117,8 @@ async def test_forwarded_question_stays_owned_by_the_first_responder(app: App) -
 
 
 async def test_forged_staff_actions_are_refused(app: App) -> None:
-    await bind(app, "李娜", "li")
-    wang = await bind(app, "王磊", "wang")
+    await bind_staff(app, "李娜", "li")
+    wang = await bind_staff(app, "王磊", "wang")
     enterprise = Chat(app.router, "ent")
     await enterprise.say("/ask 食堂的菜价能不能再便宜一点呢")
     async with app.services.db.sessions() as session:
@@ -150,8 +138,8 @@ async def test_forged_staff_actions_are_refused(app: App) -> None:
 async def test_question_waits_for_duty_then_goes_to_whoever_comes_on(app: App) -> None:
     async with app.services.db.transaction() as session:
         await session.execute(update(Staff).values(on_duty=False))
-    li = await bind(app, "李娜", "li")
-    admin = await bind(app, "陈晨", "admin")
+    li = await bind_staff(app, "李娜", "li")
+    admin = await bind_staff(app, "陈晨", "admin")
     enterprise = Chat(app.router, "ent")
     await ask_person(enterprise, "周末能不能到大厅办理业务呀")
     assert "暂无值班人员" in enterprise.text
@@ -181,8 +169,8 @@ async def test_invite_codes_are_single_use_and_expire(app: App) -> None:
 
 
 async def test_reminder_then_escalation_counts_working_days_across_a_holiday(app: App) -> None:
-    li = await bind(app, "李娜", "li")
-    zhou = await bind(app, "周静", "zhou")  # chief of 政务服务中心
+    li = await bind_staff(app, "李娜", "li")
+    zhou = await bind_staff(app, "周静", "zhou")  # chief of 政务服务中心
     await Chat(app.router, "ent").say("/ask 园区有没有人才公寓可以申请入住")
     created = dt.datetime(2026, 9, 30, 2, 0, tzinfo=dt.UTC)  # Wed 10:00 in Changsha
     async with app.services.db.transaction() as session:
