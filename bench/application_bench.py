@@ -15,34 +15,16 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from bench_common import SERVER, fresh_database
 from bot.app import build_app
 from bot.config import load_settings
-from storage.db import Database
-from storage.seed import seed_all
 from storage.state import RedisStateStore
 from support import GOOD_ANSWERS, Chat
 
-SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 DATABASE = f"{SERVER}/bdb_bench"
 REDIS = "redis://127.0.0.1:6379/13"
-
-
-async def fresh_database() -> None:
-    admin = create_async_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text('DROP DATABASE IF EXISTS "bdb_bench" WITH (FORCE)'))
-        await conn.execute(text('CREATE DATABASE "bdb_bench"'))
-    await admin.dispose()
-    db = Database(DATABASE)
-    await db.upgrade()
-    async with db.transaction() as session:
-        await seed_all(session)
-    await db.dispose()
 
 
 async def one_dialog(chat: Chat, latencies: list[float]) -> None:
@@ -75,7 +57,7 @@ async def one_dialog(chat: Chat, latencies: list[float]) -> None:
 
 
 async def main(dialogs: int, concurrency: int) -> None:
-    await fresh_database()
+    await fresh_database(DATABASE)
     state = RedisStateStore(REDIS, prefix="bdbbench:", max_connections=50)
     await state.redis.flushdb()
     settings = load_settings(database_url=DATABASE, redis_url=REDIS, db_pool_size=20)

@@ -31,7 +31,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "bot")]
 
 from botapi_stub import TOKEN, BotApiStub, Call  # noqa: E402
-
 from support import GOOD_ANSWERS  # noqa: E402
 
 SHOWN = {"sendMessage", "editMessageText", "sendDocument"}
@@ -157,19 +156,10 @@ def stub_process(conn: Connection, users: int) -> None:
 
 async def prepare(database_url: str, redis_url: str) -> None:
     from redis.asyncio import Redis
-    from sqlalchemy import text
 
-    from storage.db import Database
-    from storage.seed import seed_all
+    from bench_common import fresh_database
 
-    db = Database(database_url)
-    async with db.engine.begin() as conn:  # the benchmark's own database: start empty
-        await conn.execute(text("DROP SCHEMA public CASCADE"))
-        await conn.execute(text("CREATE SCHEMA public"))
-    await db.upgrade()
-    async with db.transaction() as session:
-        await seed_all(session)
-    await db.dispose()
+    await fresh_database(database_url)  # the benchmark's own database: start empty
     redis = Redis.from_url(redis_url)
     await redis.flushdb()
     await redis.aclose()
