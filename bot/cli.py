@@ -318,5 +318,65 @@ def broadcast(
     _run(main)
 
 
+export_app = typer.Typer(help="台账 exports: key-project ledger and cases (xlsx or csv).")
+app.add_typer(export_app, name="export")
+EXPORT_FORMATS = ("xlsx", "csv")
+PROGRESS_FROM = 1000  # rows; smaller exports finish before a bar would help
+
+
+def _export(kind: str, fmt: str, out: Path) -> None:
+    """Run one export with a progress bar for long ones; prints the row count."""
+    from rich.progress import Progress, TaskID
+
+    from handlers import export
+
+    if fmt not in EXPORT_FORMATS:
+        err.print(f"--format is one of {', '.join(EXPORT_FORMATS)}", markup=False)
+        raise typer.Exit(2)
+
+    async def main(settings: Settings) -> None:
+        db = Database(settings.database_url)
+        bar = Progress(console=err, transient=True)
+        tasks: dict[str, TaskID] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if total < PROGRESS_FROM:
+                return
+            if phase not in tasks:
+                bar.start()
+                description = "reading" if phase == "load" else "writing"
+                tasks[phase] = bar.add_task(description, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        try:
+            await db.ping()
+            run = export.export_ledger if kind == "ledger" else export.export_cases
+            rows = await run(db, out, fmt, progress)
+        finally:
+            bar.stop()
+            await db.dispose()
+        err.print(f"Exported {rows} rows to {out}.", markup=False)
+
+    _run(main)
+
+
+@export_app.command("ledger")
+def export_ledger(
+    out: Annotated[Path, typer.Option("--out", help="file to write")],
+    fmt: Annotated[str, typer.Option("--format", help="xlsx or csv")] = "xlsx",
+) -> None:
+    """重点项目动态管理台账: one row per key project (no personal data)."""
+    _export("ledger", fmt, out)
+
+
+@export_app.command("cases")
+def export_cases(
+    out: Annotated[Path, typer.Option("--out", help="file to write")],
+    fmt: Annotated[str, typer.Option("--format", help="xlsx or csv")] = "xlsx",
+) -> None:
+    """Every 帮代办 application, with contacts and 经办人意见 (staff only; no 领导批示)."""
+    _export("cases", fmt, out)
+
+
 def main() -> None:
     app()

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from handlers.announcements import report_finished
 from handlers.context import Services
 from handlers.followup import chase_cases
+from handlers.key_projects import escalate_problems, remind_follow_ups
 from handlers.reminders import QuestionLimits, chase_questions
 from storage.models import utcnow
 
@@ -24,6 +25,8 @@ async def tick(services: Services, extra: tuple[Job, ...] = ()) -> int:
         lambda s: chase_questions(s, now, QuestionLimits()),
         lambda s: chase_cases(s, now),
         report_finished,
+        lambda s: escalate_problems(s, now),
+        lambda s: remind_follow_ups(s, now),
         *extra,
     ]
     sent = 0

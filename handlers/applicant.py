@@ -15,10 +15,11 @@ from handlers import documents, notify
 from handlers.casework import start_clock
 from handlers.context import Context
 from handlers.events import Button, Reply
+from handlers.key_projects import notify_new_project
 from handlers.menu import menu_button, menu_buttons, with_menu
-from storage import applicants, cases, outbox, roster
+from storage import applicants, cases, key_projects, outbox, roster
 from storage.cases import ApplicationData
-from storage.models import ActorKind, Case, CaseStatus
+from storage.models import ActorKind, Case, CaseStatus, ProjectKind
 from storage.outbox import Recipient
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,9 @@ async def submit(ctx: Context, token: str, answers: dict[str, Value]) -> list[Re
             applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
             case = await cases.create(session, applicant.id, data, token)
             start_clock(case, case.created_at)
+            if case.project_kind == ProjectKind.KEY:
+                project = await key_projects.create_for_case(session, case)
+                await notify_new_project(session, project)
             await _notify_window_of_new_case(session, case)
             outbox.enqueue(
                 session,

@@ -10,7 +10,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from dialogs.engine import Draft, Expired
 from dialogs.texts import render
-from handlers import announcements, applicant, casework, followup, staff, supplement
+from handlers import announcements, applicant, casework, followup, key_projects, staff, supplement
 from handlers.context import Context, Services
 from handlers.events import Incoming, Kind, Reply
 from handlers.menu import MENU_PREFIX, expired, menu_buttons, with_menu
@@ -77,6 +77,7 @@ class Router:
             "withdraw": applicant.ask_withdraw,
             "withdraw_yes": applicant.withdraw,
         }
+        self.commands.update(key_projects.commands())
 
     async def handle(self, event: Incoming) -> list[Reply]:
         key = event.user.key
@@ -120,6 +121,10 @@ class Router:
         if mode.startswith("case_"):
             await self._identify_staff(ctx)
             return await casework.on_text(ctx, mode, target, text)
+        if mode.startswith("kp_"):
+            handled = await key_projects.on_text(ctx, mode, target, text)
+            if handled is not None:
+                return handled
         if mode == "comment":
             return await followup.comment(ctx, target, text)
         if mode == "follow" and target.isdigit() and self.services.consultation is not None:
@@ -166,6 +171,9 @@ class Router:
             return await supplement.button(ctx, rest)
         if prefix == followup.PREFIX:
             return await followup.button(ctx, rest)
+        if prefix == "k":
+            await self._identify_staff(ctx)
+            return await key_projects.button(ctx, rest)
         return [expired()]
 
     async def _dialog_text(self, ctx: Context, text: str) -> list[Reply]:

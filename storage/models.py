@@ -385,6 +385,7 @@ class KeyProject(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     last_contact_at: Mapped[dt.datetime | None]
     next_follow_up_at: Mapped[dt.datetime | None]
+    follow_up_reminded_at: Mapped[dt.datetime | None]  # 回访 reminder sent for the due date
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     members: Mapped[list[KeyProjectMember]] = relationship(

@@ -1,0 +1,548 @@
+"""重点项目"一对一": the team's chat screens, the four-level problem ladder, 回访 and 台账."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialogs.texts import label, render
+from handlers.context import Context, Services
+from handlers.events import Button, Reply
+from handlers.export import ledger_document
+from handlers.workdays import add_workdays, workdays_between
+from storage import key_projects, outbox, roster
+from storage.key_projects import TOP_LEVEL, ProblemStatus, Stage
+from storage.models import KeyProject, Problem, Role, Staff, utcnow
+from storage.outbox import Recipient
+
+log = logging.getLogger(__name__)
+PREFIX = "k"
+MODES = {"kp_plan": "plan", "kp_ms": "ms", "kp_problem": "prob"}
+ASK = {action: mode for mode, action in MODES.items()}
+NAME_LIMIT = 100
+TITLE_LIMIT = 200
+PLAN_LIMIT = 2000
+PROBLEM_LIMIT = 1000
+CONTACT_CHOICES = (5, 10, 20)  # working days until the next 回访
+
+Handler = Callable[[Context, str], Awaitable[list[Reply]]]
+
+
+@dataclass(frozen=True)
+class KeyProjectLimits:
+    problem_workdays: int = 3  # at one level of the ladder before it goes one level up
+    follow_up_workdays: int = 10  # first 回访 after the project is recorded
+
+
+LIMITS = KeyProjectLimits()
+
+
+def commands() -> dict[str, Handler]:
+    """The staff commands of this module, for the router."""
+    return {"kp": list_projects, "kp_new": new_project, "kp_add": add_member, "ledger": ledger}
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _reply(template: str, /, buttons: list[list[Button]] | None = None, **context: object) -> Reply:
+    return Reply(render(template, **context), buttons or [])
+
+
+def _button(key: str, action: str, *args: object) -> Button:
+    return Button(label("key_projects", key), ":".join((PREFIX, action, *map(str, args))))
+
+
+def _is_admin(staff: Staff) -> bool:
+    return staff.role == Role.ADMIN
+
+
+async def _staff(ctx: Context) -> Staff | None:
+    """The staff member behind this chat (the router looks it up only for some commands)."""
+    if ctx.staff is None:
+        user = ctx.event.user
+        async with ctx.services.db.sessions() as session:
+            ctx.staff = await roster.staff_by_chat(session, user.channel, user.chat_id)
+    return ctx.staff
+
+
+async def _on_team(session: AsyncSession, staff: Staff, project_id: int) -> bool:
+    """Team members and administrators act on a project; nobody else."""
+    return _is_admin(staff) or await key_projects.is_member(session, project_id, staff.id)
+
+
+async def _may_handle(session: AsyncSession, staff: Staff, problem: Problem) -> bool:
+    """A problem is also handled by everyone it has been put before on the ladder."""
+    if await _on_team(session, staff, problem.key_project_id):
+        return True
+    return staff.id in await key_projects.reached(session, problem)
+
+
+def _notify(
+    session: AsyncSession,
+    people: Iterable[Staff],
+    text: str,
+    key: str,
+    buttons: list[list[Button]] | None = None,
+    skip: int | None = None,
+) -> list[Staff]:
+    """Queue `text` for each reachable person (except `skip`); returns who was queued."""
+    rows = [[{"label": b.label, "data": b.data} for b in row] for row in buttons or []]
+    queued = []
+    for person in people:
+        if person.id == skip or not person.channel or not person.chat_id:
+            continue
+        recipient = Recipient(person.channel, person.chat_id)
+        outbox.enqueue(session, recipient, text, key=f"{key}:staff:{person.id}", buttons=rows)
+        queued.append(person)
+    return queued
+
+
+def _problem_buttons(problem: Problem) -> list[list[Button]]:
+    row = [
+        Button(f"{label('key_projects', 'resolve')} #{problem.id}", f"{PREFIX}:solve:{problem.id}")
+    ]
+    if problem.level < TOP_LEVEL:
+        escalate = label("key_projects", "escalate")
+        row.insert(0, Button(f"{escalate} #{problem.id}", f"{PREFIX}:up:{problem.id}"))
+    return [row]
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+async def list_projects(ctx: Context, _: str = "") -> list[Reply]:
+    """`/kp`: the key projects this staff member is on (administrators: all)."""
+    staff = await _staff(ctx)
+    if staff is None:
+        return [_reply("key_projects/not_allowed.j2")]
+    async with ctx.services.db.sessions() as session:
+        projects = await key_projects.listing(session, None if _is_admin(staff) else staff.id)
+    rows = [[Button(f"#{p.id} {p.name}", f"{PREFIX}:view:{p.id}")] for p in projects]
+    return [_reply("key_projects/list.j2", rows, projects=projects)]
+
+
+def _parse_new(argument: str) -> tuple[str, str] | None:
+    name, sep, company = argument.replace("｜", "|").partition("|")
+    name, company = name.strip(), company.strip()
+    if not sep or not all(2 <= len(v) <= NAME_LIMIT for v in (name, company)):
+        return None
+    return name, company
+
+
+async def new_project(ctx: Context, argument: str) -> list[Reply]:
+    """`/kp_new 项目名称 | 企业名称`: 产业促进局 records a project still in negotiation."""
+    staff = await _staff(ctx)
+    if staff is None or not (
+        _is_admin(staff) or staff.department.code == key_projects.INDUSTRY_PROMOTION
+    ):
+        return [_reply("key_projects/new_not_allowed.j2")]
+    parsed = _parse_new(argument)
+    if parsed is None:
+        return [_reply("key_projects/new_usage.j2")]
+    name, company = parsed
+    async with ctx.services.db.transaction() as session:
+        project = await key_projects.create(
+            session,
+            name,
+            company,
+            Stage.NEGOTIATING,
+            created_by=staff.id,
+            extra_members=() if _is_admin(staff) else (staff.id,),
+        )
+        await notify_new_project(session, project, by=staff)
+    log.info("key project created id=%s by=%s", project.id, staff.id)
+    return [_reply("key_projects/created.j2", project=project), *await view(ctx, staff, project.id)]
+
+
+async def notify_new_project(
+    session: AsyncSession, project: KeyProject, by: Staff | None = None
+) -> None:
+    """Tell the team they are on a new key project (call in the creating transaction)."""
+    people = await key_projects.team(session, project.id)
+    text = render("key_projects/joined_notice.j2", project=project, by=by)
+    view_button = [[_button("view", "view", project.id)]]
+    _notify(
+        session,
+        people,
+        text,
+        f"key_project:{project.id}:joined",
+        view_button,
+        skip=by.id if by else None,
+    )
+
+
+async def add_member(ctx: Context, argument: str) -> list[Reply]:
+    """`/kp_add 项目编号 姓名`: a team member (or admin) adds someone to the team."""
+    staff = await _staff(ctx)
+    if staff is None:
+        return [_reply("key_projects/not_allowed.j2")]
+    target, _, name = argument.partition(" ")
+    name = name.strip()
+    if not target.isdigit() or not name:
+        return [_reply("key_projects/add_usage.j2")]
+    async with ctx.services.db.transaction() as session:
+        project = await key_projects.get(session, int(target), lock=True)
+        if project is None or not await _on_team(session, staff, project.id):
+            return [_reply("key_projects/not_found.j2")]
+        person = await roster.staff_by_name(session, name)
+        if person is None:
+            return [_reply("key_projects/staff_not_found.j2", name=name)]
+        added = await key_projects.add_member(session, project, person.id)
+        if added:
+            text = render("key_projects/joined_notice.j2", project=project, by=staff)
+            view_button = [[_button("view", "view", project.id)]]
+            key = f"key_project:{project.id}:joined"
+            _notify(session, [person], text, key, view_button, skip=staff.id)
+    log.info("key project member project=%s staff=%s added=%s", project.id, person.id, added)
+    reply = _reply("key_projects/member_added.j2", project=project, person=person, added=added)
+    return [reply, *await view(ctx, staff, project.id)]
+
+
+async def ledger(ctx: Context, _: str = "") -> list[Reply]:
+    """`/ledger`: the 重点项目台账 as an xlsx file, for the lead units and administrators."""
+    staff = await _staff(ctx)
+    if staff is None or not (
+        _is_admin(staff) or staff.department.code in key_projects.JOINT_MEETING_UNITS
+    ):
+        return [_reply("key_projects/not_allowed.j2")]
+    document, count = await ledger_document(ctx.services.db)
+    log.info("ledger sent staff=%s rows=%s", staff.id, count)
+    caption = render("key_projects/ledger_caption.j2", now=utcnow(), count=count)
+    return [Reply.doc(document, caption)]
+
+
+# -- the project screen -------------------------------------------------------------------
+
+
+async def view(ctx: Context, staff: Staff, project_id: int) -> list[Reply]:
+    """Stage, team, plan, milestones and open problems, with the buttons this person may use."""
+    async with ctx.services.db.sessions() as session:
+        project = await key_projects.get(session, project_id)
+        if project is None:
+            return [_reply("key_projects/not_found.j2")]
+        on_team = await _on_team(session, staff, project.id)
+        problems = [p for p in project.problems if p.status == ProblemStatus.OPEN]
+        handles = [p for p in problems if on_team or await _may_handle(session, staff, p)]
+        if not on_team and not handles:
+            return [_reply("key_projects/not_found.j2")]
+        team = await key_projects.team(session, project.id)
+        number = await key_projects.case_number(session, project.case_id)
+    rows: list[list[Button]] = []
+    if on_team:
+        rows += [
+            [_button("plan", "plan", project.id), _button("milestone", "ms", project.id)],
+            [_button("problem", "prob", project.id), _button("contact", "contact", project.id)],
+            [_button("stage", "stage", project.id)],
+        ]
+        done = label("key_projects", "done")
+        rows += [
+            [Button(f"{done}：{m.title[:20]}", f"{PREFIX}:msdone:{m.id}")]
+            for m in project.milestones
+            if m.done_at is None
+        ]
+    for problem in sorted(handles, key=lambda p: (-p.level, p.id)):
+        rows += _problem_buttons(problem)
+    text = render(
+        "key_projects/view.j2",
+        project=project,
+        team=team,
+        case_number=number,
+        milestones=project.milestones,
+        problems=sorted(problems, key=lambda p: (-p.level, p.id)),
+    )
+    return [Reply(text, rows)]
+
+
+# -- buttons and typed answers ------------------------------------------------------------
+
+
+async def button(ctx: Context, rest: str) -> list[Reply]:
+    """`k:<action>:<id>[:<arg>]`; the server re-checks the team (or ladder) on every press."""
+    staff = await _staff(ctx)
+    if staff is None:
+        return [_reply("key_projects/not_allowed.j2")]
+    action, _, argument = rest.partition(":")
+    target, _, extra = argument.partition(":")
+    if not target.isdigit():
+        return [_reply("dialog/expired.j2")]
+    ident = int(target)
+    if action == "view":
+        return await view(ctx, staff, ident)
+    if action in ASK:
+        return await _ask(ctx, staff, action, ident)
+    if action == "msdone":
+        return await milestone_done(ctx, staff, ident)
+    if action == "up":
+        return await escalate_by_hand(ctx, staff, ident)
+    if action == "solve":
+        return await resolve(ctx, staff, ident)
+    if action == "contact":
+        return await choose_follow_up(ctx, staff, ident)
+    if action == "contactn" and extra.isdigit() and int(extra) in CONTACT_CHOICES:
+        return await record_contact(ctx, staff, ident, int(extra))
+    if action == "stage":
+        return await choose_stage(ctx, staff, ident)
+    if action == "stageto" and extra in set(Stage):
+        return await set_stage(ctx, staff, ident, Stage(extra))
+    return [_reply("dialog/expired.j2")]
+
+
+async def _ask(ctx: Context, staff: Staff, action: str, project_id: int) -> list[Reply]:
+    async with ctx.services.db.sessions() as session:
+        project = await key_projects.get(session, project_id)
+        if project is None or not await _on_team(session, staff, project_id):
+            return [_reply("key_projects/not_found.j2")]
+    ctx.state["mode"] = f"{ASK[action]}:{project_id}"
+    template, limit = {
+        "plan": ("key_projects/plan_prompt.j2", PLAN_LIMIT),
+        "ms": ("key_projects/milestone_prompt.j2", TITLE_LIMIT),
+        "prob": ("key_projects/problem_prompt.j2", PROBLEM_LIMIT),
+    }[action]
+    return [_reply(template, project=project, limit=limit)]
+
+
+async def on_text(ctx: Context, mode: str, target: str, text: str) -> list[Reply] | None:
+    """The text typed after 代办方案 / 添加节点 / 反映问题; None when `mode` is not ours."""
+    if mode not in MODES:
+        return None
+    staff = await _staff(ctx)
+    if staff is None:
+        return [_reply("key_projects/not_allowed.j2")]
+    if not target.isdigit():
+        return [_reply("dialog/expired.j2")]
+    project_id = int(target)
+    limit = {"kp_plan": PLAN_LIMIT, "kp_ms": TITLE_LIMIT + 20, "kp_problem": PROBLEM_LIMIT}[mode]
+    if len(text) > limit:
+        ctx.state["mode"] = f"{mode}:{project_id}"  # stay in the step; nothing is saved yet
+        return [_reply("key_projects/too_long.j2", length=len(text), limit=limit)]
+    if mode == "kp_plan":
+        return await set_plan(ctx, staff, project_id, text)
+    if mode == "kp_ms":
+        return await add_milestone(ctx, staff, project_id, text)
+    return await raise_problem(ctx, staff, project_id, text)
+
+
+async def set_plan(ctx: Context, staff: Staff, project_id: int, text: str) -> list[Reply]:
+    async with ctx.services.db.transaction() as session:
+        project = await key_projects.get(session, project_id, lock=True)
+        if project is None or not await _on_team(session, staff, project_id):
+            return [_reply("key_projects/not_found.j2")]
+        project.service_plan = text
+    log.info("key project plan set id=%s by=%s", project_id, staff.id)
+    return [_reply("key_projects/plan_saved.j2"), *await view(ctx, staff, project_id)]
+
+
+def _parse_milestone(text: str) -> tuple[str, dt.date | None] | None:
+    title, sep, when = text.replace("｜", "|").partition("|")
+    title = title.strip()
+    if not 1 <= len(title) <= TITLE_LIMIT:
+        return None
+    if not sep:
+        return title, None
+    try:
+        return title, dt.date.fromisoformat(when.strip())
+    except ValueError:
+        return None
+
+
+async def add_milestone(ctx: Context, staff: Staff, project_id: int, text: str) -> list[Reply]:
+    parsed = _parse_milestone(text)
+    if parsed is None:
+        ctx.state["mode"] = f"kp_ms:{project_id}"
+        return [_reply("key_projects/milestone_bad.j2", limit=TITLE_LIMIT)]
+    async with ctx.services.db.transaction() as session:
+        project = await key_projects.get(session, project_id, lock=True)
+        if project is None or not await _on_team(session, staff, project_id):
+            return [_reply("key_projects/not_found.j2")]
+        milestone = await key_projects.add_milestone(session, project, *parsed)
+    log.info("milestone added id=%s project=%s", milestone.id, project_id)
+    reply = _reply("key_projects/milestone_added.j2", milestone=milestone)
+    return [reply, *await view(ctx, staff, project_id)]
+
+
+async def milestone_done(ctx: Context, staff: Staff, milestone_id: int) -> list[Reply]:
+    async with ctx.services.db.transaction() as session:
+        milestone = await key_projects.milestone(session, milestone_id)
+        if milestone is None or not await _on_team(session, staff, milestone.key_project_id):
+            return [_reply("key_projects/not_found.j2")]
+        if milestone.done_at is None:
+            milestone.done_at = utcnow()
+    log.info("milestone done id=%s by=%s", milestone_id, staff.id)
+    reply = _reply("key_projects/milestone_done.j2", milestone=milestone)
+    return [reply, *await view(ctx, staff, milestone.key_project_id)]
+
+
+async def raise_problem(ctx: Context, staff: Staff, project_id: int, text: str) -> list[Reply]:
+    """A problem the enterprise raised starts at level 1: the team is told."""
+    async with ctx.services.db.transaction() as session:
+        project = await key_projects.get(session, project_id, lock=True)
+        if project is None or not await _on_team(session, staff, project_id):
+            return [_reply("key_projects/not_found.j2")]
+        problem = await key_projects.raise_problem(session, project, text, staff.id, utcnow())
+        notice = render(
+            "key_projects/problem_notice.j2", project=project, problem=problem, author=staff
+        )
+        people = await key_projects.level_people(session, project_id, 1)
+        key = f"problem:{problem.id}:level:1"
+        _notify(session, people, notice, key, _problem_buttons(problem), skip=staff.id)
+    log.info("problem raised id=%s project=%s", problem.id, project_id)
+    reply = _reply("key_projects/problem_raised.j2", problem=problem)
+    return [reply, *await view(ctx, staff, project_id)]
+
+
+async def _escalate(
+    session: AsyncSession,
+    problem: Problem,
+    now: dt.datetime,
+    actor: Staff | None,
+    days: int,
+) -> list[Staff]:
+    """One level up the ladder; the people of the new level are told once each."""
+    project = await key_projects.get(session, problem.key_project_id)
+    assert project is not None
+    problem.level += 1
+    problem.level_since = now
+    people = await key_projects.level_people(session, project.id, problem.level)
+    text = render(
+        "key_projects/problem_escalated.j2",
+        project=project,
+        problem=problem,
+        actor=actor,
+        days=days,
+    )
+    key = f"problem:{problem.id}:level:{problem.level}"
+    skip = actor.id if actor else None
+    queued = _notify(session, people, text, key, _problem_buttons(problem), skip=skip)
+    log.info("problem escalated id=%s level=%s", problem.id, problem.level)
+    return queued
+
+
+async def escalate_by_hand(ctx: Context, staff: Staff, problem_id: int) -> list[Reply]:
+    async with ctx.services.db.transaction() as session:
+        problem = await key_projects.problem(session, problem_id, lock=True)
+        if problem is None or not await _may_handle(session, staff, problem):
+            return [_reply("key_projects/problem_not_found.j2")]
+        if problem.status != ProblemStatus.OPEN:
+            return [_reply("key_projects/problem_already_resolved.j2", problem=problem)]
+        if problem.level >= TOP_LEVEL:
+            return [_reply("key_projects/at_top.j2", problem=problem)]
+        people = await _escalate(session, problem, utcnow(), staff, 0)
+    return [_reply("key_projects/escalated.j2", problem=problem, people=people)]
+
+
+async def resolve(ctx: Context, staff: Staff, problem_id: int) -> list[Reply]:
+    async with ctx.services.db.transaction() as session:
+        problem = await key_projects.problem(session, problem_id, lock=True)
+        if problem is None or not await _may_handle(session, staff, problem):
+            return [_reply("key_projects/problem_not_found.j2")]
+        if problem.status != ProblemStatus.OPEN:
+            return [_reply("key_projects/problem_already_resolved.j2", problem=problem)]
+        problem.status = ProblemStatus.RESOLVED
+        problem.resolved_at = utcnow()
+        project = await key_projects.get(session, problem.key_project_id)
+        assert project is not None
+        people = []
+        for level in range(1, problem.level + 1):
+            people += await key_projects.level_people(session, project.id, level)
+        unique = list({p.id: p for p in people}.values())
+        text = render(
+            "key_projects/problem_resolved_notice.j2", project=project, problem=problem, actor=staff
+        )
+        _notify(session, unique, text, f"problem:{problem.id}:resolved", skip=staff.id)
+    log.info("problem resolved id=%s by=%s", problem_id, staff.id)
+    return [_reply("key_projects/problem_resolved.j2", problem=problem)]
+
+
+async def choose_follow_up(ctx: Context, staff: Staff, project_id: int) -> list[Reply]:
+    async with ctx.services.db.sessions() as session:
+        if not await _on_team(session, staff, project_id):
+            return [_reply("key_projects/not_found.j2")]
+    after = label("key_projects", "follow_up_in")
+    rows = [
+        [Button(f"{days}{after}", f"{PREFIX}:contactn:{project_id}:{days}")]
+        for days in CONTACT_CHOICES
+    ]
+    return [_reply("key_projects/contact_choose.j2", rows)]
+
+
+async def record_contact(ctx: Context, staff: Staff, project_id: int, days: int) -> list[Reply]:
+    """记录联系: last contact now; the next 回访 `days` working days later."""
+    now = utcnow()
+    async with ctx.services.db.transaction() as session:
+        project = await key_projects.get(session, project_id, lock=True)
+        if project is None or not await _on_team(session, staff, project_id):
+            return [_reply("key_projects/not_found.j2")]
+        key_projects.record_contact(project, now, add_workdays(now, days))
+    log.info("key project contact id=%s by=%s", project_id, staff.id)
+    reply = _reply("key_projects/contact_saved.j2", project=project)
+    return [reply, *await view(ctx, staff, project_id)]
+
+
+async def choose_stage(ctx: Context, staff: Staff, project_id: int) -> list[Reply]:
+    async with ctx.services.db.sessions() as session:
+        project = await key_projects.get(session, project_id)
+        if project is None or not await _on_team(session, staff, project_id):
+            return [_reply("key_projects/not_found.j2")]
+    rows = [
+        [_button(f"stage_{stage}", "stageto", project_id, stage)]
+        for stage in Stage
+        if stage != project.stage
+    ]
+    return [_reply("key_projects/stage_choose.j2", rows, project=project)]
+
+
+async def set_stage(ctx: Context, staff: Staff, project_id: int, stage: Stage) -> list[Reply]:
+    async with ctx.services.db.transaction() as session:
+        project = await key_projects.get(session, project_id, lock=True)
+        if project is None or not await _on_team(session, staff, project_id):
+            return [_reply("key_projects/not_found.j2")]
+        project.stage = stage
+    log.info("key project stage id=%s stage=%s by=%s", project_id, stage, staff.id)
+    reply = _reply("key_projects/stage_saved.j2", project=project)
+    return [reply, *await view(ctx, staff, project_id)]
+
+
+# -- periodic jobs ------------------------------------------------------------------------
+
+
+async def escalate_problems(
+    services: Services, now: dt.datetime, limits: KeyProjectLimits = LIMITS
+) -> int:
+    """Move each problem unresolved for `problem_workdays` at its level one level up;
+    returns how many notices were queued."""
+    sent = 0
+    async with services.db.transaction() as session:
+        for problem in await key_projects.open_problems(session):
+            if workdays_between(problem.level_since, now) < limits.problem_workdays:
+                continue
+            sent += len(await _escalate(session, problem, now, None, limits.problem_workdays))
+    return sent
+
+
+async def remind_follow_ups(
+    services: Services, now: dt.datetime, limits: KeyProjectLimits = LIMITS
+) -> int:
+    """定期回访: remind the team once per due date; projects without a date get one."""
+    sent = 0
+    async with services.db.transaction() as session:
+        for project in await key_projects.unscheduled(session):
+            start = project.last_contact_at or project.created_at
+            project.next_follow_up_at = add_workdays(start, limits.follow_up_workdays)
+        await session.flush()
+        for project in await key_projects.due_follow_ups(session, now):
+            assert project.next_follow_up_at is not None
+            people = await key_projects.team(session, project.id)
+            text = render("key_projects/follow_up_due.j2", project=project)
+            rows = [
+                [_button("contact", "contact", project.id), _button("view", "view", project.id)]
+            ]
+            key = f"key_project:{project.id}:follow_up:{int(project.next_follow_up_at.timestamp())}"
+            sent += len(_notify(session, people, text, key, rows))
+            project.follow_up_reminded_at = now
+            log.info("follow-up reminder project=%s", project.id)
+    return sent

@@ -1,0 +1,330 @@
+"""重点项目: key projects, their teams, milestones, the problem ladder, and the ledger rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from storage.models import (
+    Case,
+    Department,
+    KeyProject,
+    KeyProjectMember,
+    Milestone,
+    Problem,
+    Role,
+    Staff,
+)
+
+INDUSTRY_PROMOTION = "industry_promotion"  # 产业促进局 names key projects
+GOVERNMENT_SERVICES = "government_services"  # 政务服务中心 runs the window
+JOINT_MEETING_UNITS = (INDUSTRY_PROMOTION, GOVERNMENT_SERVICES)  # 联席会议 and default team
+TOP_LEVEL = 4  # 委领导专题会议
+
+
+class Stage(StrEnum):
+    NEGOTIATING = "negotiating"
+    SIGNED = "signed"
+    APPLIED = "applied"
+    BUILDING = "building"
+    DONE = "done"
+
+
+class ProblemStatus(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+# -- projects and teams -------------------------------------------------------------------
+
+
+async def _unit_chiefs(session: AsyncSession, codes: Iterable[str]) -> list[Staff]:
+    query = (
+        select(Staff)
+        .join(Department)
+        .where(Department.code.in_(list(codes)), Staff.role == Role.CHIEF, Staff.active.is_(True))
+        .order_by(Department.sort, Staff.id)
+    )
+    return list((await session.scalars(query)).unique().all())
+
+
+async def create(
+    session: AsyncSession,
+    name: str,
+    company: str,
+    stage: Stage,
+    created_by: int | None = None,
+    case_id: int | None = None,
+    extra_members: Iterable[int] = (),
+) -> KeyProject:
+    """A key project whose team is the two lead units' chiefs plus `extra_members`."""
+    project = KeyProject(
+        name=name, company=company, stage=stage, created_by=created_by, case_id=case_id
+    )
+    team = [s.id for s in await _unit_chiefs(session, JOINT_MEETING_UNITS)]
+    for staff_id in [*team, *extra_members]:
+        if staff_id not in {m.staff_id for m in project.members}:
+            project.members.append(KeyProjectMember(staff_id=staff_id))
+    session.add(project)
+    await session.flush()
+    return project
+
+
+async def create_for_case(session: AsyncSession, case: Case) -> KeyProject:
+    """The key-project record of a submitted key case (stage 已申请); once per case."""
+    existing = await session.scalar(select(KeyProject).where(KeyProject.case_id == case.id))
+    if existing is not None:
+        return existing
+    return await create(session, case.project_name, case.company, Stage.APPLIED, case_id=case.id)
+
+
+async def get(session: AsyncSession, project_id: int, lock: bool = False) -> KeyProject | None:
+    """A project with its members, milestones and problems; `lock` for changes."""
+    query = (
+        select(KeyProject)
+        .options(
+            selectinload(KeyProject.members),
+            selectinload(KeyProject.milestones),
+            selectinload(KeyProject.problems),
+        )
+        .where(KeyProject.id == project_id)
+    )
+    if lock:
+        query = query.with_for_update(of=KeyProject)
+    return await session.scalar(query)
+
+
+async def team(session: AsyncSession, project_id: int) -> list[Staff]:
+    """The promotion team (推进团队), in the order people joined."""
+    query = (
+        select(Staff)
+        .join(KeyProjectMember, KeyProjectMember.staff_id == Staff.id)
+        .where(KeyProjectMember.key_project_id == project_id)
+        .order_by(KeyProjectMember.id)
+    )
+    return list((await session.scalars(query)).unique().all())
+
+
+async def is_member(session: AsyncSession, project_id: int, staff_id: int) -> bool:
+    found = await session.scalar(
+        select(KeyProjectMember.id).where(
+            KeyProjectMember.key_project_id == project_id, KeyProjectMember.staff_id == staff_id
+        )
+    )
+    return found is not None
+
+
+async def listing(session: AsyncSession, member_id: int | None) -> list[KeyProject]:
+    """Projects the staff member is on; every project when `member_id` is None (admins)."""
+    query = select(KeyProject).order_by(KeyProject.id)
+    if member_id is not None:
+        query = query.join(KeyProjectMember).where(KeyProjectMember.staff_id == member_id)
+    return list((await session.scalars(query)).all())
+
+
+async def add_member(session: AsyncSession, project: KeyProject, staff_id: int) -> bool:
+    """Add someone to the team; False when they are already on it."""
+    if await is_member(session, project.id, staff_id):
+        return False
+    session.add(KeyProjectMember(key_project_id=project.id, staff_id=staff_id))
+    await session.flush()
+    return True
+
+
+async def case_number(session: AsyncSession, case_id: int | None) -> str | None:
+    if case_id is None:
+        return None
+    return await session.scalar(select(Case.number).where(Case.id == case_id))
+
+
+# -- milestones and problems --------------------------------------------------------------
+
+
+async def add_milestone(
+    session: AsyncSession, project: KeyProject, title: str, due_on: dt.date | None
+) -> Milestone:
+    milestone = Milestone(key_project_id=project.id, title=title, due_on=due_on)
+    session.add(milestone)
+    await session.flush()
+    return milestone
+
+
+async def milestone(session: AsyncSession, milestone_id: int) -> Milestone | None:
+    return await session.get(Milestone, milestone_id)
+
+
+async def raise_problem(
+    session: AsyncSession, project: KeyProject, text: str, staff_id: int, now: dt.datetime
+) -> Problem:
+    """A new problem starts at level 1, the team (帮代办人员)."""
+    problem = Problem(
+        key_project_id=project.id,
+        text=text,
+        level=1,
+        status=ProblemStatus.OPEN,
+        raised_by=staff_id,
+        raised_at=now,
+        level_since=now,
+    )
+    session.add(problem)
+    await session.flush()
+    return problem
+
+
+async def problem(session: AsyncSession, problem_id: int, lock: bool = False) -> Problem | None:
+    query = select(Problem).where(Problem.id == problem_id)
+    if lock:
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def open_problems(session: AsyncSession) -> list[Problem]:
+    """Open problems below the top level, locked so parallel ticks take each one once."""
+    query = (
+        select(Problem)
+        .where(Problem.status == ProblemStatus.OPEN, Problem.level < TOP_LEVEL)
+        .order_by(Problem.id)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def level_people(session: AsyncSession, project_id: int, level: int) -> list[Staff]:
+    """Who handles a problem at a level of the ladder (active staff, each once)."""
+    members = [s for s in await team(session, project_id) if s.active]
+    if level <= 1:
+        people = members
+    elif level == 2:
+        people = []
+        for unit in dict.fromkeys(s.department_id for s in members):
+            people += await _staff_where(
+                session, Staff.department_id == unit, Staff.role == Role.CHIEF
+            )
+    elif level == 3:
+        people = await _unit_chiefs(session, JOINT_MEETING_UNITS)
+        people += await _staff_where(session, Staff.role == Role.ADMIN)
+    else:
+        people = await _staff_where(session, Staff.role == Role.LEADER)
+    return list({s.id: s for s in people}.values())
+
+
+async def _staff_where(session: AsyncSession, *conditions: ColumnElement[bool]) -> list[Staff]:
+    query = select(Staff).where(Staff.active.is_(True), *conditions).order_by(Staff.id)
+    return list((await session.scalars(query)).unique().all())
+
+
+async def reached(session: AsyncSession, problem: Problem) -> set[int]:
+    """Everyone the problem has been put before so far (levels 1 … its current level)."""
+    ids: set[int] = set()
+    for level in range(1, problem.level + 1):
+        ids |= {s.id for s in await level_people(session, problem.key_project_id, level)}
+    return ids
+
+
+# -- follow-ups ---------------------------------------------------------------------------
+
+
+async def unscheduled(session: AsyncSession) -> list[KeyProject]:
+    """Projects that have no 回访 date yet."""
+    query = (
+        select(KeyProject)
+        .where(KeyProject.next_follow_up_at.is_(None))
+        .order_by(KeyProject.id)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def due_follow_ups(session: AsyncSession, now: dt.datetime) -> list[KeyProject]:
+    """Projects whose 回访 date has passed and whose reminder for that date is not sent yet."""
+    query = (
+        select(KeyProject)
+        .where(
+            KeyProject.next_follow_up_at <= now,
+            or_(
+                KeyProject.follow_up_reminded_at.is_(None),
+                KeyProject.follow_up_reminded_at < KeyProject.next_follow_up_at,
+            ),
+        )
+        .order_by(KeyProject.id)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.scalars(query)).all())
+
+
+def record_contact(project: KeyProject, now: dt.datetime, next_follow_up: dt.datetime) -> None:
+    project.last_contact_at = now
+    project.next_follow_up_at = next_follow_up
+
+
+# -- ledger (台账) -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One row of the 重点项目动态管理台账."""
+
+    project: KeyProject
+    team: list[Staff]
+    open_by_level: dict[int, int]
+    case_number: str | None
+
+
+async def ledger(session: AsyncSession) -> list[LedgerEntry]:
+    projects = list(
+        (
+            await session.scalars(
+                select(KeyProject)
+                .options(selectinload(KeyProject.members), selectinload(KeyProject.problems))
+                .order_by(KeyProject.id)
+            )
+        ).all()
+    )
+    staff_ids = {m.staff_id for p in projects for m in p.members}
+    people = {
+        s.id: s
+        for s in (await session.scalars(select(Staff).where(Staff.id.in_(staff_ids)))).unique()
+    }
+    case_ids = [p.case_id for p in projects if p.case_id is not None]
+    found = await session.execute(select(Case.id, Case.number).where(Case.id.in_(case_ids)))
+    numbers = {case_id: number for case_id, number in found.tuples()}
+    entries = []
+    for project in projects:
+        counts = dict.fromkeys(range(1, TOP_LEVEL + 1), 0)
+        for item in project.problems:
+            if item.status == ProblemStatus.OPEN:
+                counts[item.level] = counts.get(item.level, 0) + 1
+        members = [people[m.staff_id] for m in project.members if m.staff_id in people]
+        number = numbers.get(project.case_id) if project.case_id is not None else None
+        entries.append(LedgerEntry(project, members, counts, number))
+    return entries
+
+
+async def case_count(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count(Case.id))) or 0)
+
+
+async def case_batch(session: AsyncSession, after_id: int, size: int) -> list[Case]:
+    """Cases with their items in id order after `after_id` (keyset pages for exports)."""
+    query = (
+        select(Case)
+        .options(selectinload(Case.items))
+        .where(Case.id > after_id)
+        .order_by(Case.id)
+        .limit(size)
+    )
+    return list((await session.scalars(query)).unique().all())
+
+
+async def staff_names(session: AsyncSession, ids: Iterable[int]) -> dict[int, str]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(select(Staff.id, Staff.name).where(Staff.id.in_(wanted)))
+    return {staff_id: name for staff_id, name in rows.tuples()}

@@ -1,0 +1,190 @@
+"""台账 exports read back: xlsx with openpyxl, csv with the csv module; and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from pathlib import Path
+
+import openpyxl
+from sqlalchemy import select, update
+from typer.testing import CliRunner
+
+from bot.app import App
+from bot.cli import app as cli
+from handlers.export import export_cases, export_ledger, ledger_document
+from storage import key_projects
+from storage.key_projects import Stage
+from storage.models import Case, Staff
+from support import Chat, fill_application
+
+LEDGER_HEADERS = [
+    "项目编号",
+    "项目名称",
+    "建设单位",
+    "阶段",
+    "推进团队",
+    "代办方案（摘要）",
+    "未解决问题L1",
+    "未解决问题L2",
+    "未解决问题L3",
+    "未解决问题L4",
+    "最近联系",
+    "下次回访",
+    "申请编号",
+]
+CASE_HEADERS = [
+    "申请编号",
+    "项目类型",
+    "建设单位",
+    "项目名称",
+    "联系人",
+    "联系电话",
+    "状态",
+    "申请事项",
+    "经办人",
+    "经办人意见",
+    "提交时间",
+    "最近更新",
+]
+CONTACT = dt.datetime(2026, 10, 9, 2, 30, tzinfo=dt.UTC)  # 10:30 in Changsha
+FOLLOW_UP = dt.datetime(2026, 10, 23, 2, 30, tzinfo=dt.UTC)
+SUBMITTED = dt.datetime(2026, 9, 30, 16, 5, tzinfo=dt.UTC)  # 10-01 00:05 in Changsha
+PLAN = "并联办理施工许可与消防审查；环评实行告知承诺制；" * 5
+
+
+async def prepare(app: App) -> str:
+    """A key case with its project, and a project in negotiation with problems and a plan."""
+    enterprise = Chat(app.router, "ent")
+    await fill_application(enterprise, kind="重点产业项目", items=("施工许可",))
+    await enterprise.press("提交")
+    async with app.services.db.transaction() as session:
+        case = await session.scalar(select(Case))
+        assert case is not None
+        await key_projects.create_for_case(session, case)
+        case.handler_opinion = "=1+1 材料齐全"  # looks like a formula; must stay text
+        case.leader_instruction = "机密批示内容"
+        case.created_at = case.updated_at = SUBMITTED
+        sun = await session.scalar(select(Staff).where(Staff.name == "孙悦"))
+        assert sun is not None
+        project = await key_projects.create(
+            session,
+            "智能网联测试基地",
+            "湖南智行科技有限公司",
+            Stage.NEGOTIATING,
+            sun.id,
+            None,
+            [sun.id],
+        )
+        project.service_plan = PLAN
+        key_projects.record_contact(project, CONTACT, FOLLOW_UP)
+        for level in (1, 1, 3):
+            problem = await key_projects.raise_problem(session, project, "问题", sun.id, CONTACT)
+            problem.level = level
+        solved = await key_projects.raise_problem(session, project, "已解决", sun.id, CONTACT)
+        solved.status = "resolved"
+        return case.number
+
+
+async def test_ledger_xlsx_reads_back(app: App, tmp_path: Path) -> None:
+    number = await prepare(app)
+    path = tmp_path / "ledger.xlsx"
+    assert await export_ledger(app.services.db, path, "xlsx") == 2
+    sheet = openpyxl.load_workbook(path).active
+    assert sheet is not None
+    rows = list(sheet.iter_rows(values_only=True))
+    assert list(rows[0]) == LEDGER_HEADERS
+    assert sheet["A1"].font.b and sheet.freeze_panes == "A2"
+    assert sheet.column_dimensions["B"].width >= 20
+    applied, negotiating = rows[1], rows[2]
+    assert applied[1:4] == ("星城智造产业园一期", "湖南星城智造科技有限公司", "已申请")
+    assert applied[4] == "周静（政务服务中心）、赵刚（产业促进局）"
+    assert applied[6:10] == (0, 0, 0, 0) and applied[12] == number
+    assert negotiating[3] == "洽谈中" and "孙悦（产业促进局）" in negotiating[4]
+    assert negotiating[5].startswith("并联办理施工许可") and negotiating[5].endswith("…")
+    assert len(negotiating[5]) == 60
+    assert negotiating[6:10] == (2, 0, 1, 0)
+    assert negotiating[10] == dt.datetime(2026, 10, 9, 10, 30)  # local time
+    assert negotiating[11] == dt.datetime(2026, 10, 23, 10, 30)
+    assert negotiating[12] is None
+
+
+async def test_ledger_csv_reads_back_with_a_bom(app: App, tmp_path: Path) -> None:
+    await prepare(app)
+    path = tmp_path / "ledger.csv"
+    await export_ledger(app.services.db, path, "csv")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == LEDGER_HEADERS
+    assert rows[2][1] == "智能网联测试基地" and rows[2][6:10] == ["2", "0", "1", "0"]
+    assert rows[2][10:12] == ["2026-10-09 10:30", "2026-10-23 10:30"]
+
+
+async def test_cases_export_has_contacts_and_opinion_but_no_instruction(
+    app: App, tmp_path: Path
+) -> None:
+    number = await prepare(app)
+    xlsx, csv_path = tmp_path / "cases.xlsx", tmp_path / "cases.csv"
+    assert await export_cases(app.services.db, xlsx, "xlsx") == 1
+    assert await export_cases(app.services.db, csv_path, "csv") == 1
+    sheet = openpyxl.load_workbook(xlsx).active
+    assert sheet is not None
+    header, row = list(sheet.iter_rows(values_only=True))
+    assert list(header) == CASE_HEADERS
+    assert row[:8] == (
+        number,
+        "重点产业项目",
+        "湖南星城智造科技有限公司",
+        "星城智造产业园一期",
+        "张伟",
+        "138 0013 8000",
+        "已提交",
+        "建筑工程施工许可证",
+    )
+    assert row[9] == "=1+1 材料齐全" and sheet["J2"].data_type == "s"
+    assert row[10] == dt.datetime(2026, 10, 1, 0, 5)
+    with csv_path.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == CASE_HEADERS and rows[1][0] == number
+    assert rows[1][9] == "'=1+1 材料齐全"  # neutralised for spreadsheet programs
+    assert rows[1][10] == "2026-10-01 00:05"
+    assert "机密批示" not in csv_path.read_text(encoding="utf-8-sig")
+    assert all("机密批示" not in str(v) for r in sheet.iter_rows(values_only=True) for v in r)
+
+
+async def test_ledger_document_for_the_chat(app: App) -> None:
+    await prepare(app)
+    document, count = await ledger_document(app.services.db)
+    assert count == 2 and document.name.startswith("重点项目台账_")
+    sheet = openpyxl.load_workbook(io.BytesIO(document.content)).active
+    assert sheet is not None and sheet.max_row == 3
+
+
+def test_cli_exports_both_tables(tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", "REDIS_URL": ""}
+    assert runner.invoke(cli, ["seed"], env=env).exit_code == 0
+    out = tmp_path / "out" / "ledger.csv"
+    result = runner.invoke(cli, ["export", "ledger", "--format", "csv", "--out", str(out)], env=env)
+    assert result.exit_code == 0, result.output
+    with out.open(encoding="utf-8-sig", newline="") as handle:
+        assert next(csv.reader(handle)) == LEDGER_HEADERS
+    out = tmp_path / "cases.xlsx"
+    result = runner.invoke(cli, ["export", "cases", "--out", str(out)], env=env)
+    assert result.exit_code == 0, result.output
+    sheet = openpyxl.load_workbook(out).active
+    assert sheet is not None and [c.value for c in sheet[1]] == CASE_HEADERS
+    bad = runner.invoke(cli, ["export", "cases", "--format", "pdf", "--out", str(out)], env=env)
+    assert bad.exit_code == 2
+
+
+async def test_updated_rows_keep_their_values(app: App, tmp_path: Path) -> None:
+    await prepare(app)
+    async with app.services.db.transaction() as session:
+        await session.execute(update(Case).values(status="in_progress"))
+    path = tmp_path / "cases.csv"
+    await export_cases(app.services.db, path, "csv")
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        assert list(csv.reader(handle))[1][6] == "办理中"
