@@ -27,7 +27,7 @@ from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from dialogs.fields import format_phone
 from dialogs.texts import label
 from handlers.events import Document
-from storage import key_projects
+from storage import cases, key_projects, roster
 from storage.db import Database
 from storage.key_projects import TOP_LEVEL, LedgerEntry
 from storage.models import Case
@@ -161,14 +161,14 @@ async def cases_table(db: Database, progress: Progress | None = None) -> Table:
     """Every case in number order, read in keyset pages so memory stays flat per page."""
     table = Table(label("key_projects", "cases_sheet"), CASE_COLUMNS)
     async with db.sessions() as session:
-        total = await key_projects.case_count(session)
+        total = await cases.count(session)
         last_id = 0
         while True:
-            batch = await key_projects.case_batch(session, last_id, BATCH)
+            batch = await cases.case_batch(session, last_id, BATCH)
             if not batch:
                 break
             handler_ids = {c.handler_id for c in batch if c.handler_id is not None}
-            names = await key_projects.staff_names(session, handler_ids)
+            names = await roster.staff_names(session, handler_ids)
             table.rows += [case_row(case, names) for case in batch]
             last_id = batch[-1].id
             session.expunge_all()

@@ -217,3 +217,15 @@ async def rate(
 
 async def rating_of(session: AsyncSession, case_id: int) -> CaseRating | None:
     return await session.scalar(select(CaseRating).where(CaseRating.case_id == case_id))
+
+
+async def case_batch(session: AsyncSession, after_id: int, size: int) -> list[Case]:
+    """Cases with their items in id order after `after_id` (keyset pages for exports)."""
+    query = (
+        select(Case)
+        .options(selectinload(Case.items))
+        .where(Case.id > after_id)
+        .order_by(Case.id)
+        .limit(size)
+    )
+    return list((await session.scalars(query)).unique().all())

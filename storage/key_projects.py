@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -304,27 +304,3 @@ async def ledger(session: AsyncSession) -> list[LedgerEntry]:
         number = numbers.get(project.case_id) if project.case_id is not None else None
         entries.append(LedgerEntry(project, members, counts, number))
     return entries
-
-
-async def case_count(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.count(Case.id))) or 0)
-
-
-async def case_batch(session: AsyncSession, after_id: int, size: int) -> list[Case]:
-    """Cases with their items in id order after `after_id` (keyset pages for exports)."""
-    query = (
-        select(Case)
-        .options(selectinload(Case.items))
-        .where(Case.id > after_id)
-        .order_by(Case.id)
-        .limit(size)
-    )
-    return list((await session.scalars(query)).unique().all())
-
-
-async def staff_names(session: AsyncSession, ids: Iterable[int]) -> dict[int, str]:
-    wanted = set(ids)
-    if not wanted:
-        return {}
-    rows = await session.execute(select(Staff.id, Staff.name).where(Staff.id.in_(wanted)))
-    return {staff_id: name for staff_id, name in rows.tuples()}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -62,3 +64,11 @@ async def window_recipients(session: AsyncSession) -> list[Staff]:
     reachable = list((await session.scalars(query)).all())
     on_duty = [s for s in reachable if s.on_duty]
     return on_duty or reachable
+
+
+async def staff_names(session: AsyncSession, ids: Iterable[int]) -> dict[int, str]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(select(Staff.id, Staff.name).where(Staff.id.in_(wanted)))
+    return {staff_id: name for staff_id, name in rows.tuples()}
