@@ -31,7 +31,7 @@ UNAVAILABLE = (
 
 Handler = Callable[[Context, str], Awaitable[list[Reply]]]
 # Commands whose answer depends on the sender's role.
-STAFF_AWARE = frozenset({"start", "duty", "open", "reassign", "inbox", "broadcast"})
+STAFF_AWARE = frozenset({"start", "help", "duty", "open", "reassign", "inbox", "broadcast"})
 
 
 class Router:
@@ -45,7 +45,7 @@ class Router:
             "cases": lambda ctx, _: applicant.list_cases(ctx),
             "status": self._status,
             "cancel": self._cancel,
-            "help": lambda ctx, _: _now([Reply(render("common/help.j2"), menu_buttons())]),
+            "help": self._help,
             "menu": lambda ctx, _: applicant.menu(ctx),
             "contact": lambda ctx, _: applicant.contacts(ctx),
             "ask": self._ask,
@@ -233,6 +233,11 @@ class Router:
         if payload.startswith("case_"):
             return await applicant.show_case(ctx, payload.removeprefix("case_"))
         return await applicant.start(ctx)
+
+    async def _help(self, ctx: Context, _: str) -> list[Reply]:
+        if ctx.staff is not None:
+            return [Reply(render("staff/help.j2", staff=ctx.staff))]
+        return [Reply(render("common/help.j2"), menu_buttons())]
 
     async def _status(self, ctx: Context, number: str) -> list[Reply]:
         if not number:

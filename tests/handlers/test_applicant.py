@@ -9,7 +9,7 @@ from sqlalchemy import select
 from bot.app import App
 from storage.models import Case, CaseEvent, OutboxMessage
 from storage.state import RedisStateStore
-from support import Chat, fill_application
+from support import Chat, bind_staff, fill_application
 
 
 async def submitted_case(chat: Chat) -> str:
@@ -120,3 +120,14 @@ async def test_redis_outage_says_busy_and_recovers(app: App, chat: Chat) -> None
     assert "第 3/" in chat.text
     async with app.services.db.sessions() as session:
         assert list(await session.scalars(select(OutboxMessage))) == []
+
+
+async def test_help_differs_for_enterprises_and_staff(app: App, chat: Chat) -> None:
+    await chat.say("/help")
+    assert "/apply" in chat.text and "工作人员" not in chat.text
+    admin = await bind_staff(app, "陈晨")
+    await admin.say("/help")
+    assert "工作人员指令" in admin.text and "/broadcast" in admin.text
+    window = await bind_staff(app, "李娜")
+    await window.say("/help")
+    assert "/inbox" in window.text and "/broadcast" not in window.text
