@@ -7,18 +7,18 @@ import datetime as dt
 from collections.abc import AsyncIterator
 
 import pytest
-from botapi_stub import BotApiStub, too_many_requests
 from sqlalchemy import select, update
-from tgchat import bot_settings, stub_server
 
 from bot.app import App
 from bot.channels.telegram import CHANNEL, TelegramSender, build_bot
 from bot.outbox import OutboxWorker, Rejected, RetryLater, Unreachable, WorkerConfig
+from botapi_stub import BotApiStub, too_many_requests
 from handlers.events import Button, Document
 from storage import applicants, outbox
 from storage.db import Database
 from storage.models import Applicant, OutboxMessage, OutboxStatus
 from storage.outbox import Recipient
+from tgchat import bot_settings, stub_server
 
 
 class FakeSender:

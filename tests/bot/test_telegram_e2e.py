@@ -8,16 +8,16 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from botapi_stub import BotApiStub, blocked, too_many_requests
 from sqlalchemy import select
-from tgchat import Handled, TgUser, bot_settings, stub_server, telegram, until_sent
 
 from bot.app import App
 from bot.channels.telegram import running
+from botapi_stub import BotApiStub, blocked, too_many_requests
 from storage import outbox
 from storage.models import Applicant, Case, OutboxMessage, OutboxStatus
 from storage.outbox import Recipient
 from support import GOOD_ANSWERS
+from tgchat import Handled, TgUser, bot_settings, stub_server, telegram, until_sent
 
 
 @pytest.fixture

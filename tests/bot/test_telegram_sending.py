@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 import pytest
 from aiogram import Bot
 from aiogram.exceptions import TelegramServerError
-from botapi_stub import TOKEN, BotApiStub, bad_request, blocked, too_many_requests
-from tgchat import stub_server
 
 from bot.channels.telegram import TelegramSender, build_bot, keyboard
 from bot.config import load_settings
 from bot.outbox import Rejected, RetryLater, Unreachable
+from botapi_stub import TOKEN, BotApiStub, bad_request, blocked, too_many_requests
 from handlers.events import Button, Document, Reply
+from tgchat import stub_server
 
 SERVER_ERROR = (502, {"ok": False, "error_code": 502, "description": "Bad Gateway"})
 

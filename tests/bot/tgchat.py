@@ -7,12 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from botapi_stub import TOKEN, BotApiStub, Call
-
 from bot.app import App
 from bot.channels.telegram import TelegramChannel, TelegramService, running
 from bot.config import Settings
 from bot.outbox import WorkerConfig
+from botapi_stub import TOKEN, BotApiStub, Call
 
 STEP_TIMEOUT = 10.0
 
