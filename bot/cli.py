@@ -76,7 +76,7 @@ def console(
                 err.print("--as takes 'enterprise' or 'staff:<name>'.", markup=False)
                 raise typer.Exit(2)
             interactive = sys.stdin.isatty()
-            out = Console(highlight=False)
+            out = Console(highlight=False, soft_wrap=True)
             chat = ConsoleChat(
                 bot.router, bot.services.db, ChatUser(CHANNEL, chat_id), Path("var/downloads"), out
             )

@@ -41,7 +41,7 @@ class ConsoleChat:
     ) -> None:
         self.router, self.db, self.user = router, db, user
         self.downloads = downloads
-        self.console = console or Console(highlight=False)
+        self.console = console or Console(highlight=False, soft_wrap=True)
         self.buttons: list[Button] = []
 
     def to_incoming(self, line: str) -> Incoming:
