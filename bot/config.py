@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     flood_limit: int = 20  # updates per user per flood window; the next one gets one warning
     flood_window_seconds: float = 10.0
+    send_rate_per_second: float = 30.0  # outgoing messages in total, all workers; 0: no limit
 
     @field_validator("database_url")
     @classmethod

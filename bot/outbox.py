@@ -7,6 +7,14 @@ channel accepting a message and the COMMIT: the lock is released with the row st
 and another worker sends it again. The window is kept short: batches are small, their sends
 run concurrently (at most one row per chat, so the batch takes one round trip, not N), and
 the commit follows immediately.
+
+Pacing: before sending, the worker asks the send limiter (storage/ratelimit.py) for a slot
+per row — at most `send_rate_per_second` in total across every worker, one per second per
+chat. A granted row waits for its slot (at most the limiter's horizon, half a second) and is
+sent; a row whose chat had a message less than a second ago is rescheduled for when the chat
+is free, so it never holds up other chats; rows beyond the booked horizon are released
+untouched and the worker sleeps until slots free up. A 429 reschedules its row after
+`retry_after` and pauses the global limiter for as long.
 """
 
 from __future__ import annotations
@@ -27,8 +35,18 @@ from storage import outbox
 from storage.db import Database
 from storage.models import OutboxMessage, utcnow
 from storage.outbox import Recipient
+from storage.ratelimit import (
+    Grant,
+    MemorySendLimiter,
+    Permit,
+    RedisSendLimiter,
+    SendLimiter,
+    UnlimitedSendLimiter,
+)
+from storage.state import RedisStateStore, StateStore
 
 log = logging.getLogger(__name__)
+CHAT_SPACING = "waiting for the chat's spacing"
 
 
 class RetryLater(Exception):
@@ -77,7 +95,8 @@ class Outcome:
     """What happened to one row; `sent` rows are marked SENT, the rest as described."""
 
     sent: bool = False
-    retry_after: float | None = None  # 429: reschedule without counting an attempt
+    retry_after: float | None = None  # 429 or chat spacing: reschedule, not an attempt
+    held: bool = False  # not tried (global rate booked): released as it was
     unreachable: bool = False
     permanent: bool = False
     error: str = ""
@@ -93,15 +112,25 @@ class OutboxWorker:
         channel: str,
         resolve: DocumentResolver | None = None,
         config: WorkerConfig | None = None,
+        limiter: SendLimiter | None = None,
     ) -> None:
         self.db, self.sender, self.channel = db, sender, channel
         self.resolve = resolve
         self.config = config or WorkerConfig()
+        self.limiter = limiter or UnlimitedSendLimiter()
+        self._resume_at = 0.0  # loop time before which the global rate is booked up
+        self._paused_until = 0.0  # loop time until which a 429 seen here stops sends
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; the batch in hand is finished first."""
         failures = 0
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
+            booked = self._resume_at - loop.time()
+            if booked > 0:  # no slot free: sleep instead of claiming rows we cannot send
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), booked)
+                continue
             try:
                 handled = await self.run_once()
                 failures = 0
@@ -124,12 +153,12 @@ class OutboxWorker:
             blocked = await outbox.unreachable_chats(
                 session, self.channel, {r.chat_id for r in rows}
             )
+            sendable = [row for row in rows if row.chat_id not in blocked]
+            granted = await self.limiter.reserve([f"{r.channel}:{r.chat_id}" for r in sendable])
+            permits = dict(zip((row.id for row in sendable), granted, strict=True))
             # claim_due holds at most one row per chat, so the sends can run side by side.
             outcomes = await asyncio.gather(
-                *(
-                    self._attempt(row) if row.chat_id not in blocked else _skip_unreachable()
-                    for row in rows
-                )
+                *(self._deliver(row, permits.get(row.id)) for row in rows)
             )
             # Every write comes after the sends: SQLite then never holds its write lock
             # while a document is rendered (which writes the stored copy).
@@ -139,11 +168,29 @@ class OutboxWorker:
                 await self._record(session, row, outcome)
         return len(rows)
 
+    async def _deliver(self, row: OutboxMessage, permit: Permit | None) -> Outcome:
+        """Send the row in its slot, or say why not (`permit` None: the chat is blocked)."""
+        loop = asyncio.get_running_loop()
+        if permit is None:
+            return Outcome(unreachable=True, error=outbox.UNREACHABLE)
+        if permit.grant is Grant.FULL:
+            self._resume_at = max(self._resume_at, loop.time() + permit.seconds)
+            return Outcome(held=True)
+        if permit.grant is Grant.CHAT_BUSY:
+            return Outcome(retry_after=permit.seconds, error=CHAT_SPACING)
+        if permit.seconds > 0:
+            await asyncio.sleep(permit.seconds)
+        paused = self._paused_until - loop.time()
+        if paused > 0:  # a 429 came back while this row waited for its slot
+            return Outcome(retry_after=paused, error=f"paused {paused:.1f}s after a 429")
+        return await self._attempt(row)
+
     async def _attempt(self, row: OutboxMessage) -> Outcome:
         try:
             document = await self._document(row.document)
             await self.sender.send(row.chat_id, row.text, _buttons(row.buttons), document)
         except RetryLater as exc:
+            await self._pause(exc.seconds)
             return Outcome(retry_after=exc.seconds, error=str(exc))
         except Unreachable as exc:
             return Outcome(unreachable=True, error=f"unreachable: {exc}")
@@ -153,14 +200,26 @@ class OutboxWorker:
             return Outcome(error=f"{type(exc).__name__}: {exc}")
         return Outcome(sent=True)
 
+    async def _pause(self, seconds: float) -> None:
+        """Telegram said 429: no more sends from anyone for `seconds`."""
+        until = asyncio.get_running_loop().time() + seconds
+        self._paused_until = max(self._paused_until, until)
+        try:
+            await self.limiter.pause(seconds)
+        except Exception as exc:  # the row is rescheduled anyway; pausing is best effort
+            log.warning("send limiter pause failed error=%s", type(exc).__name__)
+
     async def _record(self, session: Any, row: OutboxMessage, outcome: Outcome) -> None:
-        if outcome.sent:
+        if outcome.sent or outcome.held:
             return
         now = utcnow()
         if outcome.retry_after is not None:
             at = now + dt.timedelta(seconds=outcome.retry_after)
             await outbox.reschedule(session, row.id, at, outcome.error, count_attempt=False)
-            log.info("outbox rate limited id=%s retry_after=%s", row.id, outcome.retry_after)
+            if outcome.error == CHAT_SPACING:
+                log.debug("outbox chat spacing id=%s wait=%.2f", row.id, outcome.retry_after)
+            else:
+                log.info("outbox rate limited id=%s retry_after=%s", row.id, outcome.retry_after)
         elif outcome.unreachable:
             if outcome.error != outbox.UNREACHABLE:  # a fresh 403, not an earlier one
                 await outbox.mark_unreachable(session, Recipient(row.channel, row.chat_id))
@@ -189,12 +248,15 @@ class OutboxWorker:
         return document
 
 
-async def _skip_unreachable() -> Outcome:
-    return Outcome(unreachable=True, error=outbox.UNREACHABLE)
-
-
 def _buttons(rows: Sequence[Any]) -> list[list[Button]]:
     return [[Button(str(b["label"]), str(b["data"])) for b in row] for row in rows]
+
+
+def build_send_limiter(settings: Settings, state: StateStore) -> SendLimiter:
+    """Telegram's limits for every worker: in Redis when the state store is there."""
+    if isinstance(state, RedisStateStore):  # share the state store's bounded pool
+        return RedisSendLimiter(state.redis, settings.send_rate_per_second, prefix=state.prefix)
+    return MemorySendLimiter(settings.send_rate_per_second)
 
 
 async def work(settings: Settings) -> None:
@@ -210,7 +272,8 @@ async def work(settings: Settings) -> None:
     async def resolve(spec: dict[str, Any]) -> Document | None:
         return await documents.resolve(app.services, spec)
 
-    worker = OutboxWorker(app.services.db, TelegramSender(bot), CHANNEL, resolve)
+    limiter = build_send_limiter(settings, app.services.state)
+    worker = OutboxWorker(app.services.db, TelegramSender(bot), CHANNEL, resolve, None, limiter)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -342,6 +343,10 @@ class OutboxMessage(Base):
     """A notification written with the change that causes it, delivered by the worker."""
 
     __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "channel", "status", "id"),
+        Index("ix_outbox_chat_queue", "channel", "chat_id", "status", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(120), unique=True)

@@ -49,7 +49,14 @@ from aiohttp import web
 from bot import scheduler
 from bot.app import App, build_app
 from bot.config import Settings, SettingsError
-from bot.outbox import OutboxWorker, Rejected, RetryLater, Unreachable, WorkerConfig
+from bot.outbox import (
+    OutboxWorker,
+    Rejected,
+    RetryLater,
+    Unreachable,
+    WorkerConfig,
+    build_send_limiter,
+)
 from dialogs.texts import render
 from handlers import documents
 from handlers.events import Button, ChatUser, Document, Incoming, Kind, Reply, UploadedFile
@@ -453,7 +460,14 @@ class TelegramService:
         )
         self.dispatcher = self.channel.dispatcher()
         self.worker = (
-            OutboxWorker(app.services.db, self.channel.sender, CHANNEL, self._document, worker)
+            OutboxWorker(
+                app.services.db,
+                self.channel.sender,
+                CHANNEL,
+                self._document,
+                worker,
+                build_send_limiter(settings, app.services.state),
+            )
             if run_worker
             else None
         )

@@ -1,15 +1,20 @@
 """A Telegram Bot API stub on 127.0.0.1: records what the bot sends, feeds it updates.
 
 Answers with Telegram's JSON shapes ({"ok": true, "result": …}); failures (429 with
-retry_after, 403 blocked) can be injected per method and chat. Used by the end-to-end tests
-and by bench/telegram_bench.py.
+retry_after, 403 blocked) can be injected per method and chat. `limit_flood()` enforces
+Telegram's limits (30 messages a second in total, one a second per chat) with 429s, counted
+in `flood_429s`. Several bot tokens can be accepted (`add_token`), one per worker process, so
+a test can hold one worker's sends (`hold`) and kill it mid-batch. Used by the end-to-end
+tests and by the benchmarks in bench/.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +24,7 @@ from aiohttp import web
 TOKEN = "123456:TEST-token-for-the-stub"
 BOT_USER = {"id": 123456, "is_bot": True, "first_name": "帮代办助手", "username": "bdb_test_bot"}
 JSON_FIELDS = {"reply_markup", "commands", "scope", "allowed_updates", "link_preview_options"}
+SENDS = {"sendMessage", "sendDocument", "sendPhoto"}  # what Telegram's flood limits count
 
 
 @dataclass
@@ -28,6 +34,7 @@ class Call:
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     at: float = field(default_factory=time.monotonic)
     status: int = 200  # what the stub answered
+    token: str = TOKEN
 
     @property
     def chat_id(self) -> str:
@@ -50,6 +57,24 @@ class Failure:
     times: int
     status: int
     body: dict[str, Any]
+
+
+@dataclass
+class FloodLimits:
+    """Telegram's limits on sends: in any second, `per_second` in total and one per chat."""
+
+    per_second: int = 30
+    chat_interval: float = 1.0
+
+
+@dataclass
+class Hold:
+    """Sends of one token wait once it has had `after` sends accepted, until released."""
+
+    after: int
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    fail: bool = False  # released held calls are answered 502 and not delivered
+    held: int = 0
 
 
 def too_many_requests(retry_after: int = 1) -> tuple[int, dict[str, Any]]:
@@ -78,7 +103,14 @@ class BotApiStub:
 
     def __init__(self, token: str = TOKEN, record: bool = True) -> None:
         self.token = token
+        self.tokens = {token}
         self.record = record
+        self.flood: FloodLimits | None = None
+        self.flood_429s = 0
+        self.accepted: Counter[str] = Counter()  # sends answered 200, per token
+        self._recent: deque[float] = deque()  # when the sends of the last second were accepted
+        self._chat_last: dict[str, float] = {}
+        self._holds: dict[str, Hold] = {}
         self.calls: list[Call] = []
         self.listeners: list[Callable[[Call], None]] = []
         self.failures: list[Failure] = []
@@ -188,6 +220,30 @@ class BotApiStub:
         chat = None if chat_id is None else str(chat_id)
         self.failures.append(Failure(method, chat, times, status, body))
 
+    def limit_flood(self, per_second: int = 30, chat_interval: float = 1.0) -> None:
+        """Answer sends beyond Telegram's limits with 429 and retry_after (`flood_429s`)."""
+        self.flood = FloodLimits(per_second, chat_interval)
+
+    def add_token(self, token: str) -> None:
+        """Accept another token for this bot (tests tell worker processes apart by it)."""
+        self.tokens.add(token)
+
+    def hold(self, token: str, after: int = 0) -> Hold:
+        """Keep the sends of `token` unanswered once it has had `after` sends accepted."""
+        hold = self._holds[token] = Hold(after)
+        return hold
+
+    def release(self, token: str, fail: bool = False) -> None:
+        """Answer the held sends of `token` (with 502 when `fail`) and stop holding."""
+        hold = self._holds.pop(token, None)
+        if hold is not None:
+            hold.fail = fail
+            hold.released.set()
+
+    def held(self, token: str) -> int:
+        hold = self._holds.get(token)
+        return hold.held if hold is not None else 0
+
     # -- what the bot did ----------------------------------------------------------------------
 
     def sent(self, chat_id: int | str | None = None, method: str | None = None) -> list[Call]:
@@ -215,15 +271,19 @@ class BotApiStub:
     # -- handlers --------------------------------------------------------------------------
 
     async def _api(self, request: web.Request) -> web.StreamResponse:
-        if request.match_info["token"] != self.token:
+        token = request.match_info["token"]
+        if token not in self.tokens:
             return web.json_response(
                 {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
             )
         method = request.match_info["method"]
         params, files = await _read_params(request)
-        call = Call(method, params, files)
-        failure = self._failure(call)
-        if failure is not None:
+        call = Call(method, params, files, token=token)
+        if method in SENDS and not await self._wait_if_held(call):
+            call.status = 502
+            body = {"ok": False, "error_code": 502, "description": "Bad Gateway"}
+            response = web.json_response(body, status=502)
+        elif (failure := self._failure(call) or self._flooded(call)) is not None:
             call.status = failure.status
             response = web.json_response(failure.body, status=failure.status)
         elif (handler := getattr(self, f"_m_{method}", None)) is None:
@@ -234,6 +294,8 @@ class BotApiStub:
             try:
                 result = await handler(call)
                 response = web.json_response({"ok": True, "result": result})
+                if method in SENDS:
+                    self.accepted[token] += 1
             except _ApiError as exc:
                 call.status = exc.status
                 response = web.json_response(exc.body, status=exc.status)
@@ -244,6 +306,37 @@ class BotApiStub:
                 listener(call)
             self._activity.set()
         return response
+
+    async def _wait_if_held(self, call: Call) -> bool:
+        """False when the call was held and then failed: it never reached the user."""
+        hold = self._holds.get(call.token)
+        if hold is None or self.accepted[call.token] < hold.after:
+            return True
+        hold.held += 1
+        self._activity.set()
+        await hold.released.wait()
+        return not hold.fail
+
+    def _flooded(self, call: Call) -> Failure | None:
+        """A 429 when this send would break the flood limits; else it is counted as sent."""
+        if self.flood is None or call.method not in SENDS:
+            return None
+        now = time.monotonic()
+        while self._recent and self._recent[0] <= now - 1.0:
+            self._recent.popleft()
+        wait = 0.0
+        if len(self._recent) >= self.flood.per_second:
+            wait = self._recent[0] + 1.0 - now
+        last = self._chat_last.get(call.chat_id)
+        if last is not None and now - last < self.flood.chat_interval:
+            wait = max(wait, last + self.flood.chat_interval - now)
+        if wait > 0:
+            self.flood_429s += 1
+            status, body = too_many_requests(max(1, math.ceil(wait)))
+            return Failure(call.method, call.chat_id, 1, status, body)
+        self._recent.append(now)
+        self._chat_last[call.chat_id] = now
+        return None
 
     def _failure(self, call: Call) -> Failure | None:
         for failure in self.failures:
