@@ -10,7 +10,7 @@ from bot.app import App
 from handlers.events import Button, ChatUser, Incoming, Kind, Reply, UploadedFile
 from handlers.routing import Router
 from storage import questions
-from storage.models import Staff
+from storage.models import OutboxMessage, Staff
 
 
 class Chat:
@@ -97,3 +97,10 @@ async def bind_staff(app: App, name: str, chat_id: str | None = None) -> Chat:
     await chat.say(f"/bind {code}")
     assert "绑定成功" in chat.text and name in chat.text
     return chat
+
+
+async def notices_to(app: App, chat: Chat) -> list[OutboxMessage]:
+    """The outbox rows addressed to this chat, oldest first."""
+    async with app.services.db.sessions() as session:
+        query = select(OutboxMessage).where(OutboxMessage.chat_id == chat.user.chat_id)
+        return list((await session.scalars(query.order_by(OutboxMessage.id))).all())

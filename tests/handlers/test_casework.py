@@ -13,8 +13,8 @@ from bot.app import App
 from handlers import documents
 from handlers.casework import CaseLimits
 from handlers.followup import chase_cases
-from storage.models import Case, CaseEvent, CaseRating, OutboxMessage
-from support import Chat, bind_staff, fill_application
+from storage.models import Case, CaseEvent, CaseRating
+from support import Chat, bind_staff, fill_application, notices_to
 
 OPINION = "材料齐全，建议受理（内部意见）"
 INSTRUCTION = "请加快办理（领导批示内容）"
@@ -29,12 +29,6 @@ async def submit(chat: Chat, items: tuple[str, ...] = ("施工许可",)) -> str:
     return match.group(0)
 
 
-async def outbox_for(app: App, chat_id: str) -> list[OutboxMessage]:
-    async with app.services.db.sessions() as session:
-        query = select(OutboxMessage).where(OutboxMessage.chat_id == chat_id)
-        return list((await session.scalars(query.order_by(OutboxMessage.id))).all())
-
-
 async def case_row(app: App, number: str) -> Case:
     async with app.services.db.sessions() as session:
         case = await session.scalar(select(Case).where(Case.number == number))
@@ -47,7 +41,7 @@ async def test_case_walks_from_submitted_to_closed(app: App, chat: Chat) -> None
     xu = await bind_staff(app, "许芳")  # 住建环保局: owns 施工许可
     leader = await bind_staff(app, "刘洋")
     number = await submit(chat)
-    (new_case,) = await outbox_for(app, window.user.chat_id)
+    (new_case,) = await notices_to(app, window)
     assert number in new_case.text
     await window.press_data(new_case.buttons[0][0]["data"])  # 处理
     assert "联系人：张伟 138 0013 8000" in window.text
@@ -65,7 +59,7 @@ async def test_case_walks_from_submitted_to_closed(app: App, chat: Chat) -> None
     case = await case_row(app, number)
     assert case.status == "needs_supplement" and case.due_at is None and case.paused_seconds
 
-    supplement = (await outbox_for(app, chat.user.chat_id))[-1]
+    supplement = (await notices_to(app, chat))[-1]
     assert "施工合同" in supplement.text and "一次性告知" in supplement.text
     await chat.press_data(supplement.buttons[0][0]["data"])  # 上传材料
     await chat.press("上传完成")
@@ -78,7 +72,7 @@ async def test_case_walks_from_submitted_to_closed(app: App, chat: Chat) -> None
     assert "补正材料已提交" in chat.text
     case = await case_row(app, number)
     assert case.status == "in_progress" and case.due_at is not None
-    assert "已补正材料" in (await outbox_for(app, window.user.chat_id))[-1].text
+    assert "已补正材料" in (await notices_to(app, window))[-1].text
 
     await window.press_data(f"w:view:{number}")
     assert "规划许可证.png" in window.text
@@ -92,7 +86,7 @@ async def test_case_walks_from_submitted_to_closed(app: App, chat: Chat) -> None
     await window.press("办结")
     await window.press("送达")
     await window.say("顺丰 SF1234567890")
-    delivered = (await outbox_for(app, chat.user.chat_id))[-1]
+    delivered = (await notices_to(app, chat))[-1]
     assert "SF1234567890" in delivered.text and "评分" in delivered.text
     await chat.press_data(delivered.buttons[0][0]["data"])  # 5分
     assert "意见或建议" in chat.text
@@ -119,7 +113,7 @@ async def test_case_walks_from_submitted_to_closed(app: App, chat: Chat) -> None
     assert rating.staff_id == case.handler_id
 
     # Staff-only fields never reach the applicant: every notice, the timeline, the form.
-    applicant_bound = await outbox_for(app, chat.user.chat_id)
+    applicant_bound = await notices_to(app, chat)
     await chat.press_data(f"c:open:{number}")
     texts = [m.text for m in applicant_bound] + [chat.text]
     for message in applicant_bound:
@@ -144,7 +138,7 @@ async def test_rejection_reaches_the_applicant_with_the_reason(app: App, chat: C
     await window.press_data(f"w:view:{number}")
     await window.press("不予受理")
     await window.say("该项目不在新区范围内")
-    notice = (await outbox_for(app, chat.user.chat_id))[-1]
+    notice = (await notices_to(app, chat))[-1]
     assert "不予受理" in notice.text and "不在新区范围内" in notice.text
     assert (await case_row(app, number)).status == "rejected"
 
@@ -181,7 +175,7 @@ async def test_reminder_before_due_and_low_rating_goes_to_the_chief(app: App, ch
     assert await chase_cases(app.services, case.due_at - dt.timedelta(days=2), limits) == 0
     assert await chase_cases(app.services, case.due_at - dt.timedelta(hours=1), limits) == 1
     assert await chase_cases(app.services, case.due_at, limits) == 0  # once only
-    assert "到期" in (await outbox_for(app, window.user.chat_id))[-1].text
+    assert "到期" in (await notices_to(app, window))[-1].text
     await window.press("材料交接完成")
     async with app.services.db.transaction() as session:
         await session.execute(update(Case).values(status="completed"))
@@ -190,7 +184,7 @@ async def test_reminder_before_due_and_low_rating_goes_to_the_chief(app: App, ch
     await window.press("现场领取")
     await chat.press_data(f"r:{number}:1")
     await chat.say("等了很久")
-    low = await outbox_for(app, chief.user.chat_id)
+    low = await notices_to(app, chief)
     assert any("1 分" in m.text and "二次回访" in m.text for m in low)
 
 

@@ -9,8 +9,8 @@ from sqlalchemy import select, update
 from bot.app import App
 from handlers.reminders import QuestionLimits, chase_questions
 from storage import questions
-from storage.models import OutboxMessage, Question, Staff
-from support import Chat, bind_staff
+from storage.models import Question, Staff
+from support import Chat, bind_staff, notices_to
 
 
 async def ask_person(chat: Chat, text: str) -> None:
@@ -20,16 +20,6 @@ async def ask_person(chat: Chat, text: str) -> None:
         if any(b.label == label for b in chat.buttons):
             await chat.press(label)
             return
-
-
-async def notices_to(app: App, chat: Chat) -> list[OutboxMessage]:
-    async with app.services.db.sessions() as session:
-        query = (
-            select(OutboxMessage)
-            .where(OutboxMessage.chat_id == chat.user.chat_id)
-            .order_by(OutboxMessage.id)
-        )
-        return list((await session.scalars(query)).all())
 
 
 async def test_faq_question_is_answered_at_once(chat: Chat) -> None:

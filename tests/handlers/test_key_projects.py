@@ -10,7 +10,7 @@ from bot.app import App
 from handlers.key_projects import KeyProjectLimits, escalate_problems, remind_follow_ups
 from storage import key_projects
 from storage.models import Case, KeyProject, OutboxMessage, Problem, Staff
-from support import Chat, bind_staff, fill_application
+from support import Chat, bind_staff, fill_application, notices_to
 
 NEW = "/kp_new 星城智造产业园二期 | 湖南星城智造科技有限公司"
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -25,16 +25,6 @@ async def notices(app: App, key_prefix: str) -> list[OutboxMessage]:
         query = (
             select(OutboxMessage)
             .where(OutboxMessage.idempotency_key.like(f"{key_prefix}%"))
-            .order_by(OutboxMessage.id)
-        )
-        return list((await session.scalars(query)).all())
-
-
-async def notices_to(app: App, chat: Chat) -> list[OutboxMessage]:
-    async with app.services.db.sessions() as session:
-        query = (
-            select(OutboxMessage)
-            .where(OutboxMessage.chat_id == chat.user.chat_id)
             .order_by(OutboxMessage.id)
         )
         return list((await session.scalars(query)).all())
