@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.texts import label, render
+from handlers import notify
 from handlers.context import Context, Services
 from handlers.events import Button, Reply
 from handlers.export import ledger_document
 from handlers.workdays import add_workdays, workdays_between
-from storage import key_projects, outbox, roster
+from storage import key_projects, roster
 from storage.key_projects import TOP_LEVEL, ProblemStatus, Stage
 from storage.models import KeyProject, Problem, Role, Staff, utcnow
-from storage.outbox import Recipient
 
 log = logging.getLogger(__name__)
 PREFIX = "k"
@@ -91,14 +91,9 @@ def _notify(
     skip: int | None = None,
 ) -> list[Staff]:
     """Queue `text` for each reachable person (except `skip`); returns who was queued."""
-    rows = [[{"label": b.label, "data": b.data} for b in row] for row in buttons or []]
-    queued = []
-    for person in people:
-        if person.id == skip or not person.channel or not person.chat_id:
-            continue
-        recipient = Recipient(person.channel, person.chat_id)
-        outbox.enqueue(session, recipient, text, key=f"{key}:staff:{person.id}", buttons=rows)
-        queued.append(person)
+    queued = [p for p in people if p.id != skip and p.channel and p.chat_id]
+    for person in queued:
+        notify.to_staff(session, person, text, key, buttons)
     return queued
 
 
@@ -422,13 +417,21 @@ async def _escalate(
     return queued
 
 
+async def _open_problem(session: AsyncSession, staff: Staff, problem_id: int) -> Problem | Reply:
+    """The open problem, locked, if this staff member may act on it; else the refusal."""
+    problem = await key_projects.problem(session, problem_id, lock=True)
+    if problem is None or not await _may_handle(session, staff, problem):
+        return _reply("key_projects/problem_not_found.j2")
+    if problem.status != ProblemStatus.OPEN:
+        return _reply("key_projects/problem_already_resolved.j2", problem=problem)
+    return problem
+
+
 async def escalate_by_hand(ctx: Context, staff: Staff, problem_id: int) -> list[Reply]:
     async with ctx.services.db.transaction() as session:
-        problem = await key_projects.problem(session, problem_id, lock=True)
-        if problem is None or not await _may_handle(session, staff, problem):
-            return [_reply("key_projects/problem_not_found.j2")]
-        if problem.status != ProblemStatus.OPEN:
-            return [_reply("key_projects/problem_already_resolved.j2", problem=problem)]
+        problem = await _open_problem(session, staff, problem_id)
+        if isinstance(problem, Reply):
+            return [problem]
         if problem.level >= TOP_LEVEL:
             return [_reply("key_projects/at_top.j2", problem=problem)]
         people = await _escalate(session, problem, utcnow(), staff, 0)
@@ -437,11 +440,9 @@ async def escalate_by_hand(ctx: Context, staff: Staff, problem_id: int) -> list[
 
 async def resolve(ctx: Context, staff: Staff, problem_id: int) -> list[Reply]:
     async with ctx.services.db.transaction() as session:
-        problem = await key_projects.problem(session, problem_id, lock=True)
-        if problem is None or not await _may_handle(session, staff, problem):
-            return [_reply("key_projects/problem_not_found.j2")]
-        if problem.status != ProblemStatus.OPEN:
-            return [_reply("key_projects/problem_already_resolved.j2", problem=problem)]
+        problem = await _open_problem(session, staff, problem_id)
+        if isinstance(problem, Reply):
+            return [problem]
         problem.status = ProblemStatus.RESOLVED
         problem.resolved_at = utcnow()
         project = await key_projects.get(session, problem.key_project_id)
