@@ -176,6 +176,39 @@ def worker() -> None:
     _run(main)
 
 
+@app.command("web")
+def web_chat() -> None:
+    """Serve the web chat on WEB_HOST:WEB_PORT (and its notices) until stopped."""
+    from bot.channels.web.server import serve
+
+    async def main(settings: Settings) -> None:
+        await serve(settings, announce=lambda line: err.print(line, markup=False))
+
+    _run(main)
+
+
+@app.command()
+def qr(
+    out: Annotated[Path, typer.Option("--out", help="FILE.png or FILE.svg")],
+    source: Annotated[
+        str | None, typer.Option(help="where it hangs: a name under `sources` in labels.yaml")
+    ] = None,
+) -> None:
+    """A QR code opening the web chat, tagged with where it hangs (window, poster, website)."""
+    from bot.channels.web.qr import save_chat_qr, source_tags
+
+    tags = source_tags()
+    source = source or next(iter(tags))
+    if source not in tags:
+        err.print(f"--source is one of {', '.join(tags)}", markup=False)
+        raise typer.Exit(2)
+    if out.suffix.lower() not in {".png", ".svg"}:
+        err.print("--out must end with .png or .svg", markup=False)
+        raise typer.Exit(2)
+    url = save_chat_qr(_settings(), out, tags[source])
+    err.print(f"Wrote {out} → {url}", markup=False)
+
+
 faq_app = typer.Typer(help="The FAQ knowledge base.", no_args_is_help=True)
 staff_app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
 app.add_typer(faq_app, name="faq")

@@ -36,6 +36,15 @@ class Settings(BaseSettings):
     flood_limit: int = 20  # updates per user per flood window; the next one gets one warning
     flood_window_seconds: float = 10.0
     send_rate_per_second: float = 30.0  # outgoing messages in total, all workers; 0: no limit
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+    web_base_path: str = ""  # the path prefix a reverse proxy serves the web chat under
+    web_public_url: str | None = None  # the address people open (QR codes); default: host+port
+    web_secret: str | None = None  # signs cookies; unset: kept in var/web-secret
+    web_trust_proxy: bool = False  # believe X-Forwarded-Proto/-For/-Host from the proxy
+    web_origins: str = ""  # extra allowed websocket origins, comma separated
+    web_ip_limit: int = 120  # requests and messages per IP per web_ip_window_seconds
+    web_ip_window_seconds: float = 60.0
 
     @field_validator("database_url")
     @classmethod
@@ -71,6 +80,28 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("use DEBUG, INFO, WARNING or ERROR")
         return level
+
+    @field_validator("web_base_path")
+    @classmethod
+    def _base_path(cls, value: str) -> str:
+        path = value.strip().strip("/")
+        if any(part in {"", ".", ".."} for part in path.split("/")) and path:
+            raise ValueError("use a path like /chat")
+        return f"/{path}" if path else ""
+
+    @field_validator("web_public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") + "/" if value else None
+
+    @property
+    def web_url(self) -> str:
+        """Where people open the web chat (ends with /)."""
+        if self.web_public_url:
+            return self.web_public_url
+        return f"http://{self.web_host}:{self.web_port}{self.web_base_path}/"
 
     @property
     def is_postgres(self) -> bool:

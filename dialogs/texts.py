@@ -51,6 +51,11 @@ def label(group: str, key: str) -> str:
     return _labels()[group][key]
 
 
+def labels(group: str) -> dict[str, str]:
+    """Every label of a group, key → label."""
+    return dict(_labels()[group])
+
+
 def _local_time(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
     import datetime as dt
 

@@ -224,6 +224,19 @@ async def show_case(ctx: Context, number: str) -> list[Reply]:
     return [Reply(text, [actions, [menu_button("cases"), menu_button("menu")]])]
 
 
+async def bind_case(ctx: Context, number: str, code: str) -> list[Reply]:
+    """`/status BDB-… 查询码`: the code proves the case is theirs; this chat may follow it."""
+    user = ctx.event.user
+    async with ctx.services.db.transaction() as session:
+        case = await cases.by_query_code(session, number, code)
+        if case is None:
+            log.info("query code refused user=%s", user.key)
+            return [with_menu("cases/bad_code.j2")]
+        applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
+        await cases.bind_viewer(session, case, applicant.id)
+    return await show_case(ctx, case.number)
+
+
 async def send_form(ctx: Context, number: str) -> list[Reply]:
     case = await _own_case(ctx, number)
     if case is None:

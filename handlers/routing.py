@@ -239,9 +239,12 @@ class Router:
             return [Reply(render("staff/help.j2", staff=ctx.staff))]
         return [Reply(render("common/help.j2"), menu_buttons())]
 
-    async def _status(self, ctx: Context, number: str) -> list[Reply]:
+    async def _status(self, ctx: Context, argument: str) -> list[Reply]:
+        number, _, code = argument.partition(" ")
         if not number:
             return [with_menu("cases/status_usage.j2")]
+        if code.strip():
+            return await applicant.bind_case(ctx, number, code)
         return await applicant.show_case(ctx, number)
 
     async def _cancel(self, ctx: Context, _: str) -> list[Reply]:

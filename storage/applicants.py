@@ -47,3 +47,10 @@ async def get_or_create(
 
 async def set_subscribed(session: AsyncSession, applicant: Applicant, subscribed: bool) -> None:
     applicant.subscribed = subscribed
+
+
+async def tag_source(session: AsyncSession, channel: str, chat_id: str, source: str) -> None:
+    """Remember where an applicant first came from (a QR code's tag); the first tag stays."""
+    applicant = await get_or_create(session, channel, chat_id)
+    if applicant.source is None:
+        applicant.source = source

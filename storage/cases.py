@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import hmac
+import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -18,6 +20,7 @@ from storage.models import (
     CaseItem,
     CaseRating,
     CaseStatus,
+    CaseViewer,
     CatalogItem,
     utcnow,
 )
@@ -35,6 +38,13 @@ TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
     S.WITHDRAWN: frozenset(),
 }
 CHINA = dt.timezone(dt.timedelta(hours=8))
+# 查询码 letters: no 0/O, 1/I/L, so it can be read off paper and typed on a phone.
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+CODE_LENGTH = 6
+
+
+def new_query_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
 
 class ForbiddenTransition(Exception):
@@ -96,6 +106,7 @@ async def create(
     case = Case(
         number=await next_number(session),
         submission_key=submission_key,
+        query_code=new_query_code(),
         applicant_id=applicant_id,
         status=S.SUBMITTED,
         project_kind=data.project_kind,
@@ -130,22 +141,51 @@ async def by_number(session: AsyncSession, number: str) -> Case | None:
     )
 
 
+def _visible_to(applicant_id: int) -> ColumnElement[bool]:
+    """The applicant's own cases and those bound to them with the 查询码."""
+    bound = select(CaseViewer.case_id).where(CaseViewer.applicant_id == applicant_id)
+    return or_(Case.applicant_id == applicant_id, Case.id.in_(bound))
+
+
 async def for_applicant(session: AsyncSession, applicant_id: int, number: str) -> Case | None:
-    """The case with this number if it belongs to this applicant, else None."""
+    """The case with this number if it belongs (or is bound) to this applicant, else None."""
     return await session.scalar(
         select(Case)
         .options(selectinload(Case.items), selectinload(Case.events))
-        .where(Case.number == number.strip().upper(), Case.applicant_id == applicant_id)
+        .where(Case.number == number.strip().upper(), _visible_to(applicant_id))
     )
 
 
 async def list_for_applicant(session: AsyncSession, applicant_id: int) -> list[Case]:
     query = (
         select(Case)
-        .where(Case.applicant_id == applicant_id)
+        .where(_visible_to(applicant_id))
         .order_by(Case.created_at.desc(), Case.id.desc())
     )
     return list((await session.scalars(query)).all())
+
+
+async def by_query_code(session: AsyncSession, number: str, code: str) -> Case | None:
+    """The case if `code` is its 查询码, else None (compared in constant time)."""
+    case = await session.scalar(select(Case).where(Case.number == number.strip().upper()))
+    if case is None or not case.query_code:
+        return None
+    if not hmac.compare_digest(case.query_code.encode(), code.strip().upper().encode()):
+        return None
+    return case
+
+
+async def bind_viewer(session: AsyncSession, case: Case, applicant_id: int) -> None:
+    """Let another chat follow this case (idempotent; the owner needs no binding)."""
+    if case.applicant_id == applicant_id:
+        return
+    exists = await session.scalar(
+        select(CaseViewer.id).where(
+            CaseViewer.case_id == case.id, CaseViewer.applicant_id == applicant_id
+        )
+    )
+    if exists is None:
+        session.add(CaseViewer(case_id=case.id, applicant_id=applicant_id))
 
 
 async def count(session: AsyncSession) -> int:

@@ -160,6 +160,7 @@ class Applicant(Base):
     unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
     subscribed: Mapped[bool] = mapped_column(Boolean, default=False)
     topics: Mapped[list[Any]] = mapped_column(default=list)
+    source: Mapped[str | None] = mapped_column(String(20))  # where they came from (QR tag)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -192,6 +193,7 @@ class Case(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(20), unique=True)
     submission_key: Mapped[str] = mapped_column(String(64), unique=True)
+    query_code: Mapped[str | None] = mapped_column(String(6))  # 查询码: proves the case is yours
     applicant_id: Mapped[int] = mapped_column(ForeignKey("applicants.id"), index=True)
     status: Mapped[str] = mapped_column(String(20), default=CaseStatus.SUBMITTED)
     project_kind: Mapped[str] = mapped_column(String(10))
@@ -222,6 +224,18 @@ class Case(Base):
     events: Mapped[list[CaseEvent]] = relationship(
         back_populates="case", order_by="CaseEvent.id", cascade="all, delete-orphan"
     )
+
+
+class CaseViewer(Base):
+    """Another chat that proved with the 查询码 that it may follow a case."""
+
+    __tablename__ = "case_viewers"
+    __table_args__ = (UniqueConstraint("case_id", "applicant_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    applicant_id: Mapped[int] = mapped_column(ForeignKey("applicants.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class CaseItem(Base):
@@ -437,3 +451,15 @@ class Problem(Base):
     raised_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     level_since: Mapped[dt.datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[dt.datetime | None]
+
+
+class WebMessage(Base):
+    """One message of a web chat's history (both directions), shown again after a reload."""
+
+    __tablename__ = "web_messages"
+    __table_args__ = (Index("ix_web_messages_chat", "chat_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -75,6 +75,27 @@ async def pending_for(session: AsyncSession, recipient: Recipient) -> list[Outbo
     return list((await session.scalars(query)).all())
 
 
+async def claim_for_chats(
+    session: AsyncSession, channel: str, chat_ids: set[str], limit: int = 100
+) -> list[OutboxMessage]:
+    """Lock the pending rows of these chats in order (a web process claims only the chats
+    connected to it); rows locked by another process are skipped."""
+    if not chat_ids:
+        return []
+    query = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.channel == channel,
+            OutboxMessage.chat_id.in_(chat_ids),
+            OutboxMessage.status == OutboxStatus.PENDING,
+        )
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.scalars(query)).all())
+
+
 async def mark_sent(session: AsyncSession, ids: list[int]) -> None:
     if ids:
         await session.execute(

@@ -1,0 +1,78 @@
+"""Replies to what the page shows: Telegram-HTML sanitised to a few tags, as a node tree
+the page builds with DOM calls (never innerHTML)."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from typing import Any
+
+import nh3
+
+from handlers.events import Button
+
+ALLOWED_TAGS = frozenset({"b", "i", "a", "code", "pre"})
+URL_SCHEMES = frozenset({"http", "https", "tel", "mailto"})
+LABEL_LIMIT = 200  # a pressed button's label echoed back; it is only ever shown as text
+Node = str | dict[str, Any]
+
+
+def sanitize(text: str) -> str:
+    """Telegram-HTML reduced to b, i, a (href only), code, pre; everything else escaped
+    or dropped (script and style with their content)."""
+    return nh3.clean(
+        text,
+        tags=set(ALLOWED_TAGS),
+        attributes={"a": {"href"}},
+        url_schemes=set(URL_SCHEMES),
+        link_rel=None,
+        strip_comments=True,
+    )
+
+
+class _TreeBuilder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root: list[Node] = []
+        self.stack: list[list[Node]] = [self.root]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in ALLOWED_TAGS:
+            return
+        node: dict[str, Any] = {"t": tag, "c": []}
+        href = dict(attrs).get("href")
+        if tag == "a" and href:
+            node["href"] = href
+        self.stack[-1].append(node)
+        self.stack.append(node["c"])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ALLOWED_TAGS and len(self.stack) > 1:
+            self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.stack[-1].append(data)
+
+
+def tree(text: str) -> list[Node]:
+    """The sanitised text as nodes: strings, or {"t": tag, "c": children, "href"?}."""
+    builder = _TreeBuilder()
+    builder.feed(sanitize(text))
+    builder.close()
+    return builder.root
+
+
+def bot_message(
+    text: str, buttons: list[list[Button]], links: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """One message from the bot as the page receives it."""
+    return {
+        "from": "bot",
+        "text": tree(text),
+        "buttons": [[{"label": b.label, "data": b.data} for b in row] for row in buttons],
+        "links": links or [],
+    }
+
+
+def own_message(text: str) -> dict[str, Any]:
+    """What the visitor sent (or the label they pressed), shown as plain text."""
+    return {"from": "me", "text": [text], "buttons": [], "links": []}

@@ -1,0 +1,397 @@
+"""The web chat server (`bangdaiban web`): the page, its websocket, uploads and downloads.
+
+It only translates: every message goes through the same core router as the other channels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from aiohttp import BodyPartReader, WSMsgType, web
+
+from bot.app import App, build_app
+from bot.channels.web import render
+from bot.channels.web.delivery import CHANNEL, NoticeDelivery
+from bot.channels.web.hub import Hub
+from bot.channels.web.identity import COOKIE, COOKIE_MAX_AGE, Identity, load_secret
+from bot.config import Settings
+from dialogs.texts import label, labels
+from dialogs.texts import render as render_text
+from handlers import documents
+from handlers.events import ChatUser, Document, Incoming, Kind, Reply, UploadedFile
+from handlers.supplement import MAX_BYTES
+from storage import applicants, cases, files, web_history
+from storage.models import OutboxMessage
+from storage.ratelimit import FloodGuard, MemoryFloodGuard, RedisFloodGuard, Verdict
+from storage.state import RedisStateStore
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent / "static"
+FORMATS = ("docx", "pdf")
+WS_MESSAGE_LIMIT = 64 * 1024
+CSRF_HEADER = "X-CSRF-Token"
+
+
+@dataclass
+class WebChannel:
+    """Everything the request handlers share, made once per web application."""
+
+    app: App
+    settings: Settings
+    identity: Identity
+    chat_guard: FloodGuard
+    ip_guard: FloodGuard
+    hub: Hub = field(default_factory=Hub)
+
+    # -- who is asking ------------------------------------------------------------------
+
+    def chat_id(self, request: web.Request) -> str | None:
+        return self.identity.chat_id(request.cookies.get(COOKIE))
+
+    def client_ip(self, request: web.Request) -> str:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        if self.settings.web_trust_proxy and forwarded:
+            return forwarded.split(",")[-1].strip()  # the address our proxy saw
+        return request.remote or "unknown"
+
+    def is_https(self, request: web.Request) -> bool:
+        proto = request.headers.get("X-Forwarded-Proto", "")
+        return request.secure or (self.settings.web_trust_proxy and proto == "https")
+
+    def origin_ok(self, request: web.Request) -> bool:
+        """The page's own host (or a configured origin) opened this socket or sent this POST."""
+        origin = request.headers.get("Origin")
+        if not origin:
+            return False
+        allowed = {request.host}
+        if self.settings.web_trust_proxy and "X-Forwarded-Host" in request.headers:
+            allowed.add(request.headers["X-Forwarded-Host"].split(",")[0].strip())
+        extra = [o for o in self.settings.web_origins.split(",") if o.strip()]
+        allowed |= {urlsplit(o.strip()).netloc for o in [*extra, self.settings.web_url]}
+        return urlsplit(origin).netloc in allowed
+
+    def set_cookie(self, request: web.Request, response: web.StreamResponse, chat_id: str) -> None:
+        response.set_cookie(
+            COOKIE,
+            self.identity.cookie_value(chat_id),
+            max_age=COOKIE_MAX_AGE,
+            path=self.settings.web_base_path or "/",
+            httponly=True,
+            samesite="Lax",
+            secure=self.is_https(request),
+        )
+
+    # -- conversation -------------------------------------------------------------------
+
+    async def converse(self, chat_id: str, incoming: Incoming, echo: str | None) -> None:
+        """Run one message through the core; the visitor's tabs get the echo and replies."""
+        payloads: list[dict[str, Any]] = []
+        if echo is not None:
+            payloads.append(render.own_message(echo))
+            await self.push(chat_id, payloads[-1])
+        verdict = await self.chat_guard.hit(f"{CHANNEL}:{chat_id}")
+        if verdict is Verdict.DROP:
+            return
+        if verdict is Verdict.WARN:
+            log.info("web flood guard engaged chat=%s", chat_id)
+            replies = [Reply(render_text("common/flood.j2"))]
+        else:
+            replies = await self.app.router.handle(incoming)
+        for reply in replies:
+            payloads.append(await self.reply_payload(chat_id, reply))
+            await self.push(chat_id, payloads[-1])
+        async with self.app.services.db.transaction() as session:
+            web_history.append(session, chat_id, payloads)
+
+    async def push(self, chat_id: str, payload: dict[str, Any]) -> None:
+        await self.hub.send(chat_id, {"type": "message", "message": payload})
+
+    async def reply_payload(self, chat_id: str, reply: Reply) -> dict[str, Any]:
+        links = []
+        if reply.document is not None:
+            links.append(await self.document_link(chat_id, reply.document))
+        return render.bot_message(reply.text, reply.buttons, links)
+
+    async def document_link(self, chat_id: str, document: Document) -> dict[str, str]:
+        """A file the core sent, kept by hash and offered by a link only this chat can open."""
+        root = self.app.services.files_dir
+        sha256 = await asyncio.to_thread(files.write_blob, root, document.content)
+        token = self.identity.file_token(chat_id, sha256, document.name, document.mime)
+        return {"label": document.name, "href": f"file/{token}"}
+
+    async def notice_payload(self, row: OutboxMessage) -> dict[str, Any]:
+        """An outbox row as a message; its document becomes download links."""
+        buttons = [[_button(b) for b in line] for line in row.buttons]
+        message = render.bot_message(row.text, buttons, _form_links(row.document, self))
+        message["notice"] = True
+        return message
+
+
+def _button(data: dict[str, Any]) -> Any:
+    from handlers.events import Button
+
+    return Button(str(data["label"]), str(data["data"]))
+
+
+def _form_links(spec: dict[str, Any] | None, channel: WebChannel) -> list[dict[str, str]]:
+    if not spec or spec.get("render") != documents.FORM:
+        return []
+    number = str(spec.get("case", ""))
+    formats = ["docx", "pdf"] if channel.app.services.form_font else ["docx"]
+    name = label("buttons", "form")
+    return [{"label": f"{name}（.{fmt}）", "href": f"form/{number}.{fmt}"} for fmt in formats]
+
+
+# -- request handlers ---------------------------------------------------------------------
+
+CHANNEL_KEY = web.AppKey("web_channel", WebChannel)
+
+
+def _channel(request: web.Request) -> WebChannel:
+    return request.app[CHANNEL_KEY]
+
+
+async def index(request: web.Request) -> web.Response:
+    channel = _channel(request)
+    chat_id = channel.chat_id(request)
+    fresh = chat_id is None
+    if chat_id is None:
+        chat_id = channel.identity.new_chat_id()
+    source = request.query.get("src", "")
+    if source in labels("sources"):
+        async with channel.app.services.db.transaction() as session:
+            await applicants.tag_source(session, CHANNEL, chat_id, source)
+    page = render_text("web/index.html.j2", csrf=channel.identity.csrf_token(chat_id))
+    response = web.Response(text=page, content_type="text/html", charset="utf-8")
+    response.headers["Cache-Control"] = "no-store"
+    if fresh:
+        channel.set_cookie(request, response, chat_id)
+    return response
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    channel = _channel(request)
+    if not channel.origin_ok(request):
+        log.info("web socket refused: origin")
+        raise web.HTTPForbidden(text="origin")
+    chat_id = channel.chat_id(request)
+    if chat_id is None:
+        raise web.HTTPForbidden(text="cookie")
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=WS_MESSAGE_LIMIT)
+    await ws.prepare(request)
+    async with channel.app.services.db.transaction() as session:
+        await web_history.prune(session, chat_id)
+        history = await web_history.recent(session, chat_id)
+    await ws.send_json({"type": "history", "messages": history})
+    channel.hub.add(chat_id, ws)  # wakes the notice delivery for this chat
+    ip = channel.client_ip(request)
+    try:
+        async for message in ws:
+            if message.type != WSMsgType.TEXT:
+                continue
+            if await channel.ip_guard.hit(f"webip:{ip}") is not Verdict.ALLOW:
+                await ws.send_json({"type": "limited"})
+                continue
+            incoming, echo = _incoming(chat_id, message.data)
+            if incoming is not None:
+                await channel.converse(chat_id, incoming, echo)
+    finally:
+        channel.hub.remove(chat_id, ws)
+    return ws
+
+
+def _incoming(chat_id: str, raw: str) -> tuple[Incoming | None, str | None]:
+    """A socket message as the core's event, and the text to echo; None if malformed."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    user = ChatUser(CHANNEL, chat_id)
+    if data.get("type") == "text" and isinstance(data.get("text"), str):
+        return Incoming.say(user, data["text"]), data["text"]
+    if data.get("type") == "button" and isinstance(data.get("data"), str):
+        pressed = str(data.get("label") or "")[: render.LABEL_LIMIT]
+        return Incoming.press(user, data["data"][:256]), pressed or None
+    return None, None
+
+
+def _visitor_for_post(request: web.Request) -> str:
+    """The chat of a POST that carries its CSRF token; 403 otherwise."""
+    channel = _channel(request)
+    chat_id = channel.chat_id(request)
+    if chat_id is None or not channel.identity.csrf_ok(chat_id, request.headers.get(CSRF_HEADER)):
+        log.info("web post refused: csrf")
+        raise web.HTTPForbidden(text="csrf")
+    if "Origin" in request.headers and not channel.origin_ok(request):
+        raise web.HTTPForbidden(text="origin")
+    return chat_id
+
+
+async def upload(request: web.Request) -> web.Response:
+    """补正 materials by multipart POST; the core applies Telegram's type and size rules."""
+    channel = _channel(request)
+    chat_id = _visitor_for_post(request)
+    reader = await request.multipart()
+    part = await reader.next()
+    if part is None or not isinstance(part, BodyPartReader) or part.name != "file":
+        raise web.HTTPBadRequest(text="file")
+    content = bytearray()
+    while chunk := await part.read_chunk():
+        content += chunk
+        if len(content) > MAX_BYTES:  # the handler refuses it with the limit stated
+            break
+    file = UploadedFile(
+        name=part.filename or "file",
+        mime=part.headers.get("Content-Type", "application/octet-stream"),
+        size=len(content),
+        content=bytes(content),
+    )
+    user = ChatUser(CHANNEL, chat_id)
+    await channel.converse(chat_id, Incoming(user, Kind.FILE, file=file), f"📎 {file.name}")
+    return web.json_response({"ok": True})
+
+
+async def download_form(request: web.Request) -> web.Response:
+    """The case's printable form, for the chat that owns (or bound) the case."""
+    channel = _channel(request)
+    chat_id = channel.chat_id(request)
+    number, fmt = request.match_info["number"], request.match_info["fmt"]
+    if chat_id is None or fmt not in FORMATS:
+        raise web.HTTPNotFound()
+    services = channel.app.services
+    async with services.db.sessions() as session:
+        applicant = await applicants.find(session, CHANNEL, chat_id)
+        case = await cases.for_applicant(session, applicant.id, number) if applicant else None
+    if case is None:
+        raise web.HTTPNotFound()
+    document = await documents.application_form(services, case, fmt)
+    if document is None:
+        raise web.HTTPNotFound()
+    return _attachment(document.content, document.name, document.mime)
+
+
+async def download_file(request: web.Request) -> web.Response:
+    channel = _channel(request)
+    chat_id = channel.chat_id(request)
+    spec = channel.identity.file_of(chat_id, request.match_info["token"]) if chat_id else None
+    if spec is None:
+        raise web.HTTPNotFound()
+    root = channel.app.services.files_dir
+    try:
+        content = await asyncio.to_thread(files.read, root, str(spec["h"]))
+    except OSError:
+        raise web.HTTPNotFound() from None
+    return _attachment(content, str(spec["n"]), str(spec["m"]))
+
+
+def _attachment(content: bytes, name: str, mime: str) -> web.Response:
+    disposition = f"attachment; filename*=UTF-8''{quote(name)}"
+    return web.Response(
+        body=content, content_type=mime, headers={"Content-Disposition": disposition}
+    )
+
+
+# -- the application ----------------------------------------------------------------------
+
+
+def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src 'self' ws://{host} wss://{host}; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Frame-Options"] = "DENY"
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Per-IP rate limit and security headers on every response."""
+    channel = _channel(request)
+    if await channel.ip_guard.hit(f"webip:{channel.client_ip(request)}") is not Verdict.ALLOW:
+        response: web.StreamResponse = web.json_response({"error": "rate_limited"}, status=429)
+    else:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            _security_headers(request, exc)
+            raise
+    if not response.prepared:
+        _security_headers(request, response)
+    return response
+
+
+def build_guards(settings: Settings, app: App) -> tuple[FloodGuard, FloodGuard]:
+    """(per chat, per IP), in Redis when the state store is there."""
+    state = app.services.state
+    chat_limit, chat_window = settings.flood_limit, settings.flood_window_seconds
+    ip_limit, ip_window = settings.web_ip_limit, settings.web_ip_window_seconds
+    if isinstance(state, RedisStateStore):
+        return (
+            RedisFloodGuard(state.redis, chat_limit, chat_window, state.prefix),
+            RedisFloodGuard(state.redis, ip_limit, ip_window, state.prefix),
+        )
+    return MemoryFloodGuard(chat_limit, chat_window), MemoryFloodGuard(ip_limit, ip_window)
+
+
+def build_web_app(app: App, settings: Settings, poll_interval: float = 1.0) -> web.Application:
+    """The web chat as an aiohttp application (other HTTP channels may add their routes)."""
+    chat_guard, ip_guard = build_guards(settings, app)
+    channel = WebChannel(app, settings, Identity(load_secret(settings)), chat_guard, ip_guard)
+    web_app = web.Application(middlewares=[guard], client_max_size=MAX_BYTES + 1024 * 1024)
+    web_app[CHANNEL_KEY] = channel
+    base = settings.web_base_path
+    if base:
+        web_app.router.add_get(base, _to_slash)
+    web_app.router.add_get(f"{base}/", index)
+    web_app.router.add_get(f"{base}/ws", websocket)
+    web_app.router.add_post(f"{base}/upload", upload)
+    web_app.router.add_get(f"{base}/form/{{number}}.{{fmt}}", download_form)
+    web_app.router.add_get(f"{base}/file/{{token}}", download_file)
+    web_app.router.add_static(f"{base}/static", STATIC)
+    delivery = NoticeDelivery(app.services.db, channel.hub, channel.notice_payload, poll_interval)
+    stop = asyncio.Event()
+
+    async def deliver(_: web.Application) -> Any:
+        task = asyncio.create_task(delivery.run(stop))
+        yield
+        stop.set()
+        await channel.hub.close_all()
+        await task
+
+    web_app.cleanup_ctx.append(deliver)
+    return web_app
+
+
+async def _to_slash(request: web.Request) -> web.Response:
+    raise web.HTTPFound(f"{request.path}/")
+
+
+async def serve(settings: Settings, announce: Any = print) -> None:
+    """`bangdaiban web`: serve until SIGTERM/SIGINT."""
+    app = await build_app(settings)
+    runner = web.AppRunner(build_web_app(app, settings), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.web_host, settings.web_port)
+    await site.start()
+    announce(f"Web chat: http://{settings.web_host}:{settings.web_port}{settings.web_base_path}/")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await app.close()

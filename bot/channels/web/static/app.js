@@ -1,0 +1,181 @@
+// The web chat page: one websocket, reconnecting with back-off; every text is put into the
+// page with DOM calls (createElement, textContent), never innerHTML.
+(function () {
+  "use strict";
+
+  var TAGS = { b: true, i: true, a: true, code: true, pre: true };
+  var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
+  var log = document.getElementById("log");
+  var conn = document.getElementById("conn");
+  var composer = document.getElementById("composer");
+  var box = document.getElementById("message");
+  var fileInput = document.getElementById("file");
+  var statusForm = document.getElementById("status-form");
+  var socket = null;
+  var attempts = 0;
+  var queue = [];
+
+  function say(key) {
+    conn.textContent = conn.getAttribute("data-" + key) || "";
+  }
+
+  function safeHref(href) {
+    try {
+      var url = new URL(href, location.href);
+      if (["http:", "https:", "tel:", "mailto:"].indexOf(url.protocol) >= 0) return url.href;
+    } catch (e) { /* not a URL */ }
+    return null;
+  }
+
+  function build(parent, nodes) {
+    (nodes || []).forEach(function (node) {
+      if (typeof node === "string") {
+        parent.appendChild(document.createTextNode(node));
+        return;
+      }
+      if (!node || !TAGS[node.t]) return;
+      var el = document.createElement(node.t);
+      if (node.t === "a") {
+        var href = safeHref(node.href || "");
+        if (href) {
+          el.href = href;
+          el.rel = "noopener noreferrer";
+          el.target = "_blank";
+        }
+      }
+      build(el, node.c);
+      parent.appendChild(el);
+    });
+  }
+
+  function show(message) {
+    var item = document.createElement("div");
+    item.className = "msg " + (message.from === "me" ? "me" : "bot") + (message.notice ? " notice" : "");
+    build(item, message.text);
+    (message.links || []).forEach(function (link) {
+      var href = safeHref(link.href);
+      if (!href) return;
+      var holder = document.createElement("div");
+      holder.className = "links";
+      var a = document.createElement("a");
+      a.href = href;
+      a.textContent = link.label;
+      a.setAttribute("download", "");
+      holder.appendChild(a);
+      item.appendChild(holder);
+    });
+    if (message.buttons && message.buttons.length) {
+      var buttons = document.createElement("div");
+      buttons.className = "buttons";
+      message.buttons.forEach(function (row) {
+        var line = document.createElement("div");
+        line.className = "row";
+        row.forEach(function (b) {
+          var button = document.createElement("button");
+          button.type = "button";
+          button.textContent = b.label;
+          button.addEventListener("click", function () {
+            send({ type: "button", data: b.data, label: b.label });
+          });
+          line.appendChild(button);
+        });
+        buttons.appendChild(line);
+      });
+      item.appendChild(buttons);
+    }
+    log.appendChild(item);
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function send(payload) {
+    if (socket && socket.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify(payload));
+    } else {
+      queue.push(payload);
+    }
+  }
+
+  function connect() {
+    var url = new URL("ws", location.href);
+    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    url.search = "";
+    url.hash = "";
+    say("connecting");
+    socket = new WebSocket(url.href);
+    socket.addEventListener("open", function () {
+      attempts = 0;
+      say("online");
+      document.body.setAttribute("data-connected", "true");
+      while (queue.length) socket.send(JSON.stringify(queue.shift()));
+    });
+    socket.addEventListener("message", function (event) {
+      var data;
+      try { data = JSON.parse(event.data); } catch (e) { return; }
+      if (data.type === "history") {
+        while (log.firstChild) log.removeChild(log.firstChild);
+        data.messages.forEach(show);
+        document.body.setAttribute("data-history", String(data.messages.length));
+        if (!data.messages.length) send({ type: "text", text: "/start" });
+      } else if (data.type === "message") {
+        show(data.message);
+      } else if (data.type === "limited") {
+        say("limited");
+      }
+    });
+    socket.addEventListener("close", function () {
+      document.body.removeAttribute("data-connected");
+      say("offline");
+      // Back-off with jitter: 0.5 s, 1 s, 2 s … up to 30 s (background tabs drop sockets).
+      var delay = Math.min(30000, 500 * Math.pow(2, attempts)) * (0.8 + Math.random() * 0.4);
+      attempts += 1;
+      setTimeout(connect, delay);
+    });
+  }
+
+  composer.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = box.value;
+    if (!text.trim()) return;
+    send({ type: "text", text: text });
+    box.value = "";
+    box.focus();
+  });
+  box.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      composer.requestSubmit();
+    }
+  });
+
+  document.getElementById("upload-button").addEventListener("click", function () {
+    fileInput.click();
+  });
+  fileInput.addEventListener("change", function () {
+    var file = fileInput.files && fileInput.files[0];
+    if (!file) return;
+    var body = new FormData();
+    body.append("file", file);
+    fetch("upload", {
+      method: "POST", body: body, credentials: "same-origin", headers: { "X-CSRF-Token": csrf }
+    }).then(function (response) {
+      if (!response.ok) say("upload-failed");
+    }).catch(function () { say("upload-failed"); });
+    fileInput.value = "";
+  });
+
+  statusForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var number = document.getElementById("case-number").value.trim();
+    var code = document.getElementById("case-code").value.trim();
+    if (!number || !code) return;
+    send({ type: "text", text: "/status " + number + " " + code });
+    document.getElementById("case-code").value = "";
+  });
+
+  var wanted = new URLSearchParams(location.search).get("case");
+  if (wanted) {
+    document.getElementById("case-number").value = wanted.slice(0, 20);
+    document.getElementById("lookup").open = true;
+  }
+  connect();
+})();

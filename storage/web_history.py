@@ -1,0 +1,45 @@
+"""The web chat's conversation history: the last messages of each chat, both directions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import WebMessage
+
+KEEP = 200  # messages per chat shown after a reload
+
+
+def append(session: AsyncSession, chat_id: str, payloads: list[dict[str, Any]]) -> None:
+    """Add messages to the chat's history in the caller's transaction."""
+    session.add_all(WebMessage(chat_id=chat_id, payload=payload) for payload in payloads)
+
+
+async def recent(session: AsyncSession, chat_id: str, limit: int = KEEP) -> list[dict[str, Any]]:
+    """The chat's last `limit` messages, oldest first."""
+    query = (
+        select(WebMessage.payload)
+        .where(WebMessage.chat_id == chat_id)
+        .order_by(WebMessage.id.desc())
+        .limit(limit)
+    )
+    return list(reversed((await session.scalars(query)).all()))
+
+
+async def prune(session: AsyncSession, chat_id: str, keep: int = KEEP) -> None:
+    """Forget all but the chat's last `keep` messages."""
+    oldest_kept = await session.scalar(
+        select(WebMessage.id)
+        .where(WebMessage.chat_id == chat_id)
+        .order_by(WebMessage.id.desc())
+        .offset(keep - 1)
+        .limit(1)
+    )
+    if oldest_kept is not None:
+        await session.execute(
+            delete(WebMessage)
+            .where(WebMessage.chat_id == chat_id, WebMessage.id < oldest_kept)
+            .execution_options(synchronize_session=False)
+        )
