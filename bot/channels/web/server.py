@@ -98,6 +98,7 @@ class WebChannel:
             await self.push(chat_id, payloads[-1])
         verdict = await self.chat_guard.hit(f"{CHANNEL}:{chat_id}")
         if verdict is Verdict.DROP:
+            await self.hub.send(chat_id, {"type": "idle"})
             return
         if verdict is Verdict.WARN:
             log.info("web flood guard engaged chat=%s", chat_id)
@@ -107,6 +108,7 @@ class WebChannel:
         for reply in replies:
             payloads.append(await self.reply_payload(chat_id, reply))
             await self.push(chat_id, payloads[-1])
+        await self.hub.send(chat_id, {"type": "idle"})  # the answer to this message is complete
         async with self.app.services.db.transaction() as session:
             web_history.append(session, chat_id, payloads)
 

@@ -14,6 +14,12 @@
   var socket = null;
   var attempts = 0;
   var queue = [];
+  var waiting = 0; // messages sent whose answer is not complete yet
+
+  function setWaiting(n) {
+    waiting = Math.max(0, n);
+    document.body.setAttribute("data-waiting", String(waiting));
+  }
 
   function say(key) {
     conn.textContent = conn.getAttribute("data-" + key) || "";
@@ -88,6 +94,7 @@
   }
 
   function send(payload) {
+    setWaiting(waiting + 1);
     if (socket && socket.readyState === WebSocket.OPEN) {
       socket.send(JSON.stringify(payload));
     } else {
@@ -106,6 +113,7 @@
       attempts = 0;
       say("online");
       document.body.setAttribute("data-connected", "true");
+      setWaiting(queue.length); // answers lost with the old socket will not come
       while (queue.length) socket.send(JSON.stringify(queue.shift()));
     });
     socket.addEventListener("message", function (event) {
@@ -118,7 +126,10 @@
         if (!data.messages.length) send({ type: "text", text: "/start" });
       } else if (data.type === "message") {
         show(data.message);
+      } else if (data.type === "idle") {
+        setWaiting(waiting - 1);
       } else if (data.type === "limited") {
+        setWaiting(waiting - 1);
         say("limited");
       }
     });
@@ -153,13 +164,20 @@
   fileInput.addEventListener("change", function () {
     var file = fileInput.files && fileInput.files[0];
     if (!file) return;
+    setWaiting(waiting + 1);
     var body = new FormData();
     body.append("file", file);
     fetch("upload", {
       method: "POST", body: body, credentials: "same-origin", headers: { "X-CSRF-Token": csrf }
     }).then(function (response) {
-      if (!response.ok) say("upload-failed");
-    }).catch(function () { say("upload-failed"); });
+      if (!response.ok) {
+        setWaiting(waiting - 1);
+        say("upload-failed");
+      }
+    }).catch(function () {
+      setWaiting(waiting - 1);
+      say("upload-failed");
+    });
     fileInput.value = "";
   });
 
