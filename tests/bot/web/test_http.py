@@ -1,0 +1,154 @@
+"""The web chat's HTTP edges without a browser: origin check, CSRF, rate limits, cookies,
+headers, a path prefix behind a proxy."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import WSServerHandshakeError
+
+from bot.app import App
+from conftest import Served, serve
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 100
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        yield session
+
+
+async def visit(client: aiohttp.ClientSession, url: str) -> str:
+    """Open the page (which sets the cookie); returns its CSRF token."""
+    async with client.get(url) as response:
+        assert response.status == 200
+        page = await response.text()
+    match = re.search(r'name="csrf-token" content="([0-9a-f]+)"', page)
+    assert match
+    return match.group(1)
+
+
+def origin(url: str) -> str:
+    return url.split("/", 3)[0] + "//" + url.split("/", 3)[2]
+
+
+async def upload(
+    client: aiohttp.ClientSession, url: str, headers: dict[str, str]
+) -> aiohttp.ClientResponse:
+    form = aiohttp.FormData()
+    form.add_field("file", PNG, filename="a.png", content_type="image/png")
+    async with client.post(f"{url}upload", data=form, headers=headers) as response:
+        await response.read()
+        return response
+
+
+async def test_websocket_needs_the_pages_origin(
+    served: Served, client: aiohttp.ClientSession
+) -> None:
+    await visit(client, served.url)
+    for headers in ({}, {"Origin": "https://evil.example"}):
+        with pytest.raises(WSServerHandshakeError) as refused:
+            await client.ws_connect(f"{served.url}ws", headers=headers)
+        assert refused.value.status == 403
+    async with client.ws_connect(f"{served.url}ws", origin=origin(served.url)) as ws:
+        assert (await ws.receive_json())["type"] == "history"
+
+
+async def test_websocket_needs_the_signed_cookie(served: Served) -> None:
+    async with aiohttp.ClientSession() as stranger:
+        cookie = {"Cookie": "bdb_chat=forged.value"}
+        with pytest.raises(WSServerHandshakeError) as refused:
+            await stranger.ws_connect(
+                f"{served.url}ws", origin=origin(served.url), headers=cookie
+            )
+        assert refused.value.status == 403
+
+
+async def test_posts_need_the_csrf_token_of_this_visitor(
+    served: Served, client: aiohttp.ClientSession
+) -> None:
+    token = await visit(client, served.url)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
+        other_token = await visit(other, served.url)
+    assert (await upload(client, served.url, {})).status == 403
+    assert (await upload(client, served.url, {"X-CSRF-Token": "0" * 64})).status == 403
+    assert (await upload(client, served.url, {"X-CSRF-Token": other_token})).status == 403
+    refused = await upload(
+        client, served.url, {"X-CSRF-Token": token, "Origin": "https://evil.example"}
+    )
+    assert refused.status == 403
+    assert (await upload(client, served.url, {"X-CSRF-Token": token})).status == 200
+
+
+async def test_too_many_requests_from_one_address_are_refused(
+    app: App, client: aiohttp.ClientSession
+) -> None:
+    runner, served = await serve(app, web_ip_limit=5, web_ip_window_seconds=600)
+    try:
+        statuses = []
+        for _ in range(7):
+            async with client.get(served.url) as response:
+                statuses.append(response.status)
+        assert statuses == [200] * 5 + [429, 429]
+    finally:
+        await runner.cleanup()
+
+
+async def test_one_chat_sending_too_fast_is_told_once_then_ignored(
+    app: App, client: aiohttp.ClientSession
+) -> None:
+    runner, served = await serve(app, flood_limit=3, flood_window_seconds=600)
+    try:
+        await visit(client, served.url)
+        async with client.ws_connect(f"{served.url}ws", origin=origin(served.url)) as ws:
+            await ws.receive_json()  # history
+            answers: list[list[str]] = []
+            for _ in range(5):
+                await ws.send_json({"type": "text", "text": "/help"})
+                texts = []
+                while (message := await ws.receive_json())["type"] != "idle":
+                    if message["type"] == "message" and message["message"]["from"] == "bot":
+                        texts.append(str(message["message"]["text"]))
+                answers.append(texts)
+        assert all(len(a) == 1 and "太快" not in a[0] for a in answers[:3])
+        assert len(answers[3]) == 1 and "太快" in answers[3][0]
+        assert answers[4] == []
+    finally:
+        await runner.cleanup()
+
+
+async def test_page_has_a_strict_policy_and_no_inline_script(
+    served: Served, client: aiohttp.ClientSession
+) -> None:
+    async with client.get(served.url) as response:
+        page = await response.text()
+        policy = response.headers["Content-Security-Policy"]
+        cookie = response.headers["Set-Cookie"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert "frame-ancestors 'none'" in policy
+    assert all(' src="' in tag for tag in re.findall(r"<script[^>]*>", page))
+    assert not re.search(r"\son[a-z]+=", page)
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+
+
+async def test_behind_a_proxy_under_a_path_prefix(app: App, client: aiohttp.ClientSession) -> None:
+    runner, served = await serve(app, web_base_path="/chat", web_trust_proxy=True)
+    try:
+        bare = served.url.rstrip("/")
+        async with client.get(bare, allow_redirects=False) as response:
+            assert response.status == 302 and response.headers["Location"] == "/chat/"
+        async with client.get(served.url, headers={"X-Forwarded-Proto": "https"}) as response:
+            cookie = response.headers["Set-Cookie"]
+        assert "Secure" in cookie and "Path=/chat" in cookie
+        async with client.get(f"{served.url}static/app.js") as response:
+            assert response.status == 200 and "WebSocket" in await response.text()
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as plain:
+            await visit(plain, served.url)  # over http: a cookie the client sends back
+            async with plain.ws_connect(f"{served.url}ws", origin=origin(served.url)) as ws:
+                assert (await ws.receive_json())["type"] == "history"
+    finally:
+        await runner.cleanup()
