@@ -116,6 +116,8 @@ async def test_supplement_upload_through_the_page(served: Served, browser: Brows
 
         case = await session.scalar(select(Case))
         assert case is not None and case.status == "in_progress"
-        uploaded = (await session.scalars(select(CaseFile).where(CaseFile.kind == "supplement"))).all()
+        uploaded = (
+            await session.scalars(select(CaseFile).where(CaseFile.kind == "supplement"))
+        ).all()
         assert [f.name.endswith(".png") for f in uploaded] == [True]
     await assert_nothing_ran(page, dialogs)

@@ -62,9 +62,7 @@ async def test_websocket_needs_the_signed_cookie(served: Served) -> None:
     async with aiohttp.ClientSession() as stranger:
         cookie = {"Cookie": "bdb_chat=forged.value"}
         with pytest.raises(WSServerHandshakeError) as refused:
-            await stranger.ws_connect(
-                f"{served.url}ws", origin=origin(served.url), headers=cookie
-            )
+            await stranger.ws_connect(f"{served.url}ws", origin=origin(served.url), headers=cookie)
         assert refused.value.status == 403
 
 

@@ -38,7 +38,9 @@ async def expect_last(page: Page, text: str) -> None:
     await expect(page.locator("#log .msg.bot").last).to_contain_text(text)
 
 
-async def apply(page: Page, answers: dict[str, str], items: tuple[str, ...] = ("施工许可",)) -> None:
+async def apply(
+    page: Page, answers: dict[str, str], items: tuple[str, ...] = ("施工许可",)
+) -> None:
     """Walk the application dialog to its review page by typing and clicking."""
     await press(page, "申请帮代办")
     await press(page, "一般项目")
