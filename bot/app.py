@@ -65,5 +65,6 @@ async def build_app(
         files_dir=settings.files_dir,
         form_font=find_cjk_font(settings.form_font_path),
         consultation=await Consultation.load(db),
+        web_url=settings.web_url,
     )
     return App(settings=settings, services=services, router=Router(services))

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from docxtpl import DocxTemplate
+import segno
+from docx.shared import Mm
+from docxtpl import DocxTemplate, InlineImage
 from fontTools.ttLib import TTCollection, TTFont, TTLibError
 from fpdf import FPDF
 from fpdf.enums import Align, VAlign, WrapMode
@@ -34,6 +36,8 @@ class ApplicationPrint:
     project_summary: str
     requested_items: tuple[str, ...]
     submitted_on: datetime.date
+    query_code: str | None = None  # 查询码, printed so the paper proves the case is theirs
+    status_url: str | None = None  # printed as a QR code opening the case's status
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ class FormText:
     requested_items: str = "申请事项"
     handler_opinion: str = "经办人意见"
     leader_instruction: str = "领导批示"
+    query_code: str = "查询码："
+    scan_hint: str = "（扫码查看办理进度）"
     file_stem: str = "帮代办服务申请表"
     creator: str = "帮代办助手"
 
@@ -110,13 +116,25 @@ def _docx_context(form: ApplicationPrint) -> dict[str, object]:
         "project_summary": _xml(_clean(form.project_summary, multiline=True)),
         "requested_items": [_xml(_clean(item)) for item in form.requested_items],
         "date": _xml(_date(form.submitted_on)),
+        "query_code": _xml(_clean(form.query_code)),
     }
+
+
+def qr_png(url: str) -> bytes:
+    """A QR code of the address as PNG."""
+    out = io.BytesIO()
+    segno.make(url, error="m").save(out, kind="png", scale=8, border=2)
+    return out.getvalue()
 
 
 def render_docx(form: ApplicationPrint) -> bytes:
     """The filled-in form as a Word document; staff-only rows stay blank."""
     template = DocxTemplate(io.BytesIO(_template_bytes()))
-    template.render(_docx_context(form), autoescape=True)
+    context = _docx_context(form)
+    context["qr"] = ""
+    if form.status_url:
+        context["qr"] = InlineImage(template, io.BytesIO(qr_png(form.status_url)), width=Mm(20))
+    template.render(context, autoescape=True)
     out = io.BytesIO()
     template.save(out)
     return out.getvalue()
@@ -235,7 +253,12 @@ def render_pdf(form: ApplicationPrint, font: Path) -> bytes:
 
 def _pdf_heading(pdf: FPDF, form: ApplicationPrint) -> None:
     pdf.set_font(_FAMILY, size=9)
-    pdf.cell(0, 5, TEXT.number + _clean(form.number), align=Align.R, new_x="LMARGIN", new_y="NEXT")
+    heading = TEXT.number + _clean(form.number)
+    if form.query_code:
+        heading += "  " + TEXT.query_code + _clean(form.query_code)
+    if form.status_url:  # top left, beside the title; the text flow does not move
+        pdf.image(io.BytesIO(qr_png(form.status_url)), x=_MARGINS[0], y=_MARGINS[1], w=16)
+    pdf.cell(0, 5, heading, align=Align.R, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     pdf.set_font(_FAMILY, size=22)
     pdf.multi_cell(0, 12, TEXT.title, align=Align.C, new_x="LMARGIN", new_y="NEXT")

@@ -24,6 +24,7 @@ class Services:
     files_dir: Path
     form_font: Path | None = None
     consultation: Consultation | None = None
+    web_url: str = ""  # the web chat's address, for links and QR codes on printed forms
 
 
 @dataclass

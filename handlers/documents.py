@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import urlencode
 
 from dialogs.printable import ApplicationPrint, file_name, render_docx, render_pdf
 from handlers.context import Services
@@ -21,7 +22,12 @@ def form_spec(number: str, fmt: str = "docx") -> dict[str, Any]:
     return {"render": FORM, "case": number, "format": fmt}
 
 
-def print_data(case: Case) -> ApplicationPrint:
+def status_url(web_url: str, number: str) -> str | None:
+    """The web chat with 查询进度 opened on this case (the 查询码 is still asked for)."""
+    return f"{web_url}?{urlencode({'case': number})}" if web_url else None
+
+
+def print_data(case: Case, web_url: str = "") -> ApplicationPrint:
     from dialogs.fields import format_phone
 
     return ApplicationPrint(
@@ -35,12 +41,14 @@ def print_data(case: Case) -> ApplicationPrint:
         project_summary=case.project_summary,
         requested_items=tuple(item.name for item in case.items),
         submitted_on=case.created_at.astimezone(cases.CHINA).date(),
+        query_code=case.query_code,
+        status_url=status_url(web_url, case.number),
     )
 
 
 async def application_form(services: Services, case: Case, fmt: str) -> Document | None:
     """Render the case's 申请表 in a thread and keep a copy with the case."""
-    form = print_data(case)
+    form = print_data(case, services.web_url)
     if fmt == "pdf":
         if services.form_font is None:
             return None

@@ -200,6 +200,11 @@ def build() -> bytes:
     date.paragraph_format.right_indent = Cm(1.0)
     date.paragraph_format.space_after = Pt(12)
     build_table(document)
+    paragraph(document, "{%p if query_code %}", size=2)
+    paragraph(
+        document, f"{TEXT.query_code}{{{{ query_code }}}}{TEXT.scan_hint}{{{{ qr }}}}", size=10.5
+    )
+    paragraph(document, "{%p endif %}", size=2)
     # A document cannot end with a table; keep the trailing paragraph tiny.
     paragraph(document, "", size=2)
 
