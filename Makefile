@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: console test lint bench install services clean
+.PHONY: web console test lint bench install services clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The web chat on the embedded defaults (SQLite + memory); prints its address.
+web: $(STAMP)
+	$(BIN)/bangdaiban web
 
 console: $(STAMP)
 	$(BIN)/bangdaiban console

@@ -19,6 +19,7 @@ from aiohttp import BodyPartReader, WSMsgType, web
 from bot.app import App, build_app
 from bot.channels.web import render
 from bot.channels.web.delivery import CHANNEL, NoticeDelivery
+from bot.channels.web.history import HistoryWriter
 from bot.channels.web.hub import Hub
 from bot.channels.web.identity import COOKIE, COOKIE_MAX_AGE, Identity, load_secret
 from bot.config import Settings
@@ -48,6 +49,7 @@ class WebChannel:
     identity: Identity
     chat_guard: FloodGuard
     ip_guard: FloodGuard
+    history: HistoryWriter
     hub: Hub = field(default_factory=Hub)
 
     # -- who is asking ------------------------------------------------------------------
@@ -109,8 +111,7 @@ class WebChannel:
             payloads.append(await self.reply_payload(chat_id, reply))
             await self.push(chat_id, payloads[-1])
         await self.hub.send(chat_id, {"type": "idle"})  # the answer to this message is complete
-        async with self.app.services.db.transaction() as session:
-            web_history.append(session, chat_id, payloads)
+        self.history.add(chat_id, payloads)
 
     async def push(self, chat_id: str, payload: dict[str, Any]) -> None:
         await self.hub.send(chat_id, {"type": "message", "message": payload})
@@ -188,6 +189,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         raise web.HTTPForbidden(text="cookie")
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=WS_MESSAGE_LIMIT)
     await ws.prepare(request)
+    await channel.history.flush()
     async with channel.app.services.db.transaction() as session:
         await web_history.prune(session, chat_id)
         history = await web_history.recent(session, chat_id)
@@ -350,7 +352,9 @@ def build_guards(settings: Settings, app: App) -> tuple[FloodGuard, FloodGuard]:
 def build_web_app(app: App, settings: Settings, poll_interval: float = 1.0) -> web.Application:
     """The web chat as an aiohttp application (other HTTP channels may add their routes)."""
     chat_guard, ip_guard = build_guards(settings, app)
-    channel = WebChannel(app, settings, Identity(load_secret(settings)), chat_guard, ip_guard)
+    identity = Identity(load_secret(settings))
+    history = HistoryWriter(app.services.db)
+    channel = WebChannel(app, settings, identity, chat_guard, ip_guard, history)
     web_app = web.Application(middlewares=[guard], client_max_size=MAX_BYTES + 1024 * 1024)
     web_app[CHANNEL_KEY] = channel
     base = settings.web_base_path
@@ -366,11 +370,11 @@ def build_web_app(app: App, settings: Settings, poll_interval: float = 1.0) -> w
     stop = asyncio.Event()
 
     async def deliver(_: web.Application) -> Any:
-        task = asyncio.create_task(delivery.run(stop))
+        tasks = [asyncio.create_task(delivery.run(stop)), asyncio.create_task(history.run(stop))]
         yield
         stop.set()
         await channel.hub.close_all()
-        await task
+        await asyncio.gather(*tasks)
 
     web_app.cleanup_ctx.append(deliver)
     return web_app

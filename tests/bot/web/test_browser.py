@@ -6,12 +6,12 @@ import re
 
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
-from webpage import apply, bot_texts, open_chat, press, say
 
 from bot.channels.web.delivery import CHANNEL
 from conftest import Served
 from storage.models import Applicant, Case, OutboxMessage, OutboxStatus
 from support import GOOD_ANSWERS, bind_staff, notices_to
+from webpage import apply, bot_texts, open_chat, press, say
 
 ACCEPTED = "已受理"
 

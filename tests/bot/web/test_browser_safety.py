@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 from playwright.async_api import Browser, Dialog, Page, expect
-from webpage import apply, idle, open_chat, press, say
 
 from conftest import Served
 from support import GOOD_ANSWERS, bind_staff, notices_to
+from webpage import apply, idle, open_chat, press, say
 
 XSS = {
     "img": '<img src=x onerror="window.__xss=1">',
@@ -64,7 +64,10 @@ async def test_hostile_input_in_every_field_is_shown_as_text(
     await page.evaluate(
         """forged => new Promise(resolve => {
             const ws = new WebSocket(new URL("ws", location.href).href.replace(/^http/, "ws"));
-            ws.onopen = () => { ws.send(forged); setTimeout(() => { ws.close(); resolve(); }, 500); };
+            ws.onopen = () => {
+                ws.send(forged);
+                setTimeout(() => { ws.close(); resolve(); }, 500);
+            };
         })""",
         forged,
     )
