@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import pstats
 import re
 import resource
 import statistics
@@ -107,7 +108,10 @@ async def run(args: argparse.Namespace) -> None:
         await fresh_database(url)
         env.update(DATABASE_URL=url, REDIS_URL="redis://127.0.0.1:6379/14", DB_POOL_SIZE="20")
     bangdaiban = str(Path(sys.executable).parent / "bangdaiban")
-    proc = subprocess.Popen([bangdaiban, "web"], env=env, cwd=workdir)  # noqa: ASYNC220
+    command = [bangdaiban, "web"]
+    if args.profile:
+        command = [sys.executable, "-m", "cProfile", "-o", str(workdir / "web.prof"), *command]
+    proc = subprocess.Popen(command, env=env, cwd=workdir)  # noqa: ASYNC220
     url = f"http://127.0.0.1:{args.port}/"
     clients = [Client(url) for _ in range(args.clients)]
     try:
@@ -134,6 +138,10 @@ async def run(args: argparse.Namespace) -> None:
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
         proc.terminate()
         proc.wait(timeout=30)
+    if args.profile:
+        stats = pstats.Stats(str(workdir / "web.prof"))
+        stats.sort_stats("tottime").print_stats(25)
+        stats.sort_stats("cumulative").print_stats(40)
     latencies = sorted(x for c in clients for x in c.latencies)
     total = len(latencies)
     p99 = latencies[min(total - 1, int(total * 0.99))]
@@ -158,6 +166,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL + Redis")
+    parser.add_argument("--profile", action="store_true", help="the server under cProfile")
     asyncio.run(run(parser.parse_args()))
 
 

@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 
+import pytest
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
+from bot.app import App
 from bot.channels.web.delivery import CHANNEL
-from conftest import Served
 from storage.models import Applicant, Case, OutboxMessage, OutboxStatus
 from support import GOOD_ANSWERS, bind_staff, notices_to
 from webpage import apply, bot_texts, open_chat, press, say
+from webserver import Served, chromium, serving
 
 ACCEPTED = "已受理"
+
+
+@pytest.fixture
+async def served(app: App) -> AsyncIterator[Served]:
+    async with serving(app) as result:
+        yield result
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as launched:
+        yield launched
 
 
 async def submitted_case(page: Page) -> tuple[str, str]:
@@ -48,7 +63,7 @@ async def test_visitor_applies_reloads_gets_notice_once_and_binds_elsewhere(
     await expect(page.locator("#log")).to_contain_text("您的申请已提交")
     number, code = await submitted_case(page)
     # The printable form arrives as an outbox notice with a download link.
-    form_link = page.locator("#log a", has_text="下载申请表").last
+    form_link = page.locator("#log a", has_text="下载申请表（.docx）").last
     await expect(form_link).to_be_visible()
     async with page.expect_download() as download:
         await form_link.click()
@@ -92,6 +107,13 @@ async def test_visitor_applies_reloads_gets_notice_once_and_binds_elsewhere(
     await expect(other.locator("#log .msg.bot").last).to_contain_text(number)
     await expect(other.locator("#log .msg.bot").last).to_contain_text(ACCEPTED)
     assert (await other.request.get(form_url)).status == 200
+    await press(other, "下载申请表")  # the core sends the file; the page offers a link
+    link = other.locator("#log a", has_text=f"{number}.docx").last
+    async with other.expect_download() as download:
+        await link.click()
+    assert (await download.value).suggested_filename.endswith(f"{number}.docx")
+    href = await link.get_attribute("href")
+    assert href and (await page.request.get(f"{served.url}{href}")).status == 404  # not theirs
 
 
 async def lookup(page: Page, number: str, code: str) -> None:

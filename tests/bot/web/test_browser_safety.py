@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
+import pytest
 from playwright.async_api import Browser, Dialog, Page, expect
 
-from conftest import Served
+from bot.app import App
 from support import GOOD_ANSWERS, bind_staff, notices_to
 from webpage import apply, idle, open_chat, press, say
+from webserver import Served, chromium, serving
 
 XSS = {
     "img": '<img src=x onerror="window.__xss=1">',
@@ -20,6 +23,18 @@ XSS = {
 }
 PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 100
 HOSTILE = "<img src=x onerror=window.__xss=5>.png"
+
+
+@pytest.fixture
+async def served(app: App) -> AsyncIterator[Served]:
+    async with serving(app) as result:
+        yield result
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as launched:
+        yield launched
 
 
 async def assert_nothing_ran(page: Page, dialogs: list[Dialog]) -> None:

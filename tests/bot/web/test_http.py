@@ -11,9 +11,15 @@ import pytest
 from aiohttp import WSServerHandshakeError
 
 from bot.app import App
-from conftest import Served, serve
+from webserver import Served, serving
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 100
+
+
+@pytest.fixture
+async def served(app: App) -> AsyncIterator[Served]:
+    async with serving(app) as result:
+        yield result
 
 
 @pytest.fixture
@@ -85,22 +91,18 @@ async def test_posts_need_the_csrf_token_of_this_visitor(
 async def test_too_many_requests_from_one_address_are_refused(
     app: App, client: aiohttp.ClientSession
 ) -> None:
-    runner, served = await serve(app, web_ip_limit=5, web_ip_window_seconds=600)
-    try:
+    async with serving(app, web_ip_limit=5, web_ip_window_seconds=600) as served:
         statuses = []
         for _ in range(7):
             async with client.get(served.url) as response:
                 statuses.append(response.status)
         assert statuses == [200] * 5 + [429, 429]
-    finally:
-        await runner.cleanup()
 
 
 async def test_one_chat_sending_too_fast_is_told_once_then_ignored(
     app: App, client: aiohttp.ClientSession
 ) -> None:
-    runner, served = await serve(app, flood_limit=3, flood_window_seconds=600)
-    try:
+    async with serving(app, flood_limit=3, flood_window_seconds=600) as served:
         await visit(client, served.url)
         async with client.ws_connect(f"{served.url}ws", origin=origin(served.url)) as ws:
             await ws.receive_json()  # history
@@ -115,8 +117,6 @@ async def test_one_chat_sending_too_fast_is_told_once_then_ignored(
         assert all(len(a) == 1 and "太快" not in a[0] for a in answers[:3])
         assert len(answers[3]) == 1 and "太快" in answers[3][0]
         assert answers[4] == []
-    finally:
-        await runner.cleanup()
 
 
 async def test_page_has_a_strict_policy_and_no_inline_script(
@@ -134,8 +134,7 @@ async def test_page_has_a_strict_policy_and_no_inline_script(
 
 
 async def test_behind_a_proxy_under_a_path_prefix(app: App, client: aiohttp.ClientSession) -> None:
-    runner, served = await serve(app, web_base_path="/chat", web_trust_proxy=True)
-    try:
+    async with serving(app, web_base_path="/chat", web_trust_proxy=True) as served:
         bare = served.url.rstrip("/")
         async with client.get(bare, allow_redirects=False) as response:
             assert response.status == 302 and response.headers["Location"] == "/chat/"
@@ -148,5 +147,3 @@ async def test_behind_a_proxy_under_a_path_prefix(app: App, client: aiohttp.Clie
             await visit(plain, served.url)  # over http: a cookie the client sends back
             async with plain.ws_connect(f"{served.url}ws", origin=origin(served.url)) as ws:
                 assert (await ws.receive_json())["type"] == "history"
-    finally:
-        await runner.cleanup()

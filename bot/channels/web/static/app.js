@@ -143,18 +143,23 @@
     });
   }
 
-  composer.addEventListener("submit", function (event) {
-    event.preventDefault();
+  function submitMessage() {
     var text = box.value;
     if (!text.trim()) return;
     send({ type: "text", text: text });
     box.value = "";
     box.focus();
+  }
+
+  composer.addEventListener("submit", function (event) {
+    event.preventDefault();
+    submitMessage();
   });
+  // Enter sends, Shift+Enter is a new line; not while an IME (拼音) is composing.
   box.addEventListener("keydown", function (event) {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
-      composer.requestSubmit();
+      submitMessage();
     }
   });
 

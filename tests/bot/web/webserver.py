@@ -1,9 +1,13 @@
-"""The web chat served on a free port, and a real headless Chromium (Debian's package)."""
+"""The web chat served on a free port, and a real headless Chromium (Debian's package).
+
+Each test module wraps these in its own fixtures (a conftest.py here would shadow the root
+one for `from conftest import …`)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,15 +49,17 @@ async def serve(app: App, **settings: object) -> tuple[web.AppRunner, Served]:
     return runner, Served(app, f"http://127.0.0.1:{port}{base}/", web_app)
 
 
-@pytest.fixture
-async def served(app: App) -> AsyncIterator[Served]:
-    runner, result = await serve(app)
-    yield result
-    await runner.cleanup()
+@asynccontextmanager
+async def serving(app: App, **settings: object) -> AsyncIterator[Served]:
+    runner, result = await serve(app, **settings)
+    try:
+        yield result
+    finally:
+        await runner.cleanup()
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
     if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 (one stat before a browser starts)
         message = f"{CHROMIUM} is missing (apt-get install chromium)"
         if os.environ.get("CI") == "true":
