@@ -23,10 +23,10 @@ from bot.channels.web.history import HistoryWriter
 from bot.channels.web.hub import Hub
 from bot.channels.web.identity import COOKIE, COOKIE_MAX_AGE, Identity, load_secret
 from bot.config import Settings
-from dialogs.texts import label, labels
+from dialogs.texts import labels
 from dialogs.texts import render as render_text
 from handlers import documents
-from handlers.events import ChatUser, Document, Incoming, Kind, Reply, UploadedFile
+from handlers.events import Button, ChatUser, Document, Incoming, Kind, Reply, UploadedFile
 from handlers.supplement import MAX_BYTES
 from storage import applicants, cases, files, web_history
 from storage.models import OutboxMessage
@@ -101,6 +101,7 @@ class WebChannel:
         verdict = await self.chat_guard.hit(f"{CHANNEL}:{chat_id}")
         if verdict is Verdict.DROP:
             await self.hub.send(chat_id, {"type": "idle"})
+            self.history.add(chat_id, payloads)
             return
         if verdict is Verdict.WARN:
             log.info("web flood guard engaged chat=%s", chat_id)
@@ -137,9 +138,7 @@ class WebChannel:
         return message
 
 
-def _button(data: dict[str, Any]) -> Any:
-    from handlers.events import Button
-
+def _button(data: dict[str, Any]) -> Button:
     return Button(str(data["label"]), str(data["data"]))
 
 
@@ -148,8 +147,10 @@ def _form_links(spec: dict[str, Any] | None, channel: WebChannel) -> list[dict[s
         return []
     number = str(spec.get("case", ""))
     formats = ["docx", "pdf"] if channel.app.services.form_font else ["docx"]
-    name = label("buttons", "form")
-    return [{"label": f"{name}（.{fmt}）", "href": f"form/{number}.{fmt}"} for fmt in formats]
+    return [
+        {"label": render_text("web/form_link.j2", fmt=fmt), "href": f"form/{number}.{fmt}"}
+        for fmt in formats
+    ]
 
 
 # -- request handlers ---------------------------------------------------------------------

@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import WSServerHandshakeError
+from sqlalchemy import select
 
 from bot.app import App
+from storage.models import Applicant
 from webserver import Served, serving
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 100
@@ -147,3 +149,14 @@ async def test_behind_a_proxy_under_a_path_prefix(app: App, client: aiohttp.Clie
             await visit(plain, served.url)  # over http: a cookie the client sends back
             async with plain.ws_connect(f"{served.url}ws", origin=origin(served.url)) as ws:
                 assert (await ws.receive_json())["type"] == "history"
+
+
+async def test_a_qr_codes_source_tag_is_stored_on_the_applicant(
+    served: Served, client: aiohttp.ClientSession
+) -> None:
+    await visit(client, f"{served.url}?src=poster")
+    await visit(client, f"{served.url}?src=window")  # the first source stays
+    await visit(client, f"{served.url}?src=unknown")
+    async with served.app.services.db.sessions() as session:
+        sources = (await session.scalars(select(Applicant.source))).all()
+    assert sources == ["poster"]
