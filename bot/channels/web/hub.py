@@ -9,6 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
+SEND_TIMEOUT = 5.0  # seconds; a stalled client must not hold up notices for everyone else
+
 
 class Hub:
     def __init__(self) -> None:
@@ -40,8 +42,13 @@ class Hub:
         for ws in list(self._sockets.get(chat_id, ())):
             if ws.closed:
                 continue
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await ws.send_json(payload)
+            try:
+                await asyncio.wait_for(ws.send_json(payload), SEND_TIMEOUT)
+            except TimeoutError:
+                await _drop(ws)  # the page reconnects and gets what it missed
+            except (ConnectionError, RuntimeError):
+                pass
+            else:
                 delivered += 1
         return delivered
 
@@ -49,3 +56,8 @@ class Hub:
         for sockets in list(self._sockets.values()):
             for ws in list(sockets):
                 await ws.close()
+
+
+async def _drop(ws: web.WebSocketResponse) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(ws.close(), SEND_TIMEOUT)

@@ -11,7 +11,10 @@ from sqlalchemy import select
 
 from bot.app import App
 from bot.channels.web.delivery import CHANNEL
+from bot.channels.web.server import CHANNEL_KEY
+from storage import outbox
 from storage.models import Applicant, Case, OutboxMessage, OutboxStatus
+from storage.outbox import Recipient
 from support import GOOD_ANSWERS, bind_staff, notices_to
 from webpage import apply, bot_texts, open_chat, press, say
 from webserver import Served, chromium, serving
@@ -133,3 +136,20 @@ async def _chat_id(served: Served, number: str) -> str:
         applicant = await session.get(Applicant, case.applicant_id)
         assert applicant is not None and applicant.channel == CHANNEL
         return applicant.chat_id
+
+
+async def test_page_reconnects_by_itself_and_gets_what_it_missed(
+    served: Served, browser: Browser
+) -> None:
+    page = await browser.new_page()
+    await open_chat(page, served.url)
+    channel = served.web_app[CHANNEL_KEY]
+    chat_id = next(iter(channel.hub.chat_ids()))
+    await channel.hub.close_all()  # as when a phone suspends the tab
+    await page.wait_for_selector("body:not([data-connected])")
+    async with served.app.services.db.transaction() as session:
+        outbox.enqueue(session, Recipient(CHANNEL, chat_id), "<b>离线期间的通知</b>", key="t:1")
+    await page.wait_for_selector('body[data-connected="true"]')
+    notice = page.locator("#log .msg.notice b", has_text="离线期间的通知")
+    await expect(notice).to_have_count(1)
+    await expect(page.locator("#conn")).to_have_text("已连接")
