@@ -3,6 +3,7 @@ the page builds with DOM calls (never innerHTML)."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from html.parser import HTMLParser
 from typing import Any
 
@@ -53,12 +54,17 @@ class _TreeBuilder(HTMLParser):
         self.stack[-1].append(data)
 
 
-def tree(text: str) -> list[Node]:
-    """The sanitised text as nodes: strings, or {"t": tag, "c": children, "href"?}."""
+@lru_cache(maxsize=2048)  # menus, prompts and help repeat; the result is never mutated
+def _tree(text: str) -> tuple[Node, ...]:
     builder = _TreeBuilder()
     builder.feed(sanitize(text))
     builder.close()
-    return builder.root
+    return tuple(builder.root)
+
+
+def tree(text: str) -> list[Node]:
+    """The sanitised text as nodes: strings, or {"t": tag, "c": children, "href"?}."""
+    return list(_tree(text))
 
 
 def bot_message(
