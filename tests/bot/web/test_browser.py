@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 
+import docx
 import pytest
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
@@ -71,6 +72,8 @@ async def test_visitor_applies_reloads_gets_notice_once_and_binds_elsewhere(
     async with page.expect_download() as download:
         await form_link.click()
     assert (await download.value).suggested_filename.endswith(f"{number}.docx")
+    printed = docx.Document(str(await (await download.value).path()))
+    assert f"查询码：{code}" in "\n".join(p.text for p in printed.paragraphs)
 
     shown = await page.locator("#log .msg").count()
     await page.reload()
