@@ -437,3 +437,13 @@ class Problem(Base):
     raised_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     level_since: Mapped[dt.datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[dt.datetime | None]
+
+
+class Lease(Base):
+    """A named job one process runs at a time (the scheduler; a channel's delivery on SQLite)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(120))
+    expires_at: Mapped[dt.datetime]
