@@ -31,10 +31,10 @@ def _settings() -> Settings:
 
 
 def _run(main: Callable[[Settings], Coroutine[object, object, T]]) -> T:
+    from bot import logs
+
     settings = _settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     try:
         return asyncio.run(main(settings))
     except DatabaseUnavailable as exc:
@@ -167,8 +167,8 @@ def run() -> None:
 
 @app.command()
 def worker() -> None:
-    """Deliver the outbox (notifications) until stopped."""
-    from bot.outbox import work
+    """Deliver the outbox (notifications) and run the scheduler until stopped."""
+    from bot.delivery import work
 
     async def main(settings: Settings) -> None:
         await work(settings)

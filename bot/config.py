@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     flood_limit: int = 20  # updates per user per flood window; the next one gets one warning
     flood_window_seconds: float = 10.0
     send_rate_per_second: float = 30.0  # outgoing messages in total, all workers; 0: no limit
+    run_worker: bool = True  # `run` delivers and schedules too (embedded); false with a worker
+    ops_port: int | None = None  # /healthz, /readyz, /metrics; unset: no ops server
+    ops_host: str = "0.0.0.0"
+    log_format: str = "auto"  # json, console, or auto (console on a terminal, else json)
+    retention_closed_cases_days: int = 3 * 365
+    retention_answered_questions_days: int = 365
+    retention_files_days: int = 365
+    retention_outbox_text_days: int = 30
 
     @field_validator("database_url")
     @classmethod
@@ -71,6 +79,32 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("use DEBUG, INFO, WARNING or ERROR")
         return level
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value.lower() not in {"auto", "json", "console"}:
+            raise ValueError("use json, console or auto")
+        return value.lower()
+
+    @field_validator("ops_port")
+    @classmethod
+    def _ops_port(cls, value: int | None) -> int | None:
+        if value is not None and not 0 <= value <= 65535:
+            raise ValueError("use a port from 1 to 65535 (0: any free port)")
+        return value
+
+    @field_validator(
+        "retention_closed_cases_days",
+        "retention_answered_questions_days",
+        "retention_files_days",
+        "retention_outbox_text_days",
+    )
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if not 1 <= value <= 36500:
+            raise ValueError("use a number of days from 1 to 36500")
+        return value
 
     @property
     def is_postgres(self) -> bool:
