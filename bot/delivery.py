@@ -114,8 +114,10 @@ class Delivery:
         scheduler_interval: float = 60.0,
         delivery_lease: float = DELIVERY_LEASE_SECONDS,
         holder: str | None = None,
+        jobs: tuple[scheduler.Job, ...] = (),
     ) -> None:
         self.services = services
+        self.jobs = jobs
         self.holder = holder or holder_id()
         self.scheduler_interval = scheduler_interval
         db = services.db
@@ -146,6 +148,7 @@ class Delivery:
                     self.services,
                     stop,
                     self.scheduler_interval,
+                    self.jobs,
                     leader=self.scheduler_lease.hold,
                 ),
             )
