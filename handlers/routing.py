@@ -99,6 +99,7 @@ class Router:
             update=uuid.uuid4().hex[:12], channel=channel, chat=event.user.chat_id
         ):
             replies, outcome = await self._handle(event)
+            log.debug("update handled kind=%s outcome=%s", event.kind, outcome)
         metrics.UPDATES.labels(channel, outcome).inc()
         metrics.UPDATE_SECONDS.labels(channel).observe(time.perf_counter() - started)
         return replies

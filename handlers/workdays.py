@@ -74,7 +74,7 @@ class Calendar:
         last = self.covered_until(today)
         return (
             f"holiday calendar covers only {days} days ahead (until {last or 'before today'}); "
-            "add the next year's official 放假/调休 days to data/holidays.yaml"
+            "add the next year's official days off and working weekends to data/holidays.yaml"
         )
 
     def add_workdays(self, moment: dt.datetime, days: int) -> dt.datetime:

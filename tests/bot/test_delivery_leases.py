@@ -85,7 +85,9 @@ async def enqueue(app: App, count: int, tag: str) -> None:
 
 async def until(condition: Callable[[], Awaitable[bool]], seconds: float = 20.0) -> None:
     async with asyncio.timeout(seconds):
-        while not await condition():
+        while True:
+            if await condition():
+                return
             await asyncio.sleep(0.02)
 
 

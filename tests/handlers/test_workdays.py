@@ -95,7 +95,9 @@ def reference_between(calendar: Calendar, start: dt.datetime, end: dt.datetime) 
 
 
 moments = st.datetimes(
-    min_value=dt.datetime(2025, 12, 1), max_value=dt.datetime(2027, 1, 31), timezones=st.just(dt.UTC)
+    min_value=dt.datetime(2025, 12, 1),
+    max_value=dt.datetime(2027, 1, 31),
+    timezones=st.just(dt.UTC),
 )
 
 
