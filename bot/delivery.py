@@ -29,14 +29,17 @@ from bot.outbox import OutboxWorker, Sender, WorkerConfig, build_send_limiter
 from handlers import documents
 from handlers.context import Services
 from handlers.events import Document
+from handlers.retention import Retention, purge
 from storage import leases
 from storage.db import Database
+from storage.models import utcnow
 from storage.ratelimit import SendLimiter
 from storage.state import RedisStateStore, StateStore
 
 log = logging.getLogger(__name__)
 DELIVERY_LEASE_SECONDS = 15.0
 SCHEDULER = "scheduler"
+PURGE_EVERY = 3600.0  # the retention purge runs hourly on the scheduler's leader
 
 
 def holder_id() -> str:
@@ -158,6 +161,31 @@ class Delivery:
             log.info("delivery stopped")
 
 
+def retention(settings: Settings) -> Retention:
+    return Retention(
+        closed_cases_days=settings.retention_closed_cases_days,
+        answered_questions_days=settings.retention_answered_questions_days,
+        files_days=settings.retention_files_days,
+        outbox_text_days=settings.retention_outbox_text_days,
+    )
+
+
+def scheduled_jobs(settings: Settings, every: float = PURGE_EVERY) -> tuple[scheduler.Job, ...]:
+    """The scheduler's jobs beyond its own: the retention purge, at most once per `every`."""
+    policy = retention(settings)
+    last_run = -every
+
+    async def purge_job(services: Services) -> int:
+        nonlocal last_run
+        if time.monotonic() - last_run < every:
+            return 0
+        last_run = time.monotonic()
+        await purge(services.db, services.files_dir, policy, utcnow())
+        return 0
+
+    return (purge_job,)
+
+
 def send_limiters(
     settings: Settings, state: StateStore, channels: list[str]
 ) -> dict[str, SendLimiter]:
@@ -191,7 +219,8 @@ async def work(settings: Settings) -> None:
     try:
         async with channel_senders(settings) as senders, ops.serving(settings, app):
             limiters = send_limiters(settings, app.services.state, list(senders))
-            delivery = Delivery(app.services, senders, limiters)
+            jobs = scheduled_jobs(settings)
+            delivery = Delivery(app.services, senders, limiters, jobs=jobs)
             await asyncio.gather(delivery.run(stop), ops.watch_calendar(stop))
     finally:
         with contextlib.suppress(Exception):

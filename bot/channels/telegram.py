@@ -48,7 +48,7 @@ from aiohttp import web
 from bot import ops
 from bot.app import App, build_app
 from bot.config import Settings, SettingsError
-from bot.delivery import Delivery, send_limiters
+from bot.delivery import Delivery, scheduled_jobs, send_limiters
 from bot.outbox import Rejected, RetryLater, Unreachable, WorkerConfig
 from dialogs.texts import render
 from handlers.events import Button, ChatUser, Document, Incoming, Kind, Reply, UploadedFile
@@ -457,6 +457,7 @@ class TelegramService:
                 {CHANNEL: self.channel.sender},
                 send_limiters(settings, app.services.state, [CHANNEL]),
                 config=worker,
+                jobs=scheduled_jobs(settings),
             )
             if run_worker
             else None
