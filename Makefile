@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: web console test lint bench install services clean
+.PHONY: web console test lint bench install services clean lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/deptry .
 
 test: $(STAMP) services lint
 	$(BIN)/pytest -q
@@ -36,6 +37,11 @@ services:
 bench: $(STAMP) services
 	$(BIN)/python bench/application_bench.py
 	$(BIN)/python bench/faq_bench.py
+
+# requirements.lock: every runtime dependency pinned with hashes, for the Docker image.
+lock: $(STAMP)
+	$(BIN)/pip-compile --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url \
+		--no-emit-find-links --quiet --output-file requirements.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var bangdaiban.db

@@ -31,10 +31,10 @@ def _settings() -> Settings:
 
 
 def _run(main: Callable[[Settings], Coroutine[object, object, T]]) -> T:
+    from bot import logs
+
     settings = _settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     try:
         return asyncio.run(main(settings))
     except DatabaseUnavailable as exc:
@@ -167,8 +167,8 @@ def run() -> None:
 
 @app.command()
 def worker() -> None:
-    """Deliver the outbox (notifications) until stopped."""
-    from bot.outbox import work
+    """Deliver the outbox (notifications) and run the scheduler until stopped."""
+    from bot.delivery import work
 
     async def main(settings: Settings) -> None:
         await work(settings)
@@ -349,6 +349,66 @@ def broadcast(
             await db.dispose()
 
     _run(main)
+
+
+@app.command()
+def purge(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only count what would go")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="delete it")] = False,
+) -> None:
+    """Delete personal data past its retention period (RETENTION_* settings; see README)."""
+    from bot.delivery import retention
+    from handlers.retention import purge as run_purge
+    from storage.models import utcnow
+
+    if dry_run == yes:
+        err.print("Say --dry-run to count what would be deleted, or --yes to delete it.")
+        raise typer.Exit(2)
+
+    async def main(settings: Settings) -> None:
+        db = Database(settings.database_url)
+        try:
+            await db.ping()
+            if db.is_sqlite:
+                await db.upgrade()
+            policy = retention(settings)
+            purged = await run_purge(db, settings.files_dir, policy, utcnow(), dry_run=dry_run)
+        finally:
+            await db.dispose()
+        verb = "Would delete" if dry_run else "Deleted"
+        Console(highlight=False).print(
+            f"{verb}: {purged.cases} finished cases (older than {policy.closed_cases_days} d), "
+            f"{purged.questions} answered questions ({policy.answered_questions_days} d), "
+            f"{purged.applicants} applicants with nothing left, "
+            f"{purged.files} stored files ({policy.files_days} d); "
+            f"{'would blank' if dry_run else 'blanked'} the text of {purged.outbox_texts} "
+            f"delivered notices ({policy.outbox_text_days} d).",
+            markup=False,
+        )
+
+    _run(main)
+
+
+@app.command()
+def calendar() -> None:
+    """The years the holiday calendar covers, where each comes from, and the coverage ahead."""
+    from handlers.workdays import CalendarError, load_calendar, today_in_china
+
+    try:
+        official = load_calendar()
+    except CalendarError as exc:
+        err.print(f"Calendar error — {exc}", markup=False)
+        raise typer.Exit(2) from None
+    out = Console(highlight=False)
+    for year, spec in official.years.items():
+        out.print(
+            f"{year}  {len(spec.holidays):2} days off, {len(spec.workdays)} working weekend "
+            f"days  — {spec.source}",
+            markup=False,
+        )
+    today = today_in_china()
+    warning = official.coverage_warning(today)
+    out.print(warning or f"Covered {official.days_covered(today)} days ahead.", markup=False)
 
 
 export_app = typer.Typer(help="台账 exports: key-project ledger and cases (xlsx or csv).")

@@ -45,6 +45,14 @@ class Settings(BaseSettings):
     web_origins: str = ""  # extra allowed websocket origins, comma separated
     web_ip_limit: int = 120  # requests and messages per IP per web_ip_window_seconds
     web_ip_window_seconds: float = 60.0
+    run_worker: bool = True  # `run` delivers and schedules too (embedded); false with a worker
+    ops_port: int | None = None  # /healthz, /readyz, /metrics; unset: no ops server
+    ops_host: str = "0.0.0.0"
+    log_format: str = "auto"  # json, console, or auto (console on a terminal, else json)
+    retention_closed_cases_days: int = 3 * 365
+    retention_answered_questions_days: int = 365
+    retention_files_days: int = 365
+    retention_outbox_text_days: int = 30
 
     @field_validator("database_url")
     @classmethod
@@ -102,6 +110,31 @@ class Settings(BaseSettings):
         if self.web_public_url:
             return self.web_public_url
         return f"http://{self.web_host}:{self.web_port}{self.web_base_path}/"
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value.lower() not in {"auto", "json", "console"}:
+            raise ValueError("use json, console or auto")
+        return value.lower()
+
+    @field_validator("ops_port")
+    @classmethod
+    def _ops_port(cls, value: int | None) -> int | None:
+        if value is not None and not 0 <= value <= 65535:
+            raise ValueError("use a port from 1 to 65535 (0: any free port)")
+        return value
+
+    @field_validator(
+        "retention_closed_cases_days",
+        "retention_answered_questions_days",
+        "retention_files_days",
+        "retention_outbox_text_days",
+    )
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if not 1 <= value <= 36500:
+            raise ValueError("use a number of days from 1 to 36500")
+        return value
 
     @property
     def is_postgres(self) -> bool:

@@ -24,12 +24,12 @@ import contextlib
 import datetime as dt
 import logging
 import random
-import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.config import Settings
+from handlers import metrics
 from handlers.events import Button, Document
 from storage import outbox
 from storage.db import Database
@@ -113,11 +113,14 @@ class OutboxWorker:
         resolve: DocumentResolver | None = None,
         config: WorkerConfig | None = None,
         limiter: SendLimiter | None = None,
+        gate: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.db, self.sender, self.channel = db, sender, channel
         self.resolve = resolve
         self.config = config or WorkerConfig()
         self.limiter = limiter or UnlimitedSendLimiter()
+        # Asked before each batch; False: another process delivers this channel (a lease).
+        self.gate = gate
         self._resume_at = 0.0  # loop time before which the global rate is booked up
         self._paused_until = 0.0  # loop time until which a 429 seen here stops sends
 
@@ -130,6 +133,10 @@ class OutboxWorker:
             if booked > 0:  # no slot free: sleep instead of claiming rows we cannot send
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), booked)
+                continue
+            if self.gate is not None and not await self.gate():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.config.poll_interval)
                 continue
             try:
                 handled = await self.run_once()
@@ -202,6 +209,7 @@ class OutboxWorker:
 
     async def _pause(self, seconds: float) -> None:
         """Telegram said 429: no more sends from anyone for `seconds`."""
+        metrics.RATE_LIMITED.labels(self.channel).inc()
         until = asyncio.get_running_loop().time() + seconds
         self._paused_until = max(self._paused_until, until)
         try:
@@ -210,6 +218,7 @@ class OutboxWorker:
             log.warning("send limiter pause failed error=%s", type(exc).__name__)
 
     async def _record(self, session: Any, row: OutboxMessage, outcome: Outcome) -> None:
+        metrics.REPLIES.labels(self.channel, _outcome_label(outcome, row, self.config)).inc()
         if outcome.sent or outcome.held:
             return
         now = utcnow()
@@ -248,6 +257,21 @@ class OutboxWorker:
         return document
 
 
+def _outcome_label(outcome: Outcome, row: OutboxMessage, config: WorkerConfig) -> str:
+    """The outcome as counted in bdb_replies_total."""
+    if outcome.sent:
+        return "sent"
+    if outcome.held or outcome.error == CHAT_SPACING:
+        return "waiting"
+    if outcome.retry_after is not None:
+        return "rate_limited"
+    if outcome.unreachable:
+        return "unreachable"
+    if outcome.permanent or row.attempts + 1 >= config.max_attempts:
+        return "dead"
+    return "retry"
+
+
 def _buttons(rows: Sequence[Any]) -> list[list[Button]]:
     return [[Button(str(b["label"]), str(b["data"])) for b in row] for row in rows]
 
@@ -257,31 +281,3 @@ def build_send_limiter(settings: Settings, state: StateStore) -> SendLimiter:
     if isinstance(state, RedisStateStore):  # share the state store's bounded pool
         return RedisSendLimiter(state.redis, settings.send_rate_per_second, prefix=state.prefix)
     return MemorySendLimiter(settings.send_rate_per_second)
-
-
-async def work(settings: Settings) -> None:
-    """`bangdaiban worker`: deliver the Telegram outbox until SIGTERM/SIGINT."""
-    from bot import scheduler
-    from bot.app import build_app
-    from bot.channels.telegram import CHANNEL, TelegramSender, build_bot
-    from handlers import documents
-
-    app = await build_app(settings)
-    bot = build_bot(settings)
-
-    async def resolve(spec: dict[str, Any]) -> Document | None:
-        return await documents.resolve(app.services, spec)
-
-    limiter = build_send_limiter(settings, app.services.state)
-    worker = OutboxWorker(app.services.db, TelegramSender(bot), CHANNEL, resolve, None, limiter)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    log.info("outbox worker started channel=%s", CHANNEL)
-    try:
-        await asyncio.gather(worker.run(stop), scheduler.run(app.services, stop))
-    finally:
-        await bot.session.close()
-        await app.close()
-        log.info("outbox worker stopped")

@@ -39,11 +39,17 @@ async def tick(services: Services, extra: tuple[Job, ...] = ()) -> int:
 
 
 async def run(
-    services: Services, stop: asyncio.Event, interval: float = 60.0, extra: tuple[Job, ...] = ()
+    services: Services,
+    stop: asyncio.Event,
+    interval: float = 60.0,
+    extra: tuple[Job, ...] = (),
+    leader: Callable[[], Awaitable[bool]] | None = None,
 ) -> None:
-    """Tick every `interval` seconds until `stop` is set. Safe to run in several processes:
-    each notification has an idempotency key, so a duplicate tick sends nothing twice."""
+    """Tick every `interval` seconds until `stop` is set; with `leader`, only while it says
+    this process leads (bot/delivery.py: one scheduler per database). Each notification
+    also has an idempotency key, so even a duplicate tick would send nothing twice."""
     while not stop.is_set():
-        await tick(services, extra)
+        if leader is None or await leader():
+            await tick(services, extra)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)

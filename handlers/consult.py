@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.texts import label, render, render_string
-from handlers import notify
+from handlers import metrics, notify
 from handlers.context import Context
 from handlers.events import Button, Reply
 from handlers.faq_index import FaqDoc, FaqIndex, Verdict
@@ -57,10 +57,13 @@ class Consultation:
         ctx.state["last_question"] = text
         decision = self.index.decide(text) if self.entries else None
         if decision is None or decision.verdict == Verdict.ROUTE:
+            metrics.FAQ_VERDICTS.labels("routed").inc()
             hint = decision.hits[0].key if decision and decision.hits else None
             return await self.route(ctx, text, hint)
         if decision.verdict == Verdict.ANSWER:
+            metrics.FAQ_VERDICTS.labels("answered").inc()
             return [self.answer(decision.hits[0].key)]
+        metrics.FAQ_VERDICTS.labels("choice").inc()
         rows = [
             [Button(self.entries[hit.key].question, f"{PREFIX}:faq:{hit.key}")]
             for hit in decision.hits

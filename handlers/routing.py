@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from structlog.contextvars import bound_contextvars
 
 from dialogs.engine import Draft, Expired
 from dialogs.texts import render
-from handlers import announcements, applicant, casework, followup, key_projects, staff, supplement
+from handlers import (
+    announcements,
+    applicant,
+    casework,
+    followup,
+    key_projects,
+    metrics,
+    staff,
+    supplement,
+)
 from handlers.context import Context, Services
 from handlers.events import Incoming, Kind, Reply
 from handlers.menu import MENU_PREFIX, expired, menu_buttons, with_menu
@@ -80,18 +92,31 @@ class Router:
         self.commands.update(key_projects.commands())
 
     async def handle(self, event: Incoming) -> list[Reply]:
+        """Answer one update; its ids are bound to every log line meanwhile, and it is counted."""
+        channel = event.user.channel
+        started = time.perf_counter()
+        with bound_contextvars(
+            update=uuid.uuid4().hex[:12], channel=channel, chat=event.user.chat_id
+        ):
+            replies, outcome = await self._handle(event)
+            log.debug("update handled kind=%s outcome=%s", event.kind, outcome)
+        metrics.UPDATES.labels(channel, outcome).inc()
+        metrics.UPDATE_SECONDS.labels(channel).observe(time.perf_counter() - started)
+        return replies
+
+    async def _handle(self, event: Incoming) -> tuple[list[Reply], str]:
         key = event.user.key
         try:
             async with self.services.state.conversation(key) as state:
                 ctx = Context(event=event, services=self.services, state=state)
-                return await self._dispatch(ctx)
+                return await self._dispatch(ctx), "ok"
         except UNAVAILABLE as exc:
             log.warning("service unavailable user=%s error=%s", key, type(exc).__name__)
         except DBAPIError as exc:
             log.error("database error user=%s error=%s", key, type(exc).__name__)
         except Exception:
             log.exception("unexpected error user=%s kind=%s", key, event.kind)
-        return [Reply(render("common/busy.j2"))]
+        return [Reply(render("common/busy.j2"))], "busy"
 
     async def _dispatch(self, ctx: Context) -> list[Reply]:
         event = ctx.event

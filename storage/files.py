@@ -56,6 +56,11 @@ async def attach(
     return link
 
 
+def remove_blob(root: Path, sha256: str) -> None:
+    """Delete a stored file from disk (its row is gone); missing already is fine."""
+    path_for(root, sha256).unlink(missing_ok=True)
+
+
 def read(root: Path, sha256: str) -> bytes:
     return path_for(root, sha256).read_bytes()
 

@@ -463,3 +463,12 @@ class WebMessage(Base):
     chat_id: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+class Lease(Base):
+    """A named job one process runs at a time (the scheduler; a channel's delivery on SQLite)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(120))
+    expires_at: Mapped[dt.datetime]

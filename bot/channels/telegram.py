@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import io
 import logging
-import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -46,19 +45,12 @@ from aiogram.types import (
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
-from bot import scheduler
+from bot import ops
 from bot.app import App, build_app
 from bot.config import Settings, SettingsError
-from bot.outbox import (
-    OutboxWorker,
-    Rejected,
-    RetryLater,
-    Unreachable,
-    WorkerConfig,
-    build_send_limiter,
-)
+from bot.delivery import Delivery, scheduled_jobs, send_limiters
+from bot.outbox import Rejected, RetryLater, Unreachable, WorkerConfig
 from dialogs.texts import render
-from handlers import documents
 from handlers.events import Button, ChatUser, Document, Incoming, Kind, Reply, UploadedFile
 from handlers.routing import Router
 from storage import outbox
@@ -459,14 +451,13 @@ class TelegramService:
             self.bot, app.router, app.services.db, build_flood_guard(settings, app)
         )
         self.dispatcher = self.channel.dispatcher()
-        self.worker = (
-            OutboxWorker(
-                app.services.db,
-                self.channel.sender,
-                CHANNEL,
-                self._document,
-                worker,
-                build_send_limiter(settings, app.services.state),
+        self.delivery = (
+            Delivery(
+                app.services,
+                {CHANNEL: self.channel.sender},
+                send_limiters(settings, app.services.state, [CHANNEL]),
+                config=worker,
+                jobs=scheduled_jobs(settings),
             )
             if run_worker
             else None
@@ -479,9 +470,6 @@ class TelegramService:
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
 
-    async def _document(self, spec: dict[str, Any]) -> Document | None:
-        return await documents.resolve(self.app.services, spec)
-
     async def start(self) -> None:
         """Register the command menu, start receiving updates and the outbox worker."""
         await self.channel.sender.retrying(
@@ -492,14 +480,9 @@ class TelegramService:
         else:
             await self.bot.delete_webhook(drop_pending_updates=False)
             self._polling = asyncio.create_task(self._poll(), name="telegram-polling")
-        if self.worker is not None:
+        if self.delivery is not None:
             self._tasks.append(
-                asyncio.create_task(self.worker.run(self._stop_worker), name="outbox-worker")
-            )
-            self._tasks.append(
-                asyncio.create_task(
-                    scheduler.run(self.app.services, self._stop_worker), name="scheduler"
-                )
+                asyncio.create_task(self.delivery.run(self._stop_worker), name="delivery")
             )
 
     async def _poll(self) -> None:
@@ -583,17 +566,19 @@ async def running(settings: Settings, app: App, **options: Any) -> AsyncIterator
 
 
 async def serve(settings: Settings) -> None:
-    """`bangdaiban run`: serve Telegram until SIGTERM/SIGINT, finishing updates in hand."""
+    """`bangdaiban run`: serve Telegram until SIGTERM/SIGINT, finishing updates in hand;
+    with RUN_WORKER (the default) this process delivers the outbox and schedules as well."""
     app = await build_app(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = ops.stop_on_signals()
     started = time.monotonic()
+    watch = asyncio.create_task(ops.watch_calendar(stop))
     try:
-        async with running(settings, app) as service:
+        async with (
+            ops.serving(settings, app),
+            running(settings, app, run_worker=settings.run_worker) as service,
+        ):
             mode = "webhook" if settings.webhook_url else "polling"
-            log.info("telegram bot started mode=%s", mode)
+            log.info("telegram bot started mode=%s worker=%s", mode, settings.run_worker)
             stopping = asyncio.create_task(stop.wait())
             ended = asyncio.create_task(service.wait())
             await asyncio.wait({stopping, ended}, return_when=asyncio.FIRST_COMPLETED)
@@ -601,4 +586,6 @@ async def serve(settings: Settings) -> None:
                 task.cancel()
             log.info("telegram bot stopping after=%.0fs", time.monotonic() - started)
     finally:
+        stop.set()
+        await watch
         await app.close()

@@ -1,0 +1,119 @@
+"""Retention: what is past its period goes, everything else stays (both backends)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select, update
+from typer.testing import CliRunner
+
+from bot.app import App
+from bot.cli import app as cli
+from handlers.retention import Retention, purge
+from storage import applicants, cases, files, outbox
+from storage.cases import ApplicationData
+from storage.models import (
+    Case,
+    CaseEvent,
+    CaseFile,
+    CaseStatus,
+    OutboxMessage,
+    OutboxStatus,
+    Question,
+    QuestionMessage,
+    QuestionStatus,
+    StoredFile,
+    utcnow,
+)
+from storage.outbox import Recipient
+
+DATA = ApplicationData(
+    project_kind="general",
+    company="湖南某某科技有限公司",
+    credit_code=None,
+    project_name="某某项目",
+    project_code=None,
+    contact_name="李雷",
+    contact_phone="+8613900001111",
+    project_summary="用于测试的项目简介。",
+    item_codes=("construction_permit",),
+    other_items=None,
+)
+NOW = utcnow()
+YEARS_AGO = NOW - dt.timedelta(days=4 * 365)
+WEEKS_AGO = NOW - dt.timedelta(days=40)
+
+
+async def make_case(app: App, chat_id: str, key: str, upload: bytes) -> tuple[str, str]:
+    """A case with an uploaded file; returns its number and the file's hash."""
+    async with app.services.db.transaction() as session:
+        applicant = await applicants.get_or_create(session, "test", chat_id)
+        case = await cases.create(session, applicant.id, DATA, key)
+        link = await files.attach(
+            session, app.services.files_dir, case.id, "a.pdf", upload, "application/pdf",
+            "supplement", "applicant",
+        )  # fmt: skip
+        return case.number, link.sha256
+
+
+async def age(app: App, number: str, status: CaseStatus, when: dt.datetime) -> None:
+    async with app.services.db.transaction() as session:
+        await session.execute(
+            update(Case).where(Case.number == number).values(status=status, updated_at=when)
+        )
+        await session.execute(update(StoredFile).values(created_at=when))
+
+
+async def make_question(app: App, chat_id: str, status: QuestionStatus, when: dt.datetime) -> int:
+    async with app.services.db.transaction() as session:
+        applicant = await applicants.get_or_create(session, "test", chat_id)
+        question = Question(applicant_id=applicant.id, text="问题", status=status, updated_at=when)
+        session.add(question)
+        await session.flush()
+        session.add(QuestionMessage(question_id=question.id, author_kind="applicant", text="问题"))
+        return question.id
+
+
+async def count(app: App, model: type, *where: object) -> int:
+    async with app.services.db.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(model).where(*where)))
+
+
+async def test_purge_removes_only_what_is_past_its_period(app: App) -> None:
+    old_number, old_file = await make_case(app, "old", "k-old", b"old upload")
+    await age(app, old_number, CaseStatus.CLOSED, YEARS_AGO)
+    new_number, new_file = await make_case(app, "new", "k-new", b"new upload")
+    old_question = await make_question(app, "old", QuestionStatus.ANSWERED, YEARS_AGO)
+    open_question = await make_question(app, "new", QuestionStatus.OPEN, YEARS_AGO)
+    async with app.services.db.transaction() as session:
+        for n, when in enumerate((WEEKS_AGO, NOW)):
+            row = outbox.enqueue(session, Recipient("test", "new"), f"您好 {n}", key=f"n{n}")
+            row.created_at, row.status = when, OutboxStatus.SENT
+    old_path = files.path_for(app.services.files_dir, old_file)
+    assert old_path.exists()
+
+    counted = await purge(app.services.db, app.services.files_dir, Retention(), NOW, dry_run=True)
+    assert (counted.cases, counted.questions, counted.files, counted.outbox_texts) == (1, 1, 1, 1)
+    assert await count(app, Case) == 2 and old_path.exists()  # a dry run changes nothing
+
+    purged = await purge(app.services.db, app.services.files_dir, Retention(), NOW)
+    assert purged == counted
+    async with app.services.db.sessions() as session:
+        assert await cases.by_number(session, old_number) is None
+        assert await cases.by_number(session, new_number) is not None
+        assert await session.get(Question, old_question) is None
+        assert await session.get(Question, open_question) is not None
+        notices = (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
+    assert await count(app, CaseEvent) == 1 and await count(app, CaseFile) == 1
+    assert await count(app, StoredFile, StoredFile.sha256 == old_file) == 0
+    assert not old_path.exists()
+    assert files.path_for(app.services.files_dir, new_file).exists()
+    assert [(n.text, n.status) for n in notices] == [("", "sent"), ("您好 1", "sent")]
+    assert notices[0].idempotency_key == "n0"  # the row stays, without its text
+    again = await purge(app.services.db, app.services.files_dir, Retention(), NOW)
+    assert (again.cases, again.questions, again.files, again.outbox_texts) == (0, 0, 0, 0)
+
+
+def test_purge_needs_dry_run_or_yes() -> None:
+    result = CliRunner().invoke(cli, ["purge"])
+    assert result.exit_code == 2 and "--dry-run" in result.output
