@@ -95,9 +95,7 @@ class Normaliser:
 class UnitQuestions:
     """Recognises "which unit / whom / which phone" questions about one catalog item."""
 
-    def __init__(
-        self, items: Iterable[CatalogItem], dictionary: Dictionary, words: Words
-    ) -> None:
+    def __init__(self, items: Iterable[CatalogItem], dictionary: Dictionary, words: Words) -> None:
         self.items = {item.code: item for item in items if item.unit}
         self._contact = {term for word in dictionary.contact_terms for term in words(word)}
         self._aliases: list[tuple[str, frozenset[str], int]] = []

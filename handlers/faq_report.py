@@ -92,7 +92,9 @@ class Outcome:
         ]
         if misses:
             for question, expected, verdict, got in self.misses:
-                lines.append(f"  {verdict:6} {question!r}: expected {expected}, got {', '.join(got)}")
+                lines.append(
+                    f"  {verdict:6} {question!r}: expected {expected}, got {', '.join(got)}"
+                )
         return "\n".join(lines)
 
 
@@ -100,7 +102,9 @@ def _share(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 
 
-def evaluate(index: FaqIndex, observations: Sequence[Observation], thresholds: Calibration) -> Outcome:
+def evaluate(
+    index: FaqIndex, observations: Sequence[Observation], thresholds: Calibration
+) -> Outcome:
     """What people would see for each question under `thresholds`."""
     outcome = Outcome()
     for seen in observations:
