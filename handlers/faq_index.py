@@ -323,9 +323,12 @@ class FaqIndex:
 
     def query_terms(self, text: str) -> list[str]:
         """The distinct index terms of a query, unknown compounds split into known bigrams."""
+        return self._terms(self.analyzer.words(text))
+
+    def _terms(self, words: Sequence[str]) -> list[str]:
         vocabulary = self._phrasings.postings
         terms: list[str] = []
-        for word in self.analyzer.words(text):
+        for word in words:
             if word in vocabulary or len(word) < 3 or not _CJK_RE.match(word):
                 terms.append(word)
                 continue
@@ -339,7 +342,9 @@ class FaqIndex:
 
     def search(self, text: str, limit: int = 3) -> list[FaqHit]:
         """Return up to `limit` entries, best first."""
-        terms = self.query_terms(text)
+        return self._rank(self.query_terms(text), limit)
+
+    def _rank(self, terms: Sequence[str], limit: int) -> list[FaqHit]:
         if not terms or limit <= 0:
             return []
         phrasing = self._phrasings.best_per_entry(terms)
@@ -367,14 +372,18 @@ class FaqIndex:
         A question about which unit, person or phone handles one catalog item is answered from
         the catalog and the roster (key `unit:<item code>`) rather than from an FAQ entry.
         """
-        unit = self.unit_question(text)
+        words = self.analyzer.words(text)
+        unit = self._unit_question(words)
         if unit is not None:
             return Decision(Verdict.ANSWER, (unit,))
-        return self.judge(self.search(text, limit=3))
+        return self.judge(self._rank(self._terms(words), 3))
 
     def unit_question(self, text: str) -> FaqHit | None:
         """A hit for `unit:<item code>` when `text` asks who handles one catalog item."""
-        code = self.units.match(self.analyzer.words(text)) if self.units is not None else None
+        return self._unit_question(self.analyzer.words(text))
+
+    def _unit_question(self, words: Sequence[str]) -> FaqHit | None:
+        code = self.units.match(words) if self.units is not None else None
         return None if code is None else FaqHit(unit_key(code), 1.0, 1.0)
 
     def judge(self, hits: Sequence[FaqHit], thresholds: Calibration | None = None) -> Decision:
