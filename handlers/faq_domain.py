@@ -6,7 +6,6 @@ data/faq_dictionary.yaml is reviewed by the window staff; this module only appli
 from __future__ import annotations
 
 import re
-import threading
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,13 +19,10 @@ import yaml
 DEFAULT_DICTIONARY_PATH = Path(__file__).resolve().parent.parent / "data" / "faq_dictionary.yaml"
 UNIT_KEY_PREFIX = "unit:"
 
-_converter_lock = threading.Lock()
-
 
 @cache
 def _traditional_to_simplified() -> Any:
-    with _converter_lock:
-        return opencc.OpenCC("t2s")
+    return opencc.OpenCC("t2s")
 
 
 class Words(Protocol):

@@ -16,7 +16,14 @@ from typing import Any
 
 import yaml
 
-from handlers.faq_index import DEFAULT_CALIBRATION_PATH, Calibration, FaqHit, FaqIndex, Verdict
+from handlers.faq_index import (
+    DEFAULT_CALIBRATION_PATH,
+    Calibration,
+    Decision,
+    FaqHit,
+    FaqIndex,
+    Verdict,
+)
 
 DEFAULT_SPLITS = Path(__file__).resolve().parent.parent / "tests" / "data" / "faq_questions"
 OUT_OF_SCOPE = "none"
@@ -121,28 +128,30 @@ def evaluate(
     """What people would see for each question under `thresholds`."""
     outcome = Outcome()
     for seen in observations:
-        decision = index.judge(seen.hits, thresholds) if seen.unit is None else None
-        verdict = Verdict.ANSWER if decision is None else decision.verdict
-        shown = (seen.unit,) if seen.unit is not None else decision.hits if decision else ()
-        keys = tuple(hit.key for hit in shown)
+        if seen.unit is not None:
+            decision = Decision(Verdict.ANSWER, (seen.unit,))
+        else:
+            decision = index.judge(seen.hits, thresholds)
+        verdict = decision.verdict
+        keys = tuple(hit.key for hit in decision.hits)
         outcome.questions += 1
+        answered = verdict is Verdict.ANSWER
         if seen.expected == OUT_OF_SCOPE:
             outcome.out_of_scope += 1
-            outcome.direct_wrong += verdict is Verdict.ANSWER
+            outcome.direct_wrong += answered
             outcome.out_of_scope_routed += verdict is Verdict.ROUTE
-            right = verdict is Verdict.ROUTE
+            fine = verdict is Verdict.ROUTE
+        elif answered:
+            outcome.in_scope += 1
+            fine = keys[:1] == (seen.expected,)
+            outcome.direct_right += fine
+            outcome.direct_wrong += not fine
         else:
             outcome.in_scope += 1
-            if verdict is Verdict.ANSWER:
-                right = keys[:1] == (seen.expected,)
-                outcome.direct_right += right
-                outcome.direct_wrong += not right
-            else:
-                outcome.rest += 1
-                right = verdict is Verdict.CHOOSE and seen.expected in keys
-                outcome.rest_right_offered += right
-                right = False  # not answered directly: listed for tuning
-        if not right:
+            outcome.rest += 1
+            outcome.rest_right_offered += verdict is Verdict.CHOOSE and seen.expected in keys
+            fine = False  # a tap or a person where a direct answer was due: worth tuning
+        if not fine:
             outcome.misses.append((seen.question, seen.expected, verdict.value, keys))
     return outcome
 
