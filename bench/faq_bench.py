@@ -16,6 +16,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from handlers.faq_domain import read_catalog  # noqa: E402
 from handlers.faq_index import (  # noqa: E402
     DEFAULT_TERMS_PATH,
     FaqDoc,
@@ -25,6 +26,7 @@ from handlers.faq_index import (  # noqa: E402
     confusion_report,
     parse_faq_yaml,
 )
+from handlers.faq_report import report as calibrated_report  # noqa: E402
 
 ENTRIES = 1_000
 QUERIES = 5_000
@@ -111,6 +113,10 @@ def main() -> None:
     print(f"  verdicts {counts}; ANSWER precision {right}/{len(answered)}")
     off = [real.decide(str(t)).verdict.value for t in paraphrases["off_topic"]]
     print(f"  off-topic verdicts: { {v: off.count(v) for v in sorted(set(off))} }")
+
+    items = read_catalog((ROOT / "data" / "items.yaml").read_text(encoding="utf-8"))
+    calibrated = calibrated_report(FaqIndex.build(docs, synonyms, items=items))
+    print(calibrated.test.format("enterprise-worded test split, dev-calibrated thresholds"))
 
 
 if __name__ == "__main__":

@@ -231,22 +231,24 @@ def faq_import(path: Path) -> None:
             raise typer.Exit(2) from None
         finally:
             await db.dispose()
-        err.print(f"Imported {count} FAQ entries; running bots pick them up on restart.")
+        err.print(f"Imported {count} FAQ entries; running bots reload them within seconds.")
 
     _run(main)
 
 
 @faq_app.command("report")
 def faq_report(
-    labelled: Annotated[Path, typer.Argument(help="YAML list of {q, key}")] = Path(
-        "tests/data/faq_paraphrases.yaml"
+    splits: Annotated[
+        Path, typer.Option(help="folder with the labelled train/dev/test.yaml")
+    ] = Path("tests/data/faq_questions"),
+    calibration: Annotated[Path, typer.Option(help="where the bot reads the thresholds")] = Path(
+        "data/faq_calibration.yaml"
     ),
+    write: Annotated[bool, typer.Option(help="store the thresholds")] = True,
 ) -> None:
-    """Top-1/top-3 accuracy of the FAQ on labelled questions, and every miss."""
-    import yaml
-
+    """Calibrate the FAQ thresholds on the dev split, store them, report the test split."""
     from handlers.consult import Consultation
-    from handlers.faq_index import confusion_report
+    from handlers.faq_report import report, write_calibration
 
     async def main(settings: Settings) -> None:
         db = Database(settings.database_url)
@@ -254,10 +256,38 @@ def faq_report(
             consultation = await Consultation.load(db)
         finally:
             await db.dispose()
-        data = yaml.safe_load(labelled.read_text(encoding="utf-8"))
-        rows = data["labelled"] if isinstance(data, dict) else data
-        report = confusion_report(consultation.index, [(r["q"], r["key"]) for r in rows])
-        Console(highlight=False).print(report.format(), markup=False)
+        result = report(consultation.index, splits)
+        Console(highlight=False, soft_wrap=True).print(result.format(), markup=False)
+        if write:
+            write_calibration(result, calibration)
+            err.print(f"Thresholds written to {calibration}.", markup=False)
+
+    _run(main)
+
+
+@faq_app.command("suggest")
+def faq_suggest(
+    days: Annotated[int, typer.Option(help="look at questions of the last N days")] = 90,
+) -> None:
+    """Staff-answered routed questions the FAQ misses, grouped, as draft entries to import."""
+    import datetime as dt
+
+    from handlers.consult import Consultation
+    from handlers.faq_suggest import Answered, format_suggestions, suggest
+    from storage import questions
+    from storage.models import utcnow
+
+    async def main(settings: Settings) -> None:
+        db = Database(settings.database_url)
+        try:
+            consultation = await Consultation.load(db)
+            async with db.sessions() as session:
+                rows = await questions.staff_answers(session, utcnow() - dt.timedelta(days=days))
+        finally:
+            await db.dispose()
+        groups = suggest(consultation.index, [Answered(*row) for row in rows])
+        Console(highlight=False).print(format_suggestions(groups), markup=False)
+        err.print(f"{len(groups)} group(s) from {len(rows)} answered question(s).")
 
     _run(main)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +14,7 @@ from dialogs.texts import label, render, render_string
 from handlers import metrics, notify
 from handlers.context import Context
 from handlers.events import Button, Reply
+from handlers.faq_domain import CatalogItem, item_code
 from handlers.faq_index import FaqDoc, FaqIndex, Verdict
 from handlers.menu import menu_button, with_menu
 from handlers.workdays import next_office_opening
@@ -35,26 +38,58 @@ class Entry:
 class Consultation:
     """The FAQ index over the database's entries, and the routing of what it can't answer."""
 
-    def __init__(self, index: FaqIndex, entries: dict[str, Entry]) -> None:
+    # How often a running bot asks the database whether `faq import` changed the FAQ.
+    RELOAD_CHECK_SECONDS = 5.0
+
+    def __init__(
+        self,
+        index: FaqIndex,
+        entries: dict[str, Entry],
+        items: dict[str, CatalogItem] | None = None,
+        version: object = None,
+    ) -> None:
         self.index = index
         self.entries = entries
+        self.items = items or {}
+        self.version = version
+        self._checked_at = time.monotonic()
 
     @classmethod
     async def load(cls, db: Database) -> Consultation:
         async with db.sessions() as session:
             rows = await faq.entries(session)
             groups = await faq.synonyms(session)
+            catalog = await roster.catalog_units(session)
+            version = await faq.version(session)
         docs = [
             FaqDoc(r.key, r.question, tuple(r.phrasings), r.department_code, tuple(r.tags))
             for r in rows
         ]
         entries = {r.key: Entry(r.key, r.question, r.answer, r.department_code) for r in rows}
-        return cls(FaqIndex.build(docs, groups), entries)
+        items = {code: CatalogItem(code, name, unit) for code, name, unit in catalog}
+        index = await asyncio.to_thread(FaqIndex.build, docs, groups, items=items.values())
+        return cls(index, entries, items, version)
+
+    async def refresh(self, db: Database) -> None:
+        """Pick up a `faq import` made while running: a cheap version check every few seconds."""
+        now = time.monotonic()
+        if now - self._checked_at < self.RELOAD_CHECK_SECONDS:
+            return
+        self._checked_at = now
+        async with db.sessions() as session:
+            version = await faq.version(session)
+        if version == self.version:
+            return
+        fresh = await Consultation.load(db)
+        self.index, self.entries, self.items = fresh.index, fresh.entries, fresh.items
+        self.version = fresh.version
+        log.info("FAQ reloaded entries=%s", len(self.entries))
 
     # -- enterprise side -------------------------------------------------------------------
 
     async def ask(self, ctx: Context, text: str) -> list[Reply]:
         ctx.state["last_question"] = text
+        await self.refresh(ctx.services.db)
         decision = self.index.decide(text) if self.entries else None
         if decision is None or decision.verdict == Verdict.ROUTE:
             metrics.FAQ_VERDICTS.labels("routed").inc()
@@ -62,6 +97,9 @@ class Consultation:
             return await self.route(ctx, text, hint)
         if decision.verdict == Verdict.ANSWER:
             metrics.FAQ_VERDICTS.labels("answered").inc()
+            code = item_code(decision.hits[0].key)
+            if code is not None:
+                return [await self.unit_answer(ctx, code)]
             return [self.answer(decision.hits[0].key)]
         metrics.FAQ_VERDICTS.labels("choice").inc()
         rows = [
@@ -76,6 +114,16 @@ class Consultation:
         text = render("consult/answer.j2", answer=render_string(entry.answer))
         buttons = [[Button(label("buttons", "human"), f"{PREFIX}:human")], [menu_button("menu")]]
         return Reply(f"<b>{_escape(entry.question)}</b>\n{text}", buttons)
+
+    async def unit_answer(self, ctx: Context, code: str) -> Reply:
+        """Which unit handles a catalog item, and its 首席责任人 and 服务专员 from the roster."""
+        item = self.items[code]
+        async with ctx.services.db.sessions() as session:
+            department = await roster.department_by_code(session, item.unit) if item.unit else None
+            people = await roster.contacts(session, department.id) if department else []
+        text = render("consult/unit_contacts.j2", item=item, unit=department, people=people)
+        buttons = [[Button(label("buttons", "human"), f"{PREFIX}:human")], [menu_button("menu")]]
+        return Reply(text, buttons)
 
     async def button(self, ctx: Context, rest: str) -> list[Reply]:
         action, _, argument = rest.partition(":")

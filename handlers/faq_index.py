@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -21,7 +20,10 @@ import numpy as np
 import yaml
 from rank_bm25 import BM25Okapi
 
+from handlers.faq_domain import CatalogItem, Dictionary, Normaliser, UnitQuestions, unit_key
+
 DEFAULT_TERMS_PATH = Path(__file__).resolve().parent.parent / "data" / "faq_terms.txt"
+DEFAULT_CALIBRATION_PATH = Path(__file__).resolve().parent.parent / "data" / "faq_calibration.yaml"
 
 # Function words, fillers and greetings: they say nothing about which entry is meant.
 _STOP_WORDS_TEXT = """
@@ -86,14 +88,42 @@ class Decision:
     hits: tuple[FaqHit, ...]
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """Decision thresholds measured by `bangdaiban faq report` on the dev split."""
+
+    answer_confidence: float
+    runner_up_ratio: float
+    route_floor: float
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_CALIBRATION_PATH) -> Calibration | None:
+        """The stored thresholds, or None where the report has not written any."""
+        if not path.exists():
+            return None
+        data: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        thresholds = data.get("thresholds") or {}
+        return cls(
+            float(thresholds["answer_confidence"]),
+            float(thresholds["runner_up_ratio"]),
+            float(thresholds["route_floor"]),
+        )
+
+
 class Analyzer:
     """Turns text into normalised index terms: segment, drop noise, map synonyms."""
 
-    def __init__(self, tokenizer: jieba.Tokenizer, synonyms: Sequence[Sequence[str]]) -> None:
+    def __init__(
+        self,
+        tokenizer: jieba.Tokenizer,
+        synonyms: Sequence[Sequence[str]],
+        normalise: Normaliser | None = None,
+    ) -> None:
         self._tokenizer = tokenizer
+        self.normalise = normalise or Normaliser({})
         self.canonical: dict[str, str] = {}
         for group in synonyms:
-            terms = [_normalise_text(term) for term in group if term.strip()]
+            terms = [self.normalise(term) for term in group if term.strip()]
             if not terms:
                 continue
             for term in terms:
@@ -106,7 +136,7 @@ class Analyzer:
     def words(self, text: str, *, subwords: bool = False) -> list[str]:
         """Segment `text` and return its meaningful, synonym-normalised words in order."""
         result: list[str] = []
-        text = _normalise_text(text)
+        text = self.normalise(text)
         pieces = (
             self._tokenizer.cut_for_search(text, HMM=False)
             if subwords
@@ -146,10 +176,6 @@ class ConfusionReport:
         return "\n".join(lines)
 
 
-def _normalise_text(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).lower().strip()
-
-
 class _Field:
     """One BM25 index over term lists; each list belongs to an entry, which keeps its best.
 
@@ -158,15 +184,18 @@ class _Field:
     once, so a query costs a few vector additions instead of a pass over every document.
     """
 
+    # Tuned on the train split (tests/data/faq_questions/train.yaml) with dev-calibrated thresholds.
+    UNKNOWN_WEIGHT = 1.5
+
     def __init__(self, corpus: Sequence[list[str]], owners: Sequence[int], entries: int) -> None:
         self.bm25 = BM25Okapi(corpus)
         owner = np.asarray(owners, dtype=np.int64)
         if np.any(np.diff(owner) < 0):
             raise ValueError("documents must be grouped by entry")
         self.size = len(corpus)
-        # A query term this field never uses weighs like an average one: most such words are
-        # colloquial filler, yet they still dilute the confidence of whatever matched.
-        self.unknown_idf = float(self.bm25.average_idf)
+        # A query term this field never uses weighs more than the rarest known one: such words
+        # are mostly about something the FAQ does not cover, so they dilute whatever matched.
+        self.unknown_idf = self.UNKNOWN_WEIGHT * float(max(self.bm25.idf.values()))
         k1, b = self.bm25.k1, self.bm25.b
         lengths = np.asarray(self.bm25.doc_len, dtype=np.float64)
         norm = k1 * (1 - b + b * lengths / self.bm25.avgdl)
@@ -226,9 +255,11 @@ class FaqIndex:
         answer_confidence: float | None = None,
         runner_up_ratio: float | None = None,
         route_floor: float | None = None,
+        units: UnitQuestions | None = None,
     ) -> None:
         self.docs = tuple(docs)
         self.analyzer = analyzer
+        self.units = units
         self.answer_confidence = (
             self.ANSWER_CONFIDENCE if answer_confidence is None else answer_confidence
         )
@@ -262,33 +293,58 @@ class FaqIndex:
         answer_confidence: float | None = None,
         runner_up_ratio: float | None = None,
         route_floor: float | None = None,
+        items: Iterable[CatalogItem] = (),
+        dictionary: Dictionary | None = None,
+        calibration: Calibration | None = None,
     ) -> FaqIndex:
-        """Build an index over `docs`, normalising every synonym to its group's first term."""
+        """Build an index over `docs`, normalising every synonym to its group's first term.
+
+        The domain dictionary and the calibrated thresholds are read from data/ unless given;
+        explicit thresholds win over the calibration.
+        """
         tokenizer = _tokenizer(terms_path or DEFAULT_TERMS_PATH)
+        domain = Dictionary.load() if dictionary is None else dictionary
+        measured = Calibration.load() if calibration is None else calibration
+        analyzer = Analyzer(
+            tokenizer, [*domain.synonyms, *synonyms], Normaliser(domain.corrections)
+        )
+        if measured is not None:
+            answer_confidence = _first(answer_confidence, measured.answer_confidence)
+            runner_up_ratio = _first(runner_up_ratio, measured.runner_up_ratio)
+            route_floor = _first(route_floor, measured.route_floor)
         return cls(
             list(docs),
-            Analyzer(tokenizer, synonyms),
+            analyzer,
             answer_confidence=answer_confidence,
             runner_up_ratio=runner_up_ratio,
             route_floor=route_floor,
+            units=UnitQuestions(items, domain, analyzer.words),
         )
 
     def query_terms(self, text: str) -> list[str]:
         """The distinct index terms of a query, unknown compounds split into known bigrams."""
+        return self._terms(self.analyzer.words(text))
+
+    def _terms(self, words: Sequence[str]) -> list[str]:
         vocabulary = self._phrasings.postings
         terms: list[str] = []
-        for word in self.analyzer.words(text):
+        for word in words:
             if word in vocabulary or len(word) < 3 or not _CJK_RE.match(word):
                 terms.append(word)
                 continue
-            bigrams = [word[i : i + 2] for i in range(len(word) - 1)]
-            known = [bigram for bigram in bigrams if bigram in vocabulary]
-            terms.extend(known or [word])
+            starts = [i for i in range(len(word) - 1) if word[i : i + 2] in vocabulary]
+            terms.extend(word[i : i + 2] for i in starts)
+            covered = {i + offset for i in starts for offset in (0, 1)}
+            # What the known bigrams leave over stays an (unknown) term: it dilutes confidence.
+            if len(covered) < len(word) - 1:
+                terms.append(word)
         return list(dict.fromkeys(terms))
 
     def search(self, text: str, limit: int = 3) -> list[FaqHit]:
         """Return up to `limit` entries, best first."""
-        terms = self.query_terms(text)
+        return self._rank(self.query_terms(text), limit)
+
+    def _rank(self, terms: Sequence[str], limit: int) -> list[FaqHit]:
         if not terms or limit <= 0:
             return []
         phrasing = self._phrasings.best_per_entry(terms)
@@ -311,18 +367,42 @@ class FaqIndex:
         ]
 
     def decide(self, text: str) -> Decision:
-        """Answer when one entry clearly fits, offer a choice when unsure, else route to staff."""
-        hits = self.search(text, limit=3)
-        if not hits or hits[0].confidence < self.route_floor:
+        """Answer when one entry clearly fits, offer a choice when unsure, else route to staff.
+
+        A question about which unit, person or phone handles one catalog item is answered from
+        the catalog and the roster (key `unit:<item code>`) rather than from an FAQ entry.
+        """
+        words = self.analyzer.words(text)
+        unit = self._unit_question(words)
+        if unit is not None:
+            return Decision(Verdict.ANSWER, (unit,))
+        return self.judge(self._rank(self._terms(words), 3))
+
+    def unit_question(self, text: str) -> FaqHit | None:
+        """A hit for `unit:<item code>` when `text` asks who handles one catalog item."""
+        return self._unit_question(self.analyzer.words(text))
+
+    def _unit_question(self, words: Sequence[str]) -> FaqHit | None:
+        code = self.units.match(words) if self.units is not None else None
+        return None if code is None else FaqHit(unit_key(code), 1.0, 1.0)
+
+    def judge(self, hits: Sequence[FaqHit], thresholds: Calibration | None = None) -> Decision:
+        """The verdict for ranked `hits` under this index's (or the given) thresholds."""
+        floor = self.route_floor if thresholds is None else thresholds.route_floor
+        answer = self.answer_confidence if thresholds is None else thresholds.answer_confidence
+        ratio = self.runner_up_ratio if thresholds is None else thresholds.runner_up_ratio
+        if not hits or hits[0].confidence < floor:
             return Decision(Verdict.ROUTE, tuple(hits))
         top = hits[0]
         # Raw scores, not capped confidences, so two entries both above 1.0 still differ.
         runner_up = hits[1].score if len(hits) > 1 else 0.0
-        if top.confidence >= self.answer_confidence and runner_up <= (
-            self.runner_up_ratio * top.score
-        ):
+        if top.confidence >= answer and runner_up <= ratio * top.score:
             return Decision(Verdict.ANSWER, (top,))
-        return Decision(Verdict.CHOOSE, tuple(h for h in hits if h.confidence >= self.route_floor))
+        return Decision(Verdict.CHOOSE, tuple(h for h in hits if h.confidence >= floor))
+
+
+def _first(value: float | None, fallback: float) -> float:
+    return fallback if value is None else value
 
 
 def parse_faq_yaml(text: str) -> tuple[list[FaqDoc], list[list[str]], dict[str, str]]:
@@ -339,13 +419,18 @@ def parse_faq_yaml(text: str) -> tuple[list[FaqDoc], list[list[str]], dict[str, 
             FaqDoc(
                 key=key,
                 question=str(item["question"]),
-                phrasings=tuple(str(p) for p in item.get("phrasings") or ()),
+                phrasings=tuple(str(p) for p in phrasings_of(item)),
                 department=item.get("department"),
                 tags=tuple(str(t) for t in item.get("tags") or ()),
             )
         )
         answers[key] = str(item.get("answer") or "")
     return docs, synonyms, answers
+
+
+def phrasings_of(item: dict[str, Any]) -> list[str]:
+    """An entry's phrasings followed by its 相似问法 (`similar:`), both used in retrieval."""
+    return [*(item.get("phrasings") or ()), *(item.get("similar") or ())]
 
 
 def confusion_report(index: FaqIndex, labelled: Sequence[tuple[str, str]]) -> ConfusionReport:

@@ -146,3 +146,24 @@ async def window_staff(session: AsyncSession) -> list[Staff]:
         .order_by(Staff.id)
     )
     return list((await session.scalars(query)).all())
+
+
+async def staff_answers(
+    session: AsyncSession, since: dt.datetime | None = None
+) -> list[tuple[int, str, str]]:
+    """(question id, question, first reply from staff) of routed questions staff answered."""
+    first_reply = (
+        select(QuestionMessage.question_id, func.min(QuestionMessage.id).label("message_id"))
+        .where(QuestionMessage.author_kind == "staff", QuestionMessage.internal.is_(False))
+        .group_by(QuestionMessage.question_id)
+        .subquery()
+    )
+    query = (
+        select(Question.id, Question.text, QuestionMessage.text)
+        .join(first_reply, first_reply.c.question_id == Question.id)
+        .join(QuestionMessage, QuestionMessage.id == first_reply.c.message_id)
+        .order_by(Question.id)
+    )
+    if since is not None:
+        query = query.where(Question.created_at >= since)
+    return [(row[0], row[1], row[2]) for row in await session.execute(query)]

@@ -72,3 +72,27 @@ async def staff_names(session: AsyncSession, ids: Iterable[int]) -> dict[int, st
         return {}
     rows = await session.execute(select(Staff.id, Staff.name).where(Staff.id.in_(wanted)))
     return {staff_id: name for staff_id, name in rows.tuples()}
+
+
+async def catalog_units(session: AsyncSession) -> list[tuple[str, str, str]]:
+    """(item code, item name, responsible unit code) of the approval-item catalog."""
+    query = (
+        select(CatalogItem.code, CatalogItem.name, Department.code)
+        .join(Department, CatalogItem.department_id == Department.id)
+        .order_by(CatalogItem.sort, CatalogItem.id)
+    )
+    return [(row[0], row[1], row[2]) for row in await session.execute(query)]
+
+
+async def contacts(session: AsyncSession, department_id: int) -> list[Staff]:
+    """The unit's 首席责任人 and 服务专员 that enterprises may call, chief first."""
+    query = (
+        select(Staff)
+        .where(
+            Staff.department_id == department_id,
+            Staff.active.is_(True),
+            Staff.role.in_([Role.CHIEF, Role.SPECIALIST, Role.WINDOW]),
+        )
+        .order_by(Staff.role != Role.CHIEF, Staff.id)
+    )
+    return list((await session.scalars(query)).all())

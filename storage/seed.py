@@ -97,7 +97,7 @@ async def seed_faq(session: AsyncSession, faq: dict[str, Any]) -> int:
             row = FaqEntry(key=entry["key"])
             session.add(row)
         row.question = entry["question"]
-        row.phrasings = list(entry.get("phrasings", []))
+        row.phrasings = [*(entry.get("phrasings") or ()), *(entry.get("similar") or ())]
         row.answer = entry["answer"]
         row.department_code = entry.get("department")
         row.tags = list(entry.get("tags", []))

@@ -1,0 +1,164 @@
+"""Enterprise-worded questions: labelled splits, calibrated report, domain dictionary."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from handlers.faq_domain import Dictionary, read_catalog, unit_key
+from handlers.faq_index import Calibration, FaqIndex, Verdict, parse_faq_yaml
+from handlers.faq_report import DEFAULT_SPLITS, OUT_OF_SCOPE, Report, read_split, report
+from handlers.faq_suggest import Answered, format_suggestions, suggest
+
+ROOT = Path(__file__).resolve().parents[2]
+SPLITS = ("train", "dev", "test")
+BUCKETS = {0: "train", 1: "train", 2: "dev", 3: "test"}
+
+
+@pytest.fixture(scope="module")
+def index() -> FaqIndex:
+    docs, synonyms, _ = parse_faq_yaml((ROOT / "data" / "faq.yaml").read_text(encoding="utf-8"))
+    items = read_catalog((ROOT / "data" / "items.yaml").read_text(encoding="utf-8"))
+    return FaqIndex.build(docs, synonyms, items=items)
+
+
+@pytest.fixture(scope="module")
+def measured(index: FaqIndex) -> Report:
+    return report(index, DEFAULT_SPLITS)
+
+
+def test_at_least_600_distinct_questions_split_by_hash() -> None:
+    seen: set[str] = set()
+    for name in SPLITS:
+        for question, _ in read_split(DEFAULT_SPLITS / f"{name}.yaml"):
+            bucket = int(hashlib.sha1(question.encode()).hexdigest(), 16) % 4
+            assert BUCKETS[bucket] == name, question
+            assert question not in seen, question
+            seen.add(question)
+    assert len(seen) >= 600
+
+
+def test_labels_name_an_entry_a_catalog_item_or_none(index: FaqIndex) -> None:
+    items = read_catalog((ROOT / "data" / "items.yaml").read_text(encoding="utf-8"))
+    known = {doc.key for doc in index.docs} | {unit_key(i.code) for i in items} | {OUT_OF_SCOPE}
+    labels = {key for name in SPLITS for _, key in read_split(DEFAULT_SPLITS / f"{name}.yaml")}
+    assert labels <= known, labels - known
+    assert any(key.startswith("unit:") for key in labels)
+
+
+def test_dev_and_test_questions_are_not_copied_into_the_faq(index: FaqIndex) -> None:
+    def plain(text: str) -> str:
+        return "".join(ch for ch in text if ch.isalnum())
+
+    written = {plain(text) for doc in index.docs for text in (doc.question, *doc.phrasings)}
+    for name in ("dev", "test"):
+        copied = [q for q, _ in read_split(DEFAULT_SPLITS / f"{name}.yaml") if plain(q) in written]
+        assert not copied, copied
+
+
+def test_report_on_the_test_split_meets_floors(measured: Report) -> None:
+    test = measured.test
+    print(measured.format())
+    assert test.questions >= 150 and test.out_of_scope >= 10
+    # Floors a little under the measured figures (README); the targets are 93 %, 1 %, 98 %.
+    assert test.direct_right_share >= 0.82
+    assert test.direct_wrong_share <= 0.05
+    assert test.choice_right_share >= 0.75
+    assert test.out_of_scope_routed >= 0.6 * test.out_of_scope
+
+
+def test_calibration_meets_the_precision_target_on_dev(measured: Report) -> None:
+    assert measured.dev.precision_lower_bound >= 0.97
+    thresholds = measured.calibration
+    assert 0.0 < thresholds.route_floor <= thresholds.answer_confidence <= 1.0
+
+
+def test_the_bot_reads_the_thresholds_the_report_computed(
+    index: FaqIndex, measured: Report
+) -> None:
+    stored = Calibration.load()
+    assert stored == measured.calibration, "run `bangdaiban faq report` and commit the file"
+    assert (index.answer_confidence, index.runner_up_ratio, index.route_floor) == (
+        stored.answer_confidence,
+        stored.runner_up_ratio,
+        stored.route_floor,
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "key"),
+    [
+        ("幫代辦服務要收費嗎", "cost_free"),
+        ("施工許可證怎麼辦理", "construction_permit"),
+        ("帮带办要交钱吗", "cost_free"),
+    ],
+)
+def test_traditional_script_and_typos_reach_the_entry(
+    index: FaqIndex, query: str, key: str
+) -> None:
+    assert [hit.key for hit in index.search(query)][:1] == [key]
+
+
+@pytest.mark.parametrize(
+    ("query", "item"),
+    [
+        ("环评到底该找哪个局", "environmental_review"),
+        ("施工許可證歸哪個部門管", "construction_permit"),
+        ("不动产登记有没有对接的电话", "property_registration"),
+    ],
+)
+def test_who_handles_an_item_is_answered_from_the_catalog(
+    index: FaqIndex, query: str, item: str
+) -> None:
+    decision = index.decide(query)
+    assert decision.verdict is Verdict.ANSWER
+    assert [hit.key for hit in decision.hits] == [unit_key(item)]
+
+
+@pytest.mark.parametrize("query", ["环评怎么办理", "规划证找谁", "不知道找哪个部门"])
+def test_how_to_and_ambiguous_questions_are_not_unit_questions(index: FaqIndex, query: str) -> None:
+    assert not any(hit.key.startswith("unit:") for hit in index.decide(query).hits)
+
+
+def test_dictionary_synonyms_do_not_overlap_the_faq_groups() -> None:
+    _, faq_groups, _ = parse_faq_yaml((ROOT / "data" / "faq.yaml").read_text(encoding="utf-8"))
+    dictionary = Dictionary.load()
+    faq_terms = {term for group in faq_groups for term in group}
+    extra = [term for group in dictionary.synonyms for term in group]
+    assert len(extra) == len(set(extra))
+    assert not set(extra) & faq_terms
+    assert dictionary.corrections and dictionary.contact_terms and dictionary.item_aliases
+
+
+def test_similar_phrasings_are_used_in_retrieval() -> None:
+    text = """
+entries:
+  - key: a
+    question: 帮代办收费吗
+    phrasings: [x, y, z]
+    similar: [窗口的咖啡机坏了]
+    answer: a
+    department: finance
+"""
+    docs, synonyms, _ = parse_faq_yaml(text)
+    assert docs[0].phrasings[-1] == "窗口的咖啡机坏了"
+    index = FaqIndex.build(docs, synonyms, dictionary=Dictionary())
+    assert [hit.key for hit in index.search("咖啡机坏了")] == ["a"]
+
+
+def test_suggest_groups_similar_unanswered_questions(index: FaqIndex) -> None:
+    answered = [
+        Answered(1, "厂区门口的路灯坏了怎么报修", "已转市政部门。"),
+        Answered(2, "厂区门口路灯坏了找谁修", "市政部门。"),
+        Answered(3, "帮代办收费吗", "免费。"),
+        Answered(4, "能不能帮忙申请高新技术企业认定", "请找科技部门。"),
+    ]
+    groups = suggest(index, answered)
+    assert [[p.question_id for p in g.pairs] for g in groups] == [[1, 2], [4]]
+    drafts = yaml.safe_load(format_suggestions(groups))
+    assert drafts[0]["question"] == "厂区门口的路灯坏了怎么报修"
+    assert drafts[0]["similar"] == ["厂区门口路灯坏了找谁修"]
+    assert drafts[0]["answer"] == "已转市政部门。"
