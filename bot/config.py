@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -26,16 +26,20 @@ class Settings(BaseSettings):
     webhook_url: str | None = None
     webhook_secret: str | None = None
     webhook_host: str = "0.0.0.0"
-    webhook_port: int = 8080
+    webhook_port: int = Field(8080, ge=0, le=65535)  # 0: any free port
     log_level: str = "INFO"
     files_dir: Path = Path("./var/files")
     form_font_path: Path | None = None
-    state_ttl_seconds: int = 7 * 24 * 3600
-    redis_max_connections: int = 50
-    db_pool_size: int = 10
-    flood_limit: int = 20  # updates per user per flood window; the next one gets one warning
-    flood_window_seconds: float = 10.0
-    send_rate_per_second: float = 30.0  # outgoing messages in total, all workers; 0: no limit
+    state_ttl_seconds: int = Field(7 * 24 * 3600, ge=3600, le=90 * 24 * 3600)
+    redis_max_connections: int = Field(50, ge=2, le=10_000)
+    db_pool_size: int = Field(10, ge=1, le=1000)
+    # Updates per user per flood window; the next one gets one warning.
+    flood_limit: int = Field(20, ge=3, le=10_000)
+    flood_window_seconds: float = Field(10.0, ge=1, le=3600)
+    # Outgoing messages per second in total, all workers; 0: no limit.
+    send_rate_per_second: float = Field(30.0, ge=0, le=10_000)
+    # Library loggers (sqlalchemy, aiosqlite …) stay at WARNING unless named here.
+    log_libraries: str = ""
 
     @field_validator("database_url")
     @classmethod

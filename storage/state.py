@@ -28,6 +28,7 @@ class StateStore(Protocol):
     async def clear(self, key: str) -> None: ...
     def lock(self, key: str) -> AbstractAsyncContextManager[None]: ...
     def conversation(self, key: str) -> AbstractAsyncContextManager[State]: ...
+    async def ping(self) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -80,6 +81,9 @@ class MemoryStateStore:
             state = await self.load(key)
             yield state
             await self.save(key, state)
+
+    async def ping(self) -> None:
+        """Always reachable: the state lives in this process."""
 
     async def close(self) -> None:
         self._data.clear()
@@ -226,6 +230,13 @@ class RedisStateStore:
                 raise StateUnavailable("lock wait timed out")
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.05)
+
+    async def ping(self) -> None:
+        """Raise StateUnavailable unless Redis answers (checked once at start)."""
+        try:
+            await self.redis.ping()
+        except (RedisError, OSError) as exc:
+            raise StateUnavailable(str(exc) or type(exc).__name__) from exc
 
     async def close(self) -> None:
         await self.redis.aclose()
