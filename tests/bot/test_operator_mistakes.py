@@ -13,9 +13,12 @@ import pytest
 
 from bot.cli import quiet_libraries
 from bot.config import SettingsError, load_settings
+from storage.seed import DATA
 
 
-def cli(tmp_path: Path, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+def cli(
+    tmp_path: Path, *args: str, stdin: str = "", **env: str
+) -> subprocess.CompletedProcess[str]:
     """The real command line in tmp_path, on an embedded database unless env says otherwise."""
     environment = {
         **{k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "LOG_LEVEL"}},
@@ -136,3 +139,18 @@ def test_quiet_libraries_keeps_the_named_ones_at_the_level(
     assert logging.getLogger("aiosqlite").getEffectiveLevel() == logging.WARNING
     assert logging.getLogger("sqlalchemy.pool").getEffectiveLevel() == logging.WARNING
     assert logging.getLogger("sqlalchemy.engine").getEffectiveLevel() == logging.DEBUG
+
+
+def test_seed_reports_who_it_deactivated(tmp_path: Path) -> None:
+    assert cli(tmp_path, "seed").returncode == 0
+    data = tmp_path / "real"
+    data.mkdir()
+    for name in ("items.yaml", "faq.yaml"):
+        (data / name).write_bytes((DATA / name).read_bytes())
+    roster = (DATA / "roster.yaml").read_text(encoding="utf-8")
+    (data / "roster.yaml").write_text(
+        "\n".join(line for line in roster.splitlines() if "王磊" not in line), encoding="utf-8"
+    )
+    result = cli(tmp_path, "seed", "--data", str(data))
+    assert result.returncode == 0, result.stderr
+    assert "Deactivated 1 staff no longer in roster.yaml: 王磊" in result.stderr

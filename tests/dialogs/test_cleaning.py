@@ -22,7 +22,9 @@ def test_nul_bidi_and_zero_width_characters_are_removed() -> None:
 
 
 def test_lines_and_spaces_are_tidied_but_prose_keeps_chinese_punctuation() -> None:
-    assert clean("  第一行，\r\n\r\n\r\n\r\n第二行！\u2028第三行  ") == "第一行，\n\n第二行！\n第三行"
+    assert (
+        clean("  第一行，\r\n\r\n\r\n\r\n第二行！\u2028第三行  ") == "第一行，\n\n第二行！\n第三行"
+    )
     assert clean("a\u3000\u00a0 b\tc") == "a b c"
     assert clean("第一行\n第二行", single_line=True) == "第一行 第二行"
 

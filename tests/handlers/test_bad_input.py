@@ -22,9 +22,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 100
 
 async def add_faq(app: App, key: str, answer: str) -> None:
     async with app.services.db.transaction() as session:
-        session.add(
-            FaqEntry(key=key, question=f"问题{key}", phrasings=[], answer=answer, tags=[])
-        )
+        session.add(FaqEntry(key=key, question=f"问题{key}", phrasings=[], answer=answer, tags=[]))
     app.services.consultation = await Consultation.load(app.services.db)
 
 
