@@ -296,11 +296,12 @@ def broadcast(
     from rich.progress import Progress
 
     from dialogs.announcement import BODY_LIMIT, SEGMENTS, TOPICS
+    from dialogs.cleaning import clean
     from handlers.announcements import queue
     from storage import announcements, roster
     from storage.models import Role
 
-    title, _, body = file.read_text(encoding="utf-8").strip().partition("\n")
+    title, _, body = clean(file.read_text(encoding="utf-8")).partition("\n")
     title, body = title.lstrip("# ").strip(), body.strip()
     problems = []
     if not 2 <= len(title) <= 60:
