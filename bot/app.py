@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
-from bot.config import Settings
+from bot.config import Settings, SettingsError
 from dialogs.announcement import ANNOUNCEMENT
 from dialogs.application import APPLICATION, catalog_options
 from dialogs.engine import DialogEngine
@@ -40,6 +42,16 @@ def build_state(settings: Settings) -> StateStore:
     return MemoryStateStore(ttl_seconds=settings.state_ttl_seconds)
 
 
+def check_files_dir(path: Path) -> None:
+    """FILES_DIR must exist (it is created) and take a file, or nothing can be kept."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise SettingsError(f"FILES_DIR: cannot write to {path} ({exc.strerror})") from None
+
+
 async def load_options(db: Database) -> dict[str, list[Option]]:
     async with db.sessions() as session:
         items = await roster.catalog(session)
@@ -50,8 +62,16 @@ async def build_app(
     settings: Settings, *, prepare_embedded: bool = True, state: StateStore | None = None
 ) -> App:
     """Wire every service once; an embedded SQLite database is migrated and seeded here."""
+    check_files_dir(settings.files_dir)
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     await db.ping()
+    state = state or build_state(settings)
+    try:
+        await state.ping()
+    except BaseException:
+        await state.close()
+        await db.dispose()
+        raise
     if prepare_embedded and db.is_sqlite:
         await db.upgrade()
         async with db.transaction() as session:
@@ -60,7 +80,7 @@ async def build_app(
     options = await load_options(db)
     services = Services(
         db=db,
-        state=state or build_state(settings),
+        state=state,
         engine=DialogEngine({form.name: form for form in (APPLICATION, ANNOUNCEMENT)}, options),
         files_dir=settings.files_dir,
         form_font=find_cjk_font(settings.form_font_path),

@@ -14,12 +14,16 @@ from rich.console import Console
 
 from bot.config import Settings, SettingsError, load_settings
 from storage.db import Database, DatabaseUnavailable
+from storage.state import StateUnavailable
 
 T = TypeVar("T")
 app = typer.Typer(help="帮代办助手 — chat front end of the 帮代办 service.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 err = Console(stderr=True, highlight=False)
+# Loggers of libraries that log statements or payloads (with personal data) below WARNING.
+LIBRARY_LOGGERS = ("sqlalchemy", "aiosqlite", "asyncpg", "alembic", "aiogram", "aiohttp", "redis")
+MAX_INVITE_HOURS = 24 * 30
 
 
 def _settings() -> Settings:
@@ -35,14 +39,26 @@ def _run(main: Callable[[Settings], Coroutine[object, object, T]]) -> T:
 
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format)
+    quiet_libraries(settings.log_libraries, settings.log_level)
     try:
         return asyncio.run(main(settings))
     except DatabaseUnavailable as exc:
         err.print(f"DATABASE_URL: cannot connect to the database ({exc})", markup=False)
         raise typer.Exit(2) from None
+    except StateUnavailable as exc:
+        err.print(f"REDIS_URL: cannot connect to Redis ({exc})", markup=False)
+        raise typer.Exit(2) from None
     except SettingsError as exc:
         err.print(f"Configuration error — {exc}", markup=False)
         raise typer.Exit(2) from None
+
+
+def quiet_libraries(asked: str, level: str) -> None:
+    """Library loggers at WARNING; those named in LOG_LIBRARIES (comma-separated) at `level`."""
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for name in filter(None, (part.strip() for part in asked.split(","))):
+        logging.getLogger(name).setLevel(level)
 
 
 @app.command()
@@ -62,7 +78,7 @@ def console(
         logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
         bot = await build_app(settings)
         try:
-            chat_id = user
+            chat_user = ChatUser(CHANNEL, user)
             if as_.startswith("staff:"):
                 name = as_.removeprefix("staff:")
                 async with bot.services.db.transaction() as session:
@@ -70,16 +86,17 @@ def console(
                     if staff is None:
                         err.print(f"No staff member named {name!r} in the roster.", markup=False)
                         raise typer.Exit(2)
-                    chat_id = f"staff-{staff.id}"
-                    await roster.bind_chat(session, staff, CHANNEL, chat_id)
+                    chat_user = ChatUser(CHANNEL, f"staff-{staff.id}")
+                    if staff.chat_id is None:  # nobody to take away: their notices show here
+                        await roster.bind_chat(session, staff, CHANNEL, chat_user.chat_id)
+                # Act as them for this session only; a real (e.g. Telegram) binding stays.
+                bot.router.act_as(chat_user, staff.id)
             elif as_ != "enterprise":
                 err.print("--as takes 'enterprise' or 'staff:<name>'.", markup=False)
                 raise typer.Exit(2)
             interactive = sys.stdin.isatty()
             out = Console(highlight=False, soft_wrap=True)
-            chat = ConsoleChat(
-                bot.router, bot.services.db, ChatUser(CHANNEL, chat_id), Path("var/downloads"), out
-            )
+            chat = ConsoleChat(bot.router, bot.services.db, chat_user, Path("var/downloads"), out)
             if interactive:
                 out.print("帮代办助手（输入 /quit 退出）", markup=False, style="bold")
                 await chat.send("/start")
@@ -147,6 +164,12 @@ def seed(
             f"{report.faq} FAQ entries.",
             markup=False,
         )
+        for kind, names in (("units", report.retired_units), ("staff", report.retired_staff)):
+            if names:
+                err.print(
+                    f"Deactivated {len(names)} {kind} no longer in roster.yaml: {', '.join(names)}",
+                    markup=False,
+                )
 
     _run(main)
 
@@ -295,12 +318,16 @@ def faq_suggest(
 @staff_app.command("invite")
 def staff_invite(
     name: str,
-    hours: Annotated[int, typer.Option(help="how long the code stays valid")] = 72,
+    hours: Annotated[int, typer.Option(help="how long the code stays valid (1 to 720)")] = 72,
 ) -> None:
     """Print a one-time code the staff member sends as /bind CODE from their chat."""
     import datetime as dt
 
     from storage import questions, roster
+
+    if not 1 <= hours <= MAX_INVITE_HOURS:
+        err.print(f"--hours: use 1 to {MAX_INVITE_HOURS} (got {hours})", markup=False)
+        raise typer.Exit(2)
 
     async def main(settings: Settings) -> None:
         db = Database(settings.database_url)
@@ -332,11 +359,12 @@ def broadcast(
     from rich.progress import Progress
 
     from dialogs.announcement import BODY_LIMIT, SEGMENTS, TOPICS
+    from dialogs.cleaning import clean
     from handlers.announcements import queue
     from storage import announcements, roster
     from storage.models import Role
 
-    title, _, body = file.read_text(encoding="utf-8").strip().partition("\n")
+    title, _, body = clean(file.read_text(encoding="utf-8")).partition("\n")
     title, body = title.lstrip("# ").strip(), body.strip()
     problems = []
     if not 2 <= len(title) <= 60:

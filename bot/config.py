@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -26,25 +26,30 @@ class Settings(BaseSettings):
     webhook_url: str | None = None
     webhook_secret: str | None = None
     webhook_host: str = "0.0.0.0"
-    webhook_port: int = 8080
+    webhook_port: int = Field(8080, ge=0, le=65535)  # 0: any free port
     log_level: str = "INFO"
     files_dir: Path = Path("./var/files")
     form_font_path: Path | None = None
-    state_ttl_seconds: int = 7 * 24 * 3600
-    redis_max_connections: int = 50
-    db_pool_size: int = 10
-    flood_limit: int = 20  # updates per user per flood window; the next one gets one warning
-    flood_window_seconds: float = 10.0
-    send_rate_per_second: float = 30.0  # outgoing messages in total, all workers; 0: no limit
+    state_ttl_seconds: int = Field(7 * 24 * 3600, ge=3600, le=90 * 24 * 3600)
+    redis_max_connections: int = Field(50, ge=2, le=10_000)
+    db_pool_size: int = Field(10, ge=1, le=1000)
+    # Updates per user per flood window; the next one gets one warning.
+    flood_limit: int = Field(20, ge=3, le=10_000)
+    flood_window_seconds: float = Field(10.0, ge=1, le=3600)
+    # Outgoing messages per second in total, all workers; 0: no limit.
+    send_rate_per_second: float = Field(30.0, ge=0, le=10_000)
+    # Library loggers (sqlalchemy, aiosqlite …) stay at WARNING unless named here.
+    log_libraries: str = ""
     web_host: str = "127.0.0.1"
-    web_port: int = 8000
+    web_port: int = Field(8000, ge=0, le=65535)
     web_base_path: str = ""  # the path prefix a reverse proxy serves the web chat under
     web_public_url: str | None = None  # the address people open (QR codes); default: host+port
     web_secret: str | None = None  # signs cookies; unset: kept in var/web-secret
     web_trust_proxy: bool = False  # believe X-Forwarded-Proto/-For/-Host from the proxy
     web_origins: str = ""  # extra allowed websocket origins, comma separated
-    web_ip_limit: int = 120  # requests and messages per IP per web_ip_window_seconds
-    web_ip_window_seconds: float = 60.0
+    # Requests and messages per IP per web_ip_window_seconds.
+    web_ip_limit: int = Field(120, ge=1, le=1_000_000_000)
+    web_ip_window_seconds: float = Field(60.0, ge=1, le=3600)
     run_worker: bool = True  # `run` delivers and schedules too (embedded); false with a worker
     ops_port: int | None = None  # /healthz, /readyz, /metrics; unset: no ops server
     ops_host: str = "0.0.0.0"
@@ -110,6 +115,7 @@ class Settings(BaseSettings):
         if self.web_public_url:
             return self.web_public_url
         return f"http://{self.web_host}:{self.web_port}{self.web_base_path}/"
+
     @field_validator("log_format")
     @classmethod
     def _log_format(cls, value: str) -> str:

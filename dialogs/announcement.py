@@ -22,7 +22,7 @@ ANNOUNCEMENT = Form(
     "announcement",
     review="announcements/review.j2",
     fields=(
-        Text("title", "announcements/ask_title.j2", min_length=2, max_length=60),
+        Text("title", "announcements/ask_title.j2", min_length=2, max_length=60, single_line=True),
         Text("body", "announcements/ask_body.j2", min_length=2, max_length=BODY_LIMIT),
         Choice(
             "segment",

@@ -10,7 +10,10 @@ from typing import Any
 
 import phonenumbers
 from stdnum.cn import uscc
+from stdnum.exceptions import InvalidChecksum, InvalidLength
 from stdnum.exceptions import ValidationError as StdnumError
+
+from dialogs.cleaning import clean
 
 Answers = Mapping[str, Any]
 Value = str | list[str] | None
@@ -33,11 +36,6 @@ class Option:
 
 
 OptionSource = Mapping[str, Sequence[Option]]
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def clean_text(text: str) -> str:
-    return _CONTROL.sub("", text).strip()
 
 
 @dataclass(frozen=True)
@@ -66,9 +64,11 @@ class Text(Field):
     max_length: int = 100
     pattern: re.Pattern[str] | None = None
     pattern_error: str = "invalid/pattern.j2"
+    fold: bool = False  # NFKC: names and codes compare equal in full- and half-width forms
+    single_line: bool = False
 
     def parse(self, text: str, options: OptionSource) -> Value:
-        value = clean_text(text)
+        value = clean(text, fold=self.fold, single_line=self.single_line)
         if not value:
             raise Invalid("invalid/empty.j2")
         if len(value) > self.max_length:
@@ -85,7 +85,7 @@ class Phone(Field):
     """A Chinese mobile or landline number, stored as E.164."""
 
     def parse(self, text: str, options: OptionSource) -> Value:
-        raw = clean_text(text)
+        raw = clean(text, fold=True, single_line=True)
         try:
             number = phonenumbers.parse(raw, "CN")
         except phonenumbers.NumberParseException:
@@ -109,10 +109,15 @@ class CreditCode(Field):
     """统一社会信用代码: 18 characters with a check digit (GB 32100-2015)."""
 
     def parse(self, text: str, options: OptionSource) -> Value:
+        code = uscc.compact(clean(text, fold=True, single_line=True))
         try:
-            return str(uscc.validate(clean_text(text).upper()))
-        except StdnumError:
-            raise Invalid("invalid/credit_code.j2") from None
+            return str(uscc.validate(code))
+        except InvalidLength:
+            raise Invalid("invalid/credit_code_length.j2", length=len(code)) from None
+        except InvalidChecksum:
+            raise Invalid("invalid/credit_code_checksum.j2") from None
+        except StdnumError:  # InvalidFormat, InvalidComponent: characters outside the code set
+            raise Invalid("invalid/credit_code_format.j2") from None
 
 
 @dataclass(frozen=True)
@@ -125,9 +130,9 @@ class Choice(Field):
         return options[self.options] if isinstance(self.options, str) else self.options
 
     def parse(self, text: str, options: OptionSource) -> Value:
-        wanted = clean_text(text)
+        wanted = clean(text, fold=True, single_line=True)
         for option in self.choices(options):
-            if wanted in (option.label, option.value):
+            if wanted in (clean(option.label, fold=True), option.value):
                 return option.value
         raise Invalid("invalid/choose_button.j2")
 

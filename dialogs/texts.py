@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -34,8 +34,14 @@ def render(template: str, /, **context: Any) -> str:
 
 
 def render_string(source: str, /, **context: Any) -> str:
-    """Render a template held as data (an FAQ answer), escaped like the files."""
-    return environment().from_string(source).render(**context).strip()
+    """Render a template written in code, compiled once. Never pass data (FAQ answers,
+    anything typed): data goes in as a variable of a template, where it is escaped."""
+    return _compiled(source).render(**context).strip()
+
+
+@lru_cache(maxsize=256)
+def _compiled(source: str) -> Template:
+    return environment().from_string(source)
 
 
 @cache

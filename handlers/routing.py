@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from structlog.contextvars import bound_contextvars
 
+from dialogs.cleaning import clean, clean_data
 from dialogs.engine import Draft, Expired
 from dialogs.texts import render
 from handlers import (
@@ -24,7 +27,7 @@ from handlers import (
     supplement,
 )
 from handlers.context import Context, Services
-from handlers.events import Incoming, Kind, Reply
+from handlers.events import ChatUser, Incoming, Kind, Reply
 from handlers.menu import MENU_PREFIX, expired, menu_buttons, with_menu
 from storage import cases, roster
 from storage.db import DatabaseUnavailable
@@ -32,6 +35,8 @@ from storage.state import StateUnavailable
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 4000  # longer than any answer we ask for; Telegram itself caps at 4096
+MAX_INPUT = 20_000  # refused before any other work, even inside a dialog
+SHOWN = "shown"  # state key: the buttons of the last answer, which typed labels may press
 UNAVAILABLE = (
     StateUnavailable,
     DatabaseUnavailable,
@@ -90,9 +95,12 @@ class Router:
             "withdraw_yes": applicant.withdraw,
         }
         self.commands.update(key_projects.commands())
+        # Console chats acting as a staff member without touching that person's binding.
+        self.acting_as: dict[str, int] = {}
 
     async def handle(self, event: Incoming) -> list[Reply]:
         """Answer one update; its ids are bound to every log line meanwhile, and it is counted."""
+        event = entering(event)
         channel = event.user.channel
         started = time.perf_counter()
         with bound_contextvars(
@@ -109,7 +117,11 @@ class Router:
         try:
             async with self.services.state.conversation(key) as state:
                 ctx = Context(event=event, services=self.services, state=state)
-                return await self._dispatch(ctx), "ok"
+                if key in self.acting_as:
+                    await self._identify_staff(ctx)
+                replies = await self._dispatch(ctx)
+                remember_buttons(state, replies)
+                return replies, "ok"
         except UNAVAILABLE as exc:
             log.warning("service unavailable user=%s error=%s", key, type(exc).__name__)
         except DBAPIError as exc:
@@ -129,9 +141,14 @@ class Router:
             if mode == "upload" and event.file is not None:
                 return await supplement.receive(ctx, number, event.file)
             return [with_menu("common/file_not_expected.j2")]
-        text = event.text.strip()
+        if len(event.text) > MAX_INPUT:
+            return [with_menu("common/too_long.j2", length=len(event.text), limit=MAX_TEXT)]
+        text = event.text
         if not text:
             return [with_menu("common/empty.j2")]
+        pressed = typed_button(ctx.state, text)
+        if pressed is not None:
+            return await self._button(ctx, pressed)
         if len(text) > MAX_TEXT and "draft" not in ctx.state:
             return [with_menu("common/too_long.j2", length=len(text), limit=MAX_TEXT)]
         if text.startswith("/"):
@@ -169,8 +186,21 @@ class Router:
     async def _identify_staff(self, ctx: Context) -> None:
         """Look up the staff member behind this chat; only where an action depends on it."""
         user = ctx.event.user
+        acting = self.acting_as.get(user.key)
         async with self.services.db.sessions() as session:
-            ctx.staff = await roster.staff_by_chat(session, user.channel, user.chat_id)
+            if acting is not None:
+                ctx.staff = await roster.active_staff(session, acting)
+            else:
+                ctx.staff = await roster.staff_by_chat(session, user.channel, user.chat_id)
+
+    def act_as(self, user: ChatUser, staff_id: int) -> None:
+        """Let this chat act as a staff member (the console's --as staff:NAME)."""
+        self.acting_as[user.key] = staff_id
+
+    async def expects_file(self, user: ChatUser) -> bool:
+        """Whether an upload is awaited from this user; channels ask before downloading."""
+        state = await self.services.state.load(user.key)
+        return str(state.get("mode", "")).startswith("upload:")
 
     async def _button(self, ctx: Context, data: str) -> list[Reply]:
         prefix, _, rest = data.partition(":")
@@ -287,6 +317,42 @@ class Router:
         if consultation is None:
             return [with_menu("common/free_text.j2")]
         return await consultation.ask(ctx, text)
+
+
+def entering(event: Incoming) -> Incoming:
+    """The event as the core sees it: every text cleaned once, here (dialogs/cleaning.py)."""
+    user = event.user
+    if user.display_name is not None:
+        name = clean(user.display_name[:MAX_INPUT], single_line=True)[:120]
+        user = dataclasses.replace(user, display_name=name or None)
+    text = event.text if len(event.text) > MAX_INPUT else clean(event.text)
+    file = event.file
+    if file is not None:
+        file = dataclasses.replace(file, name=clean(file.name[:500], single_line=True))
+    return dataclasses.replace(
+        event, user=user, text=text, data=clean_data(event.data[:MAX_INPUT]), file=file
+    )
+
+
+def remember_buttons(state: dict[str, Any], replies: list[Reply]) -> None:
+    """Keep the newest answer's buttons, so typing one's label (or number) presses it."""
+    shown = [[button.label, button.data] for reply in replies for button in reply.all_buttons()]
+    if shown:
+        state[SHOWN] = shown
+    else:
+        state.pop(SHOWN, None)
+
+
+def typed_button(state: dict[str, Any], text: str) -> str | None:
+    """The data of the shown button whose label (or 1-based number) was typed, if any."""
+    shown = state.get(SHOWN) or []
+    if len(text) <= 3 and text.isdecimal() and 1 <= int(text) <= len(shown):
+        return str(shown[int(text) - 1][1])
+    wanted = clean(text, fold=True)
+    for label, data in shown:
+        if wanted == clean(label, fold=True):
+            return str(data)
+    return None
 
 
 def _with_menu_buttons(reply: Reply) -> Reply:

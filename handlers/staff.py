@@ -32,6 +32,7 @@ async def bind(ctx: Context, code: str) -> list[Reply]:
     async with ctx.services.db.transaction() as session:
         staff = await questions.redeem_invite(session, code) if code else None
         if staff is None:
+            log.warning("staff bind refused: unknown, used or expired code user=%s", user.key)
             return _reply("staff/bind_failed.j2")
         await roster.bind_chat(session, staff, user.channel, user.chat_id)
     log.info("staff bound staff=%s", staff.id)

@@ -18,13 +18,6 @@ from storage.models import ActorKind, Case, CaseStatus, Staff, utcnow
 log = logging.getLogger(__name__)
 PREFIX = "u"
 MAX_BYTES = 20 * 1024 * 1024
-ALLOWED = {
-    "application/pdf": ".pdf",
-    "image/jpeg": ".jpg",
-    "image/png": ".png",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
-}
-MAGIC = {".pdf": b"%PDF", ".jpg": b"\xff\xd8\xff", ".png": b"\x89PNG", ".docx": b"PK\x03\x04"}
 _UNSAFE = re.compile(r"[^\w.\-（）()]+")
 
 
@@ -36,14 +29,8 @@ def safe_name(name: str, extension: str) -> str:
 
 
 def accepted_type(file: UploadedFile) -> str | None:
-    """The extension for an allowed type whose bytes match it, else None."""
-    extension = ALLOWED.get(file.mime)
-    if extension is None:
-        guessed = "." + file.name.rsplit(".", 1)[-1].lower() if "." in file.name else ""
-        extension = {".jpeg": ".jpg"}.get(guessed, guessed)
-    if extension not in MAGIC or not file.content.startswith(MAGIC[extension]):
-        return None
-    return extension
+    """The extension for an allowed type the bytes really have (storage/files.py), else None."""
+    return files.sniff(file.content)
 
 
 async def _waiting_case(ctx: Context, number: str) -> Case | None:

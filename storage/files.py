@@ -3,14 +3,53 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
+import filetype
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import CaseFile, StoredFile
+
+# What an applicant may upload, by the type its bytes show (not its name or claimed MIME).
+EXTENSIONS = {
+    "application/pdf": ".pdf",
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+}
+DOCX_PARTS = ("[Content_Types].xml", "word/document.xml")
+DOCX_MAX_UNPACKED = 200 * 1024 * 1024  # a zip bomb is not a document
+
+
+def sniff(content: bytes) -> str | None:
+    """The extension of an accepted file type the content really has, else None."""
+    kind = filetype.guess(content)
+    extension = EXTENSIONS.get(kind.mime) if kind is not None else None
+    if extension == ".docx" and not _is_docx(content):
+        return None
+    return extension
+
+
+def _is_docx(content: bytes) -> bool:
+    """A readable zip with the parts of a Word document, of a sane unpacked size."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            entries = archive.infolist()
+            names = {entry.filename for entry in entries}
+            unpacked = sum(entry.file_size for entry in entries)
+            types = archive.read(DOCX_PARTS[0]) if DOCX_PARTS[0] in names else b""
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, KeyError, RuntimeError):
+        return False
+    return (
+        all(part in names for part in DOCX_PARTS)
+        and unpacked <= DOCX_MAX_UNPACKED
+        and b"wordprocessingml.document.main+xml" in types
+    )
 
 
 def path_for(root: Path, sha256: str) -> Path:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -118,6 +119,7 @@ class Department(Base):
     name: Mapped[str] = mapped_column(String(40))
     leading: Mapped[bool] = mapped_column(Boolean, default=False)
     sort: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     staff: Mapped[list[Staff]] = relationship(back_populates="department", order_by="Staff.id")
 
@@ -463,6 +465,7 @@ class WebMessage(Base):
     chat_id: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
 
 class Lease(Base):
     """A named job one process runs at a time (the scheduler; a channel's delivery on SQLite)."""

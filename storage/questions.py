@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import secrets
 
@@ -22,6 +23,8 @@ from storage.models import (
 from storage.roster import LEAD_UNIT
 
 OPEN_STATES = (QuestionStatus.OPEN, QuestionStatus.FORWARDED)
+INVITE_BYTES = 16  # 128 random bits
+INVITE_LENGTH = 32  # the column's size; longer input is no code of ours
 
 
 async def create(
@@ -121,7 +124,8 @@ async def chief_of(session: AsyncSession, department_id: int | None) -> Staff | 
 
 
 async def create_invite(session: AsyncSession, staff_id: int, valid_for: dt.timedelta) -> str:
-    code = secrets.token_hex(4).upper()
+    """A one-time code of 128 random bits (26 base32 letters and digits): not guessable."""
+    code = base64.b32encode(secrets.token_bytes(INVITE_BYTES)).decode().rstrip("=")
     session.add(StaffInvite(code=code, staff_id=staff_id, expires_at=utcnow() + valid_for))
     return code
 
@@ -130,7 +134,10 @@ async def redeem_invite(
     session: AsyncSession, code: str, now: dt.datetime | None = None
 ) -> Staff | None:
     """The staff member the code is for, once, before it expires; None otherwise."""
-    invite = await session.get(StaffInvite, code.strip().upper(), with_for_update=True)
+    code = "".join(code.split()).upper()
+    if not code or len(code) > INVITE_LENGTH:
+        return None
+    invite = await session.get(StaffInvite, code, with_for_update=True)
     moment = now or utcnow()
     if invite is None or invite.used_at is not None or invite.expires_at <= moment:
         return None

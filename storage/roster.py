@@ -14,12 +14,19 @@ LEAD_UNIT = "government_services"  # 政务服务中心 runs the window
 
 
 async def departments(session: AsyncSession) -> list[Department]:
-    query = select(Department).options(selectinload(Department.staff)).order_by(Department.sort)
+    query = (
+        select(Department)
+        .options(selectinload(Department.staff))
+        .where(Department.active.is_(True))
+        .order_by(Department.sort)
+    )
     return list((await session.scalars(query)).all())
 
 
 async def department_by_code(session: AsyncSession, code: str) -> Department | None:
-    return await session.scalar(select(Department).where(Department.code == code))
+    return await session.scalar(
+        select(Department).where(Department.code == code, Department.active.is_(True))
+    )
 
 
 async def catalog(session: AsyncSession) -> list[CatalogItem]:
@@ -32,6 +39,14 @@ async def staff_by_chat(session: AsyncSession, channel: str, chat_id: str) -> St
         select(Staff)
         .options(selectinload(Staff.department))
         .where(Staff.channel == channel, Staff.chat_id == chat_id, Staff.active.is_(True))
+    )
+
+
+async def active_staff(session: AsyncSession, staff_id: int) -> Staff | None:
+    return await session.scalar(
+        select(Staff)
+        .options(selectinload(Staff.department))
+        .where(Staff.id == staff_id, Staff.active.is_(True))
     )
 
 

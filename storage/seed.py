@@ -25,6 +25,16 @@ class SeedReport:
     staff: int
     items: int
     faq: int
+    retired_units: tuple[str, ...] = ()  # deactivated: no longer in roster.yaml
+    retired_staff: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RosterReport:
+    departments: int
+    staff: int
+    retired_units: tuple[str, ...]
+    retired_staff: tuple[str, ...]
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -37,9 +47,11 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
-async def seed_roster(session: AsyncSession, roster: dict[str, Any]) -> tuple[int, int]:
-    """Upsert departments by code and staff by (department, name); keeps chat bindings."""
-    staff_count = 0
+async def seed_roster(session: AsyncSession, roster: dict[str, Any]) -> RosterReport:
+    """Upsert departments by code and staff by (department, name); keeps chat bindings.
+
+    Units and people no longer in the YAML are deactivated (kept for the history)."""
+    kept: set[int] = set()
     for sort, unit in enumerate(roster.get("departments", [])):
         department = await session.scalar(select(Department).where(Department.code == unit["code"]))
         if department is None:
@@ -50,6 +62,7 @@ async def seed_roster(session: AsyncSession, roster: dict[str, Any]) -> tuple[in
             bool(unit.get("leading")),
             sort,
         )
+        department.active = True
         await session.flush()
         for person in unit.get("staff", []):
             role = person.get("role")
@@ -65,13 +78,27 @@ async def seed_roster(session: AsyncSession, roster: dict[str, Any]) -> tuple[in
                 staff.on_duty = bool(person.get("on_duty", False))
                 session.add(staff)
             staff.role, staff.phone, staff.email = role, person.get("phone"), person.get("email")
-            staff_count += 1
+            staff.active = True
+            await session.flush()
+            kept.add(staff.id)
+    units = {unit["code"] for unit in roster.get("departments", [])}
+    retired_units, retired_staff = [], []
+    for department in await session.scalars(select(Department).where(Department.active)):
+        if department.code not in units:
+            department.active = False
+            retired_units.append(department.name)
+    for person in await session.scalars(select(Staff).where(Staff.active).order_by(Staff.id)):
+        if person.id not in kept:
+            person.active, person.on_duty = False, False
+            retired_staff.append(person.name)
     await session.flush()
-    return len(roster.get("departments", [])), staff_count
+    return RosterReport(len(units), len(kept), tuple(retired_units), tuple(retired_staff))
 
 
 async def seed_items(session: AsyncSession, catalog: dict[str, Any]) -> int:
-    units = {d.code: d.id for d in await session.scalars(select(Department))}
+    units = {
+        d.code: d.id for d in await session.scalars(select(Department).where(Department.active))
+    }
     items = catalog.get("items", [])
     for sort, entry in enumerate(items):
         if entry["unit"] not in units:
@@ -107,11 +134,18 @@ async def seed_faq(session: AsyncSession, faq: dict[str, Any]) -> int:
 
 
 async def seed_all(session: AsyncSession, data: Path = DATA) -> SeedReport:
-    departments, staff = await seed_roster(session, read_yaml(data / "roster.yaml"))
+    roster = await seed_roster(session, read_yaml(data / "roster.yaml"))
     items = await seed_items(session, read_yaml(data / "items.yaml"))
     faq_path = data / "faq.yaml"
     faq = await seed_faq(session, read_yaml(faq_path)) if faq_path.exists() else 0
-    return SeedReport(departments, staff, items, faq)
+    return SeedReport(
+        roster.departments,
+        roster.staff,
+        items,
+        faq,
+        roster.retired_units,
+        roster.retired_staff,
+    )
 
 
 async def is_empty(session: AsyncSession) -> bool:

@@ -83,7 +83,7 @@ class MemoryStateStore:
             await self.save(key, state)
 
     async def ping(self) -> None:
-        """Always reachable: it lives in this process."""
+        """Always reachable: the state lives in this process."""
 
     async def close(self) -> None:
         self._data.clear()
@@ -232,11 +232,11 @@ class RedisStateStore:
             pause = min(pause * 2, 0.05)
 
     async def ping(self) -> None:
-        """Raise StateUnavailable unless Redis answers."""
+        """Raise StateUnavailable unless Redis answers (checked once at start)."""
         try:
             await self.redis.ping()
-        except RedisError as exc:
-            raise StateUnavailable(type(exc).__name__) from exc
+        except (RedisError, OSError) as exc:
+            raise StateUnavailable(str(exc) or type(exc).__name__) from exc
 
     async def close(self) -> None:
         await self.redis.aclose()

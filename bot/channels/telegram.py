@@ -68,6 +68,7 @@ CAPTION_LIMIT = 1024  # characters of a document caption
 DOWNLOAD_LIMIT = 20 * 1024 * 1024  # the cloud Bot API serves files up to 20 MB
 TYPING_AFTER = 0.5  # seconds of handling before "typing…" is shown
 CONCURRENT_UPDATES = 512  # updates handled at once per process; polling waits beyond that
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 NOT_EDITABLE = ("message is not modified", "message to edit not found", "can't be edited")
 
 
@@ -317,6 +318,9 @@ class TelegramChannel:
         if message.text is not None:
             return Incoming.say(user, message.text)
         caption = message.caption or ""
+        has_file = message.document is not None or bool(message.photo)
+        if has_file and not await self.router.expects_file(user):
+            return Incoming(user, Kind.FILE, text=caption)  # the core refuses it; no download
         if message.document is not None:
             doc = message.document
             upload = await self._download(
@@ -497,7 +501,7 @@ class TelegramService:
 
     async def _start_webhook(self, url: str) -> None:
         web_app = web.Application()
-        handler = SimpleRequestHandler(
+        handler = CheckedRequestHandler(
             self.dispatcher,
             self.bot,
             handle_in_background=True,
@@ -548,6 +552,22 @@ class TelegramService:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.bot.session.close()
+
+
+class CheckedRequestHandler(SimpleRequestHandler):
+    """aiogram's webhook handler, answering 400 (and logging one line) to a body that is
+    not a Telegram update instead of failing with 500 and a traceback."""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if self.verify_secret(request.headers.get(SECRET_HEADER, ""), self.bot):
+            try:
+                body = await request.json(loads=self.bot.session.json_loads)
+            except ValueError:
+                body = None
+            if not isinstance(body, dict) or not isinstance(body.get("update_id"), int):
+                log.warning("webhook body refused: not a Telegram update")
+                return web.Response(status=400, text="Bad Request")
+        return await super().handle(request)
 
 
 async def _healthz(request: web.Request) -> web.Response:

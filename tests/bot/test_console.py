@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 from docx import Document as Docx
 
+from bot.app import build_app
+from bot.config import load_settings
 from conftest import REDIS_URL, _drop_prefix
+from storage import roster
 from support import GOOD_ANSWERS
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -139,3 +142,22 @@ def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "DATABASE_URL: cannot connect" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_staff_console_leaves_the_real_binding_alone(tmp_path: Path) -> None:
+    settings = load_settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'bdb.db'}", files_dir=tmp_path / "files"
+    )
+    app = await build_app(settings)  # migrated and seeded, as the console would
+    async with app.services.db.transaction() as session:
+        staff = await roster.staff_by_name(session, "李娜")
+        assert staff is not None
+        await roster.bind_chat(session, staff, "telegram", "777")
+    await app.close()
+    out = console(tmp_path, ["/start", "/inbox"], "--as", "staff:李娜")
+    assert "您好，李娜" in out and "目前没有待办的申请" in out
+    app = await build_app(settings)
+    async with app.services.db.sessions() as session:
+        staff = await roster.staff_by_name(session, "李娜")
+    await app.close()
+    assert staff is not None and (staff.channel, staff.chat_id) == ("telegram", "777")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -101,8 +102,12 @@ async def test_documents_and_photos_are_downloaded_and_stickers_are_unsupported(
     async with telegram(embedded_app, stub) as (_, handled):
         user = TgUser(stub, handled, 503)
         await user.upload("营业执照.pdf", b"%PDF-1.4 test", "application/pdf")
-        assert "已收到文件" in user.text
-        assert [call.params["file_id"] for call in stub.called("getFile")] == ["file-1"]
+        assert "当前没有需要上传材料的申请" in user.text
+        assert stub.called("getFile") == []  # refused before downloading
+        # An upload is awaited (as after 上传材料): now the file is fetched.
+        await embedded_app.services.state.save("telegram:503", {"mode": "upload:BDB-2026-9"})
+        await user.upload("营业执照.pdf", b"%PDF-1.4 test", "application/pdf")
+        assert [call.params["file_id"] for call in stub.called("getFile")] == ["file-2"]
         update = stub.user_sends_sticker(503)
         await handled.wait(update)
         assert "只能识别文字" in stub.sent(503)[-1].text
@@ -214,7 +219,7 @@ async def test_shutdown_finishes_updates_in_hand(embedded_app: App, stub: BotApi
 
 
 async def test_webhook_checks_the_secret_and_processes_updates(
-    embedded_app: App, stub: BotApiStub
+    embedded_app: App, stub: BotApiStub, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = bot_settings(
         embedded_app,
@@ -252,8 +257,14 @@ async def test_webhook_checks_the_secret_and_processes_updates(
             await handled.wait(9001)
             async with http.get(f"http://{host}:{port}/healthz") as response:
                 assert response.status == 200
+            for body in (b"{not json", b"[1, 2]", b'{"no_update_id": 1}', b"\xff\xfe"):
+                async with http.post(url, data=body, headers=headers) as response:
+                    assert response.status == 400
     (webhook,) = stub.called("setWebhook")
     assert webhook.params["url"] == "https://bot.example.com/tg/hook"
     assert webhook.params["secret_token"] == "s3cret-token"
     (reply,) = stub.sent(513)
     assert "帮代办" in reply.text and reply.buttons
+    refused = [r for r in caplog.records if "webhook body refused" in r.getMessage()]
+    assert len(refused) == 4 and not any(r.exc_info for r in refused)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -156,7 +156,7 @@ async def test_bad_credit_code_is_refused(chat: Chat) -> None:
     await chat.press("重点产业项目")
     await chat.say("湖南某某科技有限公司")
     await chat.say("91430100MA4L16JQ9B")
-    assert "统一社会信用代码不正确" in chat.text
+    assert "统一社会信用代码的校验位（最后一位）不正确" in chat.text
     assert "第 3/" in chat.text
 
 
