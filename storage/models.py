@@ -437,3 +437,24 @@ class Problem(Base):
     raised_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     level_since: Mapped[dt.datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[dt.datetime | None]
+
+
+class WeChatFollower(Base):
+    """A WeChat user (openid) of the Official Account: where they came from, when they wrote."""
+
+    __tablename__ = "wechat_followers"
+
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scene: Mapped[str | None] = mapped_column(String(64))  # the parametric QR code scanned first
+    subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_message_at: Mapped[dt.datetime | None]  # opens the 48-hour customer-service window
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class WeChatSeen(Base):
+    """A callback already taken (its MsgId, or sender and time for an event): retries skip it."""
+
+    __tablename__ = "wechat_seen"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)

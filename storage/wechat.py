@@ -1,0 +1,168 @@
+"""WeChat followers, callbacks already taken, and the shared access token."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from typing import Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import LockError, RedisError
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    Applicant,
+    OutboxMessage,
+    OutboxStatus,
+    WeChatFollower,
+    WeChatSeen,
+    utcnow,
+)
+
+CHANNEL = "wechat"
+SEEN_FOR = dt.timedelta(hours=1)  # WeChat retries within 15 s; an hour is plenty
+UNDELIVERABLE = "undeliverable on wechat"
+
+
+def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    return postgresql_insert if dialect == "postgresql" else sqlite_insert
+
+
+async def first_sight(session: AsyncSession, key: str, now: dt.datetime | None = None) -> bool:
+    """Record a callback; False when it was taken before (a retry of the same message)."""
+    now = now or utcnow()
+    result = await session.execute(
+        _insert(session)(WeChatSeen)
+        .values(key=key[:100], seen_at=now)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    fresh = bool(getattr(result, "rowcount", 0))
+    if fresh and hash(key) % 50 == 0:  # now and then, forget old ones (one index range delete)
+        await session.execute(delete(WeChatSeen).where(WeChatSeen.seen_at < now - SEEN_FOR))
+    return fresh
+
+
+async def touch(
+    session: AsyncSession,
+    openid: str,
+    *,
+    wrote: bool = False,
+    scene: str | None = None,
+    subscribed: bool | None = None,
+) -> WeChatFollower:
+    """The follower of `openid`, created on first sight; `wrote` opens the 48-hour window."""
+    now = utcnow()
+    await session.execute(
+        _insert(session)(WeChatFollower)
+        .values(openid=openid, scene=scene, subscribed=True, created_at=now)
+        .on_conflict_do_nothing(index_elements=["openid"])
+    )
+    follower = await session.get(WeChatFollower, openid, populate_existing=True)
+    assert follower is not None
+    if wrote:
+        follower.last_message_at = now
+    if scene and not follower.scene:  # the first source counts
+        follower.scene = scene
+    if subscribed is not None:
+        follower.subscribed = subscribed
+    if wrote or subscribed:  # they are there again: notices may reach them
+        await session.execute(
+            update(Applicant)
+            .where(Applicant.channel == CHANNEL, Applicant.chat_id == openid)
+            .values(unreachable=False)
+            .execution_options(synchronize_session=False)
+        )
+    return follower
+
+
+async def follower(session: AsyncSession, openid: str) -> WeChatFollower | None:
+    return await session.get(WeChatFollower, openid)
+
+
+async def undeliverable_count(session: AsyncSession) -> int:
+    """Notices given up because WeChat offers no way to send them (no window, no template)."""
+    query = select(func.count(OutboxMessage.id)).where(
+        OutboxMessage.channel == CHANNEL,
+        OutboxMessage.status == OutboxStatus.DEAD,
+        OutboxMessage.last_error.like(f"%{UNDELIVERABLE}%"),
+    )
+    return int(await session.scalar(query) or 0)
+
+
+# -- the access token, one for every process ---------------------------------------------
+
+
+class TokenCache(Protocol):
+    async def get(self) -> str | None: ...
+    async def put(self, token: str, seconds: float) -> None: ...
+    async def drop(self, token: str) -> None: ...
+    def lock(self) -> AbstractAsyncContextManager[None]: ...
+
+
+class MemoryTokenCache:
+    """The embedded default: one process holds the token."""
+
+    def __init__(self) -> None:
+        self._token: tuple[str, float] | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> str | None:
+        if self._token is None or self._token[1] < time.monotonic():
+            return None
+        return self._token[0]
+
+    async def put(self, token: str, seconds: float) -> None:
+        self._token = (token, time.monotonic() + seconds)
+
+    async def drop(self, token: str) -> None:
+        if self._token is not None and self._token[0] == token:
+            self._token = None
+
+    @asynccontextmanager
+    async def lock(self) -> AsyncIterator[None]:
+        async with self._lock:
+            yield
+
+
+_DROP_IF_SAME = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class RedisTokenCache:
+    """Every process reads the token from Redis; one at a time fetches a new one."""
+
+    def __init__(self, redis: Redis, app_id: str, prefix: str = "bdb:") -> None:
+        self.redis = redis
+        self.key = f"{prefix}wechat:token:{app_id}"
+        self._drop = redis.register_script(_DROP_IF_SAME)
+
+    async def get(self) -> str | None:
+        raw = await self.redis.get(self.key)
+        return raw.decode() if isinstance(raw, bytes) else raw
+
+    async def put(self, token: str, seconds: float) -> None:
+        await self.redis.set(self.key, token, px=max(1, int(seconds * 1000)))
+
+    async def drop(self, token: str) -> None:
+        """Forget the token only if nobody has replaced it meanwhile."""
+        await self._drop(keys=[self.key], args=[token], client=self.redis)
+
+    @asynccontextmanager
+    async def lock(self) -> AsyncIterator[None]:
+        lock = self.redis.lock(f"{self.key}:lock", timeout=30, blocking_timeout=30, sleep=0.05)
+        if not await lock.acquire():
+            raise TimeoutError("wechat token lock wait timed out")
+        try:
+            yield
+        finally:
+            with suppress(LockError, RedisError):  # expired: the timeout freed it
+                await lock.release()
