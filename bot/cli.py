@@ -318,6 +318,89 @@ def broadcast(
     _run(main)
 
 
+wechat_app = typer.Typer(help="WeChat Official Account (服务号).", no_args_is_help=True)
+app.add_typer(wechat_app, name="wechat")
+
+
+@wechat_app.command("serve")
+def wechat_serve(
+    worker: Annotated[bool, typer.Option(help="also deliver the wechat outbox")] = True,
+) -> None:
+    """Serve the /wechat callback and download links on WEB_HOST:WEB_PORT."""
+    from bot.channels.wechat import serve
+
+    async def main(settings: Settings) -> None:
+        await serve(settings, run_worker=worker)
+
+    _run(main)
+
+
+@wechat_app.command("menu")
+def wechat_menu(
+    file: Annotated[Path | None, typer.Option(help="menu YAML")] = None,
+) -> None:
+    """Publish the custom menu (我要咨询 · 申请帮代办 · 我的申请) from data/wechat_menu.yaml."""
+    from bot.app import build_app
+    from bot.channels.wechat import build_api
+    from bot.channels.wechat.api import WeChatApiError
+    from bot.channels.wechat.menu import MENU_FILE, MenuError, load_menu
+
+    try:
+        menu = load_menu(file or MENU_FILE)
+    except (MenuError, OSError) as exc:
+        err.print(f"Menu error — {exc}", markup=False)
+        raise typer.Exit(2) from None
+
+    async def main(settings: Settings) -> None:
+        bot = await build_app(settings)
+        api = build_api(settings, bot)
+        try:
+            await api.create_menu(menu)
+        except WeChatApiError as exc:
+            err.print(f"WeChat refused the menu — {exc}", markup=False)
+            raise typer.Exit(1) from None
+        finally:
+            await api.close()
+            await bot.close()
+        names = " · ".join(entry["name"] for entry in menu["button"])
+        err.print(f"Menu published: {names}", markup=False)
+
+    _run(main)
+
+
+@wechat_app.command("qr")
+def wechat_qr(
+    scene: Annotated[str, typer.Option(help="where the code is shown, e.g. 窗口")],
+    days: Annotated[int | None, typer.Option(help="temporary code valid N days")] = None,
+) -> None:
+    """Create a parametric QR code; followers who scan it are recorded with SCENE."""
+    from bot.app import build_app
+    from bot.channels.wechat import build_api
+    from bot.channels.wechat.api import WeChatApiError
+
+    if not 1 <= len(scene) <= 64:
+        err.print("--scene takes 1 to 64 characters", markup=False)
+        raise typer.Exit(2)
+
+    async def main(settings: Settings) -> None:
+        bot = await build_app(settings)
+        api = build_api(settings, bot)
+        try:
+            code = await api.create_qrcode(scene, days * 86400 if days else None)
+        except WeChatApiError as exc:
+            err.print(f"WeChat refused the QR code — {exc}", markup=False)
+            raise typer.Exit(1) from None
+        finally:
+            await api.close()
+            await bot.close()
+        out = Console(highlight=False)
+        out.print(f"scene: {scene}", markup=False)
+        out.print(f"url: {code.get('url', '')}", markup=False)
+        out.print(f"ticket: {code.get('ticket', '')}", markup=False)
+
+    _run(main)
+
+
 export_app = typer.Typer(help="台账 exports: key-project ledger and cases (xlsx or csv).")
 app.add_typer(export_app, name="export")
 EXPORT_FORMATS = ("xlsx", "csv")

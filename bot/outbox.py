@@ -264,28 +264,40 @@ def build_send_limiter(settings: Settings, state: StateStore) -> SendLimiter:
 
 
 async def work(settings: Settings) -> None:
-    """`bangdaiban worker`: deliver the Telegram outbox until SIGTERM/SIGINT."""
+    """`bangdaiban worker`: deliver the Telegram (and WeChat) outbox until SIGTERM/SIGINT."""
     from bot import scheduler
     from bot.app import build_app
     from bot.channels.telegram import CHANNEL, TelegramSender, build_bot
     from handlers import documents
 
     app = await build_app(settings)
-    bot = build_bot(settings)
+    bot = build_bot(settings) if settings.telegram_bot_token or not settings.wechat_token else None
 
     async def resolve(spec: dict[str, Any]) -> Document | None:
         return await documents.resolve(app.services, spec)
 
     limiter = build_send_limiter(settings, app.services.state)
-    worker = OutboxWorker(app.services.db, TelegramSender(bot), CHANNEL, resolve, None, limiter)
+    runs = []
+    if bot is not None:
+        sender = TelegramSender(bot)
+        runs.append(OutboxWorker(app.services.db, sender, CHANNEL, resolve, None, limiter).run)
+    wechat = None
+    if settings.wechat_token:  # channel "wechat": its own loop, WeChat's windows in the sender
+        from bot.channels import wechat as wechat_channel
+
+        wechat = wechat_channel.build_sender(settings, app)
+        runs.append(wechat_channel.outbox_worker(wechat, app).run)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("outbox worker started channel=%s", CHANNEL)
+    log.info("outbox worker started telegram=%s wechat=%s", bot is not None, wechat is not None)
     try:
-        await asyncio.gather(worker.run(stop), scheduler.run(app.services, stop))
+        await asyncio.gather(*(run(stop) for run in runs), scheduler.run(app.services, stop))
     finally:
-        await bot.session.close()
+        if bot is not None:
+            await bot.session.close()
+        if wechat is not None:
+            await wechat.api.close()
         await app.close()
         log.info("outbox worker stopped")
