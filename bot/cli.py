@@ -340,8 +340,7 @@ def wechat_menu(
     file: Annotated[Path | None, typer.Option(help="menu YAML")] = None,
 ) -> None:
     """Publish the custom menu (我要咨询 · 申请帮代办 · 我的申请) from data/wechat_menu.yaml."""
-    from bot.app import build_app
-    from bot.channels.wechat import build_api
+    from bot.channels.wechat import command_api
     from bot.channels.wechat.api import WeChatApiError
     from bot.channels.wechat.menu import MENU_FILE, MenuError, load_menu
 
@@ -352,16 +351,12 @@ def wechat_menu(
         raise typer.Exit(2) from None
 
     async def main(settings: Settings) -> None:
-        bot = await build_app(settings)
-        api = build_api(settings, bot)
-        try:
-            await api.create_menu(menu)
-        except WeChatApiError as exc:
-            err.print(f"WeChat refused the menu — {exc}", markup=False)
-            raise typer.Exit(1) from None
-        finally:
-            await api.close()
-            await bot.close()
+        async with command_api(settings) as api:
+            try:
+                await api.create_menu(menu)
+            except WeChatApiError as exc:
+                err.print(f"WeChat refused the menu — {exc}", markup=False)
+                raise typer.Exit(1) from None
         names = " · ".join(entry["name"] for entry in menu["button"])
         err.print(f"Menu published: {names}", markup=False)
 
@@ -374,8 +369,7 @@ def wechat_qr(
     days: Annotated[int | None, typer.Option(help="temporary code valid N days")] = None,
 ) -> None:
     """Create a parametric QR code; followers who scan it are recorded with SCENE."""
-    from bot.app import build_app
-    from bot.channels.wechat import build_api
+    from bot.channels.wechat import command_api
     from bot.channels.wechat.api import WeChatApiError
 
     if not 1 <= len(scene) <= 64:
@@ -383,16 +377,12 @@ def wechat_qr(
         raise typer.Exit(2)
 
     async def main(settings: Settings) -> None:
-        bot = await build_app(settings)
-        api = build_api(settings, bot)
-        try:
-            code = await api.create_qrcode(scene, days * 86400 if days else None)
-        except WeChatApiError as exc:
-            err.print(f"WeChat refused the QR code — {exc}", markup=False)
-            raise typer.Exit(1) from None
-        finally:
-            await api.close()
-            await bot.close()
+        async with command_api(settings) as api:
+            try:
+                code = await api.create_qrcode(scene, days * 86400 if days else None)
+            except WeChatApiError as exc:
+                err.print(f"WeChat refused the QR code — {exc}", markup=False)
+                raise typer.Exit(1) from None
         out = Console(highlight=False)
         out.print(f"scene: {scene}", markup=False)
         out.print(f"url: {code.get('url', '')}", markup=False)

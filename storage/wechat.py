@@ -156,6 +156,14 @@ class RedisTokenCache:
         """Forget the token only if nobody has replaced it meanwhile."""
         await self._drop(keys=[self.key], args=[token], client=self.redis)
 
+    @classmethod
+    def from_url(cls, url: str, app_id: str, prefix: str = "bdb:") -> RedisTokenCache:
+        """For a command that has no state store (menu, QR code)."""
+        return cls(Redis.from_url(url, max_connections=2), app_id, prefix)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
     @asynccontextmanager
     async def lock(self) -> AsyncIterator[None]:
         lock = self.redis.lock(f"{self.key}:lock", timeout=30, blocking_timeout=30, sleep=0.05)

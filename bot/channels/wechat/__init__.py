@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -24,7 +25,6 @@ from handlers.events import Document
 from storage.state import RedisStateStore
 from storage.wechat import MemoryTokenCache, RedisTokenCache, TokenCache
 
-__all__ = ["CHANNEL", "WeChatSender", "build_api", "build_sender", "serve", "setup_wechat"]
 log = logging.getLogger(__name__)
 CALLBACK = "/wechat"
 CALLBACK_KEY = web.AppKey("wechat_callback", WeChatCallback)
@@ -51,6 +51,22 @@ def token_cache(settings: Settings, app: App) -> TokenCache:
 def build_api(settings: Settings, app: App) -> WeChatApi:
     _, app_id, secret = _required(settings)
     return WeChatApi(settings.wechat_api_url, app_id, secret, token_cache(settings, app))
+
+
+@contextlib.asynccontextmanager
+async def command_api(settings: Settings) -> AsyncIterator[WeChatApi]:
+    """The API for a one-off command (menu, QR code), sharing the token through REDIS_URL."""
+    _, app_id, secret = _required(settings)
+    tokens: TokenCache = MemoryTokenCache()
+    if settings.redis_url:
+        tokens = RedisTokenCache.from_url(settings.redis_url, app_id)
+    api = WeChatApi(settings.wechat_api_url, app_id, secret, tokens)
+    try:
+        yield api
+    finally:
+        await api.close()
+        if isinstance(tokens, RedisTokenCache):
+            await tokens.close()
 
 
 def build_sender(settings: Settings, app: App, api: WeChatApi | None = None) -> WeChatSender:
