@@ -436,3 +436,47 @@ async def test_menu_click_presses_the_button_and_qr_scene_is_recorded(
     async with embedded_app.services.db.sessions() as session:
         follower = await session.get(WeChatFollower, "o-menu")
     assert follower is not None and follower.scene == "园区展会"
+
+
+async def test_rate_limited_notice_waits_without_counting_an_attempt(
+    embedded_app: App, stub: WeChatApiStub
+) -> None:
+    async with wechat_channel(embedded_app, stub) as running:
+        user = WxUser(running.server(), "o-busy")
+        await user.say("/start")
+        stub.fail(CUSTOM, 45011)  # api minute-quota reached
+        await queue_notice(embedded_app, user.openid, "question:1:closed", "您的咨询已办结。")
+        await running.deliver()
+    async with embedded_app.services.db.sessions() as session:
+        (row,) = (await session.scalars(select(OutboxMessage))).all()
+    assert row.status == OutboxStatus.PENDING and row.attempts == 0
+    assert row.next_attempt_at > utcnow() + dt.timedelta(seconds=30)
+    assert stub.texts_to(user.openid) == []
+
+
+async def test_concurrent_callers_share_one_token_fetch(app: App, stub: WeChatApiStub) -> None:
+    async with wechat_channel(app, stub) as running, wechat_channel(app, stub) as other:
+        apis = [running.web_app[SENDER_KEY].api, other.web_app[SENDER_KEY].api]
+        tokens = await asyncio.gather(*(apis[n % 2].token() for n in range(10)))
+    per_process = 1 if app.settings.redis_url else 2  # memory: one token per process
+    assert len(stub.tokens_issued) == per_process and len(set(tokens)) == per_process
+
+
+async def test_a_reply_too_long_for_one_message_goes_out_in_parts(
+    embedded_app: App, stub: WeChatApiStub
+) -> None:
+    real = embedded_app.router.handle
+    long_answer = "\n".join(f"第{n}条：" + "说明" * 60 for n in range(20))
+
+    async def verbose(event):  # type: ignore[no-untyped-def]
+        replies = await real(event)
+        replies[0].text = long_answer
+        return replies
+
+    embedded_app.router.handle = verbose  # type: ignore[method-assign]
+    async with wechat_channel(embedded_app, stub) as running:
+        user = WxUser(running.server(), "o-long")
+        assert await user.say("/help") == "" and user.last.body == "success"
+        await running.web_app[CALLBACK_KEY].close()
+    parts = stub.texts_to(user.openid)
+    assert len(parts) > 1 and "\n".join(parts).startswith(long_answer)

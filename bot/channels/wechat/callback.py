@@ -12,8 +12,9 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -97,7 +98,10 @@ class WeChatCallback:
             log.info("wechat callback retried key=%s", message.dedupe_key)
             return web.Response(text=SUCCESS)
         composed = await self._answer_in_time(message)
-        if composed is None or len(composed.parts) != 1:
+        if composed is None or not composed.parts:
+            return web.Response(text=SUCCESS)
+        if len(composed.parts) > 1:  # a passive reply is one message: send them all later
+            self._in_background(self.sender.reply_later(message.from_user, composed))
             return web.Response(text=SUCCESS)
         return self._passive(message, composed.parts[0], query)
 
@@ -154,10 +158,13 @@ class WeChatCallback:
         done, _ = await asyncio.wait({task}, timeout=self.reply_within)
         if task in done:
             return task.result()
-        later = asyncio.create_task(self._reply_later(message.from_user, task))
+        self._in_background(self._reply_later(message.from_user, task))
+        return None
+
+    def _in_background(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        later = asyncio.create_task(coroutine)
         self._later.add(later)
         later.add_done_callback(self._later.discard)
-        return None
 
     async def _reply_later(self, openid: str, task: asyncio.Task[Composed | None]) -> None:
         composed = await task
