@@ -182,3 +182,50 @@ async def test_qr_command_creates_a_permanent_code_for_the_scene(
     assert call.body["action_name"] == "QR_LIMIT_STR_SCENE"
     assert call.body["action_info"]["scene"]["scene_str"] == "窗口"
     assert "http://weixin.qq.com/q/" in output
+
+
+async def test_serve_command_answers_the_verification_and_stops_on_sigterm(
+    stub: WeChatApiStub, tmp_path: Path
+) -> None:
+    import signal
+    import socket
+    import time
+
+    import aiohttp
+
+    from wechat_stub import sign
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = os.environ | {
+        "WECHAT_TOKEN": "servetoken",
+        "WECHAT_APP_ID": APP_ID,
+        "WECHAT_APP_SECRET": APP_SECRET,
+        "WECHAT_API_URL": stub.url,
+        "PUBLIC_URL": "https://bdb.test",
+        "WEB_PORT": str(port),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}",
+        "FILES_DIR": str(tmp_path / "files"),
+    }
+    env.pop("REDIS_URL", None)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "wechat", "serve", env=env, cwd=tmp_path
+    )
+    stamp, nonce = str(int(time.time())), "42"
+    params = {"signature": sign("servetoken", stamp, nonce), "timestamp": stamp, "nonce": nonce}
+    try:
+        async with aiohttp.ClientSession() as session, asyncio.timeout(60):
+            while True:
+                try:
+                    url = f"http://127.0.0.1:{port}/wechat"
+                    async with session.get(url, params=params | {"echostr": "hi"}) as answer:
+                        assert answer.status == 200 and await answer.text() == "hi"
+                        break
+                except aiohttp.ClientConnectionError:
+                    assert process.returncode is None, "the server exited"
+                    await asyncio.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), 30)
+    assert code == 0
