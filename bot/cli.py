@@ -391,6 +391,32 @@ def wechat_qr(
     _run(main)
 
 
+@wechat_app.command("status")
+def wechat_status() -> None:
+    """Followers, how many can be reached now, and notices undeliverable on WeChat."""
+    from bot.channels.wechat.sender import WINDOW
+    from storage import wechat
+
+    async def main(settings: Settings) -> None:
+        db = Database(settings.database_url)
+        try:
+            async with db.sessions() as session:
+                figures = await wechat.stats(session, WINDOW)
+        finally:
+            await db.dispose()
+        out = Console(highlight=False)
+        out.print(
+            f"followers {figures.followers} (subscribed {figures.subscribed}, "
+            f"wrote within 48 h {figures.in_window}); "
+            f"undeliverable notices {figures.undeliverable}",
+            markup=False,
+        )
+        for scene, count in sorted(figures.scenes.items()):
+            out.print(f"  scene {scene}: {count}", markup=False)
+
+    _run(main)
+
+
 export_app = typer.Typer(help="台账 exports: key-project ledger and cases (xlsx or csv).")
 app.add_typer(export_app, name="export")
 EXPORT_FORMATS = ("xlsx", "csv")

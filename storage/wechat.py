@@ -7,6 +7,7 @@ import datetime as dt
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from dataclasses import dataclass
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -84,6 +85,39 @@ async def touch(
 
 async def follower(session: AsyncSession, openid: str) -> WeChatFollower | None:
     return await session.get(WeChatFollower, openid)
+
+
+@dataclass(frozen=True)
+class FollowerStats:
+    followers: int
+    subscribed: int
+    in_window: int  # wrote within the last 48 hours: customer-service messages reach them
+    scenes: dict[str, int]  # followers by the QR code they came from
+    undeliverable: int
+
+
+async def stats(session: AsyncSession, window: dt.timedelta) -> FollowerStats:
+    """Figures for operators: who follows, who can be reached, what could not be sent."""
+    f = WeChatFollower
+    followers, subscribed, in_window = (
+        await session.execute(
+            select(
+                func.count(f.openid),
+                func.count(f.openid).filter(f.subscribed.is_(True)),
+                func.count(f.openid).filter(f.last_message_at >= utcnow() - window),
+            )
+        )
+    ).one()
+    scenes = await session.execute(
+        select(f.scene, func.count(f.openid)).where(f.scene.is_not(None)).group_by(f.scene)
+    )
+    return FollowerStats(
+        followers=int(followers),
+        subscribed=int(subscribed),
+        in_window=int(in_window),
+        scenes={str(scene): int(count) for scene, count in scenes.all()},
+        undeliverable=await undeliverable_count(session),
+    )
 
 
 async def undeliverable_count(session: AsyncSession) -> int:

@@ -373,9 +373,11 @@ async def test_notices_outside_the_48_hour_window_use_the_template_or_are_undeli
     async with app.services.db.sessions() as session:
         rows = (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
         undeliverable = await wechat.undeliverable_count(session)
+        figures = await wechat.stats(session, dt.timedelta(hours=48))
     assert [row.status for row in rows] == [OutboxStatus.SENT, OutboxStatus.SENT, OutboxStatus.DEAD]
     assert rows[2].attempts == 1 and "no question template" in (rows[2].last_error or "")
     assert undeliverable == 1 and sender.undeliverable["question"] == 1
+    assert (figures.followers, figures.in_window, figures.undeliverable) == (1, 0, 1)
 
 
 async def test_out_of_window_answers_fall_back_to_the_template_or_mark_unreachable(
@@ -436,6 +438,9 @@ async def test_menu_click_presses_the_button_and_qr_scene_is_recorded(
     async with embedded_app.services.db.sessions() as session:
         follower = await session.get(WeChatFollower, "o-menu")
     assert follower is not None and follower.scene == "园区展会"
+    async with embedded_app.services.db.sessions() as session:
+        figures = await wechat.stats(session, dt.timedelta(hours=48))
+    assert figures.scenes == {"园区展会": 1} and figures.in_window == 0  # a scan is not a message
 
 
 async def test_rate_limited_notice_waits_without_counting_an_attempt(
