@@ -449,12 +449,3 @@ class WeChatFollower(Base):
     subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
     last_message_at: Mapped[dt.datetime | None]  # opens the 48-hour customer-service window
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-
-
-class WeChatSeen(Base):
-    """A callback already taken (its MsgId, or sender and time for an event): retries skip it."""
-
-    __tablename__ = "wechat_seen"
-
-    key: Mapped[str] = mapped_column(String(100), primary_key=True)
-    seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import LockError, RedisError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,12 +22,13 @@ from storage.models import (
     OutboxMessage,
     OutboxStatus,
     WeChatFollower,
-    WeChatSeen,
     utcnow,
 )
 
 CHANNEL = "wechat"
-SEEN_FOR = dt.timedelta(hours=1)  # WeChat retries within 15 s; an hour is plenty
+SEEN_FOR = 3600  # seconds a callback is remembered; WeChat retries within 15 s
+# The window is kept to the minute: a follower row is written at most once a minute per user.
+TOUCH_EVERY = dt.timedelta(minutes=1)
 UNDELIVERABLE = "undeliverable on wechat"
 
 
@@ -36,18 +37,23 @@ def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
     return postgresql_insert if dialect == "postgresql" else sqlite_insert
 
 
-async def first_sight(session: AsyncSession, key: str, now: dt.datetime | None = None) -> bool:
-    """Record a callback; False when it was taken before (a retry of the same message)."""
-    now = now or utcnow()
-    result = await session.execute(
-        _insert(session)(WeChatSeen)
-        .values(key=key[:100], seen_at=now)
-        .on_conflict_do_nothing(index_elements=["key"])
-    )
-    fresh = bool(getattr(result, "rowcount", 0))
-    if fresh and hash(key) % 50 == 0:  # now and then, forget old ones (one index range delete)
-        await session.execute(delete(WeChatSeen).where(WeChatSeen.seen_at < now - SEEN_FOR))
-    return fresh
+def needs_touch(
+    follower: WeChatFollower | None,
+    *,
+    wrote: bool = False,
+    scene: str | None = None,
+    subscribed: bool | None = None,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Whether a callback changes what we keep about its sender (most do not: no write)."""
+    if follower is None:
+        return True
+    if subscribed is not None and subscribed != follower.subscribed:
+        return True
+    if scene and not follower.scene:
+        return True
+    last = follower.last_message_at
+    return wrote and (last is None or (now or utcnow()) - last > TOUCH_EVERY)
 
 
 async def touch(
@@ -128,6 +134,45 @@ async def undeliverable_count(session: AsyncSession) -> int:
         OutboxMessage.last_error.like(f"%{UNDELIVERABLE}%"),
     )
     return int(await session.scalar(query) or 0)
+
+
+# -- callbacks already taken (WeChat retries a message it got no answer for) -------------
+
+
+class SeenCallbacks(Protocol):
+    async def first(self, key: str) -> bool:
+        """Record `key`; False when it was recorded before (a retry)."""
+        ...
+
+
+class MemorySeenCallbacks:
+    """The embedded default: one process takes every callback."""
+
+    def __init__(self, seconds: float = SEEN_FOR) -> None:
+        self.seconds = seconds
+        self._seen: dict[str, float] = {}
+
+    async def first(self, key: str) -> bool:
+        now = time.monotonic()
+        if len(self._seen) > 10_000:  # forget the old ones now and then
+            self._seen = {k: at for k, at in self._seen.items() if at > now}
+        if self._seen.get(key, 0.0) > now:
+            return False
+        self._seen[key] = now + self.seconds
+        return True
+
+
+class RedisSeenCallbacks:
+    """Shared by every web process behind the load balancer: SET NX with a TTL."""
+
+    def __init__(self, redis: Redis, prefix: str = "bdb:", seconds: int = SEEN_FOR) -> None:
+        self.redis, self.prefix, self.seconds = redis, prefix, seconds
+
+    async def first(self, key: str) -> bool:
+        stored = await self.redis.set(
+            f"{self.prefix}wechat:seen:{key}", 1, nx=True, ex=self.seconds
+        )
+        return bool(stored)
 
 
 # -- the access token, one for every process ---------------------------------------------

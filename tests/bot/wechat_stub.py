@@ -30,6 +30,7 @@ TOKEN = "callbacktoken"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 ACCOUNT = "gh_0123456789ab"
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 200
+MSG_IDS = itertools.count(int(time.time()) * 1000)  # WeChat's MsgIds are unique across users
 
 
 @dataclass
@@ -153,10 +154,9 @@ class WeChatServer:
     def __init__(self, client: TestClient, encrypted: bool = False) -> None:
         self.client = client
         self.crypto = MessageCrypto(TOKEN, AES_KEY, APP_ID) if encrypted else None
-        self._msg_ids = itertools.count(int(time.time()) * 1000)
 
     def next_msg_id(self) -> str:
-        return str(next(self._msg_ids))
+        return str(next(MSG_IDS))
 
     async def post(self, inner: str, *, token: str = TOKEN, timestamp: int | None = None) -> Answer:
         stamp, nonce = str(timestamp or int(time.time())), secrets.token_hex(5)

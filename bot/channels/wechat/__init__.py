@@ -23,7 +23,14 @@ from bot.outbox import OutboxWorker, WorkerConfig
 from handlers import documents
 from handlers.events import Document
 from storage.state import RedisStateStore
-from storage.wechat import MemoryTokenCache, RedisTokenCache, TokenCache
+from storage.wechat import (
+    MemorySeenCallbacks,
+    MemoryTokenCache,
+    RedisSeenCallbacks,
+    RedisTokenCache,
+    SeenCallbacks,
+    TokenCache,
+)
 
 log = logging.getLogger(__name__)
 CALLBACK = "/wechat"
@@ -46,6 +53,14 @@ def token_cache(settings: Settings, app: App) -> TokenCache:
     if isinstance(state, RedisStateStore):  # share the state store's bounded pool
         return RedisTokenCache(state.redis, app_id, state.prefix)
     return MemoryTokenCache()
+
+
+def seen_callbacks(app: App) -> SeenCallbacks:
+    """Where retried callbacks are recognised: Redis when there, else this process."""
+    state = app.services.state
+    if isinstance(state, RedisStateStore):
+        return RedisSeenCallbacks(state.redis, state.prefix)
+    return MemorySeenCallbacks()
 
 
 def build_api(settings: Settings, app: App) -> WeChatApi:
@@ -89,6 +104,7 @@ def setup_wechat(web_app: web.Application, app: App, settings: Settings) -> None
         sender.api,
         sender,
         crypto,
+        seen_callbacks(app),
         settings.wechat_reply_within,
     )
     web_app[CALLBACK_KEY] = callback

@@ -1,7 +1,7 @@
 """The `/wechat` callback: WeChat's server posts each user message and event here.
 
 Checks come first (signature, freshness, size, 安全模式 decryption), then the retry guard
-(MsgId, or sender + time for events, recorded in the database), then the core. Its replies go
+(MsgId, or sender + time for events, kept in Redis or memory), then the core. Its replies go
 back passively in the HTTP answer when they are ready within WECHAT_REPLY_WITHIN seconds;
 otherwise the answer is `success` and the replies follow as customer-service messages.
 """
@@ -32,7 +32,7 @@ from bot.channels.wechat.messages import (
 )
 from bot.channels.wechat.sender import CHANNEL, WeChatSender, options_key
 from handlers.events import Button, ChatUser, Incoming, Kind, UploadedFile
-from handlers.routing import Router
+from handlers.routing import UNAVAILABLE, Router
 from storage import outbox, wechat
 from storage.db import Database
 from storage.outbox import Recipient
@@ -63,10 +63,11 @@ class WeChatCallback:
         api: WeChatApi,
         sender: WeChatSender,
         crypto: MessageCrypto | None,
+        seen: wechat.SeenCallbacks,
         reply_within: float,
     ) -> None:
         self.token, self.router, self.db, self.api = token, router, db, api
-        self.sender, self.crypto = sender, crypto
+        self.sender, self.crypto, self.seen = sender, crypto, seen
         self.reply_within = reply_within
         self._later: set[asyncio.Task[None]] = set()  # replies that missed the passive window
 
@@ -94,7 +95,12 @@ class WeChatCallback:
         except BadMessage as exc:
             log.warning("wechat callback malformed error=%s", exc)
             raise web.HTTPBadRequest() from exc
-        if not await self._first_sight(message):
+        try:
+            fresh = await self._first_sight(message)
+        except UNAVAILABLE as exc:  # answer anyway: a retry is rarer than a lost message
+            log.warning("wechat callback not recorded error=%s", type(exc).__name__)
+            fresh = True
+        if not fresh:
             log.info("wechat callback retried key=%s", message.dedupe_key)
             return web.Response(text=SUCCESS)
         composed = await self._answer_in_time(message)
@@ -134,21 +140,24 @@ class WeChatCallback:
 
     async def _first_sight(self, message: WeChatMessage) -> bool:
         """Record the callback and what it says about its sender, once."""
+        if not await self.seen.first(message.dedupe_key):
+            return False
+        openid = message.from_user
+        change: dict[str, Any] = {
+            "wrote": message.msg_type in USER_MESSAGES,
+            "scene": message.scene,
+            "subscribed": {"subscribe": True, "unsubscribe": False}.get(message.event),
+        }
+        async with self.db.sessions() as session:  # a read; most callbacks write nothing
+            follower = await wechat.follower(session, openid)
+        if not wechat.needs_touch(follower, **change):
+            return True
         async with self.db.transaction() as session:
-            if not await wechat.first_sight(session, message.dedupe_key):
-                return False
-            subscribed = {"subscribe": True, "unsubscribe": False}.get(message.event)
-            await wechat.touch(
-                session,
-                message.from_user,
-                wrote=message.msg_type in USER_MESSAGES,
-                scene=message.scene,
-                subscribed=subscribed,
-            )
+            await wechat.touch(session, openid, **change)
             if message.event == "unsubscribe":
-                await outbox.mark_unreachable(session, Recipient(CHANNEL, message.from_user))
+                await outbox.mark_unreachable(session, Recipient(CHANNEL, openid))
         if message.scene:
-            log.info("wechat follower source chat=%s scene=%s", message.from_user, message.scene)
+            log.info("wechat follower source chat=%s scene=%s", openid, message.scene)
         return True
 
     # -- the conversation -------------------------------------------------------------------

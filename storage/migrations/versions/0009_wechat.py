@@ -1,4 +1,4 @@
-"""wechat: followers (source scene, last message) and callbacks already taken
+"""wechat: followers (source scene, last message)
 
 Revision ID: 0009
 Revises: 0004
@@ -26,18 +26,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("openid", name=op.f("pk_wechat_followers")),
     )
-    op.create_table(
-        "wechat_seen",
-        sa.Column("key", sa.String(length=100), nullable=False),
-        sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("key", name=op.f("pk_wechat_seen")),
-    )
-    with op.batch_alter_table("wechat_seen", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_wechat_seen_seen_at"), ["seen_at"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("wechat_seen", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_wechat_seen_seen_at"))
-    op.drop_table("wechat_seen")
     op.drop_table("wechat_followers")
