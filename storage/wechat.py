@@ -43,10 +43,11 @@ def needs_touch(
     wrote: bool = False,
     scene: str | None = None,
     subscribed: bool | None = None,
+    blocked: bool = False,
     now: dt.datetime | None = None,
 ) -> bool:
     """Whether a callback changes what we keep about its sender (most do not: no write)."""
-    if follower is None:
+    if follower is None or ((wrote or subscribed) and blocked):
         return True
     if subscribed is not None and subscribed != follower.subscribed:
         return True
@@ -91,6 +92,14 @@ async def touch(
 
 async def follower(session: AsyncSession, openid: str) -> WeChatFollower | None:
     return await session.get(WeChatFollower, openid)
+
+
+async def blocked(session: AsyncSession, openid: str) -> bool:
+    """Whether notices to this user were stopped (unfollowed, or out of WeChat's windows)."""
+    query = select(Applicant.unreachable).where(
+        Applicant.channel == CHANNEL, Applicant.chat_id == openid
+    )
+    return bool(await session.scalar(query))
 
 
 @dataclass(frozen=True)

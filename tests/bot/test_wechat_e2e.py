@@ -397,6 +397,11 @@ async def test_out_of_window_answers_fall_back_to_the_template_or_mark_unreachab
     assert [row.status for row in rows] == [OutboxStatus.SENT, OutboxStatus.DEAD]
     assert "unreachable" in (rows[1].last_error or "")
     assert applicant is not None and applicant.unreachable
+    async with wechat_channel(app, stub) as running:
+        await WxUser(running.server(), "o-quota").say("您好")  # writing again reopens the window
+    async with app.services.db.sessions() as session:
+        applicant = await session.scalar(select(Applicant).where(Applicant.chat_id == "o-quota"))
+    assert applicant is not None and not applicant.unreachable
 
 
 async def test_access_token_is_fetched_once_and_refreshed_when_it_expires_mid_run(

@@ -150,7 +150,8 @@ class WeChatCallback:
         }
         async with self.db.sessions() as session:  # a read; most callbacks write nothing
             follower = await wechat.follower(session, openid)
-        if not wechat.needs_touch(follower, **change):
+            blocked = await wechat.blocked(session, openid)
+        if not wechat.needs_touch(follower, blocked=blocked, **change):
             return True
         async with self.db.transaction() as session:
             await wechat.touch(session, openid, **change)
