@@ -447,6 +447,23 @@ def purge(
     _run(main)
 
 
+wechat_app = typer.Typer(help="WeChat Official Account (服务号).", no_args_is_help=True)
+app.add_typer(wechat_app, name="wechat")
+
+
+@wechat_app.command("serve")
+def wechat_serve(
+    worker: Annotated[bool, typer.Option(help="also deliver the wechat outbox")] = True,
+) -> None:
+    """Serve the /wechat callback and download links on WEB_HOST:WEB_PORT."""
+    from bot.channels.wechat import serve
+
+    async def main(settings: Settings) -> None:
+        await serve(settings, run_worker=worker)
+
+    _run(main)
+
+
 @app.command()
 def calendar() -> None:
     """The years the holiday calendar covers, where each comes from, and the coverage ahead."""
@@ -467,6 +484,88 @@ def calendar() -> None:
     today = today_in_china()
     warning = official.coverage_warning(today)
     out.print(warning or f"Covered {official.days_covered(today)} days ahead.", markup=False)
+
+
+@wechat_app.command("menu")
+def wechat_menu(
+    file: Annotated[Path | None, typer.Option(help="menu YAML")] = None,
+) -> None:
+    """Publish the custom menu (我要咨询 · 申请帮代办 · 我的申请) from data/wechat_menu.yaml."""
+    from bot.channels.wechat import command_api
+    from bot.channels.wechat.api import WeChatApiError
+    from bot.channels.wechat.menu import MENU_FILE, MenuError, load_menu
+
+    try:
+        menu = load_menu(file or MENU_FILE)
+    except (MenuError, OSError) as exc:
+        err.print(f"Menu error — {exc}", markup=False)
+        raise typer.Exit(2) from None
+
+    async def main(settings: Settings) -> None:
+        async with command_api(settings) as api:
+            try:
+                await api.create_menu(menu)
+            except WeChatApiError as exc:
+                err.print(f"WeChat refused the menu — {exc}", markup=False)
+                raise typer.Exit(1) from None
+        names = " · ".join(entry["name"] for entry in menu["button"])
+        err.print(f"Menu published: {names}", markup=False)
+
+    _run(main)
+
+
+@wechat_app.command("qr")
+def wechat_qr(
+    scene: Annotated[str, typer.Option(help="where the code is shown, e.g. 窗口")],
+    days: Annotated[int | None, typer.Option(help="temporary code valid N days")] = None,
+) -> None:
+    """Create a parametric QR code; followers who scan it are recorded with SCENE."""
+    from bot.channels.wechat import command_api
+    from bot.channels.wechat.api import WeChatApiError
+
+    if not 1 <= len(scene) <= 64:
+        err.print("--scene takes 1 to 64 characters", markup=False)
+        raise typer.Exit(2)
+
+    async def main(settings: Settings) -> None:
+        async with command_api(settings) as api:
+            try:
+                code = await api.create_qrcode(scene, days * 86400 if days else None)
+            except WeChatApiError as exc:
+                err.print(f"WeChat refused the QR code — {exc}", markup=False)
+                raise typer.Exit(1) from None
+        out = Console(highlight=False)
+        out.print(f"scene: {scene}", markup=False)
+        out.print(f"url: {code.get('url', '')}", markup=False)
+        out.print(f"ticket: {code.get('ticket', '')}", markup=False)
+
+    _run(main)
+
+
+@wechat_app.command("status")
+def wechat_status() -> None:
+    """Followers, how many can be reached now, and notices undeliverable on WeChat."""
+    from bot.channels.wechat.sender import WINDOW
+    from storage import wechat
+
+    async def main(settings: Settings) -> None:
+        db = Database(settings.database_url)
+        try:
+            async with db.sessions() as session:
+                figures = await wechat.stats(session, WINDOW)
+        finally:
+            await db.dispose()
+        out = Console(highlight=False)
+        out.print(
+            f"followers {figures.followers} (subscribed {figures.subscribed}, "
+            f"wrote within 48 h {figures.in_window}); "
+            f"undeliverable notices {figures.undeliverable}",
+            markup=False,
+        )
+        for scene, count in sorted(figures.scenes.items()):
+            out.print(f"  scene {scene}: {count}", markup=False)
+
+    _run(main)
 
 
 export_app = typer.Typer(help="台账 exports: key-project ledger and cases (xlsx or csv).")

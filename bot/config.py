@@ -58,6 +58,16 @@ class Settings(BaseSettings):
     retention_answered_questions_days: int = 365
     retention_files_days: int = 365
     retention_outbox_text_days: int = 30
+    download_secret: str | None = None  # signs download links; unset: derived from WeChat's
+    download_ttl_seconds: int = 3 * 24 * 3600
+    wechat_token: str | None = None
+    wechat_app_id: str | None = None
+    wechat_app_secret: str | None = None
+    wechat_aes_key: str | None = None  # the 43-character EncodingAESKey (安全模式)
+    wechat_api_url: str = "https://api.weixin.qq.com"
+    wechat_notice_api: str = "template"  # template (模板消息) | subscribe (订阅通知)
+    wechat_templates: dict[str, str] = {}  # notice kind -> template id, JSON in the environment
+    wechat_reply_within: float = 4.0  # seconds the callback waits to answer passively
 
     @field_validator("database_url")
     @classmethod
@@ -79,7 +89,21 @@ class Settings(BaseSettings):
             raise ValueError("use redis://host:port/db")
         return value
 
-    @field_validator("telegram_api_url", "webhook_url")
+    @field_validator("wechat_aes_key")
+    @classmethod
+    def _wechat_aes_key(cls, value: str | None) -> str | None:
+        if value and len(value) != 43:
+            raise ValueError("the EncodingAESKey has 43 characters")
+        return value or None
+
+    @field_validator("wechat_notice_api")
+    @classmethod
+    def _wechat_notice_api(cls, value: str) -> str:
+        if value not in {"template", "subscribe"}:
+            raise ValueError("use template or subscribe")
+        return value
+
+    @field_validator("telegram_api_url", "webhook_url", "wechat_api_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value and not value.startswith(("http://", "https://")):

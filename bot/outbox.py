@@ -25,6 +25,7 @@ import datetime as dt
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -47,6 +48,8 @@ from storage.state import RedisStateStore, StateStore
 
 log = logging.getLogger(__name__)
 CHAT_SPACING = "waiting for the chat's spacing"
+# The row a Sender is delivering, for senders that choose by notice kind (WeChat templates).
+delivering: ContextVar[OutboxMessage | None] = ContextVar("delivering", default=None)
 
 
 class RetryLater(Exception):
@@ -193,6 +196,7 @@ class OutboxWorker:
         return await self._attempt(row)
 
     async def _attempt(self, row: OutboxMessage) -> Outcome:
+        delivering.set(row)  # each row's delivery runs in its own task (gather): no reset
         try:
             document = await self._document(row.document)
             await self.sender.send(row.chat_id, row.text, _buttons(row.buttons), document)

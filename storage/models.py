@@ -475,3 +475,15 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(60), primary_key=True)
     holder: Mapped[str] = mapped_column(String(120))
     expires_at: Mapped[dt.datetime]
+
+
+class WeChatFollower(Base):
+    """A WeChat user (openid) of the Official Account: where they came from, when they wrote."""
+
+    __tablename__ = "wechat_followers"
+
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scene: Mapped[str | None] = mapped_column(String(64))  # the parametric QR code scanned first
+    subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_message_at: Mapped[dt.datetime | None]  # opens the 48-hour customer-service window
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import html
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +10,7 @@ from typing import TextIO
 
 from rich.console import Console
 
+from bot.channels.options import option_line, pick, plain
 from handlers import documents
 from handlers.events import Button, ChatUser, Incoming, Reply
 from handlers.routing import Router
@@ -20,12 +19,6 @@ from storage.db import Database
 from storage.outbox import Recipient
 
 CHANNEL = "console"
-_TAG = re.compile(r"<[^>]+>")
-
-
-def plain(text: str) -> str:
-    """Telegram-HTML to terminal text."""
-    return html.unescape(_TAG.sub("", text))
 
 
 class ConsoleChat:
@@ -46,12 +39,9 @@ class ConsoleChat:
 
     def to_incoming(self, line: str) -> Incoming:
         """A number or a button's label presses that button; anything else is typed text."""
-        wanted = line.strip()
-        if wanted.isdigit() and 1 <= int(wanted) <= len(self.buttons):
-            return Incoming.press(self.user, self.buttons[int(wanted) - 1].data)
-        for button in self.buttons:
-            if wanted and wanted == button.label.strip():
-                return Incoming.press(self.user, button.data)
+        button = pick(line, self.buttons)
+        if button is not None:
+            return Incoming.press(self.user, button.data)
         return Incoming.say(self.user, line.rstrip("\n"))
 
     async def send(self, line: str) -> list[Reply]:
@@ -69,11 +59,7 @@ class ConsoleChat:
                 path = self.save(reply.document.name, reply.document.content)
                 self.console.print(f"📎 {path}", markup=False)
             for row in reply.buttons:
-                cells = []
-                for button in row:
-                    shown.append(button)
-                    cells.append(f"[{len(shown)}] {button.label}")
-                self.console.print("  ".join(cells), markup=False, style="cyan")
+                self.console.print(option_line(row, shown), markup=False, style="cyan")
             self.console.print()
         if shown:
             self.buttons = shown
