@@ -14,7 +14,7 @@ from handlers import announcements, applicant, casework, followup, key_projects,
 from handlers.context import Context, Services
 from handlers.events import Incoming, Kind, Reply
 from handlers.menu import MENU_PREFIX, expired, menu_buttons, with_menu
-from storage import cases, roster
+from storage import applicants, cases, roster
 from storage.db import DatabaseUnavailable
 from storage.state import StateUnavailable
 
@@ -218,8 +218,12 @@ class Router:
         """A second press of 提交 finds the case the first one created."""
         parts = data.split(":")
         if len(parts) == 3 and parts[2] == "submit":
+            user = ctx.event.user
             async with self.services.db.sessions() as session:
-                case = await cases.by_submission_key(session, parts[1])
+                person = await applicants.find(session, user.channel, user.chat_id)
+                case = (
+                    await cases.by_submission_key(session, person.id, parts[1]) if person else None
+                )
             if case is not None:
                 return await applicant.already_submitted(ctx, case)
         return [expired()]

@@ -188,10 +188,12 @@ class CaseCounter(Base):
 
 class Case(Base):
     __tablename__ = "cases"
+    # A draft token names a submission of one applicant only.
+    __table_args__ = (UniqueConstraint("applicant_id", "submission_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(20), unique=True)
-    submission_key: Mapped[str] = mapped_column(String(64), unique=True)
+    submission_key: Mapped[str] = mapped_column(String(64))
     applicant_id: Mapped[int] = mapped_column(ForeignKey("applicants.id"), index=True)
     status: Mapped[str] = mapped_column(String(20), default=CaseStatus.SUBMITTED)
     project_kind: Mapped[str] = mapped_column(String(10))
@@ -207,6 +209,7 @@ class Case(Base):
     handler_opinion: Mapped[str | None] = mapped_column(Text)
     leader_instruction: Mapped[str | None] = mapped_column(Text)
     handler_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    leader_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))  # asked to instruct
     # Working-day clock of the current state; paused while waiting on the applicant.
     due_at: Mapped[dt.datetime | None]
     paused_seconds: Mapped[int | None]  # time left on the clock while needs_supplement

@@ -72,3 +72,9 @@ async def staff_names(session: AsyncSession, ids: Iterable[int]) -> dict[int, st
         return {}
     rows = await session.execute(select(Staff.id, Staff.name).where(Staff.id.in_(wanted)))
     return {staff_id: name for staff_id, name in rows.tuples()}
+
+
+async def by_role(session: AsyncSession, role: Role) -> list[Staff]:
+    """Active staff with this role, in roster order."""
+    query = select(Staff).where(Staff.role == role, Staff.active.is_(True)).order_by(Staff.id)
+    return list((await session.scalars(query)).all())
