@@ -9,6 +9,7 @@ BEGIN IMMEDIATE does. PostgreSQL runs 100 trials per race, SQLite 10.
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from sqlalchemy import select, update
 
@@ -71,7 +72,7 @@ async def applicant_notices(app: App, number: str, kind: str = "event") -> int:
 
 def assert_chained(events: list[CaseEvent]) -> None:
     """Every event starts where the one before it ended: no step saw a stale state."""
-    for before, after in zip(events, events[1:], strict=False):
+    for before, after in itertools.pairwise(events):
         assert after.from_status == before.to_status
 
 
