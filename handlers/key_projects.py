@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.texts import label, render
+from domain import policy
+from domain.policy import Actor, Right
 from handlers import notify
 from handlers.context import Context, Services
 from handlers.events import Button, Reply
@@ -201,9 +203,8 @@ async def add_member(ctx: Context, argument: str) -> list[Reply]:
 async def ledger(ctx: Context, _: str = "") -> list[Reply]:
     """`/ledger`: the 重点项目台账 as an xlsx file, for the lead units and administrators."""
     staff = await _staff(ctx)
-    if staff is None or not (
-        _is_admin(staff) or staff.department.code in key_projects.JOINT_MEETING_UNITS
-    ):
+    if staff is None or not policy.can(Actor.of_staff(staff), Right.EXPORT_LEDGER):
+        log.info("refused ledger staff=%s", staff.id if staff else None)
         return [_reply("key_projects/not_allowed.j2")]
     document, count = await ledger_document(ctx.services.db)
     log.info("ledger sent staff=%s rows=%s", staff.id, count)
