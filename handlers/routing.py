@@ -9,6 +9,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from dialogs.engine import Draft, Expired
+from dialogs.fit import fit
 from dialogs.texts import render
 from handlers import announcements, applicant, casework, followup, key_projects, staff, supplement
 from handlers.context import Context, Services
@@ -84,7 +85,7 @@ class Router:
         try:
             async with self.services.state.conversation(key) as state:
                 ctx = Context(event=event, services=self.services, state=state)
-                return await self._dispatch(ctx)
+                return fit(await self._dispatch(ctx))  # every reply fits the channel
         except UNAVAILABLE as exc:
             log.warning("service unavailable user=%s error=%s", key, type(exc).__name__)
         except DBAPIError as exc:
