@@ -20,6 +20,7 @@ from handlers.context import Context
 from handlers.events import Button, Reply
 from handlers.key_projects import notify_new_project
 from handlers.menu import menu_button, menu_buttons, with_menu
+from handlers.pages import Page
 from storage import applicants, cases, key_projects, outbox, roster
 from storage.cases import ApplicationData
 from storage.models import Case, ProjectKind
@@ -173,11 +174,19 @@ def case_button(action: str, number: str, label_key: str) -> Button:
     return Button(label("buttons", label_key), f"{CASE_PREFIX}:{action}:{number}")
 
 
-async def list_cases(ctx: Context) -> list[Reply]:
+async def list_cases(ctx: Context, page_text: str = "0") -> list[Reply]:
+    """`/cases`: this applicant's cases, newest first, a page at a time."""
     user = ctx.event.user
+    wanted = Page.parse(page_text)
     async with ctx.services.db.sessions() as session:
         applicant = await applicants.find(session, user.channel, user.chat_id)
-        found = await cases.list_for_applicant(session, applicant.id) if applicant else []
+        total = await cases.count_for_applicant(session, applicant.id) if applicant else 0
+        found = (
+            await cases.list_for_applicant(session, applicant.id, wanted.offset, wanted.size)
+            if applicant
+            else []
+        )
+    page = Page(wanted.number, total)
     rows = [
         [
             Button(
@@ -185,10 +194,12 @@ async def list_cases(ctx: Context) -> list[Reply]:
                 f"{CASE_PREFIX}:open:{case.number}",
             )
         ]
-        for case in found[:20]
+        for case in found
     ]
+    if pager := page.buttons(f"{CASE_PREFIX}:page:"):
+        rows.append(pager)
     rows.append([menu_button("apply"), menu_button("menu")])
-    return [Reply(render("cases/list.j2", cases=found[:20]), rows)]
+    return [Reply(render("cases/list.j2", cases=found, page=page), rows)]
 
 
 async def _own_case(ctx: Context, number: str) -> Case | None:

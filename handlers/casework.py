@@ -24,12 +24,12 @@ from domain.cases import (
 from domain.policy import Actor, CaseTarget, NotAllowed, Right
 from handlers.context import Context
 from handlers.events import Button, Reply
+from handlers.pages import Page
 from storage import cases, files, roster
 from storage.models import Case, Role, Staff
 
 log = logging.getLogger(__name__)
 PREFIX = "w"
-PAGE = 10  # cases per /inbox page
 S = life.S
 __all__ = ["LIMITS", "PREFIX", "CaseLimits", "button", "inbox", "on_text"]
 
@@ -45,31 +45,22 @@ def _button(key: str, action: str, number: str, *args: str) -> Button:
 # -- views ------------------------------------------------------------------------------
 
 
-async def inbox(ctx: Context, page: int = 0) -> list[Reply]:
+async def inbox(ctx: Context, page_text: str = "0") -> list[Reply]:
     """`/inbox`: the active cases this staff member may see, a page at a time."""
     if ctx.staff is None:
         return _reply("staff/not_allowed.j2")
     scope = policy.scope(Actor.of_staff(ctx.staff))
+    wanted = Page.parse(page_text)
     async with ctx.services.db.sessions() as session:
-        found, total = await cases.active(session, scope, page * PAGE, PAGE)
+        found, total = await cases.active(session, scope, wanted.offset, wanted.size)
+    page = Page(wanted.number, total)
     rows = [
         [Button(f"{c.number} {label('status', c.status)}", f"{PREFIX}:view:{c.number}")]
         for c in found
     ]
-    pages = _pager(page, total)
-    if pages:
-        rows.append(pages)
-    text = render("casework/inbox.j2", cases=found, total=total, page=page, size=PAGE)
-    return [Reply(text, rows)]
-
-
-def _pager(page: int, total: int) -> list[Button]:
-    buttons = []
-    if page > 0:
-        buttons.append(Button(label("buttons", "prev_page"), f"{PREFIX}:inbox:{page - 1}"))
-    if (page + 1) * PAGE < total:
-        buttons.append(Button(label("buttons", "next_page"), f"{PREFIX}:inbox:{page + 1}"))
-    return buttons
+    if pager := page.buttons(f"{PREFIX}:inbox:"):
+        rows.append(pager)
+    return [Reply(render("casework/inbox.j2", cases=found, page=page), rows)]
 
 
 STAFF_BUTTONS = {  # verb → label key, in the order they are offered
@@ -170,7 +161,7 @@ async def button(ctx: Context, rest: str) -> list[Reply]:
     if action == "view":
         return await view(ctx, staff, number)
     if action == "inbox":
-        return await inbox(ctx, int(number) if number.isdigit() else 0)
+        return await inbox(ctx, number)
     if action in PROMPTS:
         return await _ask_text(ctx, staff, action, number)
     if action in CaseVerb.__members__.values() and CaseVerb(action) in life.STAFF_VERBS:

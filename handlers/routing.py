@@ -77,6 +77,7 @@ class Router:
             "form": applicant.send_form,
             "withdraw": applicant.ask_withdraw,
             "withdraw_yes": applicant.withdraw,
+            "page": applicant.list_cases,
         }
         self.commands.update(key_projects.commands())
 

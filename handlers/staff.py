@@ -15,6 +15,7 @@ from handlers.consult import (
 )
 from handlers.context import Context
 from handlers.events import Button, Reply
+from handlers.pages import Page
 from storage import questions, roster
 from storage.models import Applicant, QuestionStatus, Role, Staff, utcnow
 
@@ -47,6 +48,8 @@ async def button(ctx: Context, rest: str) -> list[Reply]:
     question_id, _, extra = argument.partition(":")
     if action == "duty":
         return await toggle_duty(ctx, int(question_id) if question_id.isdigit() else -1)
+    if action == "open":
+        return await open_list(ctx, question_id)
     if not question_id.isdigit():
         return _reply("staff/question_not_found.j2")
     qid = int(question_id)
@@ -191,13 +194,16 @@ async def toggle_duty(ctx: Context, staff_id: int) -> list[Reply]:
     return await duty(ctx)
 
 
-async def open_list(ctx: Context) -> list[Reply]:
+async def open_list(ctx: Context, page_text: str = "0") -> list[Reply]:
+    """`/open`: the questions not yet closed, a page at a time (administrators)."""
     if not _is_admin(ctx):
         return _reply("staff/not_allowed.j2")
     now = utcnow()
+    wanted = Page.parse(page_text)
     async with ctx.services.db.sessions() as session:
+        page = Page(wanted.number, await questions.count_open(session))
         rows = []
-        for question in await questions.open_questions(session):
+        for question in await questions.open_questions(session, page.offset, page.size):
             owner = await questions.staff(session, question.owner_id)
             rows.append(
                 {
@@ -206,7 +212,9 @@ async def open_list(ctx: Context) -> list[Reply]:
                     "owner": owner.name if owner else None,
                 }
             )
-    return _reply("staff/open_questions.j2", rows=rows)
+    pager = page.buttons("s:open:")
+    text = render("staff/open_questions.j2", rows=rows, page=page)
+    return [Reply(text, [pager] if pager else [])]
 
 
 async def reassign(ctx: Context, argument: str) -> list[Reply]:

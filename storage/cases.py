@@ -156,13 +156,27 @@ async def for_applicant(session: AsyncSession, applicant_id: int, number: str) -
     )
 
 
-async def list_for_applicant(session: AsyncSession, applicant_id: int) -> list[Case]:
+async def list_for_applicant(
+    session: AsyncSession, applicant_id: int, offset: int = 0, limit: int | None = None
+) -> list[Case]:
     query = (
         select(Case)
         .where(Case.applicant_id == applicant_id)
         .order_by(Case.created_at.desc(), Case.id.desc())
+        .offset(offset)
+        .limit(limit)
     )
     return list((await session.scalars(query)).all())
+
+
+async def count_for_applicant(
+    session: AsyncSession, applicant_id: int, since: dt.datetime | None = None
+) -> int:
+    """How many cases this applicant submitted (since `since`, when given)."""
+    query = select(func.count(Case.id)).where(Case.applicant_id == applicant_id)
+    if since is not None:
+        query = query.where(Case.created_at >= since)
+    return int(await session.scalar(query) or 0)
 
 
 async def count(session: AsyncSession) -> int:

@@ -233,7 +233,7 @@ class CaseItem(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     catalog_item_id: Mapped[int | None] = mapped_column(ForeignKey("catalog_items.id"))
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(500))  # 其他事项 as typed (the dialog allows 500)
     department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
     status: Mapped[str] = mapped_column(String(20), default="pending")
 

@@ -1,4 +1,4 @@
-"""case work: submission keys per applicant, the leader asked to instruct
+"""case work: submission keys per applicant, the leader asked to instruct, 其他事项 length
 
 Revision ID: 0005
 Revises: 0004
@@ -6,7 +6,8 @@ Create Date: 2026-11-29 11:20:00
 
 Hand-written. A draft token now names a submission of one applicant only (two applicants
 whose tokens collide no longer lose a draft), and a case may name the leader whom the window
-asked for a 领导批示 (leaders see those cases).
+asked for a 领导批示 (leaders see those cases). An item typed as 其他事项 may be as long as
+the dialog allows (500); at 200 a long one failed the whole submission on PostgreSQL.
 """
 
 from collections.abc import Sequence
@@ -21,6 +22,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("case_items", schema=None) as batch_op:
+        batch_op.alter_column(
+            "name", existing_type=sa.String(length=200), type_=sa.String(length=500)
+        )
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.drop_constraint("uq_cases_submission_key", type_="unique")
         batch_op.create_unique_constraint(
@@ -36,3 +41,7 @@ def downgrade() -> None:
         batch_op.drop_column("leader_id")
         batch_op.drop_constraint("uq_cases_applicant_id", type_="unique")
         batch_op.create_unique_constraint("uq_cases_submission_key", ["submission_key"])
+    with op.batch_alter_table("case_items", schema=None) as batch_op:
+        batch_op.alter_column(
+            "name", existing_type=sa.String(length=500), type_=sa.String(length=200)
+        )
