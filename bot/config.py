@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     flood_limit: int = 20  # updates per user per flood window; the next one gets one warning
     flood_window_seconds: float = 10.0
     send_rate_per_second: float = 30.0  # outgoing messages in total, all workers; 0: no limit
+    open_questions_limit: int = Field(5, ge=1)  # unanswered questions one applicant may have
+    daily_applications_limit: int = Field(3, ge=1)  # applications per applicant per day
 
     @field_validator("database_url")
     @classmethod

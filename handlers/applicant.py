@@ -22,8 +22,8 @@ from handlers.key_projects import notify_new_project
 from handlers.menu import menu_button, menu_buttons, with_menu
 from handlers.pages import Page
 from storage import applicants, cases, key_projects, outbox, roster
-from storage.cases import ApplicationData
-from storage.models import Case, ProjectKind
+from storage.cases import CHINA, ApplicationData
+from storage.models import Case, ProjectKind, utcnow
 from storage.outbox import Recipient
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,25 @@ async def set_subscription(ctx: Context, subscribed: bool) -> list[Reply]:
 
 
 # -- applying -----------------------------------------------------------------------------
+
+
+async def start_application(ctx: Context, restart: bool = False) -> list[Reply]:
+    """/apply: the dialog, unless this applicant reached today's number of applications."""
+    limit = ctx.services.limits.daily_applications
+    user = ctx.event.user
+    async with ctx.services.db.sessions() as session:
+        applicant = await applicants.find(session, user.channel, user.chat_id)
+        today = await applications_today(session, applicant.id) if applicant else 0
+    if today >= limit and "draft" not in ctx.state:
+        log.info("daily application limit applicant=%s", applicant.id if applicant else None)
+        return [with_menu("application/daily_limit.j2", limit=limit, kept=False)]
+    return apply(ctx, restart)
+
+
+async def applications_today(session: AsyncSession, applicant_id: int) -> int:
+    """Applications submitted since midnight in the new area's time zone."""
+    midnight = utcnow().astimezone(CHINA).replace(hour=0, minute=0, second=0, microsecond=0)
+    return await cases.count_for_applicant(session, applicant_id, since=midnight)
 
 
 def apply(ctx: Context, restart: bool = False) -> list[Reply]:
@@ -117,11 +136,17 @@ async def submit(ctx: Context, token: str, answers: dict[str, Value]) -> list[Re
     user, services = ctx.event.user, ctx.services
     data = application_data(answers)
     try:
-        async with services.db.transaction() as session:
+        async with services.db.transaction(immediate=True) as session:
             applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
+            await applicants.lock(session, applicant.id)  # one submission at a time per person
             existing = await cases.by_submission_key(session, applicant.id, token)
             if existing is not None:
                 return await already_submitted(ctx, existing)
+            limit = services.limits.daily_applications
+            if await applications_today(session, applicant.id) >= limit:
+                ctx.extra["keep_draft"] = True  # nothing typed is lost: submit again tomorrow
+                log.info("daily application limit applicant=%s", applicant.id)
+                return [with_menu("application/daily_limit.j2", limit=limit, kept=True)]
             case = await cases.create(session, applicant.id, data, token)
             life.set_clock(case, case.created_at)
             if case.project_kind == ProjectKind.KEY:

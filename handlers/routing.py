@@ -42,7 +42,7 @@ class Router:
         self.services = services
         self.commands: dict[str, Handler] = {
             "start": self._start,
-            "apply": lambda ctx, _: _now(applicant.apply(ctx)),
+            "apply": lambda ctx, _: applicant.start_application(ctx),
             "cases": lambda ctx, _: applicant.list_cases(ctx),
             "status": self._status,
             "cancel": self._cancel,
@@ -63,7 +63,7 @@ class Router:
         self.menu: dict[str, Handler] = {
             "apply": self.commands["apply"],
             "resume": lambda ctx, _: _now(applicant.resume(ctx)),
-            "restart": lambda ctx, _: _now(applicant.apply(ctx, restart=True)),
+            "restart": lambda ctx, _: applicant.start_application(ctx, restart=True),
             "cases": self.commands["cases"],
             "contact": self.commands["contact"],
             "ask": self._ask,
@@ -199,7 +199,8 @@ class Router:
                 replies = await announcements.submit(ctx, draft.token, step.submit)
             else:
                 replies = await applicant.submit(ctx, draft.token, step.submit)
-            ctx.state.pop("draft", None)
+            if not ctx.extra.get("keep_draft"):
+                ctx.state.pop("draft", None)
             return replies
         if step.finished:
             ctx.state.pop("draft", None)
@@ -235,7 +236,7 @@ class Router:
             return [Reply(render("staff/start.j2", staff=ctx.staff))]
         if payload == "apply":
             await applicant.start(ctx)
-            return applicant.apply(ctx)
+            return await applicant.start_application(ctx)
         if payload.startswith("case_"):
             return await applicant.show_case(ctx, payload.removeprefix("case_"))
         return await applicant.start(ctx)
