@@ -51,7 +51,7 @@ async def button(ctx: Context, rest: str) -> list[Reply]:
 
 async def comment(ctx: Context, number: str, text: str) -> list[Reply]:
     user = ctx.event.user
-    async with ctx.services.db.transaction() as session:
+    async with ctx.services.db.transaction(immediate=True) as session:
         applicant = await applicants.find(session, user.channel, user.chat_id)
         case = await cases.for_applicant(session, applicant.id, number) if applicant else None
         rating = await cases.rating_of(session, case.id) if case else None
@@ -65,7 +65,7 @@ async def comment(ctx: Context, number: str, text: str) -> list[Reply]:
 async def chase_cases(services: Services, now: dt.datetime, limits: CaseLimits = LIMITS) -> int:
     """Remind handlers before a case goes overdue; close unanswered 回访 after the limit."""
     sent = 0
-    async with services.db.transaction() as session:
+    async with services.db.transaction(immediate=True) as session:
         for case in await cases.clocked(session):
             if case.status == CaseStatus.DELIVERED:
                 delivered = max(e.at for e in case.events if e.to_status == CaseStatus.DELIVERED)

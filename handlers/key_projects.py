@@ -142,7 +142,7 @@ async def new_project(ctx: Context, argument: str) -> list[Reply]:
     if parsed is None:
         return [_reply("key_projects/new_usage.j2")]
     name, company = parsed
-    async with ctx.services.db.transaction() as session:
+    async with ctx.services.db.transaction(immediate=True) as session:
         project = await key_projects.create(
             session,
             name,
@@ -182,7 +182,7 @@ async def add_member(ctx: Context, argument: str) -> list[Reply]:
     name = name.strip()
     if not target.isdigit() or not name:
         return [_reply("key_projects/add_usage.j2")]
-    async with ctx.services.db.transaction() as session:
+    async with ctx.services.db.transaction(immediate=True) as session:
         project = await key_projects.get(session, int(target), lock=True)
         if project is None or not await _on_team(session, staff, project.id):
             return [_reply("key_projects/not_found.j2")]
@@ -324,7 +324,7 @@ async def on_text(ctx: Context, mode: str, target: str, text: str) -> list[Reply
 
 
 async def set_plan(ctx: Context, staff: Staff, project_id: int, text: str) -> list[Reply]:
-    async with ctx.services.db.transaction() as session:
+    async with ctx.services.db.transaction(immediate=True) as session:
         project = await key_projects.get(session, project_id, lock=True)
         if project is None or not await _on_team(session, staff, project_id):
             return [_reply("key_projects/not_found.j2")]
@@ -351,7 +351,7 @@ async def add_milestone(ctx: Context, staff: Staff, project_id: int, text: str) 
     if parsed is None:
         ctx.state["mode"] = f"kp_ms:{project_id}"
         return [_reply("key_projects/milestone_bad.j2", limit=TITLE_LIMIT)]
-    async with ctx.services.db.transaction() as session:
+    async with ctx.services.db.transaction(immediate=True) as session:
         project = await key_projects.get(session, project_id, lock=True)
         if project is None or not await _on_team(session, staff, project_id):
             return [_reply("key_projects/not_found.j2")]
@@ -362,7 +362,7 @@ async def add_milestone(ctx: Context, staff: Staff, project_id: int, text: str) 
 
 
 async def milestone_done(ctx: Context, staff: Staff, milestone_id: int) -> list[Reply]:
-    async with ctx.services.db.transaction() as session:
+    async with ctx.services.db.transaction(immediate=True) as session:
         milestone = await key_projects.milestone(session, milestone_id)
         if milestone is None or not await _on_team(session, staff, milestone.key_project_id):
             return [_reply("key_projects/not_found.j2")]
@@ -375,7 +375,7 @@ async def milestone_done(ctx: Context, staff: Staff, milestone_id: int) -> list[
 
 async def raise_problem(ctx: Context, staff: Staff, project_id: int, text: str) -> list[Reply]:
     """A problem the enterprise raised starts at level 1: the team is told."""
-    async with ctx.services.db.transaction() as session:
+    async with ctx.services.db.transaction(immediate=True) as session:
         project = await key_projects.get(session, project_id, lock=True)
         if project is None or not await _on_team(session, staff, project_id):
             return [_reply("key_projects/not_found.j2")]
@@ -429,7 +429,7 @@ async def _open_problem(session: AsyncSession, staff: Staff, problem_id: int) ->
 
 
 async def escalate_by_hand(ctx: Context, staff: Staff, problem_id: int) -> list[Reply]:
-    async with ctx.services.db.transaction() as session:
+    async with ctx.services.db.transaction(immediate=True) as session:
         problem = await _open_problem(session, staff, problem_id)
         if isinstance(problem, Reply):
             return [problem]
@@ -440,7 +440,7 @@ async def escalate_by_hand(ctx: Context, staff: Staff, problem_id: int) -> list[
 
 
 async def resolve(ctx: Context, staff: Staff, problem_id: int) -> list[Reply]:
-    async with ctx.services.db.transaction() as session:
+    async with ctx.services.db.transaction(immediate=True) as session:
         problem = await _open_problem(session, staff, problem_id)
         if isinstance(problem, Reply):
             return [problem]
@@ -475,7 +475,7 @@ async def choose_follow_up(ctx: Context, staff: Staff, project_id: int) -> list[
 async def record_contact(ctx: Context, staff: Staff, project_id: int, days: int) -> list[Reply]:
     """记录联系: last contact now; the next 回访 `days` working days later."""
     now = utcnow()
-    async with ctx.services.db.transaction() as session:
+    async with ctx.services.db.transaction(immediate=True) as session:
         project = await key_projects.get(session, project_id, lock=True)
         if project is None or not await _on_team(session, staff, project_id):
             return [_reply("key_projects/not_found.j2")]
@@ -499,7 +499,7 @@ async def choose_stage(ctx: Context, staff: Staff, project_id: int) -> list[Repl
 
 
 async def set_stage(ctx: Context, staff: Staff, project_id: int, stage: Stage) -> list[Reply]:
-    async with ctx.services.db.transaction() as session:
+    async with ctx.services.db.transaction(immediate=True) as session:
         project = await key_projects.get(session, project_id, lock=True)
         if project is None or not await _on_team(session, staff, project_id):
             return [_reply("key_projects/not_found.j2")]
