@@ -116,6 +116,17 @@ async def _target(ctx: Context, number: str) -> CaseTarget | None:
         return CaseTarget(case, await cases.team_of(session, case.id))
 
 
+def _refusal(actor: Actor, right: Right, target: CaseTarget | None) -> list[Reply]:
+    """未找到 or 无权限 (logged with ids by the policy), or nothing when allowed."""
+    if target is None:
+        return _reply("casework/not_found.j2")
+    try:
+        policy.check(actor, right, target)
+    except NotAllowed as refused:
+        return _reply("casework/not_found.j2" if refused.hidden else "staff/not_allowed.j2")
+    return []
+
+
 async def view(ctx: Context, staff: Staff, number: str) -> list[Reply]:
     """The case screen: what this staff member may see of it, and may do with it."""
     actor = Actor.of_staff(staff)
@@ -124,10 +135,9 @@ async def view(ctx: Context, staff: Staff, number: str) -> list[Reply]:
         if case is None:
             return _reply("casework/not_found.j2")
         target = CaseTarget(case, await cases.team_of(session, case.id))
-        try:
-            policy.check(actor, Right.VIEW, target)
-        except NotAllowed:
-            return _reply("casework/not_found.j2")
+        refused = _refusal(actor, Right.VIEW, target)
+        if refused:
+            return refused
         attached = await files.for_case(session, case.id)
         text = render(
             "casework/view.j2",
@@ -178,12 +188,10 @@ async def button(ctx: Context, rest: str) -> list[Reply]:
 
 async def _ask_text(ctx: Context, staff: Staff, action: str, number: str) -> list[Reply]:
     target = await _target(ctx, number)
-    actor = Actor.of_staff(staff)
-    if target is None or not policy.sees(actor, target):
-        return _reply("casework/not_found.j2")
     right = Right.INSTRUCT if action == "instruct" else Right.MOVE
-    if not policy.can(actor, right, target):
-        return _reply("staff/not_allowed.j2")
+    refused = _refusal(Actor.of_staff(staff), right, target)
+    if refused or target is None:
+        return refused
     ctx.state["mode"] = f"case_{action}:{number}"
     buttons = [[_button("pickup", "pickup", number)]] if action == CaseVerb.DELIVER else []
     return [Reply(render(PROMPTS[action], case=target.case), buttons)]
@@ -281,11 +289,9 @@ async def instruct(ctx: Context, staff: Staff, number: str, text: str) -> list[R
 async def choose_leader(ctx: Context, staff: Staff, number: str) -> list[Reply]:
     """请领导批示: the window picks the leader to ask."""
     target = await _target(ctx, number)
-    actor = Actor.of_staff(staff)
-    if target is None or not policy.sees(actor, target):
-        return _reply("casework/not_found.j2")
-    if not policy.can(actor, Right.ASK_LEADER, target):
-        return _reply("staff/not_allowed.j2")
+    refused = _refusal(Actor.of_staff(staff), Right.ASK_LEADER, target)
+    if refused or target is None:
+        return refused
     async with ctx.services.db.sessions() as session:
         leaders = await roster.by_role(session, Role.LEADER)
     rows = [[Button(p.name, f"{PREFIX}:askto:{number}:{p.id}")] for p in leaders]
