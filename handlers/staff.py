@@ -77,8 +77,8 @@ async def send_reply(ctx: Context, question_id: int, text: str) -> list[Reply]:
     """The staff member's answer reaches the enterprise naming the owner; the owner is told."""
     staff = ctx.staff
     assert staff is not None
-    async with ctx.services.db.transaction() as session:
-        question = await questions.get(session, question_id)
+    async with ctx.services.db.transaction(immediate=True) as session:
+        question = await questions.get(session, question_id, lock=True)
         if question is None or staff.id not in (question.owner_id, question.assignee_id):
             return _reply("staff/question_not_found.j2")
         message = await questions.add_message(session, question, "staff", staff.id, text)
@@ -121,8 +121,8 @@ async def choose_forward(ctx: Context, staff: Staff, question_id: int) -> list[R
 
 async def forward(ctx: Context, staff: Staff, question_id: int, unit: str) -> list[Reply]:
     """转办: the unit's specialist answers; the owner stays the owner."""
-    async with ctx.services.db.transaction() as session:
-        question = await questions.get(session, question_id)
+    async with ctx.services.db.transaction(immediate=True) as session:
+        question = await questions.get(session, question_id, lock=True)
         if question is None or question.owner_id != staff.id:
             return _reply("staff/question_not_found.j2")
         candidates = await questions.specialists(session, unit)
@@ -141,8 +141,8 @@ async def forward(ctx: Context, staff: Staff, question_id: int, unit: str) -> li
 
 
 async def close(ctx: Context, staff: Staff, question_id: int) -> list[Reply]:
-    async with ctx.services.db.transaction() as session:
-        question = await questions.get(session, question_id)
+    async with ctx.services.db.transaction(immediate=True) as session:
+        question = await questions.get(session, question_id, lock=True)
         if question is None or question.owner_id != staff.id:
             return _reply("staff/question_not_found.j2")
         if question.status != QuestionStatus.CLOSED:
@@ -223,8 +223,8 @@ async def reassign(ctx: Context, argument: str) -> list[Reply]:
     qid, _, name = argument.partition(" ")
     if not qid.isdigit() or not name.strip():
         return _reply("staff/reassign_usage.j2")
-    async with ctx.services.db.transaction() as session:
-        question = await questions.get(session, int(qid))
+    async with ctx.services.db.transaction(immediate=True) as session:
+        question = await questions.get(session, int(qid), lock=True)
         target = await roster.staff_by_name(session, name.strip())
         if question is None or target is None:
             return _reply("staff/reassign_usage.j2")

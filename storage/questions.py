@@ -58,8 +58,9 @@ async def first_responder(session: AsyncSession) -> Staff | None:
     return await session.scalar(query)
 
 
-async def get(session: AsyncSession, question_id: int) -> Question | None:
-    return await session.get(Question, question_id)
+async def get(session: AsyncSession, question_id: int, lock: bool = False) -> Question | None:
+    """The question; `lock` holds its row until the transaction ends (for changes)."""
+    return await session.get(Question, question_id, with_for_update=lock, populate_existing=lock)
 
 
 async def unassigned(session: AsyncSession) -> list[Question]:
