@@ -13,7 +13,7 @@ from dialogs.engine import DialogEngine
 from dialogs.fields import Option
 from dialogs.printable import find_cjk_font
 from handlers.consult import Consultation
-from handlers.context import Services
+from handlers.context import ApplicantLimits, Services
 from handlers.routing import Router
 from storage import roster
 from storage.db import Database
@@ -86,5 +86,6 @@ async def build_app(
         form_font=find_cjk_font(settings.form_font_path),
         consultation=await Consultation.load(db),
         web_url=settings.web_url,
+        limits=ApplicantLimits(settings.open_questions_limit, settings.daily_applications_limit),
     )
     return App(settings=settings, services=services, router=Router(services))

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     wechat_notice_api: str = "template"  # template (模板消息) | subscribe (订阅通知)
     wechat_templates: dict[str, str] = {}  # notice kind -> template id, JSON in the environment
     wechat_reply_within: float = 4.0  # seconds the callback waits to answer passively
+    open_questions_limit: int = Field(5, ge=1, le=1000)  # unanswered questions per applicant
+    daily_applications_limit: int = Field(3, ge=1, le=1000)  # applications per applicant per day
 
     @field_validator("database_url")
     @classmethod

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.config import Settings
+from dialogs.fit import plain, split_html
+from dialogs.texts import render
 from handlers import metrics
 from handlers.events import Button, Document
 from storage import outbox
@@ -126,6 +128,8 @@ class OutboxWorker:
         self.gate = gate
         self._resume_at = 0.0  # loop time before which the global rate is booked up
         self._paused_until = 0.0  # loop time until which a 429 seen here stops sends
+        self.fallbacks = 0  # refused messages delivered as plain text
+        self.apologies = 0  # refused messages replaced by the apology
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; the batch in hand is finished first."""
@@ -206,10 +210,37 @@ class OutboxWorker:
         except Unreachable as exc:
             return Outcome(unreachable=True, error=f"unreachable: {exc}")
         except Rejected as exc:
-            return Outcome(permanent=True, error=f"rejected: {exc}")
+            return await self._fall_back(row, document, str(exc))
         except Exception as exc:
             return Outcome(error=f"{type(exc).__name__}: {exc}")
         return Outcome(sent=True)
+
+    async def _fall_back(self, row: OutboxMessage, document: Document | None, why: str) -> Outcome:
+        """Refused for good (400): the text without markup, in parts that fit; if even that
+        is refused, a short apology saying where to look. Nothing is dropped unsaid."""
+        parts = split_html(plain(row.text))
+        try:
+            for index, part in enumerate(parts, start=1):
+                last = index == len(parts)
+                buttons = _buttons(row.buttons) if last else []
+                await self.sender.send(row.chat_id, part, buttons, document if last else None)
+            self.fallbacks += 1
+            log.warning(
+                "outbox sent as plain text id=%s chat=%s parts=%s", row.id, row.chat_id, len(parts)
+            )
+            return Outcome(sent=True)
+        except Rejected:
+            pass
+        except Exception as exc:
+            return Outcome(error=f"{type(exc).__name__}: {exc}")
+        try:
+            await self.sender.send(row.chat_id, render("common/undeliverable.j2"), [], None)
+        except Exception as exc:
+            log.error("outbox message refused id=%s chat=%s", row.id, row.chat_id)
+            return Outcome(permanent=True, error=f"rejected: {why}; apology: {exc}")
+        self.apologies += 1
+        log.warning("outbox message replaced by an apology id=%s chat=%s", row.id, row.chat_id)
+        return Outcome(permanent=True, error=f"rejected: {why}; apology sent")
 
     async def _pause(self, seconds: float) -> None:
         """Telegram said 429: no more sends from anyone for `seconds`."""

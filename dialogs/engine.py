@@ -60,7 +60,8 @@ class DialogEngine:
 
     def start(self, form_name: str, prefill: dict[str, Value] | None = None) -> tuple[Draft, Step]:
         form = self.forms[form_name]
-        draft = Draft(form_name, secrets.token_hex(3), dict(prefill or {}), None)
+        # 128 random bits: a draft (and the submission it becomes) never collides with another.
+        draft = Draft(form_name, secrets.token_urlsafe(16), dict(prefill or {}), None)
         draft.current = self._next_unanswered(form, draft)
         return draft, Step([self._screen(form, draft)])
 

@@ -11,25 +11,23 @@ from dialogs.application import OTHER_ITEM
 from dialogs.engine import Draft
 from dialogs.fields import Value, format_phone
 from dialogs.texts import label, render
-from handlers import documents, notify
-from handlers.casework import start_clock
+from domain import cases as life
+from domain import notices
+from domain.cases import CaseNotFound, CaseVerb, NotNow, StaleAction
+from domain.policy import Actor, NotAllowed
+from handlers import documents
 from handlers.context import Context
 from handlers.events import Button, Reply
 from handlers.key_projects import notify_new_project
 from handlers.menu import menu_button, menu_buttons, with_menu
+from handlers.pages import Page
 from storage import applicants, cases, key_projects, outbox, roster
-from storage.cases import ApplicationData
-from storage.models import ActorKind, Case, CaseStatus, ProjectKind
+from storage.cases import CHINA, ApplicationData
+from storage.models import Case, ProjectKind, utcnow
 from storage.outbox import Recipient
 
 log = logging.getLogger(__name__)
 CASE_PREFIX = "c"
-WITHDRAWABLE = {
-    CaseStatus.SUBMITTED,
-    CaseStatus.ACCEPTED,
-    CaseStatus.IN_PROGRESS,
-    CaseStatus.NEEDS_SUPPLEMENT,
-}
 
 
 async def start(ctx: Context) -> list[Reply]:
@@ -69,6 +67,25 @@ async def set_subscription(ctx: Context, subscribed: bool) -> list[Reply]:
 
 
 # -- applying -----------------------------------------------------------------------------
+
+
+async def start_application(ctx: Context, restart: bool = False) -> list[Reply]:
+    """/apply: the dialog, unless this applicant reached today's number of applications."""
+    limit = ctx.services.limits.daily_applications
+    user = ctx.event.user
+    async with ctx.services.db.sessions() as session:
+        applicant = await applicants.find(session, user.channel, user.chat_id)
+        today = await applications_today(session, applicant.id) if applicant else 0
+    if today >= limit and "draft" not in ctx.state:
+        log.info("daily application limit applicant=%s", applicant.id if applicant else None)
+        return [with_menu("application/daily_limit.j2", limit=limit, kept=False)]
+    return apply(ctx, restart)
+
+
+async def applications_today(session: AsyncSession, applicant_id: int) -> int:
+    """Applications submitted since midnight in the new area's time zone."""
+    midnight = utcnow().astimezone(CHINA).replace(hour=0, minute=0, second=0, microsecond=0)
+    return await cases.count_for_applicant(session, applicant_id, since=midnight)
 
 
 def apply(ctx: Context, restart: bool = False) -> list[Reply]:
@@ -119,13 +136,19 @@ async def submit(ctx: Context, token: str, answers: dict[str, Value]) -> list[Re
     user, services = ctx.event.user, ctx.services
     data = application_data(answers)
     try:
-        async with services.db.transaction() as session:
-            existing = await cases.by_submission_key(session, token)
+        async with services.db.transaction(immediate=True) as session:
+            applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
+            await applicants.lock(session, applicant.id)  # one submission at a time per person
+            existing = await cases.by_submission_key(session, applicant.id, token)
             if existing is not None:
                 return await already_submitted(ctx, existing)
-            applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
+            limit = services.limits.daily_applications
+            if await applications_today(session, applicant.id) >= limit:
+                ctx.extra["keep_draft"] = True  # nothing typed is lost: submit again tomorrow
+                log.info("daily application limit applicant=%s", applicant.id)
+                return [with_menu("application/daily_limit.j2", limit=limit, kept=True)]
             case = await cases.create(session, applicant.id, data, token)
-            start_clock(case, case.created_at)
+            life.set_clock(case, case.created_at)
             if case.project_kind == ProjectKind.KEY:
                 project = await key_projects.create_for_case(session, case)
                 await notify_new_project(session, project)
@@ -141,7 +164,8 @@ async def submit(ctx: Context, token: str, answers: dict[str, Value]) -> list[Re
     except IntegrityError:
         # A concurrent handler of the same update won the race: report its case.
         async with services.db.sessions() as session:
-            existing = await cases.by_submission_key(session, token)
+            person = await applicants.find(session, user.channel, user.chat_id)
+            existing = await cases.by_submission_key(session, person.id, token) if person else None
         if existing is None:
             raise
         return await already_submitted(ctx, existing)
@@ -157,13 +181,6 @@ async def already_submitted(ctx: Context, case: Case) -> list[Reply]:
     return [with_menu("application/already_submitted.j2", number=case.number)]
 
 
-async def _notify_window(session: AsyncSession, case: Case, text: str, event: str) -> None:
-    """Tell the window staff (those on duty, if any) about a case, with a button to open it."""
-    handle = [[Button(label("buttons", "handle"), f"w:view:{case.number}")]]
-    for staff in await roster.window_recipients(session):
-        notify.to_staff(session, staff, text, f"case:{case.number}:{event}", handle)
-
-
 async def _notify_window_of_new_case(session: AsyncSession, case: Case) -> None:
     text = render(
         "application/window_new_case.j2",
@@ -172,7 +189,7 @@ async def _notify_window_of_new_case(session: AsyncSession, case: Case) -> None:
         phone=format_phone(case.contact_phone),
         items=[item.name for item in case.items],
     )
-    await _notify_window(session, case, text, "submitted")
+    notices.enqueue(session, await life.window_notices(session, case, text, "submitted"))
 
 
 # -- following cases ----------------------------------------------------------------------
@@ -182,11 +199,19 @@ def case_button(action: str, number: str, label_key: str) -> Button:
     return Button(label("buttons", label_key), f"{CASE_PREFIX}:{action}:{number}")
 
 
-async def list_cases(ctx: Context) -> list[Reply]:
+async def list_cases(ctx: Context, page_text: str = "0") -> list[Reply]:
+    """`/cases`: this applicant's cases, newest first, a page at a time."""
     user = ctx.event.user
+    wanted = Page.parse(page_text)
     async with ctx.services.db.sessions() as session:
         applicant = await applicants.find(session, user.channel, user.chat_id)
-        found = await cases.list_for_applicant(session, applicant.id) if applicant else []
+        total = await cases.count_for_applicant(session, applicant.id) if applicant else 0
+        found = (
+            await cases.list_for_applicant(session, applicant.id, wanted.offset, wanted.size)
+            if applicant
+            else []
+        )
+    page = Page(wanted.number, total)
     rows = [
         [
             Button(
@@ -194,10 +219,12 @@ async def list_cases(ctx: Context) -> list[Reply]:
                 f"{CASE_PREFIX}:open:{case.number}",
             )
         ]
-        for case in found[:20]
+        for case in found
     ]
+    if pager := page.buttons(f"{CASE_PREFIX}:page:"):
+        rows.append(pager)
     rows.append([menu_button("apply"), menu_button("menu")])
-    return [Reply(render("cases/list.j2", cases=found[:20]), rows)]
+    return [Reply(render("cases/list.j2", cases=found, page=page), rows)]
 
 
 async def _own_case(ctx: Context, number: str) -> Case | None:
@@ -219,7 +246,7 @@ async def show_case(ctx: Context, number: str) -> list[Reply]:
         return _not_found()
     text = render("cases/timeline.j2", case=case, events=cases.visible_events(case))
     actions = [case_button("form", case.number, "form")]
-    if case.status in WITHDRAWABLE:
+    if life.allowed(case.status, CaseVerb.WITHDRAW):
         actions.append(case_button("withdraw", case.number, "withdraw"))
     return [Reply(text, [actions, [menu_button("cases"), menu_button("menu")]])]
 
@@ -254,7 +281,7 @@ async def ask_withdraw(ctx: Context, number: str) -> list[Reply]:
     case = await _own_case(ctx, number)
     if case is None:
         return _not_found()
-    if case.status not in WITHDRAWABLE:
+    if not life.allowed(case.status, CaseVerb.WITHDRAW):
         return [with_menu("cases/cannot_withdraw.j2", case=case)]
     buttons = [
         [
@@ -266,17 +293,18 @@ async def ask_withdraw(ctx: Context, number: str) -> list[Reply]:
 
 
 async def withdraw(ctx: Context, number: str) -> list[Reply]:
+    """撤回: the applicant's own step, locked and checked like any other."""
     user = ctx.event.user
-    async with ctx.services.db.transaction() as session:
-        applicant = await applicants.find(session, user.channel, user.chat_id)
-        case = await cases.for_applicant(session, applicant.id, number) if applicant else None
-        if case is None:
-            return _not_found()
-        if case.status not in WITHDRAWABLE:
-            return [with_menu("cases/cannot_withdraw.j2", case=case)]
-        cases.transition(case, CaseStatus.WITHDRAWN, ActorKind.APPLICANT, case.applicant_id)
-        await _notify_window(
-            session, case, render("staff/window_withdrawn.j2", case=case), "withdrawn"
-        )
-    log.info("case withdrawn number=%s", case.number)
-    return [with_menu("cases/withdrawn.j2", case=case)]
+    try:
+        async with ctx.services.db.transaction(immediate=True) as session:
+            applicant = await applicants.find(session, user.channel, user.chat_id)
+            if applicant is None:
+                return _not_found()
+            actor = Actor.of_applicant(applicant.id)
+            moved = await life.move(session, number, CaseVerb.WITHDRAW, actor)
+            notices.enqueue(session, moved.notices)
+    except (CaseNotFound, NotAllowed):
+        return _not_found()
+    except (StaleAction, NotNow) as refused:
+        return [with_menu("cases/cannot_withdraw.j2", case=refused.case)]
+    return [with_menu("cases/withdrawn.j2", case=moved.case)]

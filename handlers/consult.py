@@ -143,8 +143,15 @@ class Consultation:
         """Store the question and give it to the first responder on duty (or queue it)."""
         user = ctx.event.user
         unit_code = self.entries[hint_key].department if hint_key in self.entries else None
-        async with ctx.services.db.transaction() as session:
+        limit = ctx.services.limits.open_questions
+        async with ctx.services.db.transaction(immediate=True) as session:
             applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
+            await applicants.lock(session, applicant.id)  # counted one question at a time
+            if await questions.count_open(session, applicant.id) >= limit:
+                ctx.state["last_question"] = text  # kept: 转人工 sends it later
+                log.info("open question limit applicant=%s", applicant.id)
+                again = [Button(label("buttons", "human"), f"{PREFIX}:human")]
+                return [Reply(render("consult/open_limit.j2", limit=limit), [again])]
             department = await roster.department_by_code(session, unit_code) if unit_code else None
             question = await questions.create(
                 session, applicant.id, text, department.id if department else None

@@ -16,6 +16,14 @@ if TYPE_CHECKING:
     from handlers.consult import Consultation
 
 
+@dataclass(frozen=True)
+class ApplicantLimits:
+    """Per-applicant limits against floods, counted in the database."""
+
+    open_questions: int = 5
+    daily_applications: int = 3
+
+
 @dataclass
 class Services:
     db: Database
@@ -25,6 +33,7 @@ class Services:
     form_font: Path | None = None
     consultation: Consultation | None = None
     web_url: str = ""  # the web chat's address, for links and QR codes on printed forms
+    limits: ApplicantLimits = field(default_factory=ApplicantLimits)
 
 
 @dataclass

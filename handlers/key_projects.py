@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.texts import label, render
+from domain import policy
+from domain.policy import Actor, Right
 from handlers import notify
 from handlers.context import Context, Services
 from handlers.events import Button, Reply
@@ -140,7 +142,7 @@ async def new_project(ctx: Context, argument: str) -> list[Reply]:
     if parsed is None:
         return [_reply("key_projects/new_usage.j2")]
     name, company = parsed
-    async with ctx.services.db.transaction() as session:
+    async with ctx.services.db.transaction(immediate=True) as session:
         project = await key_projects.create(
             session,
             name,
@@ -180,7 +182,7 @@ async def add_member(ctx: Context, argument: str) -> list[Reply]:
     name = name.strip()
     if not target.isdigit() or not name:
         return [_reply("key_projects/add_usage.j2")]
-    async with ctx.services.db.transaction() as session:
+    async with ctx.services.db.transaction(immediate=True) as session:
         project = await key_projects.get(session, int(target), lock=True)
         if project is None or not await _on_team(session, staff, project.id):
             return [_reply("key_projects/not_found.j2")]
@@ -201,9 +203,8 @@ async def add_member(ctx: Context, argument: str) -> list[Reply]:
 async def ledger(ctx: Context, _: str = "") -> list[Reply]:
     """`/ledger`: the 重点项目台账 as an xlsx file, for the lead units and administrators."""
     staff = await _staff(ctx)
-    if staff is None or not (
-        _is_admin(staff) or staff.department.code in key_projects.JOINT_MEETING_UNITS
-    ):
+    if staff is None or not policy.can(Actor.of_staff(staff), Right.EXPORT_LEDGER):
+        log.info("refused ledger staff=%s", staff.id if staff else None)
         return [_reply("key_projects/not_allowed.j2")]
     document, count = await ledger_document(ctx.services.db)
     log.info("ledger sent staff=%s rows=%s", staff.id, count)
@@ -323,7 +324,7 @@ async def on_text(ctx: Context, mode: str, target: str, text: str) -> list[Reply
 
 
 async def set_plan(ctx: Context, staff: Staff, project_id: int, text: str) -> list[Reply]:
-    async with ctx.services.db.transaction() as session:
+    async with ctx.services.db.transaction(immediate=True) as session:
         project = await key_projects.get(session, project_id, lock=True)
         if project is None or not await _on_team(session, staff, project_id):
             return [_reply("key_projects/not_found.j2")]
@@ -350,7 +351,7 @@ async def add_milestone(ctx: Context, staff: Staff, project_id: int, text: str) 
     if parsed is None:
         ctx.state["mode"] = f"kp_ms:{project_id}"
         return [_reply("key_projects/milestone_bad.j2", limit=TITLE_LIMIT)]
-    async with ctx.services.db.transaction() as session:
+    async with ctx.services.db.transaction(immediate=True) as session:
         project = await key_projects.get(session, project_id, lock=True)
         if project is None or not await _on_team(session, staff, project_id):
             return [_reply("key_projects/not_found.j2")]
@@ -361,7 +362,7 @@ async def add_milestone(ctx: Context, staff: Staff, project_id: int, text: str) 
 
 
 async def milestone_done(ctx: Context, staff: Staff, milestone_id: int) -> list[Reply]:
-    async with ctx.services.db.transaction() as session:
+    async with ctx.services.db.transaction(immediate=True) as session:
         milestone = await key_projects.milestone(session, milestone_id)
         if milestone is None or not await _on_team(session, staff, milestone.key_project_id):
             return [_reply("key_projects/not_found.j2")]
@@ -374,7 +375,7 @@ async def milestone_done(ctx: Context, staff: Staff, milestone_id: int) -> list[
 
 async def raise_problem(ctx: Context, staff: Staff, project_id: int, text: str) -> list[Reply]:
     """A problem the enterprise raised starts at level 1: the team is told."""
-    async with ctx.services.db.transaction() as session:
+    async with ctx.services.db.transaction(immediate=True) as session:
         project = await key_projects.get(session, project_id, lock=True)
         if project is None or not await _on_team(session, staff, project_id):
             return [_reply("key_projects/not_found.j2")]
@@ -428,7 +429,7 @@ async def _open_problem(session: AsyncSession, staff: Staff, problem_id: int) ->
 
 
 async def escalate_by_hand(ctx: Context, staff: Staff, problem_id: int) -> list[Reply]:
-    async with ctx.services.db.transaction() as session:
+    async with ctx.services.db.transaction(immediate=True) as session:
         problem = await _open_problem(session, staff, problem_id)
         if isinstance(problem, Reply):
             return [problem]
@@ -439,7 +440,7 @@ async def escalate_by_hand(ctx: Context, staff: Staff, problem_id: int) -> list[
 
 
 async def resolve(ctx: Context, staff: Staff, problem_id: int) -> list[Reply]:
-    async with ctx.services.db.transaction() as session:
+    async with ctx.services.db.transaction(immediate=True) as session:
         problem = await _open_problem(session, staff, problem_id)
         if isinstance(problem, Reply):
             return [problem]
@@ -474,7 +475,7 @@ async def choose_follow_up(ctx: Context, staff: Staff, project_id: int) -> list[
 async def record_contact(ctx: Context, staff: Staff, project_id: int, days: int) -> list[Reply]:
     """记录联系: last contact now; the next 回访 `days` working days later."""
     now = utcnow()
-    async with ctx.services.db.transaction() as session:
+    async with ctx.services.db.transaction(immediate=True) as session:
         project = await key_projects.get(session, project_id, lock=True)
         if project is None or not await _on_team(session, staff, project_id):
             return [_reply("key_projects/not_found.j2")]
@@ -498,7 +499,7 @@ async def choose_stage(ctx: Context, staff: Staff, project_id: int) -> list[Repl
 
 
 async def set_stage(ctx: Context, staff: Staff, project_id: int, stage: Stage) -> list[Reply]:
-    async with ctx.services.db.transaction() as session:
+    async with ctx.services.db.transaction(immediate=True) as session:
         project = await key_projects.get(session, project_id, lock=True)
         if project is None or not await _on_team(session, staff, project_id):
             return [_reply("key_projects/not_found.j2")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialogs.fit import split_html
 from handlers.events import Button
 from storage import outbox
 from storage.models import Applicant, Staff
@@ -24,12 +25,8 @@ def to_applicant(
     """Queue a notice for an applicant (not for one who blocked the bot); `key` names the event."""
     if applicant.unreachable:
         return
-    outbox.enqueue(
-        session,
-        Recipient(applicant.channel, applicant.chat_id),
-        text,
-        key=f"{key}:applicant",
-        buttons=button_rows(buttons),
+    _enqueue(
+        session, Recipient(applicant.channel, applicant.chat_id), text, f"{key}:applicant", buttons
     )
 
 
@@ -43,10 +40,26 @@ def to_staff(
     """Queue a notice for a staff member whose chat is bound; `key` names the event."""
     if staff is None or not staff.channel or not staff.chat_id:
         return
-    outbox.enqueue(
-        session,
-        Recipient(staff.channel, staff.chat_id),
-        text,
-        key=f"{key}:staff:{staff.id}",
-        buttons=button_rows(buttons),
-    )
+    recipient = Recipient(staff.channel, staff.chat_id)
+    _enqueue(session, recipient, text, f"{key}:staff:{staff.id}", buttons)
+
+
+def _enqueue(
+    session: AsyncSession,
+    recipient: Recipient,
+    text: str,
+    key: str,
+    buttons: list[list[Button]] | None,
+) -> None:
+    """One outbox row per part of a text too long for one message, in order; the buttons
+    go with the last part."""
+    parts = split_html(text)
+    for index, part in enumerate(parts, start=1):
+        last = index == len(parts)
+        outbox.enqueue(
+            session,
+            recipient,
+            part,
+            key=key if index == 1 else f"{key}:part{index}",
+            buttons=button_rows(buttons) if last else [],
+        )

@@ -15,6 +15,7 @@ from structlog.contextvars import bound_contextvars
 
 from dialogs.cleaning import clean, clean_data
 from dialogs.engine import Draft, Expired
+from dialogs.fit import fit
 from dialogs.texts import render
 from handlers import (
     announcements,
@@ -29,7 +30,7 @@ from handlers import (
 from handlers.context import Context, Services
 from handlers.events import ChatUser, Incoming, Kind, Reply
 from handlers.menu import MENU_PREFIX, expired, menu_buttons, with_menu
-from storage import cases, roster
+from storage import applicants, cases, roster
 from storage.db import DatabaseUnavailable
 from storage.state import StateUnavailable
 
@@ -58,7 +59,7 @@ class Router:
         self.services = services
         self.commands: dict[str, Handler] = {
             "start": self._start,
-            "apply": lambda ctx, _: _now(applicant.apply(ctx)),
+            "apply": lambda ctx, _: applicant.start_application(ctx),
             "cases": lambda ctx, _: applicant.list_cases(ctx),
             "status": self._status,
             "cancel": self._cancel,
@@ -79,7 +80,7 @@ class Router:
         self.menu: dict[str, Handler] = {
             "apply": self.commands["apply"],
             "resume": lambda ctx, _: _now(applicant.resume(ctx)),
-            "restart": lambda ctx, _: _now(applicant.apply(ctx, restart=True)),
+            "restart": lambda ctx, _: applicant.start_application(ctx, restart=True),
             "cases": self.commands["cases"],
             "contact": self.commands["contact"],
             "ask": self._ask,
@@ -93,6 +94,7 @@ class Router:
             "form": applicant.send_form,
             "withdraw": applicant.ask_withdraw,
             "withdraw_yes": applicant.withdraw,
+            "page": applicant.list_cases,
         }
         self.commands.update(key_projects.commands())
         # Console chats acting as a staff member without touching that person's binding.
@@ -119,7 +121,7 @@ class Router:
                 ctx = Context(event=event, services=self.services, state=state)
                 if key in self.acting_as:
                     await self._identify_staff(ctx)
-                replies = await self._dispatch(ctx)
+                replies = fit(await self._dispatch(ctx))  # every reply fits the channel
                 remember_buttons(state, replies)
                 return replies, "ok"
         except UNAVAILABLE as exc:
@@ -252,7 +254,8 @@ class Router:
                 replies = await announcements.submit(ctx, draft.token, step.submit)
             else:
                 replies = await applicant.submit(ctx, draft.token, step.submit)
-            ctx.state.pop("draft", None)
+            if not ctx.extra.get("keep_draft"):
+                ctx.state.pop("draft", None)
             return replies
         if step.finished:
             ctx.state.pop("draft", None)
@@ -273,8 +276,12 @@ class Router:
         """A second press of 提交 finds the case the first one created."""
         parts = data.split(":")
         if len(parts) == 3 and parts[2] == "submit":
+            user = ctx.event.user
             async with self.services.db.sessions() as session:
-                case = await cases.by_submission_key(session, parts[1])
+                person = await applicants.find(session, user.channel, user.chat_id)
+                case = (
+                    await cases.by_submission_key(session, person.id, parts[1]) if person else None
+                )
             if case is not None:
                 return await applicant.already_submitted(ctx, case)
         return [expired()]
@@ -284,7 +291,7 @@ class Router:
             return [Reply(render("staff/start.j2", staff=ctx.staff))]
         if payload == "apply":
             await applicant.start(ctx)
-            return applicant.apply(ctx)
+            return await applicant.start_application(ctx)
         if payload.startswith("case_"):
             return await applicant.show_case(ctx, payload.removeprefix("case_"))
         return await applicant.start(ctx)

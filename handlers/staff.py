@@ -15,6 +15,7 @@ from handlers.consult import (
 )
 from handlers.context import Context
 from handlers.events import Button, Reply
+from handlers.pages import Page
 from storage import questions, roster
 from storage.models import Applicant, QuestionStatus, Role, Staff, utcnow
 
@@ -48,6 +49,8 @@ async def button(ctx: Context, rest: str) -> list[Reply]:
     question_id, _, extra = argument.partition(":")
     if action == "duty":
         return await toggle_duty(ctx, int(question_id) if question_id.isdigit() else -1)
+    if action == "open":
+        return await open_list(ctx, question_id)
     if not question_id.isdigit():
         return _reply("staff/question_not_found.j2")
     qid = int(question_id)
@@ -75,8 +78,8 @@ async def send_reply(ctx: Context, question_id: int, text: str) -> list[Reply]:
     """The staff member's answer reaches the enterprise naming the owner; the owner is told."""
     staff = ctx.staff
     assert staff is not None
-    async with ctx.services.db.transaction() as session:
-        question = await questions.get(session, question_id)
+    async with ctx.services.db.transaction(immediate=True) as session:
+        question = await questions.get(session, question_id, lock=True)
         if question is None or staff.id not in (question.owner_id, question.assignee_id):
             return _reply("staff/question_not_found.j2")
         message = await questions.add_message(session, question, "staff", staff.id, text)
@@ -119,8 +122,8 @@ async def choose_forward(ctx: Context, staff: Staff, question_id: int) -> list[R
 
 async def forward(ctx: Context, staff: Staff, question_id: int, unit: str) -> list[Reply]:
     """转办: the unit's specialist answers; the owner stays the owner."""
-    async with ctx.services.db.transaction() as session:
-        question = await questions.get(session, question_id)
+    async with ctx.services.db.transaction(immediate=True) as session:
+        question = await questions.get(session, question_id, lock=True)
         if question is None or question.owner_id != staff.id:
             return _reply("staff/question_not_found.j2")
         candidates = await questions.specialists(session, unit)
@@ -139,8 +142,8 @@ async def forward(ctx: Context, staff: Staff, question_id: int, unit: str) -> li
 
 
 async def close(ctx: Context, staff: Staff, question_id: int) -> list[Reply]:
-    async with ctx.services.db.transaction() as session:
-        question = await questions.get(session, question_id)
+    async with ctx.services.db.transaction(immediate=True) as session:
+        question = await questions.get(session, question_id, lock=True)
         if question is None or question.owner_id != staff.id:
             return _reply("staff/question_not_found.j2")
         if question.status != QuestionStatus.CLOSED:
@@ -192,13 +195,16 @@ async def toggle_duty(ctx: Context, staff_id: int) -> list[Reply]:
     return await duty(ctx)
 
 
-async def open_list(ctx: Context) -> list[Reply]:
+async def open_list(ctx: Context, page_text: str = "0") -> list[Reply]:
+    """`/open`: the questions not yet closed, a page at a time (administrators)."""
     if not _is_admin(ctx):
         return _reply("staff/not_allowed.j2")
     now = utcnow()
+    wanted = Page.parse(page_text)
     async with ctx.services.db.sessions() as session:
+        page = Page(wanted.number, await questions.count_open(session))
         rows = []
-        for question in await questions.open_questions(session):
+        for question in await questions.open_questions(session, page.offset, page.size):
             owner = await questions.staff(session, question.owner_id)
             rows.append(
                 {
@@ -207,7 +213,9 @@ async def open_list(ctx: Context) -> list[Reply]:
                     "owner": owner.name if owner else None,
                 }
             )
-    return _reply("staff/open_questions.j2", rows=rows)
+    pager = page.buttons("s:open:")
+    text = render("staff/open_questions.j2", rows=rows, page=page)
+    return [Reply(text, [pager] if pager else [])]
 
 
 async def reassign(ctx: Context, argument: str) -> list[Reply]:
@@ -216,8 +224,8 @@ async def reassign(ctx: Context, argument: str) -> list[Reply]:
     qid, _, name = argument.partition(" ")
     if not qid.isdigit() or not name.strip():
         return _reply("staff/reassign_usage.j2")
-    async with ctx.services.db.transaction() as session:
-        question = await questions.get(session, int(qid))
+    async with ctx.services.db.transaction(immediate=True) as session:
+        question = await questions.get(session, int(qid), lock=True)
         target = await roster.staff_by_name(session, name.strip())
         if question is None or target is None:
             return _reply("staff/reassign_usage.j2")

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 import unicodedata
 
 from dialogs.texts import label, render
-from handlers import notify
+from domain import cases as life
+from domain import notices
+from domain.cases import CaseNotFound, NotNow, StaleAction
+from domain.policy import Actor, NotAllowed
 from handlers.context import Context
 from handlers.events import Button, Reply, UploadedFile
 from handlers.menu import with_menu
-from storage import applicants, cases, files, questions
-from storage.models import ActorKind, Case, CaseStatus, Staff, utcnow
+from storage import applicants, cases, files
+from storage.models import Case, CaseStatus
 
 log = logging.getLogger(__name__)
 PREFIX = "u"
@@ -88,36 +90,20 @@ async def receive(ctx: Context, number: str, file: UploadedFile) -> list[Reply]:
 
 async def finish(ctx: Context, case: Case) -> list[Reply]:
     """上传完成: the case goes back to 办理中 and its clock restarts."""
-    from handlers.casework import _clock_for
-
-    now = utcnow()
-    async with ctx.services.db.transaction() as session:
-        fresh = await cases.by_number(session, case.number)
-        assert fresh is not None
-        uploaded = [
-            f
-            for f in await files.for_case(session, fresh.id)
-            if f.kind == "supplement" and f.created_at >= _asked_at(fresh)
-        ]
-        if not uploaded:
-            return [Reply(render("casework/upload_none.j2"), _done_button(case.number))]
-        event = cases.transition(
-            fresh, CaseStatus.IN_PROGRESS, ActorKind.APPLICANT, fresh.applicant_id
-        )
-        await session.flush()
-        _clock_for(fresh, CaseStatus.IN_PROGRESS, now)
-        handler: Staff | None = await questions.staff(session, fresh.handler_id)
-        notify.to_staff(
-            session,
-            handler,
-            render("casework/staff_supplement_received.j2", case=fresh, count=len(uploaded)),
-            f"case:{fresh.number}:event:{event.id}",
-            [[Button(label("buttons", "handle"), f"w:view:{fresh.number}")]],
-        )
+    user = ctx.event.user
+    try:
+        async with ctx.services.db.transaction(immediate=True) as session:
+            applicant = await applicants.find(session, user.channel, user.chat_id)
+            if applicant is None:
+                return [with_menu("cases/not_found.j2")]
+            moved = await life.supplied(session, case.number, Actor.of_applicant(applicant.id))
+            notices.enqueue(session, moved.notices)
+    except (CaseNotFound, NotAllowed):
+        return [with_menu("cases/not_found.j2")]
+    except StaleAction as stale:
+        ctx.state.pop("mode", None)
+        return [with_menu("cases/stale.j2", case=stale.case)]
+    except NotNow as refused:
+        return [Reply(render(refused.template), _done_button(case.number))]
     ctx.state.pop("mode", None)
     return [with_menu("casework/upload_done.j2")]
-
-
-def _asked_at(case: Case) -> dt.datetime:
-    asked = [e.at for e in case.events if e.to_status == CaseStatus.NEEDS_SUPPLEMENT]
-    return asked[-1] if asked else case.created_at

@@ -7,7 +7,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, false, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -22,21 +22,13 @@ from storage.models import (
     CaseStatus,
     CaseViewer,
     CatalogItem,
+    KeyProject,
+    KeyProjectMember,
+    ProjectKind,
     utcnow,
 )
 
 S = CaseStatus
-TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
-    S.SUBMITTED: frozenset({S.ACCEPTED, S.REJECTED, S.WITHDRAWN}),
-    S.ACCEPTED: frozenset({S.IN_PROGRESS, S.COMPLETED, S.WITHDRAWN}),
-    S.IN_PROGRESS: frozenset({S.NEEDS_SUPPLEMENT, S.COMPLETED, S.WITHDRAWN}),
-    S.NEEDS_SUPPLEMENT: frozenset({S.IN_PROGRESS, S.WITHDRAWN}),
-    S.COMPLETED: frozenset({S.DELIVERED}),
-    S.DELIVERED: frozenset({S.CLOSED}),
-    S.REJECTED: frozenset(),
-    S.CLOSED: frozenset(),
-    S.WITHDRAWN: frozenset(),
-}
 CHINA = dt.timezone(dt.timedelta(hours=8))
 # 查询码 letters: no 0/O, 1/I/L, so it can be read off paper and typed on a phone.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -45,12 +37,6 @@ CODE_LENGTH = 6
 
 def new_query_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-
-
-class ForbiddenTransition(Exception):
-    def __init__(self, current: str, wanted: str) -> None:
-        super().__init__(f"{current} -> {wanted}")
-        self.current, self.wanted = current, wanted
 
 
 @dataclass(frozen=True)
@@ -89,8 +75,10 @@ async def next_number(session: AsyncSession, now: dt.datetime | None = None) -> 
     return f"BDB-{year}-{last:06d}"
 
 
-async def by_submission_key(session: AsyncSession, key: str) -> Case | None:
-    return await session.scalar(select(Case).where(Case.submission_key == key))
+async def by_submission_key(session: AsyncSession, applicant_id: int, key: str) -> Case | None:
+    """The case this applicant submitted from the draft `key` (keys are per applicant)."""
+    query = select(Case).where(Case.applicant_id == applicant_id, Case.submission_key == key)
+    return await session.scalar(query)
 
 
 async def create(
@@ -147,6 +135,35 @@ def _visible_to(applicant_id: int) -> ColumnElement[bool]:
     return or_(Case.applicant_id == applicant_id, Case.id.in_(bound))
 
 
+async def lock(session: AsyncSession, number_or_id: str | int) -> Case | None:
+    """The case with its items and events, its row locked until the transaction ends
+    (SELECT … FOR UPDATE on PostgreSQL; SQLite serialises writers at BEGIN IMMEDIATE)."""
+    key = (
+        Case.id == number_or_id
+        if isinstance(number_or_id, int)
+        else Case.number == number_or_id.strip().upper()
+    )
+    # selectinload's queries run after the lock is held, so items and events are current.
+    query = (
+        select(Case)
+        .options(selectinload(Case.items), selectinload(Case.events))
+        .where(key)
+        .with_for_update(of=Case)
+        .execution_options(populate_existing=True)
+    )
+    return await session.scalar(query)
+
+
+async def team_of(session: AsyncSession, case_id: int) -> frozenset[int]:
+    """Staff ids on the key-project team of this case (empty for a general project)."""
+    query = (
+        select(KeyProjectMember.staff_id)
+        .join(KeyProject, KeyProject.id == KeyProjectMember.key_project_id)
+        .where(KeyProject.case_id == case_id)
+    )
+    return frozenset((await session.scalars(query)).all())
+
+
 async def for_applicant(session: AsyncSession, applicant_id: int, number: str) -> Case | None:
     """The case with this number if it belongs (or is bound) to this applicant, else None."""
     return await session.scalar(
@@ -156,11 +173,15 @@ async def for_applicant(session: AsyncSession, applicant_id: int, number: str) -
     )
 
 
-async def list_for_applicant(session: AsyncSession, applicant_id: int) -> list[Case]:
+async def list_for_applicant(
+    session: AsyncSession, applicant_id: int, offset: int = 0, limit: int | None = None
+) -> list[Case]:
     query = (
         select(Case)
         .where(_visible_to(applicant_id))
         .order_by(Case.created_at.desc(), Case.id.desc())
+        .offset(offset)
+        .limit(limit)
     )
     return list((await session.scalars(query)).all())
 
@@ -188,11 +209,21 @@ async def bind_viewer(session: AsyncSession, case: Case, applicant_id: int) -> N
         session.add(CaseViewer(case_id=case.id, applicant_id=applicant_id))
 
 
+async def count_for_applicant(
+    session: AsyncSession, applicant_id: int, since: dt.datetime | None = None
+) -> int:
+    """How many cases this applicant submitted (since `since`, when given)."""
+    query = select(func.count(Case.id)).where(Case.applicant_id == applicant_id)
+    if since is not None:
+        query = query.where(Case.created_at >= since)
+    return int(await session.scalar(query) or 0)
+
+
 async def count(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count(Case.id))) or 0)
 
 
-def transition(
+def record(
     case: Case,
     to: CaseStatus,
     actor_kind: ActorKind,
@@ -200,10 +231,8 @@ def transition(
     note: str | None = None,
     visible: bool = True,
 ) -> CaseEvent:
-    """Move the case along the life cycle, recording the event; refuse any other move."""
+    """Set the new status and append its event (domain/cases.py checks the move first)."""
     current = CaseStatus(case.status)
-    if to not in TRANSITIONS[current]:
-        raise ForbiddenTransition(current, to)
     event = CaseEvent(
         actor_kind=actor_kind,
         actor_id=actor_id,
@@ -225,12 +254,49 @@ def visible_events(case: Case) -> list[CaseEvent]:
 ACTIVE = (S.SUBMITTED, S.ACCEPTED, S.IN_PROGRESS, S.NEEDS_SUPPLEMENT, S.COMPLETED, S.DELIVERED)
 
 
-async def active(session: AsyncSession, limit: int = 30) -> list[Case]:
-    """Cases staff still have to move, oldest change first."""
+@dataclass(frozen=True)
+class Scope:
+    """Which cases a staff member may see; `everything` or any of the narrower grants."""
+
+    everything: bool = False
+    unit_id: int | None = None  # cases with an item of this unit
+    member_id: int | None = None  # cases whose key project has this staff member on the team
+    leader_id: int | None = None  # cases this leader is asked to instruct
+    key_projects: bool = False  # every key-project case
+
+
+def _within(scope: Scope) -> ColumnElement[bool]:
+    if scope.everything:
+        return true()
+    grants: list[ColumnElement[bool]] = []
+    if scope.unit_id is not None:
+        items = select(CaseItem.case_id).where(CaseItem.department_id == scope.unit_id)
+        grants.append(Case.id.in_(items))
+    if scope.member_id is not None:
+        teams = (
+            select(KeyProject.case_id)
+            .join(KeyProjectMember, KeyProjectMember.key_project_id == KeyProject.id)
+            .where(KeyProjectMember.staff_id == scope.member_id)
+        )
+        grants.append(Case.id.in_(teams))
+    if scope.leader_id is not None:
+        grants.append(Case.leader_id == scope.leader_id)
+    if scope.key_projects:
+        grants.append(Case.project_kind == ProjectKind.KEY)
+    return or_(false(), *grants)
+
+
+async def active(
+    session: AsyncSession, scope: Scope, offset: int = 0, limit: int = 30
+) -> tuple[list[Case], int]:
+    """One page of the cases in `scope` staff still have to move, oldest change first,
+    and how many there are in all."""
+    where = (Case.status.in_(ACTIVE), _within(scope))
+    total = await session.scalar(select(func.count(Case.id)).where(*where))
     query = (
-        select(Case).where(Case.status.in_(ACTIVE)).order_by(Case.updated_at, Case.id).limit(limit)
+        select(Case).where(*where).order_by(Case.updated_at, Case.id).offset(offset).limit(limit)
     )
-    return list((await session.scalars(query)).all())
+    return list((await session.scalars(query)).all()), int(total or 0)
 
 
 async def clocked(session: AsyncSession) -> list[Case]:

@@ -58,9 +58,15 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session whose work commits together or not at all."""
+    async def transaction(self, immediate: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session whose work commits together or not at all.
+
+        `immediate`: one writer at a time on SQLite, which has no row locks — the
+        transaction takes the write lock at BEGIN and others wait (busy_timeout) for it.
+        PostgreSQL needs nothing here: the domain locks the rows it changes."""
         async with self.sessions() as session, session.begin():
+            if immediate and self.is_sqlite:
+                await session.execute(text("BEGIN IMMEDIATE"))
             yield session
 
     async def ping(self) -> None:

@@ -191,10 +191,12 @@ class CaseCounter(Base):
 
 class Case(Base):
     __tablename__ = "cases"
+    # A draft token names a submission of one applicant only.
+    __table_args__ = (UniqueConstraint("applicant_id", "submission_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(20), unique=True)
-    submission_key: Mapped[str] = mapped_column(String(64), unique=True)
+    submission_key: Mapped[str] = mapped_column(String(64))
     query_code: Mapped[str | None] = mapped_column(String(6))  # 查询码: proves the case is yours
     applicant_id: Mapped[int] = mapped_column(ForeignKey("applicants.id"), index=True)
     status: Mapped[str] = mapped_column(String(20), default=CaseStatus.SUBMITTED)
@@ -211,6 +213,7 @@ class Case(Base):
     handler_opinion: Mapped[str | None] = mapped_column(Text)
     leader_instruction: Mapped[str | None] = mapped_column(Text)
     handler_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    leader_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))  # asked to instruct
     # Working-day clock of the current state; paused while waiting on the applicant.
     due_at: Mapped[dt.datetime | None]
     paused_seconds: Mapped[int | None]  # time left on the clock while needs_supplement
@@ -246,7 +249,7 @@ class CaseItem(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     catalog_item_id: Mapped[int | None] = mapped_column(ForeignKey("catalog_items.id"))
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(500))  # 其他事项 as typed (the dialog allows 500)
     department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
     status: Mapped[str] = mapped_column(String(20), default="pending")
 

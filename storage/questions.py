@@ -61,8 +61,9 @@ async def first_responder(session: AsyncSession) -> Staff | None:
     return await session.scalar(query)
 
 
-async def get(session: AsyncSession, question_id: int) -> Question | None:
-    return await session.get(Question, question_id)
+async def get(session: AsyncSession, question_id: int, lock: bool = False) -> Question | None:
+    """The question; `lock` holds its row until the transaction ends (for changes)."""
+    return await session.get(Question, question_id, with_for_update=lock, populate_existing=lock)
 
 
 async def unassigned(session: AsyncSession) -> list[Question]:
@@ -74,9 +75,25 @@ async def unassigned(session: AsyncSession) -> list[Question]:
     return list((await session.scalars(query)).all())
 
 
-async def open_questions(session: AsyncSession) -> list[Question]:
-    query = select(Question).where(Question.status.in_(OPEN_STATES)).order_by(Question.id)
+async def open_questions(
+    session: AsyncSession, offset: int = 0, limit: int | None = None
+) -> list[Question]:
+    query = (
+        select(Question)
+        .where(Question.status.in_(OPEN_STATES))
+        .order_by(Question.id)
+        .offset(offset)
+        .limit(limit)
+    )
     return list((await session.scalars(query)).all())
+
+
+async def count_open(session: AsyncSession, applicant_id: int | None = None) -> int:
+    """Questions not yet closed (of one applicant, when given)."""
+    query = select(func.count(Question.id)).where(Question.status.in_(OPEN_STATES))
+    if applicant_id is not None:
+        query = query.where(Question.applicant_id == applicant_id)
+    return int(await session.scalar(query) or 0)
 
 
 async def add_message(

@@ -111,3 +111,9 @@ async def contacts(session: AsyncSession, department_id: int) -> list[Staff]:
         .order_by(Staff.role != Role.CHIEF, Staff.id)
     )
     return list((await session.scalars(query)).all())
+
+
+async def by_role(session: AsyncSession, role: Role) -> list[Staff]:
+    """Active staff with this role, in roster order."""
+    query = select(Staff).where(Staff.role == role, Staff.active.is_(True)).order_by(Staff.id)
+    return list((await session.scalars(query)).all())

@@ -50,6 +50,7 @@ from bot.app import App, build_app
 from bot.config import Settings, SettingsError
 from bot.delivery import Delivery, scheduled_jobs, send_limiters
 from bot.outbox import Rejected, RetryLater, Unreachable, WorkerConfig
+from dialogs.fit import plain, split_html
 from dialogs.texts import render
 from handlers.events import Button, ChatUser, Document, Incoming, Kind, Reply, UploadedFile
 from handlers.routing import Router
@@ -375,11 +376,28 @@ class TelegramChannel:
             except Unreachable:
                 await self.mark_unreachable(chat_id)
                 return
+            except TelegramBadRequest as exc:  # refused for good: the words, without markup
+                log.warning("reply refused chat=%s error=%s", chat_id, exc.message)
+                if not await self._deliver_plain(chat_id, reply):
+                    return
             except Exception as exc:
                 log.warning("reply not delivered chat=%s error=%s", chat_id, type(exc).__name__)
                 return  # the rest would arrive out of context
             if target is not None:
                 edit_message_id = None
+
+    async def _deliver_plain(self, chat_id: str, reply: Reply) -> bool:
+        """A refused reply again as plain text in parts, else the apology; False if neither."""
+        parts = [Reply(part) for part in split_html(plain(reply.text))]
+        parts[-1].buttons, parts[-1].document = reply.buttons, reply.document
+        for fallback in (parts, [Reply(render("common/undeliverable.j2"))]):
+            try:
+                for part in fallback:
+                    await self.sender.deliver(chat_id, part, None)
+                return True
+            except Exception as exc:
+                log.warning("reply fallback refused chat=%s error=%s", chat_id, type(exc).__name__)
+        return False
 
     async def mark_unreachable(self, chat_id: str) -> None:
         log.info("user blocked the bot chat=%s", chat_id)

@@ -11,12 +11,15 @@ tests and by the benchmarks in bench/.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import math
+import re
 import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from typing import Any
 
 from aiohttp import web
@@ -106,6 +109,8 @@ class BotApiStub:
         self.tokens = {token}
         self.record = record
         self.flood: FloodLimits | None = None
+        self.strict_text = True  # refuse what Telegram refuses: > 4,096 characters, bad HTML
+        self.refused_text = 0
         self.flood_429s = 0
         self.accepted: Counter[str] = Counter()  # sends answered 200, per token
         self._recent: deque[float] = deque()  # when the sends of the last second were accepted
@@ -386,10 +391,24 @@ class BotApiStub:
     async def _m_sendChatAction(self, call: Call) -> Any:
         return True
 
+    def _refuse_unshowable(self, call: Call, text: str, limit: int) -> None:
+        """Telegram's 400s for text it cannot show: too long, or HTML it cannot parse."""
+        if not self.strict_text:
+            return
+        problem = html_problem(text) if call.params.get("parse_mode") == "HTML" else None
+        if problem is not None:
+            self.refused_text += 1
+            raise _ApiError(*bad_request(f"can't parse entities: {problem}"))
+        if shown_length(text, call.params.get("parse_mode")) > limit:
+            self.refused_text += 1
+            raise _ApiError(*bad_request("message is too long"))
+
     async def _m_sendMessage(self, call: Call) -> Any:
+        self._refuse_unshowable(call, str(call.params["text"]), TEXT_LIMIT)
         return self._store(call, {"text": call.params["text"]})
 
     async def _m_sendDocument(self, call: Call) -> Any:
+        self._refuse_unshowable(call, str(call.params.get("caption") or ""), CAPTION_LIMIT)
         name, content = call.files.get("document", ("document", b""))
         document = {
             "file_id": f"sent-{self._message_id}",
@@ -406,6 +425,7 @@ class BotApiStub:
         key = (call.chat_id, int(call.params["message_id"]))
         if key not in self._messages:
             raise _ApiError(*bad_request("message to edit not found"))
+        self._refuse_unshowable(call, str(call.params["text"]), TEXT_LIMIT)
         new = (call.params["text"], call.params.get("reply_markup"))
         if self._messages[key] == new:
             raise _ApiError(
@@ -445,6 +465,51 @@ class BotApiStub:
             "from": BOT_USER,
             **extra,
         }
+
+
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+TELEGRAM_TAGS = {
+    "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a",
+    "code", "pre", "blockquote", "tg-emoji",
+}  # fmt: skip
+
+
+class _TelegramHtml(HTMLParser):
+    """The subset of HTML the Bot API accepts: known tags, properly nested."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.problem: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag not in TELEGRAM_TAGS:
+            self.problem = self.problem or f'Unsupported start tag "{tag}"'
+        self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack.pop() != tag:
+            self.problem = self.problem or f'Unexpected end tag "{tag}"'
+
+
+def html_problem(text: str) -> str | None:
+    """Why Telegram would refuse `text` with parse_mode HTML, or None."""
+    if re.search(r"<(?![a-zA-Z/])", text):
+        return "Unsupported start tag"
+    parser = _TelegramHtml()
+    parser.feed(text)
+    parser.close()
+    if parser.problem is None and parser.stack:
+        return f'Can\'t find end tag corresponding to start tag "{parser.stack[-1]}"'
+    return parser.problem
+
+
+def shown_length(text: str, parse_mode: str | None) -> int:
+    """The length Telegram checks: after entity parsing, in UTF-16 code units."""
+    if parse_mode == "HTML":
+        text = html.unescape(re.sub(r"<[^>]*>", "", text))
+    return len(text.encode("utf-16-le")) // 2
 
 
 class _ApiError(Exception):

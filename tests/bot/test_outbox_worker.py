@@ -126,13 +126,20 @@ async def test_transient_failures_back_off_and_die_after_max_attempts(app: App) 
     assert sender.sent == []
 
 
-async def test_rejected_message_is_dead_at_once(app: App) -> None:
-    await enqueue(app, ("1", "a"), ("1", "b"))
+async def test_rejected_message_falls_back_to_plain_text_then_to_an_apology(app: App) -> None:
+    await enqueue(app, ("1", "<b>a</b> &amp; b"), ("2", "c"), ("3", "d"))
     sender = FakeSender()
-    sender.failures["1"] = [Rejected("message is too long")]
-    await worker(app, sender).run_once()
-    await worker(app, sender).run_once()
-    assert [r.status for r in await rows(app)] == ["dead", "sent"]
+    sender.failures["1"] = [Rejected("can't parse entities")]
+    sender.failures["2"] = [Rejected("can't parse entities"), Rejected("message is too long")]
+    sender.failures["3"] = [Rejected("bad"), Rejected("bad"), Rejected("bad")]
+    runner = worker(app, sender)
+    await runner.run_once()
+    assert [r.status for r in await rows(app)] == ["sent", "dead", "dead"]
+    shown = {chat: text for chat, text, *_ in sender.sent}
+    assert shown["1"] == "a &amp; b"  # the same words, without the markup
+    assert "未能显示" in shown["2"] and "/cases" in shown["2"]  # where to look instead
+    assert "3" not in shown
+    assert (runner.fallbacks, runner.apologies) == (1, 1)
 
 
 async def test_blocked_recipient_is_marked_unreachable_and_skipped_afterwards(app: App) -> None:

@@ -49,7 +49,12 @@ async def test_case_walks_from_submitted_to_closed(app: App, chat: Chat) -> None
     await window.say(OPINION)
     assert "已受理" in window.text
     await leader.press_data(f"w:view:{number}")
-    await leader.press("领导批示")
+    assert "未找到该申请" in leader.text  # a leader sees the cases they are asked about
+    await window.press("请领导批示")
+    await window.press("刘洋")
+    asked = (await notices_to(app, leader))[-1]
+    assert number in asked.text
+    await leader.press_data(asked.buttons[0][0]["data"])  # 领导批示
     await leader.say(INSTRUCTION)
     await window.press_data(f"w:view:{number}")
     assert OPINION in window.text and INSTRUCTION in window.text
@@ -145,7 +150,8 @@ async def test_rejection_reaches_the_applicant_with_the_reason(app: App, chat: C
 
 async def test_forbidden_transitions_and_roles_are_refused(app: App, chat: Chat) -> None:
     window = await bind_staff(app, "李娜")
-    specialist = await bind_staff(app, "冯雪")  # 财政局 specialist
+    specialist = await bind_staff(app, "许芳")  # 住建环保局: owns an item of the case
+    stranger = await bind_staff(app, "冯雪")  # 财政局: no item in the case
     number = await submit(chat)
     await window.press_data(f"w:close:{number}")
     assert "不能进行该操作" in window.text
@@ -153,6 +159,8 @@ async def test_forbidden_transitions_and_roles_are_refused(app: App, chat: Chat)
     assert "不能进行该操作" in window.text
     await specialist.press_data(f"w:start:{number}")
     assert "没有执行该操作的权限" in specialist.text
+    await stranger.press_data(f"w:start:{number}")
+    assert "未找到该申请" in stranger.text
     await chat.press_data(f"w:accept:{number}")  # the applicant forging a staff button
     assert "没有执行该操作的权限" in chat.text
     await window.press_data("w:accept:BDB-2026-999999")

@@ -7,9 +7,12 @@ import asyncio
 import pytest
 
 from bot.app import App
+from domain import cases as life
+from domain.cases import CaseVerb, NotNow
+from domain.policy import Actor
 from storage import applicants, cases, roster
-from storage.cases import ApplicationData, ForbiddenTransition
-from storage.models import ActorKind, CaseStatus
+from storage.cases import ApplicationData
+from storage.models import CaseStatus
 
 DATA = ApplicationData(
     project_kind="general",
@@ -60,15 +63,15 @@ async def test_another_applicant_cannot_load_the_case(app: App) -> None:
 
 async def test_transitions_follow_the_life_cycle(app: App) -> None:
     case = await new_case(app, "k1")
-    async with app.services.db.transaction() as session:
+    async with app.services.db.transaction(immediate=True) as session:
         applicant = await applicants.find(session, "test", "u1")
-        assert applicant is not None
-        loaded = await cases.for_applicant(session, applicant.id, case.number)
-        assert loaded is not None
-        with pytest.raises(ForbiddenTransition):
-            cases.transition(loaded, CaseStatus.COMPLETED, ActorKind.STAFF, None)
-        cases.transition(loaded, CaseStatus.ACCEPTED, ActorKind.STAFF, None)
-        cases.transition(loaded, CaseStatus.IN_PROGRESS, ActorKind.STAFF, None)
+        window = await roster.staff_by_name(session, "李娜")
+        assert applicant is not None and window is not None
+        actor = Actor.of_staff(window)
+        with pytest.raises(NotNow):
+            await life.move(session, case.number, CaseVerb.COMPLETE, actor)
+        await life.move(session, case.number, CaseVerb.ACCEPT, actor)
+        await life.move(session, case.number, CaseVerb.START, actor)
     async with app.services.db.sessions() as session:
         reloaded = await cases.for_applicant(session, applicant.id, case.number)
         assert reloaded is not None

@@ -1,0 +1,1 @@
+"""Life cycles (cases, questions, key projects) and the policy of who may do what."""

@@ -1,0 +1,39 @@
+"""Long lists a page at a time, with 上一页 / 下一页 buttons: no list outgrows a message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dialogs.texts import label
+from handlers.events import Button
+
+PAGE_SIZE = 10
+
+
+@dataclass(frozen=True)
+class Page:
+    number: int  # from 0
+    total: int  # items in the whole list
+    size: int = PAGE_SIZE
+
+    @classmethod
+    def parse(cls, text: str, total: int = 0, size: int = PAGE_SIZE) -> Page:
+        """The page a button asked for (anything odd means the first)."""
+        return cls(int(text) if text.isdigit() and len(text) < 6 else 0, total, size)
+
+    @property
+    def offset(self) -> int:
+        return self.number * self.size
+
+    @property
+    def count(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+    def buttons(self, data_prefix: str) -> list[Button]:
+        """上一页 / 下一页 where there is one; the button data is `data_prefix` + page."""
+        row = []
+        if self.number > 0:
+            row.append(Button(label("buttons", "prev_page"), f"{data_prefix}{self.number - 1}"))
+        if self.offset + self.size < self.total:
+            row.append(Button(label("buttons", "next_page"), f"{data_prefix}{self.number + 1}"))
+        return row
