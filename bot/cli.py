@@ -451,19 +451,6 @@ wechat_app = typer.Typer(help="WeChat Official Account (服务号).", no_args_is
 app.add_typer(wechat_app, name="wechat")
 
 
-@wechat_app.command("serve")
-def wechat_serve(
-    worker: Annotated[bool, typer.Option(help="also deliver the wechat outbox")] = True,
-) -> None:
-    """Serve the /wechat callback and download links on WEB_HOST:WEB_PORT."""
-    from bot.channels.wechat import serve
-
-    async def main(settings: Settings) -> None:
-        await serve(settings, run_worker=worker)
-
-    _run(main)
-
-
 @app.command()
 def calendar() -> None:
     """The years the holiday calendar covers, where each comes from, and the coverage ahead."""

@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 from bot import scheduler
 from bot.config import Settings
@@ -35,6 +36,9 @@ from storage.db import Database
 from storage.models import utcnow
 from storage.ratelimit import SendLimiter
 from storage.state import RedisStateStore, StateStore
+
+if TYPE_CHECKING:
+    from bot.app import App
 
 log = logging.getLogger(__name__)
 DELIVERY_LEASE_SECONDS = 15.0
@@ -194,9 +198,9 @@ def send_limiters(
 
 
 @asynccontextmanager
-async def channel_senders(settings: Settings) -> AsyncIterator[dict[str, Sender]]:
+async def channel_senders(settings: Settings, app: App) -> AsyncIterator[dict[str, Sender]]:
     """The outbox sender of every configured channel, closed on exit: the one place where a
-    channel plugs into delivery (add web, wechat … here)."""
+    channel plugs into delivery. The web chat delivers its own rows to open pages."""
     async with AsyncExitStack() as stack:
         senders: dict[str, Sender] = {}
         if settings.telegram_bot_token:
@@ -205,7 +209,32 @@ async def channel_senders(settings: Settings) -> AsyncIterator[dict[str, Sender]
             bot = build_bot(settings)
             stack.push_async_callback(bot.session.close)
             senders[CHANNEL] = TelegramSender(bot)
+        if settings.wechat_token:
+            from bot.channels import wechat
+
+            sender = wechat.build_sender(settings, app)
+            stack.push_async_callback(sender.api.close)
+            senders[wechat.CHANNEL] = sender
         yield senders
+
+
+@asynccontextmanager
+async def background_delivery(settings: Settings, app: App) -> AsyncIterator[None]:
+    """With RUN_WORKER, deliver every configured channel and run the scheduler beside this
+    process's own work (the embedded single-process case); otherwise nothing."""
+    if not settings.run_worker:
+        yield
+        return
+    stop = asyncio.Event()
+    async with channel_senders(settings, app) as senders:
+        limiters = send_limiters(settings, app.services.state, list(senders))
+        delivery = Delivery(app.services, senders, limiters, jobs=scheduled_jobs(settings))
+        task = asyncio.create_task(delivery.run(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
 
 
 async def work(settings: Settings) -> None:
@@ -217,7 +246,7 @@ async def work(settings: Settings) -> None:
     app = await build_app(settings)
     stop = ops.stop_on_signals()
     try:
-        async with channel_senders(settings) as senders, ops.serving(settings, app):
+        async with channel_senders(settings, app) as senders, ops.serving(settings, app):
             limiters = send_limiters(settings, app.services.state, list(senders))
             jobs = scheduled_jobs(settings)
             delivery = Delivery(app.services, senders, limiters, jobs=jobs)

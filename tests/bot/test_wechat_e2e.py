@@ -16,8 +16,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select, update
 
 from bot.app import App
-from bot.channels.wechat import CALLBACK_KEY, SENDER_KEY, outbox_worker, setup_wechat
+from bot.channels.wechat import CALLBACK_KEY, SENDER_KEY, setup_wechat
 from bot.config import Settings
+from bot.delivery import Delivery
 from bot.outbox import OutboxWorker
 from storage import outbox, wechat
 from storage.models import Applicant, Case, OutboxMessage, OutboxStatus, WeChatFollower, utcnow
@@ -54,7 +55,8 @@ def wechat_settings(app: App, stub: WeChatApiStub, **extra: Any) -> Settings:
 class Running:
     def __init__(self, client: TestClient, web_app: web.Application, app: App) -> None:
         self.client, self.web_app, self.app = client, web_app, app
-        self.worker: OutboxWorker = outbox_worker(web_app[SENDER_KEY], app)
+        delivery = Delivery(app.services, {"wechat": web_app[SENDER_KEY]})
+        self.worker: OutboxWorker = delivery.workers["wechat"]
 
     def server(self, encrypted: bool = False) -> WeChatServer:
         return WeChatServer(self.client, encrypted)

@@ -210,7 +210,7 @@ async def test_serve_command_answers_the_verification_and_stops_on_sigterm(
     }
     env.pop("REDIS_URL", None)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "wechat", "serve", env=env, cwd=tmp_path
+        sys.executable, "-m", "bot", "web", env=env, cwd=tmp_path
     )
     stamp, nonce = str(int(time.time())), "42"
     params = {"signature": sign("servetoken", stamp, nonce), "timestamp": stamp, "nonce": nonce}

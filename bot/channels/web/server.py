@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -386,19 +385,31 @@ async def _to_slash(request: web.Request) -> web.Response:
 
 
 async def serve(settings: Settings, announce: Any = print) -> None:
-    """`bangdaiban web`: serve until SIGTERM/SIGINT."""
+    """`bangdaiban web`: the web chat, the WeChat callback when WECHAT_TOKEN is set, and with
+    RUN_WORKER delivery and the scheduler, until SIGTERM/SIGINT."""
+    from bot import ops
+    from bot.delivery import background_delivery
+
     app = await build_app(settings)
-    runner = web.AppRunner(build_web_app(app, settings), access_log=None)
+    web_app = build_web_app(app, settings)
+    if settings.wechat_token:
+        from bot.channels.wechat import setup_wechat
+
+        setup_wechat(web_app, app, settings, prefix=settings.web_base_path)
+    runner = web.AppRunner(web_app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, settings.web_host, settings.web_port)
-    await site.start()
-    announce(f"Web chat: http://{settings.web_host}:{settings.web_port}{settings.web_base_path}/")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = ops.stop_on_signals()
+    watch = asyncio.create_task(ops.watch_calendar(stop))
     try:
-        await stop.wait()
+        async with ops.serving(settings, app), background_delivery(settings, app):
+            await web.TCPSite(runner, settings.web_host, settings.web_port).start()
+            address = f"http://{settings.web_host}:{settings.web_port}{settings.web_base_path}/"
+            announce(f"Web chat: {address}")
+            if settings.wechat_token:
+                announce(f"WeChat callback: {address}wechat")
+            await stop.wait()
     finally:
+        stop.set()
+        await watch
         await runner.cleanup()
         await app.close()

@@ -3,12 +3,9 @@ messages, the outbox sender for channel "wechat", menu and QR codes."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator
-from typing import Any
 
 from aiohttp import web
 
@@ -17,11 +14,9 @@ from bot.channels.downloads import ROUTE, download_links
 from bot.channels.wechat.api import WeChatApi
 from bot.channels.wechat.callback import WeChatCallback
 from bot.channels.wechat.crypto import MessageCrypto
-from bot.channels.wechat.sender import CHANNEL, WeChatSender
+from bot.channels.wechat.sender import CHANNEL as CHANNEL
+from bot.channels.wechat.sender import WeChatSender
 from bot.config import Settings, SettingsError
-from bot.outbox import OutboxWorker, WorkerConfig
-from handlers import documents
-from handlers.events import Document
 from storage.state import RedisStateStore
 from storage.wechat import (
     MemorySeenCallbacks,
@@ -90,8 +85,8 @@ def build_sender(settings: Settings, app: App, api: WeChatApi | None = None) -> 
     )
 
 
-def setup_wechat(web_app: web.Application, app: App, settings: Settings) -> None:
-    """Add the `/wechat` callback and the download route to `web_app`."""
+def setup_wechat(web_app: web.Application, app: App, settings: Settings, prefix: str = "") -> None:
+    """Add the `/wechat` callback and the download route to `web_app` (under `prefix`)."""
     token, app_id, _ = _required(settings)
     sender = build_sender(settings, app)
     crypto = (
@@ -109,53 +104,12 @@ def setup_wechat(web_app: web.Application, app: App, settings: Settings) -> None
     )
     web_app[CALLBACK_KEY] = callback
     web_app[SENDER_KEY] = sender
-    web_app.router.add_get(CALLBACK, callback.verify)
-    web_app.router.add_post(CALLBACK, callback.receive)
-    web_app.router.add_get(ROUTE, sender.links.serve)
+    web_app.router.add_get(prefix + CALLBACK, callback.verify)
+    web_app.router.add_post(prefix + CALLBACK, callback.receive)
+    web_app.router.add_get(prefix + ROUTE, sender.links.serve)
 
     async def cleanup(_: web.Application) -> None:
         await callback.close()
         await sender.api.close()
 
     web_app.on_cleanup.append(cleanup)
-
-
-def outbox_worker(
-    sender: WeChatSender, app: App, config: WorkerConfig | None = None
-) -> OutboxWorker:
-    """The outbox worker for channel "wechat" (no Telegram-style per-chat pacing)."""
-
-    async def resolve(spec: dict[str, Any]) -> Document | None:
-        return await documents.resolve(app.services, spec)
-
-    return OutboxWorker(app.services.db, sender, CHANNEL, resolve, config)
-
-
-async def serve(settings: Settings, run_worker: bool = True) -> None:
-    """`bangdaiban wechat serve`: the callback on WEB_HOST:WEB_PORT, and the outbox worker."""
-    from bot.app import build_app
-
-    app = await build_app(settings)
-    web_app = web.Application(client_max_size=1024 * 1024)
-    setup_wechat(web_app, app, settings)
-    runner = web.AppRunner(web_app, handle_signals=False)
-    await runner.setup()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    tasks = []
-    try:
-        await web.TCPSite(runner, settings.web_host, settings.web_port).start()
-        log.info("wechat callback listening host=%s port=%s", settings.web_host, settings.web_port)
-        if run_worker:
-            worker = outbox_worker(web_app[SENDER_KEY], app)
-            tasks.append(asyncio.create_task(worker.run(stop), name="wechat-outbox"))
-        await stop.wait()
-    finally:
-        stop.set()
-        for task in tasks:
-            with contextlib.suppress(Exception):
-                await task
-        await runner.cleanup()
-        await app.close()
