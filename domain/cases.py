@@ -259,7 +259,19 @@ async def _notices(
     text = render(template, case=case, handler=handler, **context)
     if verb in (CaseVerb.DELIVER, CaseVerb.PICKUP):  # the 回访 question comes with it
         text += "\n\n" + render("casework/followup_ask.j2", case=case)
-    return [Notice(case.applicant, text, key, buttons)]
+    return await to_followers(session, case, text, key, buttons)
+
+
+async def to_followers(
+    session: AsyncSession, case: Case, text: str, key: str, buttons: list[list[Button]]
+) -> list[Notice]:
+    """The applicant's notice, and the same text (without its buttons, which act for the
+    owner) to every chat bound to the case with its 查询码."""
+    viewers = await cases.viewers(session, case.id)
+    return [
+        Notice(case.applicant, text, key, buttons),
+        *(Notice(viewer, text, f"{key}:viewer:{viewer.id}") for viewer in viewers),
+    ]
 
 
 def _applicant_notice(
@@ -382,9 +394,9 @@ async def update_item(
     item.status = status
     case.updated_at = utcnow()
     text = render("casework/notice_item.j2", case=case, item=item)
-    notice = Notice(case.applicant, text, f"case:{case.number}:item:{item.id}:{status}")
+    key = f"case:{case.number}:item:{item.id}:{status}"
     log.info("case item number=%s item=%s status=%s by=%s", case.number, item.id, status, actor)
-    return Moved(case, None, [notice]), item
+    return Moved(case, None, await to_followers(session, case, text, key, [])), item
 
 
 def _seen(case: Case) -> set[CaseStatus]:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import selectinload
 
 from storage.models import (
     ActorKind,
+    Applicant,
     Case,
     CaseCounter,
     CaseEvent,
@@ -194,6 +195,17 @@ async def by_query_code(session: AsyncSession, number: str, code: str) -> Case |
     if not hmac.compare_digest(case.query_code.encode(), code.strip().upper().encode()):
         return None
     return case
+
+
+async def viewers(session: AsyncSession, case_id: int) -> list[Applicant]:
+    """Chats other than the owner bound to the case with its 查询码, reachable ones only."""
+    query = (
+        select(Applicant)
+        .join(CaseViewer, CaseViewer.applicant_id == Applicant.id)
+        .where(CaseViewer.case_id == case_id, Applicant.unreachable.is_(False))
+        .order_by(CaseViewer.id)
+    )
+    return list((await session.scalars(query)).all())
 
 
 async def bind_viewer(session: AsyncSession, case: Case, applicant_id: int) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from bot.app import App
 from storage.cases import CODE_ALPHABET, CODE_LENGTH
 from storage.models import Case
-from support import Chat, fill_application
+from support import Chat, bind_staff, fill_application, notices_to
 
 
 async def submit(chat: Chat) -> tuple[str, str]:
@@ -56,3 +56,22 @@ async def test_owner_stays_owner_after_using_the_code(app: App, chat: Chat) -> N
     assert number in chat.text
     await chat.say("/cases")
     assert chat.text.count(number) >= 1
+
+
+async def test_a_chat_bound_with_the_code_is_told_of_each_step(app: App, chat: Chat) -> None:
+    window = await bind_staff(app, "李娜")
+    number, code = await submit(chat)
+    other = Chat(app.router, "other-device")
+    await other.say(f"/status {number} {code}")
+    stranger = Chat(app.router, "stranger-device")
+    await stranger.say("/start")
+    (new_case,) = await notices_to(app, window)
+    await window.press_data(new_case.buttons[0][0]["data"])  # 处理
+    await window.press("受理")
+    await window.say("材料齐全，同意受理")
+    owner_notice = (await notices_to(app, chat))[-1]  # after the printable form
+    (viewer_notice,) = await notices_to(app, other)
+    assert number in viewer_notice.text and "已受理" in viewer_notice.text
+    assert viewer_notice.text == owner_notice.text
+    assert viewer_notice.buttons == []  # the owner's buttons act for the owner only
+    assert await notices_to(app, stranger) == []
