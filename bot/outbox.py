@@ -70,6 +70,11 @@ class Rejected(Exception):
     """The channel refuses this message for good (Telegram 400); retrying cannot help."""
 
 
+class Undeliverable(Rejected):
+    """The channel cannot carry any message to this chat now (WeChat outside the 48-hour
+    window with no template): plain text or an apology would be refused alike."""
+
+
 class Sender(Protocol):
     """Delivers one notification; raises RetryLater, Unreachable, Rejected or anything else
     (a transient failure, retried with backoff)."""
@@ -209,6 +214,8 @@ class OutboxWorker:
             return Outcome(retry_after=exc.seconds, error=str(exc))
         except Unreachable as exc:
             return Outcome(unreachable=True, error=f"unreachable: {exc}")
+        except Undeliverable as exc:
+            return Outcome(permanent=True, error=f"undeliverable: {exc}")
         except Rejected as exc:
             return await self._fall_back(row, document, str(exc))
         except Exception as exc:

@@ -98,7 +98,8 @@ async def test_long_texts_and_refused_messages_all_reach_the_reader(
             if not await pending(app):
                 break
             await asyncio.sleep(0.05)
-        assert service.worker is not None and service.worker.fallbacks == 2
+        assert service.delivery is not None
+        assert service.delivery.workers["telegram"].fallbacks == 2
     assert stub.refused_text == 2  # only the two planted rows, each once
     async with app.services.db.sessions() as session:
         statuses = set((await session.scalars(select(OutboxMessage.status))).all())

@@ -23,7 +23,7 @@ from bot.channels.wechat.api import (
 )
 from bot.channels.wechat.compose import Composed, compose, notice_kind, template_data
 from bot.config import Settings
-from bot.outbox import Rejected, RetryLater, Unreachable, delivering
+from bot.outbox import Rejected, RetryLater, Undeliverable, Unreachable, delivering
 from handlers.context import Services
 from handlers.events import Button, Document, Reply
 from storage import wechat
@@ -91,7 +91,7 @@ class WeChatSender:
         if template_id is None:
             self.undeliverable[kind] += 1
             log.warning("wechat notice undeliverable kind=%s chat=%s", kind, openid)
-            raise Rejected(
+            raise Undeliverable(
                 f"{wechat.UNDELIVERABLE}: outside the 48-hour window, no {kind} template"
             )
         when = utcnow().astimezone(CHINA).strftime("%Y-%m-%d %H:%M")
