@@ -116,7 +116,7 @@ def main() -> None:
 
     items = read_catalog((ROOT / "data" / "items.yaml").read_text(encoding="utf-8"))
     calibrated = calibrated_report(FaqIndex.build(docs, synonyms, items=items))
-    print(calibrated.test.format("enterprise-worded test split, dev-calibrated thresholds"))
+    print(calibrated.test.format("enterprise-worded test split, calibrated on train + dev"))
 
 
 if __name__ == "__main__":

@@ -269,7 +269,7 @@ def faq_report(
     ),
     write: Annotated[bool, typer.Option(help="store the thresholds")] = True,
 ) -> None:
-    """Calibrate the FAQ thresholds on the dev split, store them, report the test split."""
+    """Calibrate the FAQ thresholds on train + dev, store them, report the test split."""
     from handlers.consult import Consultation
     from handlers.faq_report import report, write_calibration
 

@@ -35,7 +35,7 @@ _STOP_WORDS_TEXT = """
 hello hi 在吗 好 好的 嗯 哈 哈哈 哈哈哈 哎 喂 然后 但是 不过 所以 因为 如果 的话 现在 目前
 已经 一直 之前 之后 给 把 被 让 对 对于 关于 为 为了 从 到 向 去 来 上 里 中 个 些 呗 哪 啥
 咋 怎 嘞 啦 下子 一般 具体 大概 比如 例如 等 等等 之类 方面 情况 问题 事情 东西 那么 这么
-只 就是 其实
+只 就是 其实 不 下 用 到底 行不行 老是
 """
 STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 
@@ -90,7 +90,7 @@ class Decision:
 
 @dataclass(frozen=True)
 class Calibration:
-    """Decision thresholds measured by `bangdaiban faq report` on the dev split."""
+    """Decision thresholds measured by `bangdaiban faq report` on the train and dev splits."""
 
     answer_confidence: float
     runner_up_ratio: float
