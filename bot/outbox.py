@@ -266,7 +266,7 @@ async def work(settings: Settings) -> None:
     from bot.channels.telegram import CHANNEL, TelegramSender, build_bot
     from handlers import documents
 
-    app = await build_app(settings)
+    app = await build_app(settings, answering=False)  # no FAQ index: the worker never answers
     bot = build_bot(settings)
 
     async def resolve(spec: dict[str, Any]) -> Document | None:
@@ -282,6 +282,6 @@ async def work(settings: Settings) -> None:
     try:
         await asyncio.gather(worker.run(stop), scheduler.run(app.services, stop))
     finally:
-        await bot.session.close()
+        await bot.close()
         await app.close()
         log.info("outbox worker stopped")

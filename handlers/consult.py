@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,12 +13,14 @@ from dialogs.texts import label, render, render_string
 from handlers import notify
 from handlers.context import Context
 from handlers.events import Button, Reply
-from handlers.faq_index import FaqDoc, FaqIndex, Verdict
 from handlers.menu import menu_button, with_menu
 from handlers.workdays import next_office_opening
 from storage import applicants, faq, questions, roster
 from storage.db import Database
 from storage.models import Question, QuestionStatus, Staff, utcnow
+
+if TYPE_CHECKING:  # the index (jieba, numpy) is imported where questions are answered
+    from handlers.faq_index import FaqIndex
 
 log = logging.getLogger(__name__)
 PREFIX = "q"  # enterprise-side buttons; staff-side ones start with "s"
@@ -41,6 +44,8 @@ class Consultation:
 
     @classmethod
     async def load(cls, db: Database) -> Consultation:
+        from handlers.faq_index import FaqDoc, FaqIndex
+
         async with db.sessions() as session:
             rows = await faq.entries(session)
             groups = await faq.synonyms(session)
@@ -54,6 +59,8 @@ class Consultation:
     # -- enterprise side -------------------------------------------------------------------
 
     async def ask(self, ctx: Context, text: str) -> list[Reply]:
+        from handlers.faq_index import Verdict
+
         ctx.state["last_question"] = text
         decision = self.index.decide(text) if self.entries else None
         if decision is None or decision.verdict == Verdict.ROUTE:

@@ -1,0 +1,113 @@
+"""The python-telegram-bot stack (TELEGRAM_LIBRARY=ptb): Bot API calls through PTB's `Bot`.
+
+`Bot.do_api_request` sends each call through PTB's httpx request (one connection pool for
+sends, one for long polling) and maps the answer to PTB's errors, which are translated here
+into the errors of bot/channels/telegram.py. Results come back as the raw JSON: no PTB
+objects are built per update or per send. Translation is bot/channels/telegram.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from telegram import Bot, InputFile
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.request import HTTPXRequest
+from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
+
+from bot.channels.telegram import BotApiError, BotApiUnavailable
+
+# do_api_request suggests Bot.send_message & co.: those build PTB objects from every answer,
+# the per-call cost this stack avoids. RetryAfter warns while PTB moves to timedelta.
+warnings.filterwarnings("ignore", r"Please use 'Bot\.", PTBUserWarning)
+warnings.filterwarnings("ignore", r".*`retry_after` will be", PTBDeprecationWarning)
+
+TIMEOUT = 30.0  # seconds for a call other than a long poll
+CONNECTIONS = 100  # sends at once; more wait for a free connection
+
+
+class PtbBotApi:
+    """The `BotApi` of bot/channels/telegram.py on python-telegram-bot."""
+
+    def __init__(self, token: str, api_url: str) -> None:
+        self.token = token
+        self.api_url = api_url.rstrip("/")
+        self.bot = Bot(
+            token,
+            base_url=f"{self.api_url}/bot",
+            base_file_url=f"{self.api_url}/file/bot",
+            request=HTTPXRequest(
+                connection_pool_size=CONNECTIONS,
+                read_timeout=TIMEOUT,
+                write_timeout=TIMEOUT,
+                pool_timeout=TIMEOUT,
+            ),
+            get_updates_request=HTTPXRequest(connection_pool_size=2, read_timeout=TIMEOUT),
+        )
+
+    async def call(self, method: str, params: dict[str, Any], seconds: float | None = None) -> Any:
+        with _translated():
+            return await self.bot.do_api_request(
+                method, api_kwargs=params, read_timeout=seconds or TIMEOUT
+            )
+
+    async def upload(
+        self, method: str, params: dict[str, Any], field: str, name: str, content: bytes
+    ) -> Any:
+        files = {field: InputFile(content, filename=name, attach=True)}
+        with _translated():
+            return await self.bot.do_api_request(method, api_kwargs={**params, **files})
+
+    async def download(self, file_path: str) -> bytes:
+        url = f"{self.api_url}/file/bot{self.token}/{file_path}"
+        with _translated():
+            return await self.bot.request.retrieve(url)
+
+    async def close(self) -> None:
+        for request in (self.bot.request, self._polling_request):
+            await request.shutdown()
+
+    @property
+    def _polling_request(self) -> Any:
+        return self.bot._request[0]  # PTB keeps its getUpdates request only privately
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """PTB's errors as the errors of bot/channels/telegram.py."""
+    try:
+        yield
+    except RetryAfter as exc:
+        raise BotApiError(429, exc.message, _seconds(exc)) from exc
+    except Forbidden as exc:
+        raise BotApiError(403, exc.message) from exc
+    except (BadRequest, ChatMigrated) as exc:
+        raise BotApiError(400, exc.message) from exc
+    except InvalidToken as exc:
+        raise BotApiError(401, exc.message) from exc
+    except Conflict as exc:
+        raise BotApiError(409, exc.message) from exc
+    except NetworkError as exc:  # timeouts and 5xx answers too
+        raise BotApiUnavailable(exc.message) from exc
+    except TelegramError as exc:
+        raise BotApiError(400, exc.message) from exc
+
+
+def _seconds(exc: RetryAfter) -> float:
+    with warnings.catch_warnings():  # PTB 22 warns while it moves from int to timedelta
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
