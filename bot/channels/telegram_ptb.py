@@ -1,9 +1,12 @@
 """The python-telegram-bot stack (TELEGRAM_LIBRARY=ptb): Bot API calls through PTB's `Bot`.
 
-`Bot.do_api_request` sends each call through PTB's httpx request (one connection pool for
-sends, one for long polling) and maps the answer to PTB's errors, which are translated here
-into the errors of bot/channels/telegram.py. Results come back as the raw JSON: no PTB
-objects are built per update or per send. Translation is bot/channels/telegram.py.
+`Bot.do_api_request` encodes each call, checks the answer and raises PTB's errors, which are
+translated here into the errors of bot/channels/telegram.py. Results come back as the raw
+JSON: no PTB objects are built per update or per send. Translation is bot/channels/telegram.py.
+
+The HTTP transport is PTB's own extension point, a `BaseRequest`, here over one aiohttp
+ClientSession: PTB's default (httpx) spent most of a loaded bot's time in httpcore scanning
+its connection pool on every request (bench/telegram_bench.py, README).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import aiohttp
 from telegram import Bot, InputFile
 from telegram.error import (
     BadRequest,
@@ -24,8 +28,9 @@ from telegram.error import (
     NetworkError,
     RetryAfter,
     TelegramError,
+    TimedOut,
 )
-from telegram.request import HTTPXRequest
+from telegram.request import BaseRequest, RequestData
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from bot.channels.telegram import BotApiError, BotApiUnavailable
@@ -36,7 +41,61 @@ warnings.filterwarnings("ignore", r"Please use 'Bot\.", PTBUserWarning)
 warnings.filterwarnings("ignore", r".*`retry_after` will be", PTBDeprecationWarning)
 
 TIMEOUT = 30.0  # seconds for a call other than a long poll
-CONNECTIONS = 100  # sends at once; more wait for a free connection
+CONNECTIONS = 100  # requests at once; more wait for a free connection
+
+
+class AiohttpRequest(BaseRequest):
+    """PTB's networking backend over one aiohttp ClientSession."""
+
+    def __init__(self, connections: int) -> None:
+        self.connections = connections
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def read_timeout(self) -> float:
+        return TIMEOUT
+
+    async def initialize(self) -> None:
+        self._client()
+
+    async def shutdown(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self.connections)
+            self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = BaseRequest.DEFAULT_NONE,
+        write_timeout: Any = BaseRequest.DEFAULT_NONE,
+        connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+        pool_timeout: Any = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        seconds = read_timeout if isinstance(read_timeout, int | float) else TIMEOUT
+        data: Any = None
+        if request_data is not None:
+            data = request_data.json_parameters
+            if request_data.contains_files:
+                data = aiohttp.FormData(data, quote_fields=False)
+                for name, (filename, content, mime) in request_data.multipart_data.items():
+                    data.add_field(name, content, filename=filename, content_type=mime)
+        try:
+            async with self._client().request(
+                method, url, data=data, timeout=aiohttp.ClientTimeout(total=seconds)
+            ) as response:
+                return response.status, await response.read()
+        except TimeoutError as exc:
+            raise TimedOut from exc
+        except aiohttp.ClientError as exc:
+            raise NetworkError(f"aiohttp.{type(exc).__name__}: {exc}") from exc
 
 
 class PtbBotApi:
@@ -49,13 +108,8 @@ class PtbBotApi:
             token,
             base_url=f"{self.api_url}/bot",
             base_file_url=f"{self.api_url}/file/bot",
-            request=HTTPXRequest(
-                connection_pool_size=CONNECTIONS,
-                read_timeout=TIMEOUT,
-                write_timeout=TIMEOUT,
-                pool_timeout=TIMEOUT,
-            ),
-            get_updates_request=HTTPXRequest(connection_pool_size=2, read_timeout=TIMEOUT),
+            request=AiohttpRequest(CONNECTIONS),
+            get_updates_request=AiohttpRequest(2),
         )
 
     async def call(self, method: str, params: dict[str, Any], seconds: float | None = None) -> Any:
