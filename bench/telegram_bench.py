@@ -203,9 +203,9 @@ async def run_bare(
     from aiogram.types import Message
     from redis.asyncio import BlockingConnectionPool, Redis
 
-    # The project's pool (50 connections, a burst waits): redis-py's default pool raises
-    # "Too many connections" under this load.
-    pool = BlockingConnectionPool.from_url(options["redis_url"], max_connections=50, timeout=10)
+    # redis-py's default pool (100 connections) raises "Too many connections" when aiogram
+    # runs every polled update at once; the same pool that waits instead keeps it going.
+    pool = BlockingConnectionPool.from_url(options["redis_url"], max_connections=100, timeout=60)
     storage = RedisStorage(Redis(connection_pool=pool))
     dispatcher = Dispatcher(storage=storage)
 
