@@ -265,6 +265,8 @@ async def test_webhook_checks_the_secret_and_processes_updates(
                 assert response.status == 401
             assert stub.sent(513) == []
             headers = {"X-Telegram-Bot-Api-Secret-Token": "s3cret-token"}
+            async with http.post(url, data=b"{not json", headers=headers) as response:
+                assert response.status == 400
             async with http.post(url, json=update, headers=headers) as response:
                 assert response.status == 200
             await handled.wait(9001)
