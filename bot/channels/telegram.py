@@ -589,8 +589,8 @@ class TelegramService:
                 await asyncio.sleep(min(0.5 * 2**failures, 30))
                 continue
             for update in updates:
-                offset = int(update["update_id"]) + 1
-                await self.channel.accept(update)
+                await self.channel.accept(update)  # may wait for a free slot
+                offset = int(update["update_id"]) + 1  # handed over: the next poll confirms it
 
     async def _webhook(self, request: web.Request) -> web.Response:
         secret = request.headers.get(SECRET_HEADER, "")

@@ -12,6 +12,7 @@ its connection pool on every request (bench/telegram_bench.py, README).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,15 +82,21 @@ class AiohttpRequest(BaseRequest):
     ) -> tuple[int, bytes]:
         seconds = read_timeout if isinstance(read_timeout, int | float) else TIMEOUT
         data: Any = None
-        if request_data is not None:
-            data = request_data.json_parameters
-            if request_data.contains_files:
-                data = aiohttp.FormData(data, quote_fields=False)
-                for name, (filename, content, mime) in request_data.multipart_data.items():
-                    data.add_field(name, content, filename=filename, content_type=mime)
+        headers = {}
+        if request_data is not None and request_data.contains_files:
+            data = aiohttp.FormData(request_data.json_parameters, quote_fields=False)
+            for name, (filename, content, mime) in request_data.multipart_data.items():
+                data.add_field(name, content, filename=filename, content_type=mime)
+        elif request_data is not None:  # JSON: no form encoding of Chinese text and markup
+            data = json.dumps(request_data.parameters, ensure_ascii=False).encode()
+            headers = {"Content-Type": "application/json"}
         try:
             async with self._client().request(
-                method, url, data=data, timeout=aiohttp.ClientTimeout(total=seconds)
+                method,
+                url,
+                data=data,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=seconds),
             ) as response:
                 return response.status, await response.read()
         except TimeoutError as exc:
