@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import Settings, SettingsError
 from dialogs.announcement import ANNOUNCEMENT
@@ -12,13 +13,15 @@ from dialogs.application import APPLICATION, catalog_options
 from dialogs.engine import DialogEngine
 from dialogs.fields import Option
 from dialogs.printable import find_cjk_font
-from handlers.consult import Consultation
 from handlers.context import ApplicantLimits, Services
 from handlers.routing import Router
 from storage import roster
 from storage.db import Database
 from storage.seed import is_empty, seed_all
 from storage.state import MemoryStateStore, RedisStateStore, StateStore
+
+if TYPE_CHECKING:
+    from handlers.consult import Consultation
 
 
 @dataclass
@@ -58,10 +61,22 @@ async def load_options(db: Database) -> dict[str, list[Option]]:
     return {"catalog": catalog_options([(item.code, item.name) for item in items])}
 
 
+async def load_consultation(db: Database) -> Consultation:
+    from handlers.consult import Consultation  # the FAQ index and jieba: only where asked
+
+    return await Consultation.load(db)
+
+
 async def build_app(
-    settings: Settings, *, prepare_embedded: bool = True, state: StateStore | None = None
+    settings: Settings,
+    *,
+    prepare_embedded: bool = True,
+    state: StateStore | None = None,
+    answering: bool = True,
 ) -> App:
-    """Wire every service once; an embedded SQLite database is migrated and seeded here."""
+    """Wire every service once; an embedded SQLite database is migrated and seeded here.
+
+    `answering=False` (the outbox worker) leaves out the FAQ index: nothing is asked there."""
     check_files_dir(settings.files_dir)
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     await db.ping()
@@ -84,7 +99,7 @@ async def build_app(
         engine=DialogEngine({form.name: form for form in (APPLICATION, ANNOUNCEMENT)}, options),
         files_dir=settings.files_dir,
         form_font=find_cjk_font(settings.form_font_path),
-        consultation=await Consultation.load(db),
+        consultation=await load_consultation(db) if answering else None,
         web_url=settings.web_url,
         limits=ApplicantLimits(settings.open_questions_limit, settings.daily_applications_limit),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     telegram_bot_token: str | None = None
     telegram_api_url: str = "https://api.telegram.org"
+    telegram_library: Literal["aiogram", "ptb"] = "ptb"  # see the README benchmark table
     webhook_url: str | None = None
     webhook_secret: str | None = None
     webhook_host: str = "0.0.0.0"

@@ -207,7 +207,7 @@ async def channel_senders(settings: Settings, app: App) -> AsyncIterator[dict[st
             from bot.channels.telegram import CHANNEL, TelegramSender, build_bot
 
             bot = build_bot(settings)
-            stack.push_async_callback(bot.session.close)
+            stack.push_async_callback(bot.close)
             senders[CHANNEL] = TelegramSender(bot)
         if settings.wechat_token:
             from bot.channels import wechat
@@ -243,7 +243,7 @@ async def work(settings: Settings) -> None:
     from bot import ops
     from bot.app import build_app
 
-    app = await build_app(settings)
+    app = await build_app(settings, answering=False)  # no FAQ index: the worker never answers
     stop = ops.stop_on_signals()
     try:
         async with channel_senders(settings, app) as senders, ops.serving(settings, app):

@@ -10,14 +10,13 @@ import subprocess
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import segno
-from docx.shared import Mm
-from docxtpl import DocxTemplate, InlineImage
-from fontTools.ttLib import TTCollection, TTFont, TTLibError
-from fpdf import FPDF
-from fpdf.enums import Align, VAlign, WrapMode
 from markupsafe import Markup, escape
+
+if TYPE_CHECKING:  # docxtpl, fpdf and fontTools are imported when a form is rendered
+    from fontTools.ttLib import TTFont
+    from fpdf import FPDF
 
 TEMPLATE = Path(__file__).resolve().parent / "forms" / "application.docx"
 
@@ -122,6 +121,8 @@ def _docx_context(form: ApplicationPrint) -> dict[str, object]:
 
 def qr_png(url: str) -> bytes:
     """A QR code of the address as PNG."""
+    import segno
+
     out = io.BytesIO()
     segno.make(url, error="m").save(out, kind="png", scale=8, border=2)
     return out.getvalue()
@@ -129,6 +130,9 @@ def qr_png(url: str) -> bytes:
 
 def render_docx(form: ApplicationPrint) -> bytes:
     """The filled-in form as a Word document; staff-only rows stay blank."""
+    from docx.shared import Mm
+    from docxtpl import DocxTemplate, InlineImage
+
     template = DocxTemplate(io.BytesIO(_template_bytes()))
     context = _docx_context(form)
     context["qr"] = ""
@@ -191,6 +195,8 @@ def _fontconfig_fonts() -> list[Path]:
 
 
 def _faces(font: Path) -> list[TTFont]:
+    from fontTools.ttLib import TTCollection, TTFont
+
     if font.suffix.lower() in {".ttc", ".otc"}:
         return list(TTCollection(str(font), lazy=True).fonts)
     return [TTFont(str(font), lazy=True)]
@@ -198,6 +204,8 @@ def _faces(font: Path) -> list[TTFont]:
 
 def _covers(font: Path, text: str) -> bool:
     """Whether the font has a glyph for every character of the text."""
+    from fontTools.ttLib import TTLibError
+
     try:
         cmap = _faces(font)[0].getBestCmap() or {}
     except (OSError, TTLibError, KeyError, AssertionError):
@@ -208,6 +216,8 @@ def _covers(font: Path, text: str) -> bool:
 @cache
 def _face_index(font: Path) -> int:
     """Which face of a font collection to use: Simplified Chinese if named, else the first."""
+    from fontTools.ttLib import TTLibError
+
     try:
         faces = _faces(font)
     except (OSError, TTLibError):
@@ -239,6 +249,8 @@ def _pt(size: float) -> float:
 
 def render_pdf(form: ApplicationPrint, font: Path) -> bytes:
     """The filled-in form as an A4 PDF with the CJK font embedded."""
+    from fpdf import FPDF
+
     pdf = FPDF(orientation="P", unit="mm", format="A4")
     pdf.set_margins(left=_MARGINS[0], top=_MARGINS[1], right=_MARGINS[0])
     pdf.set_auto_page_break(auto=True, margin=_MARGINS[1])
@@ -252,6 +264,8 @@ def render_pdf(form: ApplicationPrint, font: Path) -> bytes:
 
 
 def _pdf_heading(pdf: FPDF, form: ApplicationPrint) -> None:
+    from fpdf.enums import Align, WrapMode
+
     pdf.set_font(_FAMILY, size=9)
     heading = TEXT.number + _clean(form.number)
     if form.query_code:
@@ -331,6 +345,8 @@ def _pdf_table(pdf: FPDF, form: ApplicationPrint) -> None:
 
 
 def _draw_table(pdf: FPDF, rows: list[_Row], size: float) -> None:
+    from fpdf.enums import Align, VAlign, WrapMode
+
     pdf.set_font(_FAMILY, size=size)  # one size for the whole table keeps it looking even
     with pdf.table(
         col_widths=_WIDTHS,
@@ -367,6 +383,8 @@ def _table_height(pdf: FPDF, rows: list[_Row], size: float) -> float:
 
 
 def _text_height(pdf: FPDF, text: str, width: float, size: float) -> float:
+    from fpdf.enums import WrapMode
+
     pdf.set_font(_FAMILY, size=size)
     lines = pdf.multi_cell(
         width, _pt(size) * _LINE, text, wrapmode=WrapMode.CHAR, dry_run=True, output="LINES"

@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from markupsafe import escape
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,12 +17,14 @@ from handlers import metrics, notify
 from handlers.context import Context
 from handlers.events import Button, Reply
 from handlers.faq_domain import CatalogItem, item_code
-from handlers.faq_index import FaqDoc, FaqIndex, Verdict
 from handlers.menu import menu_button, with_menu
 from handlers.workdays import next_office_opening
 from storage import applicants, faq, questions, roster
 from storage.db import Database
 from storage.models import Question, QuestionStatus, Staff, utcnow
+
+if TYPE_CHECKING:  # the index (jieba, numpy) is imported where questions are answered
+    from handlers.faq_index import FaqIndex
 
 log = logging.getLogger(__name__)
 PREFIX = "q"  # enterprise-side buttons; staff-side ones start with "s"
@@ -57,6 +60,8 @@ class Consultation:
 
     @classmethod
     async def load(cls, db: Database) -> Consultation:
+        from handlers.faq_index import FaqDoc, FaqIndex
+
         async with db.sessions() as session:
             rows = await faq.entries(session)
             groups = await faq.synonyms(session)
@@ -89,6 +94,8 @@ class Consultation:
     # -- enterprise side -------------------------------------------------------------------
 
     async def ask(self, ctx: Context, text: str) -> list[Reply]:
+        from handlers.faq_index import Verdict
+
         ctx.state["last_question"] = text
         await self.refresh(ctx.services.db)
         decision = self.index.decide(text) if self.entries else None

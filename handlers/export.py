@@ -15,14 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import IO
-
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+from typing import IO, TYPE_CHECKING
 
 from dialogs.fields import format_phone
 from dialogs.texts import label
@@ -31,6 +24,10 @@ from storage import cases, key_projects, roster
 from storage.db import Database
 from storage.key_projects import TOP_LEVEL, LedgerEntry
 from storage.models import Case
+
+if TYPE_CHECKING:  # openpyxl is imported when a spreadsheet is written
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 CHINA = dt.timezone(dt.timedelta(hours=8))
 TIME_FORMAT = "%Y-%m-%d %H:%M"
@@ -181,6 +178,9 @@ async def cases_table(db: Database, progress: Progress | None = None) -> Table:
 
 
 def _xlsx_cell(sheet: WriteOnlyWorksheet, value: Value) -> WriteOnlyCell:
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
     if isinstance(value, str):
         value = ILLEGAL_CHARACTERS_RE.sub("", value)
     cell = WriteOnlyCell(sheet, value=value)
@@ -193,6 +193,11 @@ def _xlsx_cell(sheet: WriteOnlyWorksheet, value: Value) -> WriteOnlyCell:
 
 def write_xlsx(table: Table, out: IO[bytes], progress: Progress | None = None) -> None:
     """Header row bold and frozen, column widths set; write-only mode keeps memory low."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
     book = Workbook(write_only=True)
     sheet = book.create_sheet(table.sheet)
     sheet.freeze_panes = "A2"

@@ -105,6 +105,12 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(params=["aiogram", "ptb"])
+def library(request: pytest.FixtureRequest) -> str:
+    """TELEGRAM_LIBRARY: the Telegram end-to-end tests run on each stack."""
+    return str(request.param)
+
+
 @pytest.fixture
 async def app(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[App]:
     """The whole core wired as in production, on the requested backend, seeded."""

@@ -1,48 +1,30 @@
-"""Telegram (aiogram 3): updates in as `Incoming`, the core's replies out as messages.
+"""Telegram: raw Bot API updates in as `Incoming`, the core's replies out as messages.
 
 Translation only: what to answer is the router's decision. This module decides how to talk
 to the Bot API — HTML parse mode, inline keyboards, edits in place, retries on 429 and
 network errors, the flood guard, typing indicators — and how to run: long polling, or a
 webhook behind a load balancer, with the outbox worker alongside.
+
+Updates are read as the Bot API's JSON and requests are written as JSON: no framework
+models are built per update or per send. The HTTP client is the selected stack's
+(`TELEGRAM_LIBRARY`): aiogram's aiohttp session (bot/channels/telegram_aiogram.py) or
+python-telegram-bot's httpx request (bot/channels/telegram_ptb.py). Both answer through
+`BotApi`, so the translation below is shared by both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
+import hmac
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, ClassVar, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlparse
 
-from aiogram import Bot, Dispatcher, F
-from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
-from aiogram.enums import ChatAction, ChatType, ParseMode
-from aiogram.exceptions import (
-    TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
-)
-from aiogram.methods import Response, TelegramMethod
-from aiogram.methods.base import TelegramType
-from aiogram.types import (
-    BotCommand,
-    BotCommandScopeDefault,
-    BufferedInputFile,
-    CallbackQuery,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    Message,
-    Update,
-)
-from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
 from bot import ops
@@ -69,44 +51,82 @@ CAPTION_LIMIT = 1024  # characters of a document caption
 DOWNLOAD_LIMIT = 20 * 1024 * 1024  # the cloud Bot API serves files up to 20 MB
 TYPING_AFTER = 0.5  # seconds of handling before "typing…" is shown
 CONCURRENT_UPDATES = 512  # updates handled at once per process; polling waits beyond that
+POLL_TIMEOUT = 25  # seconds a getUpdates long poll may wait
+ALLOWED_UPDATES = ["message", "callback_query"]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 NOT_EDITABLE = ("message is not modified", "message to edit not found", "can't be edited")
+NO_PREVIEW = {"is_disabled": True}
 
 
 # -- talking to the Bot API --------------------------------------------------------------
 
 
-class PinnedSession(AiohttpSession):
-    """aiogram parses each answer as `Response[T]`; pydantic caches such generic classes
-    only weakly, so after a garbage collection every one is rebuilt (~15 ms of CPU each,
-    the top cost under load). Keeping them referenced builds each once."""
+class BotApiError(Exception):
+    """The Bot API answered `ok: false` (4xx): its error code and description."""
 
-    _pinned: ClassVar[dict[Any, Any]] = {}
-
-    def check_response(
-        self, bot: Bot, method: TelegramMethod[TelegramType], status_code: int, content: str
-    ) -> Response[TelegramType]:
-        returning = method.__returning__
-        if returning not in self._pinned:
-            self._pinned[returning] = Response[returning]  # type: ignore[valid-type]
-        return super().check_response(bot, method, status_code, content)
+    def __init__(self, code: int, description: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{code} {description}")
+        self.code, self.description, self.retry_after = code, description, retry_after
 
 
-def build_bot(settings: Settings) -> Bot:
-    """A Bot on TELEGRAM_API_URL (any Bot API server), HTML parse mode by default."""
+class BotApiUnavailable(Exception):
+    """No answer, a timeout or a 5xx: the call may succeed if tried again."""
+
+
+class BotApi(Protocol):
+    """One bot's Bot API over some HTTP client: JSON in, the `result` JSON out."""
+
+    async def call(self, method: str, params: dict[str, Any], seconds: float | None = None) -> Any:
+        """Call `method`; raises BotApiError or BotApiUnavailable."""
+        ...
+
+    async def upload(
+        self, method: str, params: dict[str, Any], field: str, name: str, content: bytes
+    ) -> Any:
+        """Call `method` as multipart with one file in `field`."""
+        ...
+
+    async def download(self, file_path: str) -> bytes:
+        """The content of a file that getFile returned `file_path` for."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def parse_answer(status: int, body: bytes) -> Any:
+    """The `result` of a Bot API answer, or the matching exception."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise BotApiUnavailable(f"HTTP {status}: not a Bot API answer")
+    if answer.get("ok"):
+        return answer.get("result")
+    code = int(answer.get("error_code") or status)
+    description = str(answer.get("description") or "")
+    if code >= 500:
+        raise BotApiUnavailable(f"{code} {description}")
+    retry_after = (answer.get("parameters") or {}).get("retry_after")
+    raise BotApiError(code, description, float(retry_after) if retry_after is not None else None)
+
+
+def build_bot(settings: Settings) -> BotApi:
+    """The Bot API on TELEGRAM_API_URL through the TELEGRAM_LIBRARY stack."""
     if not settings.telegram_bot_token:
         raise SettingsError("TELEGRAM_BOT_TOKEN: not set")
-    session = PinnedSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
-    return Bot(
-        settings.telegram_bot_token,
-        session=session,
-        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
-    )
+    if settings.telegram_library == "ptb":
+        from bot.channels.telegram_ptb import PtbBotApi
+
+        return PtbBotApi(settings.telegram_bot_token, settings.telegram_api_url)
+    from bot.channels.telegram_aiogram import AiogramBotApi
+
+    return AiogramBotApi(settings.telegram_bot_token, settings.telegram_api_url)
 
 
-def keyboard(rows: list[list[Button]]) -> InlineKeyboardMarkup | None:
+def keyboard(rows: list[list[Button]]) -> dict[str, Any] | None:
     """Inline keyboard of the reply's buttons; data longer than Telegram allows is dropped."""
-    markup: list[list[InlineKeyboardButton]] = []
+    markup: list[list[dict[str, str]]] = []
     for row in rows:
         cells = []
         for button in row:
@@ -115,10 +135,23 @@ def keyboard(rows: list[list[Button]]) -> InlineKeyboardMarkup | None:
                     "button dropped: callback data over 64 bytes data_len=%s", len(button.data)
                 )
                 continue
-            cells.append(InlineKeyboardButton(text=button.label, callback_data=button.data))
+            cells.append({"text": button.label, "callback_data": button.data})
         if cells:
             markup.append(cells)
-    return InlineKeyboardMarkup(inline_keyboard=markup) if markup else None
+    return {"inline_keyboard": markup} if markup else None
+
+
+def html_text(chat_id: str, text: str, markup: dict[str, Any] | None) -> dict[str, Any]:
+    """sendMessage/editMessageText parameters: HTML parse mode, no link previews."""
+    params: dict[str, Any] = {
+        "chat_id": chat_id,
+        "text": text,
+        "parse_mode": "HTML",
+        "link_preview_options": NO_PREVIEW,
+    }
+    if markup is not None:
+        params["reply_markup"] = markup
+    return params
 
 
 class TelegramSender:
@@ -128,8 +161,8 @@ class TelegramSender:
     network and 5xx errors retry with a bounded backoff; 403 raises Unreachable; 400 raises
     Rejected. The outbox worker calls `send` once and does its own rescheduling."""
 
-    def __init__(self, bot: Bot, network_retries: int = 3, backoff: float = 0.5) -> None:
-        self.bot = bot
+    def __init__(self, api: BotApi, network_retries: int = 3, backoff: float = 0.5) -> None:
+        self.api = api
         self.network_retries = network_retries
         self.backoff = backoff
 
@@ -139,14 +172,14 @@ class TelegramSender:
         """One attempt for the outbox worker (the Sender protocol of bot/outbox.py)."""
         try:
             await self._post(chat_id, Reply(text, buttons, document))
-        except TelegramRetryAfter as exc:
-            raise RetryLater(float(exc.retry_after)) from exc
-        except TelegramForbiddenError as exc:
-            raise Unreachable(exc.message) from exc
-        except TelegramBadRequest as exc:
-            if "chat not found" in exc.message.lower():
-                raise Unreachable(exc.message) from exc
-            raise Rejected(exc.message) from exc
+        except BotApiError as exc:
+            if exc.code == 429:
+                raise RetryLater(exc.retry_after or 1.0) from exc
+            if exc.code == 403 or "chat not found" in exc.description.lower():
+                raise Unreachable(exc.description) from exc
+            if exc.code == 400:
+                raise Rejected(exc.description) from exc
+            raise
 
     async def deliver(self, chat_id: str, reply: Reply, edit_message_id: int | None) -> None:
         """Show one reply, editing `edit_message_id` in place when given; retries as above."""
@@ -154,8 +187,8 @@ class TelegramSender:
             try:
                 await self.retrying(lambda: self._edit(chat_id, edit_message_id, reply))
                 return
-            except TelegramBadRequest as exc:
-                if not any(reason in exc.message.lower() for reason in NOT_EDITABLE):
+            except BotApiError as exc:
+                if not any(reason in exc.description.lower() for reason in NOT_EDITABLE):
                     raise
         await self.retrying(lambda: self._post(chat_id, reply))
 
@@ -165,38 +198,42 @@ class TelegramSender:
         while True:
             try:
                 return await call()
-            except TelegramRetryAfter as exc:
+            except BotApiError as exc:
+                if exc.code == 403:
+                    raise Unreachable(exc.description) from exc
+                if exc.code != 429:
+                    raise
                 log.info("telegram rate limited retry_after=%s", exc.retry_after)
-                await asyncio.sleep(exc.retry_after)
-            except TelegramForbiddenError as exc:
-                raise Unreachable(exc.message) from exc
-            except (TelegramNetworkError, TelegramServerError) as exc:
+                await asyncio.sleep(exc.retry_after or 1.0)
+            except BotApiUnavailable as exc:
                 failures += 1
                 if failures > self.network_retries:
                     raise
-                log.info("telegram network error=%s attempt=%s", type(exc).__name__, failures)
+                log.info("telegram unavailable error=%s attempt=%s", exc, failures)
                 await asyncio.sleep(self.backoff * 2 ** (failures - 1))
 
     async def _post(self, chat_id: str, reply: Reply) -> None:
         markup = keyboard(reply.buttons)
         if reply.document is None:
             if reply.text:
-                await self.bot.send_message(chat_id, reply.text, reply_markup=markup)
+                await self.api.call("sendMessage", html_text(chat_id, reply.text, markup))
             return
         caption = reply.text
         if len(caption) > CAPTION_LIMIT:  # too long for a caption: text first, then the file
-            await self.bot.send_message(chat_id, caption)
+            await self.api.call("sendMessage", html_text(chat_id, caption, None))
             caption = ""
-        upload = BufferedInputFile(reply.document.content, filename=reply.document.name)
-        await self.bot.send_document(chat_id, upload, caption=caption or None, reply_markup=markup)
+        params: dict[str, Any] = {"chat_id": chat_id, "parse_mode": "HTML"}
+        if caption:
+            params["caption"] = caption
+        if markup is not None:
+            params["reply_markup"] = markup
+        document = reply.document
+        await self.api.upload("sendDocument", params, "document", document.name, document.content)
 
     async def _edit(self, chat_id: str, message_id: int, reply: Reply) -> None:
-        await self.bot.edit_message_text(
-            text=reply.text,
-            chat_id=chat_id,
-            message_id=message_id,
-            reply_markup=keyboard(reply.buttons),
-        )
+        params = html_text(chat_id, reply.text, keyboard(reply.buttons))
+        params["message_id"] = message_id
+        await self.api.call("editMessageText", params)
 
 
 # -- the adapter --------------------------------------------------------------------------
@@ -251,89 +288,117 @@ class InFlight:
         return True
 
 
+def full_name(person: dict[str, Any] | None) -> str | None:
+    if not person:
+        return None
+    return " ".join(p for p in (person.get("first_name"), person.get("last_name")) if p) or None
+
+
 class TelegramChannel:
-    """aiogram handlers that turn updates into `Incoming` and replies into messages."""
+    """Turns raw updates into `Incoming` and the core's replies into messages."""
 
     def __init__(
         self,
-        bot: Bot,
+        api: BotApi,
         router: Router,
         db: Database,
         flood: FloodGuard,
         typing_after: float = TYPING_AFTER,
+        concurrency: int = CONCURRENT_UPDATES,
     ) -> None:
-        self.bot, self.router, self.db, self.flood = bot, router, db, flood
-        self.sender = TelegramSender(bot)
+        self.api, self.router, self.db, self.flood = api, router, db, flood
+        self.sender = TelegramSender(api)
         self.typing_after = typing_after
         self.inflight = InFlight()
         self._chats = KeyedLock()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
         # Called with the update id once an update is fully handled (tests and benchmarks).
         self.on_update_done: Callable[[int], None] | None = None
 
-    def dispatcher(self) -> Dispatcher:
-        dispatcher = Dispatcher()
-        dispatcher.message.register(self.on_message, F.chat.type == ChatType.PRIVATE)
-        dispatcher.callback_query.register(self.on_callback)
-        return dispatcher
+    async def accept(self, update: dict[str, Any]) -> None:
+        """Start handling one update; waits while `concurrency` updates are in hand.
 
-    async def on_message(self, message: Message, event_update: Update) -> None:
-        chat_id = str(message.chat.id)
-        with self.inflight:
+        Tasks start in arrival order and take the per-chat lock first, so one user's
+        updates are handled in the order they came."""
+        await self._slots.acquire()
+        self.inflight.__enter__()
+        task = asyncio.create_task(self.handle_update(update))
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+        self.inflight.__exit__()
+
+    async def handle_update(self, update: dict[str, Any]) -> None:
+        try:
+            if (message := update.get("message")) is not None:
+                if message["chat"].get("type") == "private":
+                    await self.on_message(message)
+            elif (callback := update.get("callback_query")) is not None:
+                await self.on_callback(callback)
+        except Exception:
+            log.exception("update failed update_id=%s", update.get("update_id"))
+        finally:
+            if self.on_update_done is not None:
+                self.on_update_done(int(update.get("update_id", 0)))
+
+    async def on_message(self, message: dict[str, Any]) -> None:
+        chat_id = str(message["chat"]["id"])
+        async with self._chats(chat_id):  # first await: keeps arrival order
+            if await self._flooded(chat_id):
+                return
             try:
-                async with self._chats(chat_id):  # first await: keeps arrival order
-                    if await self._flooded(chat_id):
-                        return
-                    try:
-                        incoming = await self.to_incoming(message)
-                    except Exception as exc:
-                        log.warning("download failed chat=%s error=%s", chat_id, type(exc).__name__)
-                        await self.send_replies(chat_id, [Reply(render("common/busy.j2"))])
-                        return
-                    await self._handle(chat_id, incoming, edit_message_id=None)
-            finally:
-                self._done(event_update)
+                incoming = await self.to_incoming(message)
+            except Exception as exc:
+                log.warning("download failed chat=%s error=%s", chat_id, type(exc).__name__)
+                await self.send_replies(chat_id, [Reply(render("common/busy.j2"))])
+                return
+            await self._handle(chat_id, incoming, edit_message_id=None)
 
-    async def on_callback(self, callback: CallbackQuery, event_update: Update) -> None:
-        message = callback.message
-        chat_id = str(message.chat.id if message is not None else callback.from_user.id)
-        answered = asyncio.create_task(self._answer(callback.id))  # every query, at once
-        with self.inflight:
-            try:
-                async with self._chats(chat_id):
-                    if await self._flooded(chat_id):
-                        return
-                    message_id = message.message_id if message is not None else None
-                    user = ChatUser(CHANNEL, chat_id, callback.from_user.full_name)
-                    incoming = Incoming.press(
-                        user, callback.data or "", str(message_id) if message_id else None
-                    )
-                    await self._handle(chat_id, incoming, edit_message_id=message_id)
-            finally:
-                await answered
-                self._done(event_update)
+    async def on_callback(self, callback: dict[str, Any]) -> None:
+        message = callback.get("message")
+        sender = callback["from"]
+        chat_id = str(message["chat"]["id"] if message else sender["id"])
+        answered = asyncio.create_task(self._answer(str(callback["id"])))  # every query, at once
+        try:
+            async with self._chats(chat_id):
+                if await self._flooded(chat_id):
+                    return
+                message_id = int(message["message_id"]) if message else None
+                user = ChatUser(CHANNEL, chat_id, full_name(sender))
+                incoming = Incoming.press(
+                    user, str(callback.get("data") or ""), str(message_id) if message_id else None
+                )
+                await self._handle(chat_id, incoming, edit_message_id=message_id)
+        finally:
+            await answered
 
-    async def to_incoming(self, message: Message) -> Incoming:
+    async def to_incoming(self, message: dict[str, Any]) -> Incoming:
         """The message as the core sees it; files are downloaded through the Bot API."""
-        name = message.from_user.full_name if message.from_user else None
-        user = ChatUser(CHANNEL, str(message.chat.id), name)
-        if message.text is not None:
-            return Incoming.say(user, message.text)
-        caption = message.caption or ""
-        has_file = message.document is not None or bool(message.photo)
+        user = ChatUser(CHANNEL, str(message["chat"]["id"]), full_name(message.get("from")))
+        if (text := message.get("text")) is not None:
+            return Incoming.say(user, str(text))
+        caption = str(message.get("caption") or "")
+        has_file = message.get("document") is not None or bool(message.get("photo"))
         if has_file and not await self.router.expects_file(user):
             return Incoming(user, Kind.FILE, text=caption)  # the core refuses it; no download
-        if message.document is not None:
-            doc = message.document
+        if (doc := message.get("document")) is not None:
             upload = await self._download(
-                doc.file_id,
-                doc.file_name or f"file_{doc.file_unique_id}",
-                doc.mime_type or "application/octet-stream",
-                doc.file_size,
+                doc["file_id"],
+                doc.get("file_name") or f"file_{doc['file_unique_id']}",
+                doc.get("mime_type") or "application/octet-stream",
+                doc.get("file_size"),
             )
-        elif message.photo:
-            photo = message.photo[-1]  # the largest size
+        elif message.get("photo"):
+            photo = message["photo"][-1]  # the largest size
             upload = await self._download(
-                photo.file_id, f"photo_{photo.file_unique_id}.jpg", "image/jpeg", photo.file_size
+                photo["file_id"],
+                f"photo_{photo['file_unique_id']}.jpg",
+                "image/jpeg",
+                photo.get("file_size"),
             )
         else:
             return Incoming(user, Kind.UNSUPPORTED)
@@ -346,9 +411,9 @@ class TelegramChannel:
     ) -> UploadedFile | None:
         if size is not None and size > DOWNLOAD_LIMIT:
             return None  # the Bot API will not serve it
-        buffer = io.BytesIO()
-        await self.sender.retrying(lambda: self.bot.download(file_id, destination=buffer))
-        content = buffer.getvalue()
+        found = await self.sender.retrying(lambda: self.api.call("getFile", {"file_id": file_id}))
+        path = str(found["file_path"])
+        content = await self.sender.retrying(lambda: self.api.download(path))
         return UploadedFile(name=name, mime=mime, size=len(content), content=content)
 
     async def _handle(self, chat_id: str, incoming: Incoming, edit_message_id: int | None) -> None:
@@ -376,8 +441,11 @@ class TelegramChannel:
             except Unreachable:
                 await self.mark_unreachable(chat_id)
                 return
-            except TelegramBadRequest as exc:  # refused for good: the words, without markup
-                log.warning("reply refused chat=%s error=%s", chat_id, exc.message)
+            except BotApiError as exc:
+                if exc.code != 400:
+                    log.warning("reply not delivered chat=%s code=%s", chat_id, exc.code)
+                    return  # the rest would arrive out of context
+                log.warning("reply refused chat=%s error=%s", chat_id, exc.description)
                 if not await self._deliver_plain(chat_id, reply):
                     return
             except Exception as exc:
@@ -416,31 +484,29 @@ class TelegramChannel:
 
     async def _answer(self, callback_id: str) -> None:
         try:
-            await self.sender.retrying(lambda: self.bot.answer_callback_query(callback_id))
+            await self.sender.retrying(
+                lambda: self.api.call("answerCallbackQuery", {"callback_query_id": callback_id})
+            )
         except Exception as exc:  # too old or network gone: nothing the user can be shown
             log.info("callback not answered error=%s", type(exc).__name__)
 
     async def _typing(self, chat_id: str) -> None:
         with contextlib.suppress(Exception):
             while True:  # Telegram shows the action for about 5 s
-                await self.bot.send_chat_action(chat_id, ChatAction.TYPING)
+                await self.api.call("sendChatAction", {"chat_id": chat_id, "action": "typing"})
                 await asyncio.sleep(4.5)
-
-    def _done(self, update: Update) -> None:
-        if self.on_update_done is not None:
-            self.on_update_done(update.update_id)
 
 
 # -- running --------------------------------------------------------------------------------
 
 
-def bot_commands() -> list[BotCommand]:
+def bot_commands() -> list[dict[str, str]]:
     """The command menu, from dialogs/templates/common/commands.j2."""
     commands = []
     for line in render("common/commands.j2").splitlines():
         command, _, description = line.strip().partition(" ")
         if command and description:
-            commands.append(BotCommand(command=command, description=description.strip()))
+            commands.append({"command": command, "description": description.strip()})
     return commands
 
 
@@ -468,11 +534,10 @@ class TelegramService:
         if settings.webhook_url and not settings.webhook_secret:
             raise SettingsError("WEBHOOK_SECRET: required when WEBHOOK_URL is set")
         self.settings, self.app = settings, app
-        self.bot = build_bot(settings)
+        self.api = build_bot(settings)
         self.channel = TelegramChannel(
-            self.bot, app.router, app.services.db, build_flood_guard(settings, app)
+            self.api, app.router, app.services.db, build_flood_guard(settings, app)
         )
-        self.dispatcher = self.channel.dispatcher()
         self.delivery = (
             Delivery(
                 app.services,
@@ -494,13 +559,14 @@ class TelegramService:
 
     async def start(self) -> None:
         """Register the command menu, start receiving updates and the outbox worker."""
-        await self.channel.sender.retrying(
-            lambda: self.bot.set_my_commands(bot_commands(), scope=BotCommandScopeDefault())
-        )
+        commands = {"commands": bot_commands(), "scope": {"type": "default"}}
+        await self.channel.sender.retrying(lambda: self.api.call("setMyCommands", commands))
         if self.settings.webhook_url:
             await self._start_webhook(self.settings.webhook_url)
         else:
-            await self.bot.delete_webhook(drop_pending_updates=False)
+            await self.channel.sender.retrying(
+                lambda: self.api.call("deleteWebhook", {"drop_pending_updates": False})
+            )
             self._polling = asyncio.create_task(self._poll(), name="telegram-polling")
         if self.delivery is not None:
             self._tasks.append(
@@ -508,26 +574,50 @@ class TelegramService:
             )
 
     async def _poll(self) -> None:
-        await self.dispatcher.start_polling(
-            self.bot,
-            handle_as_tasks=True,
-            tasks_concurrency_limit=CONCURRENT_UPDATES,
-            handle_signals=False,
-            close_bot_session=False,
-            allowed_updates=["message", "callback_query"],
-        )
+        """Long polling: each batch of updates is handed over in order, as raw JSON."""
+        offset = 0
+        failures = 0
+        while True:
+            params = {"offset": offset, "timeout": POLL_TIMEOUT, "allowed_updates": ALLOWED_UPDATES}
+            try:
+                updates = await self.api.call("getUpdates", params, seconds=POLL_TIMEOUT + 10)
+                failures = 0
+            except BotApiError as exc:
+                if exc.code in (401, 404):  # the token was revoked: polling ends
+                    log.error("polling stopped: %s", exc)
+                    return
+                failures += 1
+                log.warning("polling failed code=%s", exc.code)
+                await asyncio.sleep(exc.retry_after or min(2**failures, 30))
+                continue
+            except BotApiUnavailable as exc:
+                failures += 1
+                log.warning("polling failed error=%s", exc)
+                await asyncio.sleep(min(0.5 * 2**failures, 30))
+                continue
+            for update in updates:
+                await self.channel.accept(update)  # may wait for a free slot
+                offset = int(update["update_id"]) + 1  # handed over: the next poll confirms it
+
+    async def _webhook(self, request: web.Request) -> web.Response:
+        secret = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(secret.encode(), str(self.settings.webhook_secret).encode()):
+            return web.Response(status=401)
+        try:
+            update = json.loads(await request.read())
+        except ValueError:
+            update = None
+        if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
+            log.warning("webhook body refused: not a Telegram update")
+            return web.Response(status=400)
+        await self.channel.accept(update)
+        return web.Response()
 
     async def _start_webhook(self, url: str) -> None:
         web_app = web.Application()
-        handler = CheckedRequestHandler(
-            self.dispatcher,
-            self.bot,
-            handle_in_background=True,
-            secret_token=self.settings.webhook_secret,
-        )
-        web_app.router.add_post(urlparse(url).path or "/", handler.handle)
+        web_app.router.add_post(urlparse(url).path or "/", self._webhook)
         web_app.router.add_get("/healthz", _healthz)
-        self._runner = web.AppRunner(web_app, handle_signals=False)
+        self._runner = web.AppRunner(web_app, handle_signals=False, access_log=None)
         await self._runner.setup()
         self._site = web.TCPSite(
             self._runner, self.settings.webhook_host, self.settings.webhook_port
@@ -535,13 +625,12 @@ class TelegramService:
         await self._site.start()
         host, port = self._runner.addresses[0][:2]
         self.webhook_address = (str(host), int(port))
-        await self.channel.sender.retrying(
-            lambda: self.bot.set_webhook(
-                url,
-                secret_token=self.settings.webhook_secret,
-                allowed_updates=["message", "callback_query"],
-            )
-        )
+        params = {
+            "url": url,
+            "secret_token": self.settings.webhook_secret,
+            "allowed_updates": ALLOWED_UPDATES,
+        }
+        await self.channel.sender.retrying(lambda: self.api.call("setWebhook", params))
         log.info("webhook listening port=%s", port)
 
     async def wait(self) -> None:
@@ -556,8 +645,6 @@ class TelegramService:
         if self._site is not None:
             await self._site.stop()
         if self._polling is not None and not self._polling.done():
-            with contextlib.suppress(RuntimeError):  # not started yet: cancelled below
-                await self.dispatcher.stop_polling()
             self._polling.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._polling
@@ -569,23 +656,7 @@ class TelegramService:
                 await asyncio.wait_for(task, self.drain_timeout)
         if self._runner is not None:
             await self._runner.cleanup()
-        await self.bot.session.close()
-
-
-class CheckedRequestHandler(SimpleRequestHandler):
-    """aiogram's webhook handler, answering 400 (and logging one line) to a body that is
-    not a Telegram update instead of failing with 500 and a traceback."""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        if self.verify_secret(request.headers.get(SECRET_HEADER, ""), self.bot):
-            try:
-                body = await request.json(loads=self.bot.session.json_loads)
-            except ValueError:
-                body = None
-            if not isinstance(body, dict) or not isinstance(body.get("update_id"), int):
-                log.warning("webhook body refused: not a Telegram update")
-                return web.Response(status=400, text="Bad Request")
-        return await super().handle(request)
+        await self.api.close()
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -616,7 +687,12 @@ async def serve(settings: Settings) -> None:
             running(settings, app, run_worker=settings.run_worker) as service,
         ):
             mode = "webhook" if settings.webhook_url else "polling"
-            log.info("telegram bot started mode=%s worker=%s", mode, settings.run_worker)
+            log.info(
+                "telegram bot started mode=%s library=%s worker=%s",
+                mode,
+                settings.telegram_library,
+                settings.run_worker,
+            )
             stopping = asyncio.create_task(stop.wait())
             ended = asyncio.create_task(service.wait())
             await asyncio.wait({stopping, ended}, return_when=asyncio.FIRST_COMPLETED)

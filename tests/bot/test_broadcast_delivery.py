@@ -210,7 +210,7 @@ async def test_a_300_message_burst_stays_within_the_flood_limits_and_is_reported
             config = WorkerConfig(poll_interval=0.05)
             worker = OutboxWorker(db, TelegramSender(bot), CHANNEL, None, config, limiter)
             tasks.append(asyncio.create_task(worker.run(stop)))
-            closers += [bot.session.close, db.dispose, redis.aclose]
+            closers += [bot.close, db.dispose, redis.aclose]
         started = time.monotonic()
         try:
             reports = 0
@@ -252,5 +252,5 @@ async def test_flood_stub_answers_429_beyond_the_limits(app: App) -> None:
                 await sender.send("9", "x", [], None)
             assert info.value.seconds == 5
         finally:
-            await bot.session.close()
+            await bot.close()
     assert stub.flood_429s == 1

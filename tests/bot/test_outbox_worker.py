@@ -204,7 +204,7 @@ async def test_two_workers_deliver_every_row_to_the_bot_api_exactly_once_in_orde
         stop.set()
         await asyncio.gather(*workers)
         for bot in bots:
-            await bot.session.close()
+            await bot.close()
         for db in databases:
             await db.dispose()
     texts = [call.text for call in stub.sent(method="sendMessage")]

@@ -1,4 +1,4 @@
-"""The Telegram adapter end to end: real aiogram polling against the Bot API stub."""
+"""The Telegram adapter end to end against the Bot API stub, on each TELEGRAM_LIBRARY stack."""
 
 from __future__ import annotations
 
@@ -47,9 +47,12 @@ async def fill_application(user: TgUser) -> None:
 
 
 async def test_start_shows_the_menu_with_inline_buttons_and_the_command_menu(
-    app: App, stub: BotApiStub
+    app: App, stub: BotApiStub, library: str
 ) -> None:
-    async with telegram(app, stub) as (_, handled):
+    async with telegram(app, stub, telegram_library=library) as (
+        _,
+        handled,
+    ):
         user = TgUser(stub, handled, 501)
         (message,) = await user.say("/start")
     assert message.method == "sendMessage"
@@ -72,9 +75,9 @@ async def test_start_shows_the_menu_with_inline_buttons_and_the_command_menu(
 
 
 async def test_full_application_ends_with_case_number_and_the_docx_form_then_status(
-    app: App, stub: BotApiStub
+    app: App, stub: BotApiStub, library: str
 ) -> None:
-    async with telegram(app, stub, run_worker=True) as (_, handled):
+    async with telegram(app, stub, telegram_library=library, run_worker=True) as (_, handled):
         user = TgUser(stub, handled, 502)
         await user.say("/start")
         await fill_application(user)
@@ -97,9 +100,12 @@ async def test_full_application_ends_with_case_number_and_the_docx_form_then_sta
 
 
 async def test_documents_and_photos_are_downloaded_and_stickers_are_unsupported(
-    embedded_app: App, stub: BotApiStub
+    embedded_app: App, stub: BotApiStub, library: str
 ) -> None:
-    async with telegram(embedded_app, stub) as (_, handled):
+    async with telegram(embedded_app, stub, telegram_library=library) as (
+        _,
+        handled,
+    ):
         user = TgUser(stub, handled, 503)
         await user.upload("营业执照.pdf", b"%PDF-1.4 test", "application/pdf")
         assert "当前没有需要上传材料的申请" in user.text
@@ -114,9 +120,9 @@ async def test_documents_and_photos_are_downloaded_and_stickers_are_unsupported(
 
 
 async def test_blocked_user_is_marked_unreachable_and_gets_nothing_more(
-    app: App, stub: BotApiStub
+    app: App, stub: BotApiStub, library: str
 ) -> None:
-    async with telegram(app, stub, run_worker=True) as (_, handled):
+    async with telegram(app, stub, telegram_library=library, run_worker=True) as (_, handled):
         user = TgUser(stub, handled, 504)
         await user.say("/start")
         stub.fail("sendMessage", blocked(), chat_id=504, times=100)
@@ -139,10 +145,13 @@ async def test_blocked_user_is_marked_unreachable_and_gets_nothing_more(
 
 
 async def test_rate_limited_replies_are_delivered_after_retry_after(
-    embedded_app: App, stub: BotApiStub
+    embedded_app: App, stub: BotApiStub, library: str
 ) -> None:
     stub.fail("sendMessage", too_many_requests(retry_after=1), times=3)
-    async with telegram(embedded_app, stub) as (_, handled):
+    async with telegram(embedded_app, stub, telegram_library=library) as (
+        _,
+        handled,
+    ):
         users = [TgUser(stub, handled, chat) for chat in (505, 506, 507)]
         started = time.monotonic()
         await asyncio.gather(*(user.say("/help") for user in users))
@@ -155,9 +164,9 @@ async def test_rate_limited_replies_are_delivered_after_retry_after(
 
 
 async def test_flood_guard_warns_once_then_drops_without_stalling_others(
-    app: App, stub: BotApiStub
+    app: App, stub: BotApiStub, library: str
 ) -> None:
-    async with telegram(app, stub, flood_limit=3) as (_, handled):
+    async with telegram(app, stub, telegram_library=library, flood_limit=3) as (_, handled):
         spam = [stub.user_says(508, f"/help {n}") for n in range(6)]
         await handled.wait(*spam)
         other = TgUser(stub, handled, 509)
@@ -169,7 +178,7 @@ async def test_flood_guard_warns_once_then_drops_without_stalling_others(
 
 
 async def test_a_slow_user_does_not_block_others_and_each_user_stays_in_order(
-    embedded_app: App, stub: BotApiStub
+    embedded_app: App, stub: BotApiStub, library: str
 ) -> None:
     release = asyncio.Event()
     seen: list[str] = []
@@ -181,7 +190,10 @@ async def test_a_slow_user_does_not_block_others_and_each_user_stays_in_order(
             await release.wait()
         return await real(event)
 
-    async with telegram(embedded_app, stub) as (service, handled):
+    async with telegram(embedded_app, stub, telegram_library=library) as (
+        service,
+        handled,
+    ):
         service.channel.router.handle = handle  # type: ignore[method-assign]
         service.channel.typing_after = 0.05
         first = stub.user_says(510, "slow")
@@ -201,7 +213,9 @@ async def test_a_slow_user_does_not_block_others_and_each_user_stays_in_order(
     ]
 
 
-async def test_shutdown_finishes_updates_in_hand(embedded_app: App, stub: BotApiStub) -> None:
+async def test_shutdown_finishes_updates_in_hand(
+    embedded_app: App, stub: BotApiStub, library: str
+) -> None:
     started = asyncio.Event()
     real = embedded_app.router.handle
 
@@ -210,7 +224,10 @@ async def test_shutdown_finishes_updates_in_hand(embedded_app: App, stub: BotApi
         await asyncio.sleep(0.3)
         return await real(event)
 
-    async with telegram(embedded_app, stub) as (service, _):
+    async with telegram(embedded_app, stub, telegram_library=library) as (
+        service,
+        _,
+    ):
         service.channel.router.handle = handle  # type: ignore[method-assign]
         stub.user_says(512, "/help")
         await asyncio.wait_for(started.wait(), 5)
@@ -219,7 +236,7 @@ async def test_shutdown_finishes_updates_in_hand(embedded_app: App, stub: BotApi
 
 
 async def test_webhook_checks_the_secret_and_processes_updates(
-    embedded_app: App, stub: BotApiStub, caplog: pytest.LogCaptureFixture
+    embedded_app: App, stub: BotApiStub, library: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = bot_settings(
         embedded_app,
@@ -228,6 +245,7 @@ async def test_webhook_checks_the_secret_and_processes_updates(
         webhook_secret="s3cret-token",
         webhook_host="127.0.0.1",
         webhook_port=0,
+        telegram_library=library,
     )
     async with running(settings, embedded_app, run_worker=False) as service:
         handled = Handled(service.channel)
@@ -252,6 +270,8 @@ async def test_webhook_checks_the_secret_and_processes_updates(
                 assert response.status == 401
             assert stub.sent(513) == []
             headers = {"X-Telegram-Bot-Api-Secret-Token": "s3cret-token"}
+            async with http.post(url, data=b"{not json", headers=headers) as response:
+                assert response.status == 400
             async with http.post(url, json=update, headers=headers) as response:
                 assert response.status == 200
             await handled.wait(9001)

@@ -1,0 +1,30 @@
+"""What a process imports decides its memory: renderers and the FAQ index only when used."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RENDERERS = ["docxtpl", "fpdf", "openpyxl"]
+FAQ_INDEX = ["jieba", "numpy", "rank_bm25"]
+FRAMEWORKS = ["aiogram", "telegram"]
+
+
+def imported_after(code: str, watched: list[str]) -> list[str]:
+    probe = f"import sys\n{code}\nprint(' '.join(m for m in {watched!r} if m in sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return result.stdout.split()
+
+
+def test_the_bot_and_worker_modules_load_no_renderer_index_or_telegram_library() -> None:
+    code = "import bot.app, bot.outbox, bot.channels.telegram, handlers.routing"
+    assert imported_after(code, RENDERERS + FAQ_INDEX + FRAMEWORKS) == []
+
+
+def test_each_stack_loads_only_its_own_library() -> None:
+    assert imported_after("import bot.channels.telegram_ptb", FRAMEWORKS) == ["telegram"]
+    assert imported_after("import bot.channels.telegram_aiogram", FRAMEWORKS) == ["aiogram"]
