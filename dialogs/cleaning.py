@@ -39,7 +39,8 @@ def clean(text: str, *, fold: bool = False, single_line: bool = False) -> str:
     """
     text = _LINE_BREAKS.sub("\n", text)
     text = unicodedata.normalize("NFKC" if fold else "NFC", text)
-    if not text.isprintable():  # the common case skips the per-character pass
+    # The common case skips the per-character pass; blank letters (ㅤ) count as printable.
+    if not text.isprintable() or not _BLANK_LETTERS.isdisjoint(text):
         text = text.translate(_HIDDEN)
     if single_line:
         text = text.replace("\n", " ")

@@ -95,3 +95,8 @@ def test_choice_accepts_its_label_typed_in_full_width() -> None:
     draft, _ = engine.start("application")
     engine.on_text(draft, "一般项目(非房地产)")
     assert draft.answers["project_kind"] == "general"
+
+
+def test_a_blank_letter_alone_among_printable_text_is_removed() -> None:
+    assert clean("000000000\u3164") == "000000000"
+    assert clean("项目\uffa0简介", fold=True) == "项目简介"

@@ -102,12 +102,25 @@ async def entry_points(app: App) -> list[EntryPoint]:
 
     staff = await bind_staff(app, "李娜", "fuzz-staff")
     asker = Chat(app.router, "fuzz-asker")
-    await asker.say("我们公司的厂房屋顶想装光伏发电板需要找哪个部门备案审批")
+    await asker.say("我们厂区门口的路灯坏了好几天了，能不能派人来修一下")  # routed to a person
     question = await _scalar(app, select(Question))
     assert question is not None
     owner = await _scalar(app, select(Staff.name).where(Staff.id == question.owner_id))
     assert owner == "李娜", owner
     leader = await bind_staff(app, "刘洋", "fuzz-leader")
+    leader_id = await _scalar(app, select(Staff.id).where(Staff.name == "刘洋"))
+    second = Chat(app.router, "fuzz-ent-2")  # a case still being worked, for the 领导批示
+    await fill_application(second)
+    await second.press("提交")
+    found = re.search(r"BDB-\d{4}-\d{6}", second.text)
+    assert found
+    instructed = found.group(0)
+    async with app.services.db.transaction() as session:  # as after 受理 and 请领导批示
+        await session.execute(
+            update(Case)
+            .where(Case.number == instructed)
+            .values(status="in_progress", leader_id=leader_id)
+        )
     zhao = await bind_staff(app, "赵刚", "fuzz-kp")
     await zhao.say("/kp_new 星城智造产业园二期 | 湖南星城智造科技有限公司")
     project = await _scalar(app, select(KeyProject))
@@ -123,7 +136,7 @@ async def entry_points(app: App) -> list[EntryPoint]:
         return await _scalar(app, query)
 
     async def instruction() -> Any:
-        return await _scalar(app, select(Case.leader_instruction))
+        return await _scalar(app, select(Case.leader_instruction).where(Case.number == instructed))
 
     async def comment() -> Any:
         return await _scalar(app, select(CaseRating.comment))
@@ -144,7 +157,7 @@ async def entry_points(app: App) -> list[EntryPoint]:
         EntryPoint(
             "leader instruction",
             leader,
-            {"mode": f"case_instruct:{case_number}"},
+            {"mode": f"case_instruct:{instructed}"},
             instruction,
             lambda t: t,
         ),
