@@ -25,5 +25,6 @@ def test_every_dependency_is_locked_with_hashes() -> None:
         name = canonical(requirement.name)
         assert name in locked, f"{name} is not in requirements.lock: run `make lock`"
         assert requirement.specifier.contains(locked[name]), f"{name}=={locked[name]}: `make lock`"
-    blocks = re.split(r"\n(?=\S)", lock.split("\n\n", 1)[1])
+    body = "\n".join(line for line in lock.splitlines() if not line.startswith("#"))
+    blocks = re.split(r"\n(?=\S)", body.strip())
     assert all("--hash=sha256:" in block for block in blocks if "==" in block)
