@@ -12,6 +12,7 @@ COPY bot ./bot
 COPY handlers ./handlers
 COPY dialogs ./dialogs
 COPY storage ./storage
+COPY domain ./domain
 COPY data ./data
 RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
     && /opt/venv/bin/pip install --no-deps /wheels/*.whl
