@@ -232,6 +232,7 @@ class OutboxWorker:
                 buttons = _buttons(row.buttons) if last else []
                 await self.sender.send(row.chat_id, part, buttons, document if last else None)
             self.fallbacks += 1
+            metrics.REFUSED.labels(self.channel, "notice", "plain").inc()
             log.warning(
                 "outbox sent as plain text id=%s chat=%s parts=%s", row.id, row.chat_id, len(parts)
             )
@@ -243,9 +244,11 @@ class OutboxWorker:
         try:
             await self.sender.send(row.chat_id, render("common/undeliverable.j2"), [], None)
         except Exception as exc:
+            metrics.REFUSED.labels(self.channel, "notice", "nothing").inc()
             log.error("outbox message refused id=%s chat=%s", row.id, row.chat_id)
             return Outcome(permanent=True, error=f"rejected: {why}; apology: {exc}")
         self.apologies += 1
+        metrics.REFUSED.labels(self.channel, "notice", "apology").inc()
         log.warning("outbox message replaced by an apology id=%s chat=%s", row.id, row.chat_id)
         return Outcome(permanent=True, error=f"rejected: {why}; apology sent")
 

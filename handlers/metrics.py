@@ -25,6 +25,12 @@ REPLIES = Counter(
     "(sent, rate_limited, waiting, retry, unreachable, dead).",
     ["channel", "outcome"],
 )
+REFUSED = Counter(
+    "bdb_refused_messages_total",
+    "Messages a channel refused for good, by what reached the person instead "
+    "(plain text, apology, nothing) and whether it was a reply or a notice.",
+    ["channel", "source", "instead"],
+)
 RATE_LIMITED = Counter(
     "bdb_rate_limited_total", "Answers 429 (retry after) from a channel.", ["channel"]
 )

@@ -34,6 +34,7 @@ from bot.delivery import Delivery, scheduled_jobs, send_limiters
 from bot.outbox import Rejected, RetryLater, Unreachable, WorkerConfig
 from dialogs.fit import plain, split_html
 from dialogs.texts import render
+from handlers import metrics
 from handlers.events import Button, ChatUser, Document, Incoming, Kind, Reply, UploadedFile
 from handlers.routing import Router
 from storage import outbox
@@ -458,13 +459,16 @@ class TelegramChannel:
         """A refused reply again as plain text in parts, else the apology; False if neither."""
         parts = [Reply(part) for part in split_html(plain(reply.text))]
         parts[-1].buttons, parts[-1].document = reply.buttons, reply.document
-        for fallback in (parts, [Reply(render("common/undeliverable.j2"))]):
+        apology = [Reply(render("common/undeliverable.j2"))]
+        for instead, fallback in (("plain", parts), ("apology", apology)):
             try:
                 for part in fallback:
                     await self.sender.deliver(chat_id, part, None)
+                metrics.REFUSED.labels(CHANNEL, "reply", instead).inc()
                 return True
             except Exception as exc:
                 log.warning("reply fallback refused chat=%s error=%s", chat_id, type(exc).__name__)
+        metrics.REFUSED.labels(CHANNEL, "reply", "nothing").inc()
         return False
 
     async def mark_unreachable(self, chat_id: str) -> None:

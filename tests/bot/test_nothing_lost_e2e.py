@@ -10,6 +10,7 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from bot.app import App
@@ -108,9 +109,12 @@ async def test_long_texts_and_refused_messages_all_reach_the_reader(
 
 
 async def test_a_refused_reply_is_shown_as_plain_text(app: App, stub: BotApiStub) -> None:
+    labels = {"channel": "telegram", "source": "reply", "instead": "plain"}
+    counted = REGISTRY.get_sample_value("bdb_refused_messages_total", labels) or 0.0
     async with telegram(app, stub) as (_, handled):
         user = TgUser(stub, handled, 603)
         stub.fail("sendMessage", bad_request("can't parse entities: unexpected"), 603)
         shown = await user.say("/help")
     assert len(shown) == 1 and "帮代办" in shown[0].text
     assert "<b>" not in shown[0].text and shown[0].buttons  # the words and buttons, no markup
+    assert REGISTRY.get_sample_value("bdb_refused_messages_total", labels) == counted + 1
