@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from bot.config import Settings
 from dialogs.fit import plain, split_html
 from dialogs.texts import render
+from domain import cases, notices
 from handlers import metrics
 from handlers.events import Button, Document
 from storage import outbox
@@ -109,6 +110,7 @@ class Outcome:
     held: bool = False  # not tried (global rate booked): released as it was
     unreachable: bool = False
     permanent: bool = False
+    undeliverable: bool = False  # no channel form can reach the person: staff are told
     error: str = ""
 
 
@@ -215,7 +217,7 @@ class OutboxWorker:
         except Unreachable as exc:
             return Outcome(unreachable=True, error=f"unreachable: {exc}")
         except Undeliverable as exc:
-            return Outcome(permanent=True, error=f"undeliverable: {exc}")
+            return Outcome(permanent=True, undeliverable=True, error=f"undeliverable: {exc}")
         except Rejected as exc:
             return await self._fall_back(row, document, str(exc))
         except Exception as exc:
@@ -282,6 +284,9 @@ class OutboxWorker:
         elif outcome.permanent or row.attempts + 1 >= self.config.max_attempts:
             await outbox.record_failure(session, row.id, outcome.error, retry_at=None)
             log.warning("outbox message dead id=%s attempts=%s", row.id, row.attempts + 1)
+            if outcome.undeliverable:  # in this transaction: the staff notice is not lost
+                told = await cases.undelivered_notices(session, row.idempotency_key, row.id)
+                notices.enqueue(session, told)
         else:
             at = now + dt.timedelta(seconds=self.backoff(row.attempts + 1))
             await outbox.record_failure(session, row.id, outcome.error, retry_at=at)

@@ -16,6 +16,7 @@ from enum import Enum, StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialogs.fields import format_phone
 from dialogs.texts import label, render
 from domain import policy
 from domain.notices import Notice
@@ -306,6 +307,21 @@ async def window_notices(session: AsyncSession, case: Case, text: str, event: st
         Notice(staff, text, f"case:{case.number}:{event}", handle)
         for staff in await roster.window_recipients(session)
     ]
+
+
+async def undelivered_notices(session: AsyncSession, key: str, row_id: int) -> list[Notice]:
+    """A case notice no channel could deliver (WeChat after its 48-hour window with no
+    template): whoever handles the case, else the window, is asked to phone the applicant."""
+    kind, _, rest = key.partition(":")
+    case = await cases.by_number(session, rest.split(":", 1)[0]) if kind == "case" else None
+    if case is None:
+        return []
+    text = render("staff/notice_undelivered.j2", case=case, phone=format_phone(case.contact_phone))
+    handler = await questions.staff(session, case.handler_id)
+    if handler is None:
+        return await window_notices(session, case, text, f"undelivered:{row_id}")
+    handle = [[Button(label("buttons", "handle"), f"w:view:{case.number}")]]
+    return [Notice(handler, text, f"case:{case.number}:undelivered:{row_id}", handle)]
 
 
 # -- the applicant's own operations -------------------------------------------------------

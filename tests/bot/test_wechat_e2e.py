@@ -23,7 +23,7 @@ from bot.outbox import OutboxWorker
 from storage import outbox, wechat
 from storage.models import Applicant, Case, OutboxMessage, OutboxStatus, WeChatFollower, utcnow
 from storage.outbox import Recipient
-from support import GOOD_ANSWERS, bind_staff
+from support import GOOD_ANSWERS, bind_staff, notices_to
 from wechat_stub import APP_ID, APP_SECRET, TOKEN, WeChatApiStub, WeChatServer, WxUser
 
 PUBLIC = "https://bdb.example.gov.cn"
@@ -380,6 +380,32 @@ async def test_notices_outside_the_48_hour_window_use_the_template_or_are_undeli
     assert rows[2].attempts == 1 and "no question template" in (rows[2].last_error or "")
     assert undeliverable == 1 and sender.undeliverable["question"] == 1
     assert (figures.followers, figures.in_window, figures.undeliverable) == (1, 0, 1)
+
+
+async def test_a_case_notice_no_one_can_deliver_asks_the_handler_to_phone(
+    app: App, stub: WeChatApiStub
+) -> None:
+    async with wechat_channel(app, stub) as running:  # no templates configured
+        user = WxUser(running.server(), "o-silent")
+        await user.subscribe()
+        await fill_application(user)
+        await choose(user, "提交")
+        (case,) = await cases(app)
+        await running.deliver()  # the printable form, inside the window
+        window = await bind_staff(app, "李娜")
+        await window.press_data(f"w:view:{case.number}")
+        await age_window(app, user.openid, hours=49)
+        await window.press("受理")
+        await window.say("材料齐全")
+        await running.deliver()
+    assert not any("已受理" in text for text in stub.texts_to(user.openid))
+    async with app.services.db.sessions() as session:
+        query = select(OutboxMessage).where(OutboxMessage.chat_id == user.openid)
+        dead = [r for r in (await session.scalars(query)).all() if r.status == OutboxStatus.DEAD]
+    assert len(dead) == 1 and "undeliverable" in (dead[0].last_error or "")
+    told = [n for n in await notices_to(app, window) if "未能送达企业" in n.text]
+    assert len(told) == 1 and case.number in told[0].text
+    assert GOOD_ANSWERS["contact_name"] in told[0].text  # whom to phone
 
 
 async def test_out_of_window_answers_fall_back_to_the_template_or_mark_unreachable(
