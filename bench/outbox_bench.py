@@ -1,7 +1,8 @@
 """Outbox delivery benchmark: notifications/s from the outbox to a Bot API stub.
 
 The stub (no flood limits) runs in its own process; the workers are real
-`python -m bot worker` processes on PostgreSQL + Redis, with the global send rate disabled
+`python -m bot worker` processes on PostgreSQL (a throwaway database, dropped at the end) +
+Redis (db 14, the benchmarks' own), with the global send rate disabled
 (SEND_RATE_PER_SECOND=0: the stub is local, so the figure is the worker's own ceiling; the
 per-chat limit stays on, every notification goes to a different chat). Prints the time to
 enqueue the notifications, and deliveries/s with 1 and 2 worker processes, measured by the
@@ -145,6 +146,16 @@ async def fresh_database(name: str) -> str:
     return url
 
 
+async def drop_database(name: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    admin = create_async_engine(f"{SERVER_URL}/postgres", isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
 async def flush_redis(url: str) -> None:
     from redis.asyncio import Redis
 
@@ -265,6 +276,7 @@ async def run(args: argparse.Namespace, workers: int) -> dict[str, Any]:
             stats["worker_peak_mb"] = max(peak_rss_mb(process.pid) for process in processes)
     finally:
         stub.close()
+        await drop_database(args.database)
     stats["enqueue_seconds"] = enqueue_seconds
     stats["end_to_end"] = stats["last"] - committed  # both monotonic, same host
     return stats
@@ -291,7 +303,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--database", default="bdb_bench_outbox")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args()
     for workers in args.workers:
