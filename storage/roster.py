@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +22,51 @@ async def departments(session: AsyncSession) -> list[Department]:
         .order_by(Department.sort)
     )
     return list((await session.scalars(query)).all())
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A staff member as the contact list shows them."""
+
+    name: str
+    role: str
+    phone: str | None
+    email: str | None
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A department as the contact list shows it, with its active staff in id order."""
+
+    name: str
+    leading: bool
+    staff: list[Contact] = field(default_factory=list)
+
+
+async def contact_list(session: AsyncSession) -> list[Unit]:
+    """What `departments()` gives the contact list, read as plain rows in one query (no
+    ORM objects: the list is shown on every /contact)."""
+    query = (
+        select(
+            Department.id,
+            Department.name,
+            Department.leading,
+            Staff.name,
+            Staff.role,
+            Staff.phone,
+            Staff.email,
+        )
+        .outerjoin(Staff, (Staff.department_id == Department.id) & Staff.active.is_(True))
+        .where(Department.active.is_(True))
+        .order_by(Department.sort, Department.id, Staff.id)
+    )
+    units: dict[int, Unit] = {}
+    for unit_id, unit_name, leading, name, role, phone, email in await session.execute(query):
+        unit = units.setdefault(unit_id, Unit(unit_name, leading))
+        if name is not None:
+            unit.staff.append(Contact(name, role, phone, email))
+    return list(units.values())
 
 
 async def department_by_code(session: AsyncSession, code: str) -> Department | None:
