@@ -200,6 +200,12 @@ async def worker_processes(
             await process.wait()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     """The peak resident set size of a running process (Linux)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -264,6 +270,7 @@ async def run(args: argparse.Namespace, workers: int) -> dict[str, Any]:
         ) as processes:
             await warm_up(stub, database_url, tokens)
             chats = [str(1_000_000 + n) for n in range(args.count)]
+            cpu_before = sum(cpu_seconds(process.pid) for process in processes)
             enqueue_seconds = await enqueue_notifications(database_url, chats, "bench")
             committed = time.monotonic()
 
@@ -274,6 +281,7 @@ async def run(args: argparse.Namespace, workers: int) -> dict[str, Any]:
             await asyncio.sleep(0.5)  # anything delivered twice would show by now
             stats = await stub.stats()
             stats["worker_peak_mb"] = max(peak_rss_mb(process.pid) for process in processes)
+            stats["worker_cpu"] = sum(cpu_seconds(p.pid) for p in processes) - cpu_before
     finally:
         stub.close()
         await drop_database(args.database)
@@ -295,6 +303,8 @@ def report(args: argparse.Namespace, workers: int, stats: dict[str, Any]) -> Non
     print(f"commit → last delivery     {stats['end_to_end']:.2f} s (includes the ≤1 s idle poll)")
     print(f"per worker                 {sorted(stats['by_token'].values(), reverse=True)}")
     print(f"worker peak RSS            {stats['worker_peak_mb']:.0f} MB (the largest)")
+    cpu = stats["worker_cpu"] / max(stats["delivered"], 1) * 1e6
+    print(f"worker CPU per delivery    {cpu:.0f} µs (all workers; ≈ 1 s ÷ this on a free core)")
     print(f"stub answers               {stats['statuses']}")
 
 

@@ -346,7 +346,8 @@ def outbox(args: argparse.Namespace, stack: str) -> None:
         f"outbox, 1 worker ({stack}): {stats['delivered']} in {span:.2f} s = "
         f"{stats['delivered'] / span:.0f} deliveries/s (target ≥ 1500), "
         f"duplicates {stats['duplicates']}, worker peak RSS {stats['worker_peak_mb']:.0f} MB "
-        "(target ≤ 150)"
+        f"(target ≤ 150), worker CPU {stats['worker_cpu'] / stats['delivered'] * 1e6:.0f} µs "
+        "per delivery"
     )
 
 
