@@ -286,5 +286,5 @@ async def test_webhook_checks_the_secret_and_processes_updates(
     (reply,) = stub.sent(513)
     assert "帮代办" in reply.text and reply.buttons
     refused = [r for r in caplog.records if "webhook body refused" in r.getMessage()]
-    assert len(refused) == 4 and not any(r.exc_info for r in refused)
+    assert len(refused) == 5 and not any(r.exc_info for r in refused)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
