@@ -24,3 +24,12 @@ async def fresh_database(url: str) -> None:
     async with db.transaction() as session:
         await seed_all(session)
     await db.dispose()
+
+
+async def drop_database(url: str) -> None:
+    """Drop the database named in `url` (a benchmark's own, made by `fresh_database`)."""
+    server, name = url.rsplit("/", 1)
+    admin = create_async_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()

@@ -1,7 +1,8 @@
 """Outbox delivery benchmark: notifications/s from the outbox to a Bot API stub.
 
 The stub (no flood limits) runs in its own process; the workers are real
-`python -m bot worker` processes on PostgreSQL + Redis, with the global send rate disabled
+`python -m bot worker` processes on PostgreSQL (a throwaway database, dropped at the end) +
+Redis (db 14, the benchmarks' own), with the global send rate disabled
 (SEND_RATE_PER_SECOND=0: the stub is local, so the figure is the worker's own ceiling; the
 per-chat limit stays on, every notification goes to a different chat). Prints the time to
 enqueue the notifications, and deliveries/s with 1 and 2 worker processes, measured by the
@@ -145,6 +146,16 @@ async def fresh_database(name: str) -> str:
     return url
 
 
+async def drop_database(name: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    admin = create_async_engine(f"{SERVER_URL}/postgres", isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
 async def flush_redis(url: str) -> None:
     from redis.asyncio import Redis
 
@@ -187,6 +198,12 @@ async def worker_processes(
                 process.send_signal(signal.SIGTERM)
         for process in processes:
             await process.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -253,6 +270,7 @@ async def run(args: argparse.Namespace, workers: int) -> dict[str, Any]:
         ) as processes:
             await warm_up(stub, database_url, tokens)
             chats = [str(1_000_000 + n) for n in range(args.count)]
+            cpu_before = sum(cpu_seconds(process.pid) for process in processes)
             enqueue_seconds = await enqueue_notifications(database_url, chats, "bench")
             committed = time.monotonic()
 
@@ -263,8 +281,10 @@ async def run(args: argparse.Namespace, workers: int) -> dict[str, Any]:
             await asyncio.sleep(0.5)  # anything delivered twice would show by now
             stats = await stub.stats()
             stats["worker_peak_mb"] = max(peak_rss_mb(process.pid) for process in processes)
+            stats["worker_cpu"] = sum(cpu_seconds(p.pid) for p in processes) - cpu_before
     finally:
         stub.close()
+        await drop_database(args.database)
     stats["enqueue_seconds"] = enqueue_seconds
     stats["end_to_end"] = stats["last"] - committed  # both monotonic, same host
     return stats
@@ -283,6 +303,8 @@ def report(args: argparse.Namespace, workers: int, stats: dict[str, Any]) -> Non
     print(f"commit → last delivery     {stats['end_to_end']:.2f} s (includes the ≤1 s idle poll)")
     print(f"per worker                 {sorted(stats['by_token'].values(), reverse=True)}")
     print(f"worker peak RSS            {stats['worker_peak_mb']:.0f} MB (the largest)")
+    cpu = stats["worker_cpu"] / max(stats["delivered"], 1) * 1e6
+    print(f"worker CPU per delivery    {cpu:.0f} µs (all workers; ≈ 1 s ÷ this on a free core)")
     print(f"stub answers               {stats['statuses']}")
 
 
@@ -291,7 +313,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--database", default="bdb_bench_outbox")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args()
     for workers in args.workers:

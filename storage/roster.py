@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -23,6 +24,54 @@ async def departments(session: AsyncSession) -> list[Department]:
     return list((await session.scalars(query)).all())
 
 
+@dataclass(frozen=True)
+class Contact:
+    """A staff member as the contact list shows them."""
+
+    name: str
+    role: str
+    phone: str | None
+    email: str | None
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A department as the contact list shows it, with its active staff in id order."""
+
+    name: str
+    leading: bool
+    staff: list[Contact] = field(default_factory=list)
+
+
+# Built once: SQLAlchemy reuses its cache key instead of rebuilding it per /contact.
+_CONTACTS = (
+    select(
+        Department.id,
+        Department.name,
+        Department.leading,
+        Staff.name,
+        Staff.role,
+        Staff.phone,
+        Staff.email,
+    )
+    .outerjoin(Staff, (Staff.department_id == Department.id) & Staff.active.is_(True))
+    .where(Department.active.is_(True))
+    .order_by(Department.sort, Department.id, Staff.id)
+)
+
+
+async def contact_list(session: AsyncSession) -> list[Unit]:
+    """What `departments()` gives the contact list, read as plain rows in one query (no
+    ORM objects: the list is shown on every /contact)."""
+    units: dict[int, Unit] = {}
+    for unit_id, unit_name, leading, name, role, phone, email in await session.execute(_CONTACTS):
+        unit = units.setdefault(unit_id, Unit(unit_name, leading))
+        if name is not None:
+            unit.staff.append(Contact(name, role, phone, email))
+    return list(units.values())
+
+
 async def department_by_code(session: AsyncSession, code: str) -> Department | None:
     return await session.scalar(
         select(Department).where(Department.code == code, Department.active.is_(True))
@@ -34,12 +83,20 @@ async def catalog(session: AsyncSession) -> list[CatalogItem]:
     return list((await session.scalars(query)).all())
 
 
-async def staff_by_chat(session: AsyncSession, channel: str, chat_id: str) -> Staff | None:
-    return await session.scalar(
-        select(Staff)
-        .options(selectinload(Staff.department))
-        .where(Staff.channel == channel, Staff.chat_id == chat_id, Staff.active.is_(True))
+# Built once (asked on /start, /help and staff actions): SQLAlchemy reuses its cache key.
+_STAFF_BY_CHAT = (
+    select(Staff)
+    .options(selectinload(Staff.department))
+    .where(
+        Staff.channel == bindparam("channel"),
+        Staff.chat_id == bindparam("chat_id"),
+        Staff.active.is_(True),
     )
+)
+
+
+async def staff_by_chat(session: AsyncSession, channel: str, chat_id: str) -> Staff | None:
+    return await session.scalar(_STAFF_BY_CHAT, {"channel": channel, "chat_id": chat_id})
 
 
 async def active_staff(session: AsyncSession, staff_id: int) -> Staff | None:
