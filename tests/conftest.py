@@ -149,3 +149,15 @@ async def embedded_app(tmp_path: Path) -> AsyncIterator[App]:
     built = await build_app(settings)
     yield built
     await built.close()
+
+
+@pytest.fixture
+def cjk_font() -> Path:
+    """The CJK font the PDF form needs; its absence fails the run in CI and skips elsewhere."""
+    from dialogs.printable import find_cjk_font
+
+    font = find_cjk_font()
+    if font is None:
+        _unavailable("A CJK font (apt-get install fonts-wqy-microhei)", FileNotFoundError())
+    assert font is not None
+    return font

@@ -91,7 +91,11 @@ async def choose(user: WxUser, label: str, by_number: bool = False) -> str:
 async def fill_application(user: WxUser) -> None:
     """The application dialog typed in WeChat: labels typed, one option by its number."""
     await choose(user, "申请帮代办")
-    await choose(user, "一般项目", by_number=True)
+    await fill_application_from_kind(user, kind_by_number=True)
+
+
+async def fill_application_from_kind(user: WxUser, kind_by_number: bool = False) -> None:
+    await choose(user, "一般项目", by_number=kind_by_number)
     await choose(user, "是，已在新区立项")
     await choose(user, "不是房地产")
     for name in (
@@ -259,24 +263,6 @@ async def test_a_retried_callback_creates_one_case(app: App, stub: WeChatApiStub
     assert "已提交" in first
     assert all(r.status == 200 and r.body == "success" for r in retries)
     assert len(await cases(app)) == 1
-
-
-async def fill_application_from_kind(user: WxUser) -> None:
-    await choose(user, "一般项目")
-    await choose(user, "是，已在新区立项")
-    await choose(user, "不是房地产")
-    for name in (
-        "company",
-        "credit_code",
-        "project_name",
-        "project_code",
-        "contact_name",
-        "contact_phone",
-        "project_summary",
-    ):
-        await user.say(GOOD_ANSWERS[name])
-    await choose(user, "施工许可")
-    await choose(user, "完成")
 
 
 async def test_supplement_photo_is_fetched_by_media_id_and_attached(

@@ -1,6 +1,5 @@
 import datetime
 import io
-import os
 import re
 import shutil
 import subprocess
@@ -150,17 +149,6 @@ def test_explicit_font_path_wins(tmp_path: Path) -> None:
 
 def test_missing_explicit_font_falls_back_to_the_system() -> None:
     assert find_cjk_font("/nonexistent/font.ttf") == find_cjk_font()
-
-
-@pytest.fixture
-def cjk_font() -> Path:
-    font = find_cjk_font()
-    if font is None:
-        message = "no CJK font installed (apt-get install fonts-wqy-microhei)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return font
 
 
 def pdf_text(pdf: bytes, tmp_path: Path) -> str | None:

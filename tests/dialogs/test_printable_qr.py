@@ -9,7 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import docx
-import pytest
 from test_printable import FORM, pdf_text
 
 from dialogs.printable import qr_png, render_docx, render_pdf
@@ -41,13 +40,8 @@ def test_form_without_a_code_has_no_qr_and_no_empty_label() -> None:
         assert not [n for n in archive.namelist() if n.startswith("word/media/")]
 
 
-def test_pdf_prints_the_query_code_and_an_image(tmp_path: Path) -> None:
-    from dialogs.printable import find_cjk_font
-
-    font = find_cjk_font()
-    if font is None:
-        pytest.skip("no CJK font (apt-get install fonts-wqy-microhei)")
-    pdf = render_pdf(replace(FORM, query_code="ABC234", status_url=URL), font)
+def test_pdf_prints_the_query_code_and_an_image(cjk_font: Path, tmp_path: Path) -> None:
+    pdf = render_pdf(replace(FORM, query_code="ABC234", status_url=URL), cjk_font)
     assert b"/Subtype /Image" in pdf
     text = pdf_text(pdf, tmp_path)
     if text is not None:
