@@ -5,6 +5,7 @@ visibility policy; without a live session the answer is the login page, never da
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from typing import TYPE_CHECKING
@@ -32,6 +33,7 @@ BIND_COMMAND = "/bind"
 CSRF_HEADER = "X-CSRF-Token"
 CASE_NUMBER = re.compile(r"BDB-\d{4}-\d{6}")
 HTML = "text/html"
+STAFF_RECHECK = 15.0  # seconds between checks of an open staff socket's session
 
 
 def _channel(request: web.Request) -> WebChannel:
@@ -58,6 +60,25 @@ async def still_signed_in(channel: WebChannel, signed_in: StaffSession) -> bool:
     async with channel.app.services.db.sessions() as session:
         found = await staff_devices.signed_in(session, signed_in.device_id, signed_in.nonce)
     return found is not None
+
+
+async def watch_session(
+    channel: WebChannel, signed_in: StaffSession, ws: web.WebSocketResponse
+) -> None:
+    """Close the socket of a browser signed out meanwhile (revoked, expired), so notices
+    stop reaching it within STAFF_RECHECK seconds even if it sends nothing."""
+    while not ws.closed:
+        await asyncio.sleep(STAFF_RECHECK)
+        try:
+            live = await still_signed_in(channel, signed_in)
+        except Exception as exc:  # the database is down: look again on the next tick
+            log.warning("web staff session check failed error=%s", type(exc).__name__)
+            continue
+        if not live:
+            with contextlib.suppress(Exception):
+                await ws.send_json({"type": "signed_out"})
+                await ws.close()
+            return
 
 
 def _page(text: str, status: int = 200) -> web.Response:

@@ -24,6 +24,7 @@ from bot.channels.web.desk import (
     open_target,
     staff_page,
     still_signed_in,
+    watch_session,
 )
 from bot.channels.web.history import HistoryWriter
 from bot.channels.web.hub import Hub
@@ -216,6 +217,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     await ws.send_json({"type": "history", "messages": history})
     channel.hub.add(chat_id, ws)  # wakes the notice delivery for this chat
     ip = channel.client_ip(request)
+    watch = asyncio.create_task(watch_session(channel, signed_in, ws)) if signed_in else None
     try:
         async for message in ws:
             if message.type != WSMsgType.TEXT:
@@ -235,6 +237,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 await channel.converse(chat_id, incoming, echo)
     finally:
         channel.hub.remove(chat_id, ws)
+        if watch is not None:
+            watch.cancel()
     return ws
 
 

@@ -13,8 +13,9 @@ from sqlalchemy import select
 
 from bot.app import App
 from bot.channels.web.delivery import CHANNEL
-from storage import questions
+from storage import outbox, questions
 from storage.models import Case, CaseStatus, OutboxMessage, Staff
+from storage.outbox import Recipient
 from support import Chat, bind_staff, fill_application
 from webpage import open_chat, press, say
 from webserver import Served, chromium, serving
@@ -133,3 +134,24 @@ async def test_staff_binds_answers_accepts_from_desk_and_is_signed_out(
     # The Telegram-like binding is untouched.
     await telegram_like.say("/inbox")
     assert number.group(0) in telegram_like.text
+
+
+async def test_staff_page_counts_unread_notices_in_the_tab_title(
+    served: Served, browser: Browser
+) -> None:
+    li, code = await invite(served.app, "李娜")
+    page = await (await browser.new_context()).new_page()
+    await bind_browser(page, served.url, code)
+    await expect(page).to_have_title("帮代办助手")
+    if await page.evaluate("Notification.permission") == "default":
+        await expect(page.get_by_role("button", name="开启桌面通知")).to_be_visible()
+    await page.evaluate("() => { document.hasFocus = () => false; }")  # looking elsewhere
+    async with served.app.services.db.transaction() as session:
+        for n in (1, 2):
+            outbox.enqueue(session, Recipient(CHANNEL, f"staff-{li.id}"), f"通知{n}", f"t:{n}")
+    await expect(page).to_have_title("(2) 帮代办助手")
+    await expect(page.locator("#log .msg.notice")).to_have_count(2)
+    await page.evaluate(
+        "() => { document.hasFocus = () => true; window.dispatchEvent(new Event('focus')); }"
+    )
+    await expect(page).to_have_title("帮代办助手")

@@ -13,7 +13,7 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select, update
 
 from bot.app import App
-from bot.channels.web import staff_session
+from bot.channels.web import desk, staff_session
 from bot.channels.web.desk import open_target
 from storage import applicants, cases, key_projects, questions
 from storage.cases import ApplicationData
@@ -271,6 +271,22 @@ async def test_open_socket_of_a_revoked_browser_is_signed_out(served: Served) ->
                 await session.execute(update(StaffDevice).values(revoked_at=utcnow()))
             await ws.send_json({"type": "text", "text": "/inbox"})
             assert (await ws.receive_json()) == {"type": "signed_out"}
+
+
+async def test_idle_socket_of_a_revoked_browser_is_closed(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(desk, "STAFF_RECHECK", 0.1)
+    async with new_client() as client:
+        await sign_in(served, client, "李娜")
+        origin = served.url.rsplit("/", 1)[0].rstrip("/")
+        ws_url = served.url.replace("http://", "ws://") + "ws"
+        async with client.ws_connect(ws_url, headers={"Origin": origin}) as ws:
+            assert (await ws.receive_json())["type"] == "history"
+            async with served.app.services.db.transaction() as session:
+                await session.execute(update(StaffDevice).values(revoked_at=utcnow()))
+            assert (await ws.receive_json()) == {"type": "signed_out"}
+            assert (await ws.receive()).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
 
 
 async def test_bind_needs_the_pages_csrf_token(served: Served) -> None:
