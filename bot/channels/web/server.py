@@ -229,10 +229,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 await ws.send_json({"type": "signed_out"})  # the page reloads: login or chat
                 break
             incoming, echo = _incoming(chat_id, message.data)
-            if incoming is not None and incoming.text.startswith(BIND_COMMAND):
+            command, _, code = incoming.text.partition(" ") if incoming else ("", "", "")
+            if incoming is not None and command.lower() == BIND_COMMAND:
                 # Binding a browser needs a cookie: the page posts the code to staff/bind.
-                code = incoming.text.removeprefix(BIND_COMMAND).strip()
-                await ws.send_json({"type": "bind", "code": code[:64]})
+                await ws.send_json({"type": "bind", "code": code.strip()[:64]})
             elif incoming is not None:
                 await channel.converse(chat_id, incoming, echo)
     finally:

@@ -180,7 +180,10 @@ async def test_each_roles_desk_shows_exactly_what_the_policy_allows(served: Serv
     for person, wanted in EXPECTED.items():
         async with new_client() as client:
             await sign_in(served, client, person)
-            page = await desk_page(client, served)
+            async with client.get(f"{served.url}desk") as response:
+                page = await response.text()
+                assert response.status == 200
+                assert "script-src 'self'" in response.headers["Content-Security-Policy"]
             assert "待办事项" in page
             assert shown(page) == {names[w] for w in wanted}, person
 
