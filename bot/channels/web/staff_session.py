@@ -64,10 +64,11 @@ class StaffSessions:
     async def check(self, cookie: str | None) -> StaffSession | None:
         """The live session a cookie names, or None."""
         claims = self._claims(cookie)
-        if claims is None:
-            return None
+        return await self._live(claims[0], claims[1]) if claims else None
+
+    async def _live(self, device_id: int, nonce: str) -> StaffSession | None:
         async with self.db.sessions() as session:
-            found = await staff_devices.signed_in(session, claims[0], claims[1])
+            found = await staff_devices.signed_in(session, device_id, nonce)
         if found is None:
             return None
         return StaffSession(found[0].id, found[0].nonce, found[1])
@@ -77,11 +78,10 @@ class StaffSessions:
     ) -> StaffSession | None:
         """The request's live session; when due, the renewed cookie is added to
         `response_cookies` for the caller to set."""
-        cookie = request.cookies.get(STAFF_COOKIE)
-        claims = self._claims(cookie)
+        claims = self._claims(request.cookies.get(STAFF_COOKIE))
         if claims is None:
             return None
-        found = await self.check(cookie)
+        found = await self._live(claims[0], claims[1])
         if found is None:
             return None
         if time.time() - claims[2] >= RENEW_AFTER:
