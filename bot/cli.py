@@ -345,6 +345,46 @@ def staff_invite(
     _run(main)
 
 
+@staff_app.command("devices")
+def staff_devices_command(
+    name: str,
+    revoke: Annotated[
+        int | None, typer.Option(help="sign this browser (device id) out for good")
+    ] = None,
+) -> None:
+    """List the browsers NAME bound with /bind in the web chat; --revoke ID signs one out."""
+    from storage import roster, staff_devices
+
+    async def main(settings: Settings) -> None:
+        db = Database(settings.database_url)
+        out = Console(highlight=False)
+        try:
+            async with db.transaction() as session:
+                staff = await roster.staff_by_name(session, name)
+                if staff is None:
+                    err.print(f"No staff member named {name!r} in the roster.", markup=False)
+                    raise typer.Exit(2)
+                if revoke is not None:
+                    if not await staff_devices.revoke(session, staff.id, revoke):
+                        err.print(f"No live browser #{revoke} of {name}.", markup=False)
+                        raise typer.Exit(1)
+                    out.print(f"Browser #{revoke} of {name} signed out.", markup=False)
+                    return
+                devices = await staff_devices.listing(session, staff.id)
+        finally:
+            await db.dispose()
+        for d in devices:
+            out.print(
+                f"#{d.id}  bound {d.created_at:%Y-%m-%d %H:%M}Z  last used "
+                f"{d.last_seen_at:%Y-%m-%d %H:%M}Z  expires {d.expires_at:%Y-%m-%d %H:%M}Z  "
+                f"{d.label or ''}",
+                markup=False,
+            )
+        err.print(f"{len(devices)} browser(s) signed in.", markup=False)
+
+    _run(main)
+
+
 @app.command()
 def broadcast(
     file: Annotated[Path, typer.Option("--file", help="Markdown/text: first line is the title")],

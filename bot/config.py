@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     web_secret: str | None = None  # signs cookies; unset: kept in var/web-secret
     web_trust_proxy: bool = False  # believe X-Forwarded-Proto/-For/-Host from the proxy
     web_origins: str = ""  # extra allowed websocket origins, comma separated
+    # A browser bound by a staff member stays signed in this long after its last use.
+    web_staff_session_days: int = Field(30, ge=1, le=365)
     # Requests and messages per IP per web_ip_window_seconds.
     web_ip_limit: int = Field(120, ge=1, le=1_000_000_000)
     web_ip_window_seconds: float = Field(60.0, ge=1, le=3600)

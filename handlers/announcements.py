@@ -136,19 +136,19 @@ async def report_finished(services: Services) -> int:
             if not counts.done:
                 continue
             sender = await questions.staff(session, announcement.created_by)
-            if sender is None or not sender.channel or not sender.chat_id:
+            if sender is None or not sender.chats():
                 continue
             seconds = int((utcnow() - announcement.created_at).total_seconds())
-            outbox.enqueue(
-                session,
-                Recipient(sender.channel, sender.chat_id),
-                render(
-                    "announcements/report.j2",
-                    announcement=announcement,
-                    counts=counts,
-                    seconds=seconds,
-                ),
-                key=announcements.report_key(announcement.id),
+            report = render(
+                "announcements/report.j2", announcement=announcement, counts=counts, seconds=seconds
             )
+            for index, (channel, chat_id) in enumerate(sender.chats()):
+                key = announcements.report_key(announcement.id)
+                outbox.enqueue(
+                    session,
+                    Recipient(channel, chat_id),
+                    report,
+                    key=key if index == 0 else f"{key}:{channel}",
+                )
             reported += 1
     return reported

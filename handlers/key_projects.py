@@ -93,7 +93,7 @@ def _notify(
     skip: int | None = None,
 ) -> list[Staff]:
     """Queue `text` for each reachable person (except `skip`); returns who was queued."""
-    queued = [p for p in people if p.id != skip and p.channel and p.chat_id]
+    queued = [p for p in people if p.id != skip and p.chats()]
     for person in queued:
         notify.to_staff(session, person, text, key, buttons)
     return queued

@@ -37,11 +37,14 @@ def to_staff(
     key: str,
     buttons: list[list[Button]] | None = None,
 ) -> None:
-    """Queue a notice for a staff member whose chat is bound; `key` names the event."""
-    if staff is None or not staff.channel or not staff.chat_id:
+    """Queue a notice for each bound chat of a staff member (Telegram, the web …), once
+    per channel; `key` names the event."""
+    if staff is None:
         return
-    recipient = Recipient(staff.channel, staff.chat_id)
-    _enqueue(session, recipient, text, f"{key}:staff:{staff.id}", buttons)
+    for index, (channel, chat_id) in enumerate(staff.chats()):
+        suffix = "" if index == 0 else f":{channel}"  # the first chat keeps the old key
+        recipient = Recipient(channel, chat_id)
+        _enqueue(session, recipient, text, f"{key}:staff:{staff.id}{suffix}", buttons)
 
 
 def _enqueue(

@@ -21,6 +21,7 @@ from handlers import (
     announcements,
     applicant,
     casework,
+    devices,
     followup,
     key_projects,
     metrics,
@@ -49,7 +50,9 @@ UNAVAILABLE = (
 
 Handler = Callable[[Context, str], Awaitable[list[Reply]]]
 # Commands whose answer depends on the sender's role.
-STAFF_AWARE = frozenset({"start", "help", "duty", "open", "reassign", "inbox", "broadcast"})
+STAFF_AWARE = frozenset(
+    {"start", "help", "duty", "open", "reassign", "inbox", "broadcast", "devices"}
+)
 
 
 class Router:
@@ -76,6 +79,7 @@ class Router:
             "open": lambda ctx, _: staff.open_list(ctx),
             "reassign": staff.reassign,
             "inbox": lambda ctx, _: casework.inbox(ctx),
+            "devices": devices.listing,
         }
         self.menu: dict[str, Handler] = {
             "apply": self.commands["apply"],
@@ -228,6 +232,9 @@ class Router:
             return await supplement.button(ctx, rest)
         if prefix == followup.PREFIX:
             return await followup.button(ctx, rest)
+        if prefix == devices.PREFIX:
+            await self._identify_staff(ctx)
+            return await devices.button(ctx, rest)
         if prefix == "k":
             await self._identify_staff(ctx)
             return await key_projects.button(ctx, rest)

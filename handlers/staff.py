@@ -12,6 +12,7 @@ from handlers.consult import (
     age_label,
     assign,
     notify_question_staff,
+    staff_question_buttons,
 )
 from handlers.context import Context
 from handlers.events import Button, Reply
@@ -54,6 +55,8 @@ async def button(ctx: Context, rest: str) -> list[Reply]:
     if not question_id.isdigit():
         return _reply("staff/question_not_found.j2")
     qid = int(question_id)
+    if action == "show":
+        return await show(ctx, staff, qid)
     if action == "reply":
         return await start_reply(ctx, staff, qid)
     if action == "fwd":
@@ -63,6 +66,21 @@ async def button(ctx: Context, rest: str) -> list[Reply]:
     if action == "done":
         return await close(ctx, staff, qid)
     return _reply("dialog/expired.j2")
+
+
+async def show(ctx: Context, staff: Staff, question_id: int) -> list[Reply]:
+    """The question with the buttons its owner (or the specialist it was forwarded to) may
+    press; the work list at /desk links here."""
+    async with ctx.services.db.sessions() as session:
+        question = await questions.get(session, question_id)
+    if question is None:
+        return _reply("staff/question_not_found.j2")
+    mine = staff.id in (question.owner_id, question.assignee_id)
+    if not mine and staff.role != Role.ADMIN:
+        return _reply("staff/question_not_found.j2")
+    text = render("staff/question_shown.j2", question=question)
+    buttons = staff_question_buttons(question, question.owner_id == staff.id) if mine else []
+    return [Reply(text, buttons)]
 
 
 async def start_reply(ctx: Context, staff: Staff, question_id: int) -> list[Reply]:

@@ -138,8 +138,49 @@ class Staff(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     channel: Mapped[str | None] = mapped_column(String(20))
     chat_id: Mapped[str | None] = mapped_column(String(64))
+    # Until when a browser bound with /bind stays signed in (the latest device expiry); the
+    # web chat is a second channel beside `channel`, never instead of it.
+    web_until: Mapped[dt.datetime | None]
 
     department: Mapped[Department] = relationship(back_populates="staff", lazy="joined")
+
+    @property
+    def web_chat_id(self) -> str | None:
+        """The staff member's chat in the web channel while a browser is signed in."""
+        if self.web_until is None or self.web_until <= utcnow():
+            return None
+        return staff_web_chat(self.id)
+
+    def chats(self) -> list[tuple[str, str]]:
+        """Every bound chat as (channel, chat id): the bound channel, then the web."""
+        bound = [(self.channel, self.chat_id)] if self.channel and self.chat_id else []
+        web = self.web_chat_id
+        if web is not None and (WEB_CHANNEL, web) not in bound:
+            bound.append((WEB_CHANNEL, web))
+        return bound
+
+
+WEB_CHANNEL = "web"
+
+
+def staff_web_chat(staff_id: int) -> str:
+    """The web chat id of a staff member: one per person, shared by their browsers."""
+    return f"staff-{staff_id}"
+
+
+class StaffDevice(Base):
+    """A browser bound to a staff member with /bind: its signed cookie names this row."""
+
+    __tablename__ = "staff_devices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    nonce: Mapped[str] = mapped_column(String(64))  # in the cookie too: a row id alone is no key
+    label: Mapped[str | None] = mapped_column(String(120))  # the browser, as it named itself
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None]
 
 
 class StaffInvite(Base):

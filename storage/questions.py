@@ -20,7 +20,7 @@ from storage.models import (
     StaffInvite,
     utcnow,
 )
-from storage.roster import LEAD_UNIT
+from storage.roster import LEAD_UNIT, reachable_staff
 
 OPEN_STATES = (QuestionStatus.OPEN, QuestionStatus.FORWARDED)
 INVITE_BYTES = 16  # 128 random bits
@@ -53,7 +53,7 @@ async def first_responder(session: AsyncSession) -> Staff | None:
             Staff.role == Role.WINDOW,
             Staff.on_duty.is_(True),
             Staff.active.is_(True),
-            Staff.chat_id.is_not(None),
+            reachable_staff(),
         )
         .order_by(last_assigned.asc().nulls_first(), Staff.id)
         .limit(1)

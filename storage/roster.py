@@ -5,11 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from storage.models import CatalogItem, Department, Role, Staff
+from storage.models import (
+    WEB_CHANNEL,
+    CatalogItem,
+    Department,
+    Role,
+    Staff,
+    staff_web_chat,
+    utcnow,
+)
 
 LEAD_UNIT = "government_services"  # 政务服务中心 runs the window
 
@@ -88,15 +96,40 @@ _STAFF_BY_CHAT = (
     select(Staff)
     .options(selectinload(Staff.department))
     .where(
-        Staff.channel == bindparam("channel"),
-        Staff.chat_id == bindparam("chat_id"),
+        or_(
+            and_(Staff.channel == bindparam("channel"), Staff.chat_id == bindparam("chat_id")),
+            and_(Staff.id == bindparam("web_staff"), Staff.web_until > bindparam("now")),
+        ),
         Staff.active.is_(True),
     )
+    .limit(1)
 )
 
 
+def _web_staff_id(channel: str, chat_id: str) -> int | None:
+    """The staff id a web chat id names (`staff-12`); the web channel issues those only to
+    a browser with a live staff session."""
+    prefix = staff_web_chat(0)[:-1]
+    if channel != WEB_CHANNEL or not chat_id.startswith(prefix):
+        return None
+    number = chat_id.removeprefix(prefix)
+    return int(number) if number.isdigit() else None
+
+
 async def staff_by_chat(session: AsyncSession, channel: str, chat_id: str) -> Staff | None:
-    return await session.scalar(_STAFF_BY_CHAT, {"channel": channel, "chat_id": chat_id})
+    """The active staff member bound to this chat (in the web: signed in there)."""
+    params = {
+        "channel": channel,
+        "chat_id": chat_id,
+        "web_staff": _web_staff_id(channel, chat_id),
+        "now": utcnow(),
+    }
+    return await session.scalar(_STAFF_BY_CHAT, params)
+
+
+def reachable_staff() -> ColumnElement[bool]:
+    """Staff with a bound chat or a browser signed in now."""
+    return or_(Staff.chat_id.is_not(None), Staff.web_until > utcnow())
 
 
 async def active_staff(session: AsyncSession, staff_id: int) -> Staff | None:
@@ -129,7 +162,7 @@ async def window_recipients(session: AsyncSession) -> list[Staff]:
             Department.code == LEAD_UNIT,
             Staff.role == Role.WINDOW,
             Staff.active.is_(True),
-            Staff.chat_id.is_not(None),
+            reachable_staff(),
         )
         .order_by(Staff.id)
     )

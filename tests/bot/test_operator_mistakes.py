@@ -154,3 +154,43 @@ def test_seed_reports_who_it_deactivated(tmp_path: Path) -> None:
     result = cli(tmp_path, "seed", "--data", str(data))
     assert result.returncode == 0, result.stderr
     assert "Deactivated 1 staff no longer in roster.yaml: 王磊" in result.stderr
+
+
+def test_staff_devices_lists_and_revokes_a_browser(tmp_path: Path) -> None:
+    import asyncio
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from storage import staff_devices
+    from storage.db import Database
+    from storage.models import Staff
+
+    assert cli(tmp_path, "seed").returncode == 0
+
+    async def bind_browser() -> int:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'bdb.db'}")
+        try:
+            async with db.transaction() as session:
+                staff = await session.scalar(select(Staff).where(Staff.name == "李娜"))
+                assert staff is not None
+                device = await staff_devices.bind(session, staff, dt.timedelta(days=30), "Edge")
+                return device.id
+        finally:
+            await db.dispose()
+
+    device = asyncio.run(bind_browser())
+    listed = cli(tmp_path, "staff", "devices", "李娜")
+    assert listed.returncode == 0, listed.stderr
+    assert f"#{device}" in listed.stdout and "Edge" in listed.stdout
+    revoked = cli(tmp_path, "staff", "devices", "李娜", "--revoke", str(device))
+    assert revoked.returncode == 0, revoked.stderr
+    assert "signed out" in revoked.stdout
+    again = cli(tmp_path, "staff", "devices", "李娜", "--revoke", str(device))
+    assert again.returncode == 1 and f"No live browser #{device}" in again.stderr
+    assert "0 browser(s)" in cli(tmp_path, "staff", "devices", "李娜").stderr
+
+
+def test_staff_devices_of_someone_not_in_the_roster(tmp_path: Path) -> None:
+    assert cli(tmp_path, "seed").returncode == 0
+    one_line_refusal(cli(tmp_path, "staff", "devices", "无此人"), "No staff member named")

@@ -18,9 +18,18 @@ from aiohttp import BodyPartReader, WSMsgType, web
 from bot.app import App, build_app
 from bot.channels.web import render
 from bot.channels.web.delivery import CHANNEL, NoticeDelivery
+from bot.channels.web.desk import (
+    BIND_COMMAND,
+    add_staff_routes,
+    open_target,
+    staff_page,
+    still_signed_in,
+    watch_session,
+)
 from bot.channels.web.history import HistoryWriter
 from bot.channels.web.hub import Hub
 from bot.channels.web.identity import COOKIE, COOKIE_MAX_AGE, Identity, load_secret
+from bot.channels.web.staff_session import STAFF_COOKIE, StaffSession, StaffSessions
 from bot.config import Settings
 from dialogs.texts import labels
 from dialogs.texts import render as render_text
@@ -49,12 +58,20 @@ class WebChannel:
     chat_guard: FloodGuard
     ip_guard: FloodGuard
     history: HistoryWriter
+    staff: StaffSessions
     hub: Hub = field(default_factory=Hub)
 
     # -- who is asking ------------------------------------------------------------------
 
     def chat_id(self, request: web.Request) -> str | None:
         return self.identity.chat_id(request.cookies.get(COOKIE))
+
+    async def visitor(self, request: web.Request) -> tuple[str | None, StaffSession | None]:
+        """The chat of this browser: a signed-in staff member's, else the visitor's own."""
+        signed_in = await self.staff.check(request.cookies.get(STAFF_COOKIE))
+        if signed_in is not None:
+            return signed_in.chat_id, signed_in
+        return self.chat_id(request), None
 
     def client_ip(self, request: web.Request) -> str:
         forwarded = request.headers.get("X-Forwarded-For", "")
@@ -163,6 +180,10 @@ def _channel(request: web.Request) -> WebChannel:
 
 async def index(request: web.Request) -> web.Response:
     channel = _channel(request)
+    renewed: list[tuple[str, str]] = []
+    signed_in = await channel.staff.resolve(request, renewed)
+    if signed_in is not None:
+        return staff_page(channel, request, signed_in, renewed)
     chat_id = channel.chat_id(request)
     fresh = chat_id is None
     if chat_id is None:
@@ -171,7 +192,7 @@ async def index(request: web.Request) -> web.Response:
     if source in labels("sources"):
         async with channel.app.services.db.transaction() as session:
             await applicants.tag_source(session, CHANNEL, chat_id, source)
-    page = render_text("web/index.html.j2", csrf=channel.identity.csrf_token(chat_id))
+    page = render_text("web/index.html.j2", csrf=channel.identity.csrf_token(chat_id), staff=None)
     response = web.Response(text=page, content_type="text/html", charset="utf-8")
     response.headers["Cache-Control"] = "no-store"
     if fresh:
@@ -184,7 +205,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     if not channel.origin_ok(request):
         log.info("web socket refused: origin")
         raise web.HTTPForbidden(text="origin")
-    chat_id = channel.chat_id(request)
+    chat_id, signed_in = await channel.visitor(request)
     if chat_id is None:
         raise web.HTTPForbidden(text="cookie")
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=WS_MESSAGE_LIMIT)
@@ -196,6 +217,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     await ws.send_json({"type": "history", "messages": history})
     channel.hub.add(chat_id, ws)  # wakes the notice delivery for this chat
     ip = channel.client_ip(request)
+    watch = asyncio.create_task(watch_session(channel, signed_in, ws)) if signed_in else None
     try:
         async for message in ws:
             if message.type != WSMsgType.TEXT:
@@ -203,11 +225,20 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             if await channel.ip_guard.hit(f"webip:{ip}") is not Verdict.ALLOW:
                 await ws.send_json({"type": "limited"})
                 continue
+            if signed_in is not None and not await still_signed_in(channel, signed_in):
+                await ws.send_json({"type": "signed_out"})  # the page reloads: login or chat
+                break
             incoming, echo = _incoming(chat_id, message.data)
-            if incoming is not None:
+            command, _, code = incoming.text.partition(" ") if incoming else ("", "", "")
+            if incoming is not None and command.lower() == BIND_COMMAND:
+                # Binding a browser needs a cookie: the page posts the code to staff/bind.
+                await ws.send_json({"type": "bind", "code": code.strip()[:64]})
+            elif incoming is not None:
                 await channel.converse(chat_id, incoming, echo)
     finally:
         channel.hub.remove(chat_id, ws)
+        if watch is not None:
+            watch.cancel()
     return ws
 
 
@@ -222,6 +253,9 @@ def _incoming(chat_id: str, raw: str) -> tuple[Incoming | None, str | None]:
     user = ChatUser(CHANNEL, chat_id)
     if data.get("type") == "text" and isinstance(data.get("text"), str):
         return Incoming.say(user, data["text"]), data["text"]
+    if data.get("type") == "open" and isinstance(data.get("target"), str):
+        opened = open_target(data["target"])  # only screens that show, never a step
+        return (Incoming.press(user, opened), None) if opened else (None, None)
     if data.get("type") == "button" and isinstance(data.get("data"), str):
         pressed = str(data.get("label") or "")[: render.LABEL_LIMIT]
         return Incoming.press(user, data["data"][:256]), pressed or None
@@ -352,9 +386,11 @@ def build_guards(settings: Settings, app: App) -> tuple[FloodGuard, FloodGuard]:
 def build_web_app(app: App, settings: Settings, poll_interval: float = 1.0) -> web.Application:
     """The web chat as an aiohttp application (other HTTP channels may add their routes)."""
     chat_guard, ip_guard = build_guards(settings, app)
-    identity = Identity(load_secret(settings))
     history = HistoryWriter(app.services.db)
-    channel = WebChannel(app, settings, identity, chat_guard, ip_guard, history)
+    secret = load_secret(settings)
+    identity = Identity(secret)
+    sessions = StaffSessions(secret, app.services.db, settings.web_staff_session_days)
+    channel = WebChannel(app, settings, identity, chat_guard, ip_guard, history, sessions)
     web_app = web.Application(middlewares=[guard], client_max_size=MAX_BYTES + 1024 * 1024)
     web_app[CHANNEL_KEY] = channel
     base = settings.web_base_path
@@ -366,6 +402,7 @@ def build_web_app(app: App, settings: Settings, poll_interval: float = 1.0) -> w
     web_app.router.add_get(f"{base}/form/{{number}}.{{fmt}}", download_form)
     web_app.router.add_get(f"{base}/file/{{token}}", download_file)
     web_app.router.add_static(f"{base}/static", STATIC)
+    add_staff_routes(web_app, base)
     delivery = NoticeDelivery(app.services.db, channel.hub, channel.notice_payload, poll_interval)
     stop = asyncio.Event()
 

@@ -11,6 +11,10 @@
   var box = document.getElementById("message");
   var fileInput = document.getElementById("file");
   var statusForm = document.getElementById("status-form");
+  var staff = document.body.getAttribute("data-staff") === "true";
+  var baseTitle = document.title;
+  var unread = 0;
+  var wantedScreen = new URLSearchParams(location.search).get("open");
   var socket = null;
   var attempts = 0;
   var queue = [];
@@ -93,6 +97,53 @@
     log.scrollTop = log.scrollHeight;
   }
 
+  // Staff pages: unread notices in the tab title while the page is not looked at, and a
+  // desktop notification when the browser allows it.
+  function looking() {
+    return !document.hidden && document.hasFocus();
+  }
+
+  function markRead() {
+    unread = 0;
+    document.title = baseTitle;
+    document.body.setAttribute("data-unread", "0");
+  }
+
+  function noticeArrived(message) {
+    if (!staff || looking()) return;
+    unread += 1;
+    document.title = "(" + unread + ") " + baseTitle;
+    document.body.setAttribute("data-unread", String(unread));
+    if (window.Notification && Notification.permission === "granted") {
+      var body = document.createElement("div");
+      build(body, message.text);
+      new Notification(baseTitle, { body: body.textContent.slice(0, 200) });
+    }
+  }
+
+  function post(path, body) {
+    return fetch(path, {
+      method: "POST", credentials: "same-origin",
+      headers: { "X-CSRF-Token": csrf, "Content-Type": "application/json" },
+      body: JSON.stringify(body || {})
+    });
+  }
+
+  // `/bind CODE` needs a cookie, so the page posts the code; a new page loads as staff.
+  function bindBrowser(code) {
+    post("staff/bind", { code: code }).then(function (response) {
+      return response.json();
+    }).then(function (result) {
+      if (result.ok) {
+        location.replace(location.pathname);
+      } else {
+        setWaiting(waiting - 1);
+      }
+    }).catch(function () {
+      setWaiting(waiting - 1);
+    });
+  }
+
   function send(payload) {
     setWaiting(waiting + 1);
     if (socket && socket.readyState === WebSocket.OPEN) {
@@ -124,8 +175,18 @@
         data.messages.forEach(show);
         document.body.setAttribute("data-history", String(data.messages.length));
         if (!data.messages.length) send({ type: "text", text: "/start" });
+        if (wantedScreen) {
+          send({ type: "open", target: wantedScreen.slice(0, 64) });
+          wantedScreen = null;
+          history.replaceState(null, "", location.pathname);
+        }
       } else if (data.type === "message") {
         show(data.message);
+        if (data.message.notice) noticeArrived(data.message);
+      } else if (data.type === "bind") {
+        bindBrowser(data.code);
+      } else if (data.type === "signed_out") {
+        location.replace(location.pathname);
       } else if (data.type === "idle") {
         setWaiting(waiting - 1);
       } else if (data.type === "limited") {
@@ -163,10 +224,7 @@
     }
   });
 
-  document.getElementById("upload-button").addEventListener("click", function () {
-    fileInput.click();
-  });
-  fileInput.addEventListener("change", function () {
+  if (fileInput) fileInput.addEventListener("change", function () {
     var file = fileInput.files && fileInput.files[0];
     if (!file) return;
     setWaiting(waiting + 1);
@@ -186,7 +244,11 @@
     fileInput.value = "";
   });
 
-  statusForm.addEventListener("submit", function (event) {
+  if (fileInput) document.getElementById("upload-button").addEventListener("click", function () {
+    fileInput.click();
+  });
+
+  if (statusForm) statusForm.addEventListener("submit", function (event) {
     event.preventDefault();
     var number = document.getElementById("case-number").value.trim();
     var code = document.getElementById("case-code").value.trim();
@@ -196,9 +258,27 @@
   });
 
   var wanted = new URLSearchParams(location.search).get("case");
-  if (wanted) {
+  if (wanted && statusForm) {
     document.getElementById("case-number").value = wanted.slice(0, 20);
     document.getElementById("lookup").open = true;
+  }
+  if (staff) {
+    var notifyButton = document.getElementById("notify-button");
+    if (window.Notification && Notification.permission === "default") {
+      notifyButton.hidden = false;
+      notifyButton.addEventListener("click", function () {
+        Notification.requestPermission().then(function () { notifyButton.hidden = true; });
+      });
+    }
+    document.getElementById("unbind-button").addEventListener("click", function () {
+      post("staff/unbind").then(function (response) {
+        if (response.ok) location.replace(location.pathname);
+        else say("unbind-failed");
+      }).catch(function () { say("unbind-failed"); });
+    });
+    document.addEventListener("visibilitychange", function () { if (looking()) markRead(); });
+    window.addEventListener("focus", markRead);
+    markRead();
   }
   connect();
 })();

@@ -1,0 +1,283 @@
+"""Staff in the browser: binding it with /bind, signing it out, the work list at /desk and
+its exports. Every request is checked against the staff session (staff_session.py) and the
+visibility policy; without a live session the answer is the login page, never data."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from aiohttp import web
+
+from bot.channels.web import render
+from bot.channels.web.staff_session import STAFF_COOKIE, StaffSession
+from dialogs.texts import label, labels
+from dialogs.texts import render as render_text
+from domain import desk
+from domain.policy import Actor
+from handlers import export
+from storage import questions, staff_devices
+from storage.cases import ACTIVE
+from storage.key_projects import TOP_LEVEL
+from storage.models import staff_web_chat
+
+if TYPE_CHECKING:
+    from bot.channels.web.server import WebChannel
+
+log = logging.getLogger(__name__)
+BIND_COMMAND = "/bind"
+CSRF_HEADER = "X-CSRF-Token"
+CASE_NUMBER = re.compile(r"BDB-\d{4}-\d{6}")
+HTML = "text/html"
+STAFF_RECHECK = 15.0  # seconds between checks of an open staff socket's session
+
+
+def _channel(request: web.Request) -> WebChannel:
+    from bot.channels.web.server import CHANNEL_KEY  # the server imports this module
+
+    return request.app[CHANNEL_KEY]
+
+
+def open_target(target: str) -> str | None:
+    """The button data of a screen the desk links to (case, question, key project); only
+    screens that show something, so a crafted link can never take a step."""
+    kind, _, ident = target.partition(":")
+    if kind == "case" and CASE_NUMBER.fullmatch(ident):
+        return f"w:view:{ident}"
+    if kind == "question" and ident.isdigit():
+        return f"s:show:{ident}"
+    if kind == "project" and ident.isdigit():
+        return f"k:view:{ident}"
+    return None
+
+
+async def still_signed_in(channel: WebChannel, signed_in: StaffSession) -> bool:
+    """Whether the browser's device is still live (checked on every message it sends)."""
+    async with channel.app.services.db.sessions() as session:
+        found = await staff_devices.signed_in(session, signed_in.device_id, signed_in.nonce)
+    return found is not None
+
+
+async def watch_session(
+    channel: WebChannel, signed_in: StaffSession, ws: web.WebSocketResponse
+) -> None:
+    """Close the socket of a browser signed out meanwhile (revoked, expired), so notices
+    stop reaching it within STAFF_RECHECK seconds even if it sends nothing."""
+    while not ws.closed:
+        await asyncio.sleep(STAFF_RECHECK)
+        try:
+            live = await still_signed_in(channel, signed_in)
+        except Exception as exc:  # the database is down: look again on the next tick
+            log.warning("web staff session check failed error=%s", type(exc).__name__)
+            continue
+        if not live:
+            with contextlib.suppress(Exception):
+                await ws.send_json({"type": "signed_out"})
+                await ws.close()
+            return
+
+
+def _page(text: str, status: int = 200) -> web.Response:
+    response = web.Response(text=text, status=status, content_type=HTML, charset="utf-8")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _set_renewed(
+    channel: WebChannel,
+    request: web.Request,
+    response: web.StreamResponse,
+    renewed: list[tuple[str, str]],
+) -> None:
+    for _, value in renewed:
+        channel.staff.set_cookie(response, value, _cookie_path(channel), channel.is_https(request))
+
+
+def _cookie_path(channel: WebChannel) -> str:
+    return channel.settings.web_base_path or "/"
+
+
+def staff_page(
+    channel: WebChannel,
+    request: web.Request,
+    signed_in: StaffSession,
+    renewed: list[tuple[str, str]],
+) -> web.Response:
+    """The chat page of a signed-in staff member."""
+    csrf = channel.identity.csrf_token(signed_in.csrf_subject)
+    response = _page(render_text("web/index.html.j2", csrf=csrf, staff=signed_in.staff))
+    _set_renewed(channel, request, response, renewed)
+    return response
+
+
+def login_page(channel: WebChannel) -> web.Response:
+    """What a browser without a live staff session gets instead of staff data."""
+    return _page(render_text("web/login.html.j2", root=_root(channel)), status=401)
+
+
+def _root(channel: WebChannel) -> str:
+    return f"{channel.settings.web_base_path}/"
+
+
+# -- binding and signing out ---------------------------------------------------------------
+
+
+async def _csrf_subject(request: web.Request) -> tuple[str, StaffSession | None]:
+    """The browser's chat (or staff device) if the POST carries its CSRF token; else 403."""
+    channel = _channel(request)
+    chat_id, signed_in = await channel.visitor(request)
+    subject = signed_in.csrf_subject if signed_in else chat_id
+    if subject is None or not channel.identity.csrf_ok(subject, request.headers.get(CSRF_HEADER)):
+        log.info("web staff post refused: csrf")
+        raise web.HTTPForbidden(text="csrf")
+    if "Origin" in request.headers and not channel.origin_ok(request):
+        raise web.HTTPForbidden(text="origin")
+    assert chat_id is not None
+    return chat_id, signed_in
+
+
+async def bind(request: web.Request) -> web.Response:
+    """`/bind CODE` typed in the page: this browser becomes the staff member's (a new
+    device); their Telegram or other binding stays."""
+    channel = _channel(request)
+    chat_id, signed_in = await _csrf_subject(request)
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text="json") from None
+    code = str(body.get("code", ""))[:64] if isinstance(body, dict) else ""
+    services = channel.app.services
+    async with services.db.transaction() as session:
+        staff = await questions.redeem_invite(session, code) if code else None
+        if staff is not None:
+            if signed_in is not None:  # bound again in this browser: the old device ends
+                await staff_devices.revoke(session, signed_in.staff.id, signed_in.device_id)
+            agent = request.headers.get("User-Agent", "")
+            device = await staff_devices.bind(session, staff, channel.staff.lifetime, agent)
+            text = render_text("staff/bound.j2", staff=staff)
+    if staff is None:
+        log.warning("web staff bind refused: unknown, used or expired code")
+        message = render.bot_message(render_text("staff/bind_failed.j2"), [])
+        await channel.push(chat_id, message)
+        channel.history.add(chat_id, [message])
+        return web.json_response({"ok": False})
+    log.info("web staff bound staff=%s device=%s", staff.id, device.id)
+    channel.history.add(staff_web_chat(staff.id), [render.bot_message(text, [])])
+    await channel.history.flush()
+    response = web.json_response({"ok": True})
+    value = channel.staff.cookie_value(device.id, device.nonce)
+    channel.staff.set_cookie(response, value, _cookie_path(channel), channel.is_https(request))
+    return response
+
+
+async def unbind(request: web.Request) -> web.Response:
+    """解除绑定 on the page: this browser's device ends; other channels stay bound."""
+    channel = _channel(request)
+    _, signed_in = await _csrf_subject(request)
+    if signed_in is None:
+        raise web.HTTPForbidden(text="staff")
+    async with channel.app.services.db.transaction() as session:
+        await staff_devices.revoke(session, signed_in.staff.id, signed_in.device_id)
+    log.info("web staff unbound staff=%s device=%s", signed_in.staff.id, signed_in.device_id)
+    response = web.json_response({"ok": True})
+    response.del_cookie(STAFF_COOKIE, path=_cookie_path(channel))
+    return response
+
+
+# -- the work list ---------------------------------------------------------------------------
+
+
+def _status_options() -> list[tuple[str, str]]:
+    statuses = labels("status")
+    options = [(key, text) for key, text in labels("question_status").items()]
+    options += [(str(s), statuses[str(s)]) for s in ACTIVE]
+    options += [
+        (f"level_{n}", label("key_projects", f"level_{n}")) for n in range(1, TOP_LEVEL + 1)
+    ]
+    return options
+
+
+def status_label(row: desk.Row) -> str:
+    if row.kind == desk.Kind.CASE:
+        return label("status", row.status)
+    if row.kind == desk.Kind.QUESTION:
+        return label("question_status", row.status)
+    return label("key_projects", row.status)
+
+
+async def work_list(request: web.Request) -> web.Response:
+    """GET desk: 待办事项 of the signed-in staff member, filtered by the query string."""
+    channel = _channel(request)
+    renewed: list[tuple[str, str]] = []
+    signed_in = await channel.staff.resolve(request, renewed)
+    if signed_in is None:
+        return login_page(channel)
+    staff = signed_in.staff
+    actor = Actor.of_staff(staff)
+    query = request.query
+    filters = desk.Filters.parse(query.get("kind", ""), query.get("status", ""), query.get("q", ""))
+    async with channel.app.services.db.sessions() as session:
+        rows = await desk.work_list(session, actor, filters)
+    page = render_text(
+        "web/desk.html.j2",
+        staff=staff,
+        rows=rows,
+        filters=filters,
+        kinds=labels("desk_kinds"),
+        statuses=_status_options(),
+        status_label=status_label,
+        exports=_exports(actor),
+    )
+    response = _page(page)
+    _set_renewed(channel, request, response, renewed)
+    return response
+
+
+def _exports(actor: Actor) -> list[str]:
+    allowed = []
+    if desk.may_export_ledger(actor):
+        allowed.append("ledger")
+    if desk.may_export_cases(actor):
+        allowed.append("cases")
+    return allowed
+
+
+async def download_export(request: web.Request) -> web.Response:
+    """GET desk/export/{what}.xlsx: the 台账 or the case list, for the roles allowed."""
+    channel = _channel(request)
+    signed_in = await channel.staff.check(request.cookies.get(STAFF_COOKIE))
+    if signed_in is None:
+        return login_page(channel)
+    what = request.match_info["what"]
+    actor = Actor.of_staff(signed_in.staff)
+    if what not in _exports(actor):
+        log.info("web export refused staff=%s what=%s", signed_in.staff.id, what)
+        return _page(render_text("web/not_allowed.html.j2", root=_root(channel)), status=403)
+    db = channel.app.services.db
+    if what == "ledger":
+        document, _ = await export.ledger_document(db)
+        content, name = document.content, document.name
+    else:
+        table = await export.cases_table(db)
+        content = await asyncio.to_thread(export.render, table, export.Format.XLSX)
+        name = f"{label('key_projects', 'cases_sheet')}.xlsx"
+    log.info("web export staff=%s what=%s", signed_in.staff.id, what)
+    return _attachment(content, name)
+
+
+def _attachment(content: bytes, name: str) -> web.Response:
+    disposition = f"attachment; filename*=UTF-8''{quote(name)}"
+    return web.Response(
+        body=content, content_type=export.XLSX_MIME, headers={"Content-Disposition": disposition}
+    )
+
+
+def add_staff_routes(web_app: web.Application, base: str) -> None:
+    web_app.router.add_post(f"{base}/staff/bind", bind)
+    web_app.router.add_post(f"{base}/staff/unbind", unbind)
+    web_app.router.add_get(f"{base}/desk", work_list)
+    web_app.router.add_get(f"{base}/desk/export/{{what}}.xlsx", download_export)
