@@ -64,10 +64,18 @@ def test_report_on_the_test_split_meets_floors(measured: Report) -> None:
     print(measured.format())
     assert test.questions >= 150 and test.out_of_scope >= 10
     # Floors a little under the measured figures (README); the targets are 93 %, 1 %, 98 %.
-    assert test.direct_right_share >= 0.82
-    assert test.direct_wrong_share <= 0.05
-    assert test.choice_right_share >= 0.75
-    assert test.out_of_scope_routed >= 0.6 * test.out_of_scope
+    assert test.direct_right_share >= 0.78
+    assert test.direct_wrong_share <= 0.02
+    assert test.choice_right_share >= 0.8
+    assert test.out_of_scope_routed >= 0.75 * test.out_of_scope
+
+
+def test_held_out_phrasings_keep_the_precision_the_calibration_promises(measured: Report) -> None:
+    held = measured.held_out
+    assert held.questions >= 500
+    # Harder than the tuning questions (about 97 % there): new wordings, and some entries
+    # share phrasings (审批结果怎么送达: result_delivery or mailing_free).
+    assert held.precision >= 0.95
 
 
 def test_calibration_meets_the_precision_target_on_train_and_dev(measured: Report) -> None:
@@ -76,15 +84,19 @@ def test_calibration_meets_the_precision_target_on_train_and_dev(measured: Repor
     assert 0.0 < thresholds.route_floor <= thresholds.answer_confidence <= 1.0
 
 
-def test_the_bot_reads_the_thresholds_the_report_computed(
-    index: FaqIndex, measured: Report
-) -> None:
+def test_the_bot_reads_the_decision_the_report_computed(index: FaqIndex, measured: Report) -> None:
     stored = Calibration.load()
     assert stored == measured.calibration, "run `bangdaiban faq report` and commit the file"
-    assert (index.answer_confidence, index.runner_up_ratio, index.route_floor) == (
-        stored.answer_confidence,
-        stored.runner_up_ratio,
-        stored.route_floor,
+    assert index.calibration == stored
+
+
+def test_held_out_phrasings_are_new_to_the_index_they_are_asked(index: FaqIndex) -> None:
+    smaller, held = index.held_out(0, 5)
+    assert held and len(smaller.docs) == len(index.docs)
+    kept = {text for doc in smaller.docs for text in doc.phrasings}
+    assert not kept & {text for text, _ in held}
+    assert sum(len(doc.phrasings) for doc in smaller.docs) + len(held) == sum(
+        len(doc.phrasings) for doc in index.docs
     )
 
 
