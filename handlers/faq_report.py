@@ -190,16 +190,13 @@ def calibrate(
 ) -> Calibration:
     """The decision that answers the most questions at ≥ TARGET_PRECISION.
 
-    Both models are fitted on the tuning questions and the held-out phrasings. (Fitting the
-    reach model also on entries left out of the index, as out-of-scope examples, routed more
-    in-scope questions on dev without routing more out-of-scope ones.) The answer threshold is
-    the lowest whose precision over the tuning questions and held-out phrasings stays at the
-    target; the route floor keeps the most tuning questions in reach while routing
-    out-of-scope ones.
+    The model is fitted on the tuning questions and the held-out phrasings; the answer threshold
+    is the lowest whose precision over both stays at the target; the route floor (on the
+    ranking score) keeps the most tuning questions in reach while routing out-of-scope ones.
+    A second model for "the right entry is among the three offered" routed no more
+    out-of-scope questions than this floor once fitted on the same questions it was judged on.
     """
-    answer_weights = fit_logistic(*_examples((*tuning, *held_out), reach=False))
-    reach_weights = fit_logistic(*_examples((*tuning, *held_out), reach=True))
-    draft = Calibration(1.0, 0.0, answer_weights, reach_weights)
+    draft = Calibration(1.0, 0.0, fit_logistic(*_examples((*tuning, *held_out))))
     everything = [*tuning, *held_out]
     chances = sorted(
         {
@@ -216,17 +213,14 @@ def calibrate(
         if outcome.precision_lower_bound >= TARGET_PRECISION and outcome.direct_right > best_right:
             best_right, answer_at = outcome.direct_right, chance
     draft = replace(draft, answer_confidence=answer_at)
-    return replace(draft, route_floor=_route_floor(draft, tuning))
+    return replace(draft, route_floor=_route_floor(tuning))
 
 
-def _examples(observations: Sequence[Observation], *, reach: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Features and labels: the best entry is right, or (reach) the right one is offered."""
+def _examples(observations: Sequence[Observation]) -> tuple[np.ndarray, np.ndarray]:
+    """Features, and whether the best entry is the right one."""
     fitted = [seen for seen in observations if seen.unit is None and seen.ranking.hits]
     features = np.asarray([seen.ranking.features for seen in fitted], dtype=np.float64)
-    if reach:
-        labels = [seen.expected != OUT_OF_SCOPE and seen.expected in seen.keys for seen in fitted]
-    else:
-        labels = [seen.keys[:1] == (seen.expected,) for seen in fitted]
+    labels = [seen.keys[:1] == (seen.expected,) for seen in fitted]
     return features, np.asarray(labels, dtype=np.float64)
 
 
@@ -251,29 +245,29 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray) -> tuple[float, ...]:
     return (round(float(bias), 6), *(round(float(w), 6) for w in scaled))
 
 
-def _route_floor(draft: Calibration, observations: Sequence[Observation]) -> float:
-    """The reach floor that keeps the most in-scope questions in reach and routes the most others.
+def _route_floor(observations: Sequence[Observation]) -> float:
+    """The score floor that keeps the most in-scope questions in reach and routes the most others.
 
     Losing the right entry costs more than a choice offered for an out-of-scope question (the
     person taps "none of these"), so a question kept in reach counts REACH_WEIGHT times.
     """
     judged = [
-        (seen, draft.reach_chance(seen.ranking.features) if seen.ranking.hits else -1.0)
+        (seen, seen.ranking.features[0] if seen.ranking.hits else -1.0)
         for seen in observations
         if seen.unit is None
     ]
-    candidates = sorted({round(chance, 4) for _, chance in judged if chance >= 0}, reverse=True)
+    candidates = sorted({round(score, 4) for _, score in judged if score >= 0}, reverse=True)
     best_score, best_floor = -1, 0.0
     for floor in [*candidates, 0.0]:
         reached = routed = 0
-        for seen, chance in judged:
+        for seen, score in judged:
             if seen.expected == OUT_OF_SCOPE:
-                routed += chance < floor
+                routed += score < floor
             else:
-                reached += chance >= floor and seen.expected in seen.keys
-        score = REACH_WEIGHT * reached + routed
-        if score > best_score:
-            best_score, best_floor = score, floor
+                reached += score >= floor and seen.expected in seen.keys
+        total = REACH_WEIGHT * reached + routed
+        if total > best_score:
+            best_score, best_floor = total, floor
     return best_floor
 
 
@@ -291,8 +285,8 @@ class Report:
             [
                 f"calibrated on train + dev and held-out phrasings (precision ≥"
                 f" {TARGET_PRECISION:.0%}, lower bound): answer at a chance of being right ≥"
-                f" {decision.answer_confidence}; route below a chance of the right entry"
-                f" being offered of {decision.route_floor}",
+                f" {decision.answer_confidence}; route below a ranking score of"
+                f" {decision.route_floor}",
                 self.tuning.format("train + dev (calibration)"),
                 self.held_out.format(f"phrasings held out of the index ({HELD_OUT_FOLDS} folds)"),
                 self.dev.format("dev", misses=True),
@@ -327,8 +321,7 @@ def write_calibration(result: Report, path: Path = DEFAULT_CALIBRATION_PATH) -> 
         },
         "model": {
             "features": ["bias", *FEATURES],
-            "answer": list(decision.answer_weights),
-            "reach": list(decision.reach_weights),
+            "weights": list(decision.weights),
         },
         "measured": {
             "date": dt.date.today().isoformat(),

@@ -66,8 +66,8 @@ def test_report_on_the_test_split_meets_floors(measured: Report) -> None:
     # Floors a little under the measured figures (README); the targets are 93 %, 1 %, 98 %.
     assert test.direct_right_share >= 0.78
     assert test.direct_wrong_share <= 0.02
-    assert test.choice_right_share >= 0.8
-    assert test.out_of_scope_routed >= 0.75 * test.out_of_scope
+    assert test.choice_right_share >= 0.85
+    assert test.out_of_scope_routed >= 0.6 * test.out_of_scope
 
 
 def test_held_out_phrasings_keep_the_precision_the_calibration_promises(measured: Report) -> None:
