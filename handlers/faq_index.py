@@ -300,7 +300,9 @@ class _Overlap:
     def __init__(
         self, corpus: Sequence[Iterable[str]], owners: Sequence[int], entries: int
     ) -> None:
-        sets = [frozenset(doc) for doc in corpus]
+        # Sorted, not hashed: sums in a fixed order give the same floats in every process,
+        # which keeps the calibrated decision reproducible.
+        sets = [sorted(set(doc)) for doc in corpus]
         frequency: dict[str, int] = {}
         for terms in sets:
             for term in terms:
@@ -320,7 +322,7 @@ class _Overlap:
         self._has_docs = np.bincount(owner, minlength=entries) > 0
 
     def best_per_entry(self, terms: Iterable[str]) -> np.ndarray:
-        query = set(terms)
+        query = dict.fromkeys(terms)
         common = np.zeros(self.size)
         query_mass = 0.0
         for term in query:

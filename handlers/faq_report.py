@@ -71,6 +71,20 @@ def observe(index: FaqIndex, labelled: Sequence[tuple[str, str]]) -> list[Observ
     return [Observation(q, key, index.unit_question(q), index.rank(q)) for q, key in labelled]
 
 
+def new_to(index: FaqIndex, labelled: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The questions the FAQ does not hold as written: one it holds measures nothing.
+
+    The train split's questions are in data/faq.yaml as similar phrasings (as staff answers
+    would be after `faq suggest`); they are measured as held-out phrasings instead.
+    """
+    written = {_plain(text) for doc in index.docs for text in (doc.question, *doc.phrasings)}
+    return [(question, key) for question, key in labelled if _plain(question) not in written]
+
+
+def _plain(text: str) -> str:
+    return "".join(ch for ch in text if ch.isalnum())
+
+
 def observe_held_out(index: FaqIndex, folds: int = HELD_OUT_FOLDS) -> list[Observation]:
     """Every entry's phrasings, each asked of an index built without its fold.
 
@@ -297,8 +311,8 @@ class Report:
 
 def report(index: FaqIndex, splits: Path = DEFAULT_SPLITS) -> Report:
     """Calibrate on train, dev and held-out phrasings; measure the test split with the result."""
-    dev = observe(index, read_split(splits / "dev.yaml"))
-    tuning = [*observe(index, read_split(splits / "train.yaml")), *dev]
+    dev = observe(index, new_to(index, read_split(splits / "dev.yaml")))
+    tuning = [*observe(index, new_to(index, read_split(splits / "train.yaml"))), *dev]
     held_out = observe_held_out(index)
     test = observe(index, read_split(splits / "test.yaml"))
     decision = calibrate(index, tuning, held_out)

@@ -10,7 +10,15 @@ import yaml
 
 from handlers.faq_domain import Dictionary, read_catalog, unit_key
 from handlers.faq_index import Calibration, FaqIndex, Verdict, parse_faq_yaml
-from handlers.faq_report import DEFAULT_SPLITS, OUT_OF_SCOPE, Report, read_split, report
+from handlers.faq_report import (
+    DEFAULT_SPLITS,
+    OUT_OF_SCOPE,
+    Outcome,
+    Report,
+    new_to,
+    read_split,
+    report,
+)
 from handlers.faq_suggest import Answered, format_suggestions, suggest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,13 +58,19 @@ def test_labels_name_an_entry_a_catalog_item_or_none(index: FaqIndex) -> None:
 
 
 def test_dev_and_test_questions_are_not_copied_into_the_faq(index: FaqIndex) -> None:
-    def plain(text: str) -> str:
-        return "".join(ch for ch in text if ch.isalnum())
-
-    written = {plain(text) for doc in index.docs for text in (doc.question, *doc.phrasings)}
     for name in ("dev", "test"):
-        copied = [q for q, _ in read_split(DEFAULT_SPLITS / f"{name}.yaml") if plain(q) in written]
-        assert not copied, copied
+        labelled = read_split(DEFAULT_SPLITS / f"{name}.yaml")
+        assert new_to(index, labelled) == labelled, f"{name} questions copied into the FAQ"
+
+
+def test_train_questions_in_the_faq_are_measured_held_out_not_as_tuning(index: FaqIndex) -> None:
+    train = read_split(DEFAULT_SPLITS / "train.yaml")
+    fresh = new_to(index, train)
+    assert len(fresh) < len(train) / 2
+    # What stays is what the FAQ cannot hold (questions for a person, catalog questions) and
+    # the two that tests/data/faq_paraphrases.yaml also asks, which must stay unseen there.
+    entries = [question for question, key in fresh if key != OUT_OF_SCOPE and ":" not in key]
+    assert entries == ["区域评估是什么意思", "首席责任人是干嘛的"]
 
 
 def test_report_on_the_test_split_meets_floors(measured: Report) -> None:
@@ -78,8 +92,12 @@ def test_held_out_phrasings_keep_the_precision_the_calibration_promises(measured
     assert held.precision >= 0.95
 
 
-def test_calibration_meets_the_precision_target_on_train_and_dev(measured: Report) -> None:
-    assert measured.tuning.precision_lower_bound >= 0.97
+def test_calibration_meets_the_precision_target_on_what_it_measured(measured: Report) -> None:
+    both = Outcome(
+        direct_right=measured.tuning.direct_right + measured.held_out.direct_right,
+        direct_wrong=measured.tuning.direct_wrong + measured.held_out.direct_wrong,
+    )
+    assert both.precision_lower_bound >= 0.97
     thresholds = measured.calibration
     assert 0.0 < thresholds.route_floor <= thresholds.answer_confidence <= 1.0
 
