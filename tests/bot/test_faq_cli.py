@@ -41,9 +41,8 @@ def test_report_writes_the_thresholds_the_bot_reads_and_suggest_runs(tmp_path: P
     report = cli(tmp_path, "faq", "report", "--splits", splits, "--calibration", str(written))
     assert "test (report)" in report.stdout and "answered directly and wrongly" in report.stdout
     committed = yaml.safe_load(DEFAULT_CALIBRATION_PATH.read_text(encoding="utf-8"))
-    assert (
-        yaml.safe_load(written.read_text(encoding="utf-8"))["thresholds"]
-        == (committed["thresholds"])
-    )
+    fresh = yaml.safe_load(written.read_text(encoding="utf-8"))
+    assert fresh["thresholds"] == committed["thresholds"]
+    assert fresh["model"] == committed["model"]
     suggest = cli(tmp_path, "faq", "suggest")
     assert "0 group(s) from 0 answered question(s)" in suggest.stderr

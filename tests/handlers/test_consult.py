@@ -50,7 +50,7 @@ async def test_round_robin_among_staff_on_duty(app: App) -> None:
     li = await bind_staff(app, "李娜", "li")
     wang = await bind_staff(app, "王磊", "wang")
     for n in range(4):
-        await Chat(app.router, f"ent{n}").say(f"第{n}个问题：园区食堂几点开门营业呢")
+        await Chat(app.router, f"ent{n}").say(f"第{n}个问题：园区的食堂菜品太少了")
     assert len(await notices_to(app, li)) == 2
     assert len(await notices_to(app, wang)) == 2
 

@@ -10,7 +10,15 @@ import yaml
 
 from handlers.faq_domain import Dictionary, read_catalog, unit_key
 from handlers.faq_index import Calibration, FaqIndex, Verdict, parse_faq_yaml
-from handlers.faq_report import DEFAULT_SPLITS, OUT_OF_SCOPE, Report, read_split, report
+from handlers.faq_report import (
+    DEFAULT_SPLITS,
+    OUT_OF_SCOPE,
+    Outcome,
+    Report,
+    new_to,
+    read_split,
+    report,
+)
 from handlers.faq_suggest import Answered, format_suggestions, suggest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,13 +58,19 @@ def test_labels_name_an_entry_a_catalog_item_or_none(index: FaqIndex) -> None:
 
 
 def test_dev_and_test_questions_are_not_copied_into_the_faq(index: FaqIndex) -> None:
-    def plain(text: str) -> str:
-        return "".join(ch for ch in text if ch.isalnum())
-
-    written = {plain(text) for doc in index.docs for text in (doc.question, *doc.phrasings)}
     for name in ("dev", "test"):
-        copied = [q for q, _ in read_split(DEFAULT_SPLITS / f"{name}.yaml") if plain(q) in written]
-        assert not copied, copied
+        labelled = read_split(DEFAULT_SPLITS / f"{name}.yaml")
+        assert new_to(index, labelled) == labelled, f"{name} questions copied into the FAQ"
+
+
+def test_train_questions_in_the_faq_are_measured_held_out_not_as_tuning(index: FaqIndex) -> None:
+    train = read_split(DEFAULT_SPLITS / "train.yaml")
+    fresh = new_to(index, train)
+    assert len(fresh) < len(train) / 2
+    # What stays is what the FAQ cannot hold (questions for a person, catalog questions) and
+    # the two that tests/data/faq_paraphrases.yaml also asks, which must stay unseen there.
+    entries = [question for question, key in fresh if key != OUT_OF_SCOPE and ":" not in key]
+    assert entries == ["区域评估是什么意思", "首席责任人是干嘛的"]
 
 
 def test_report_on_the_test_split_meets_floors(measured: Report) -> None:
@@ -64,27 +78,43 @@ def test_report_on_the_test_split_meets_floors(measured: Report) -> None:
     print(measured.format())
     assert test.questions >= 150 and test.out_of_scope >= 10
     # Floors a little under the measured figures (README); the targets are 93 %, 1 %, 98 %.
-    assert test.direct_right_share >= 0.82
-    assert test.direct_wrong_share <= 0.05
-    assert test.choice_right_share >= 0.75
+    assert test.direct_right_share >= 0.78
+    assert test.direct_wrong_share <= 0.02
+    assert test.choice_right_share >= 0.85
     assert test.out_of_scope_routed >= 0.6 * test.out_of_scope
 
 
-def test_calibration_meets_the_precision_target_on_train_and_dev(measured: Report) -> None:
-    assert measured.tuning.precision_lower_bound >= 0.97
+def test_held_out_phrasings_keep_the_precision_the_calibration_promises(measured: Report) -> None:
+    held = measured.held_out
+    assert held.questions >= 500
+    # Harder than the tuning questions (about 97 % there): new wordings, and some entries
+    # share phrasings (审批结果怎么送达: result_delivery or mailing_free).
+    assert held.precision >= 0.95
+
+
+def test_calibration_meets_the_precision_target_on_what_it_measured(measured: Report) -> None:
+    both = Outcome(
+        direct_right=measured.tuning.direct_right + measured.held_out.direct_right,
+        direct_wrong=measured.tuning.direct_wrong + measured.held_out.direct_wrong,
+    )
+    assert both.precision_lower_bound >= 0.97
     thresholds = measured.calibration
     assert 0.0 < thresholds.route_floor <= thresholds.answer_confidence <= 1.0
 
 
-def test_the_bot_reads_the_thresholds_the_report_computed(
-    index: FaqIndex, measured: Report
-) -> None:
+def test_the_bot_reads_the_decision_the_report_computed(index: FaqIndex, measured: Report) -> None:
     stored = Calibration.load()
     assert stored == measured.calibration, "run `bangdaiban faq report` and commit the file"
-    assert (index.answer_confidence, index.runner_up_ratio, index.route_floor) == (
-        stored.answer_confidence,
-        stored.runner_up_ratio,
-        stored.route_floor,
+    assert index.calibration == stored
+
+
+def test_held_out_phrasings_are_new_to_the_index_they_are_asked(index: FaqIndex) -> None:
+    smaller, held = index.held_out(0, 5)
+    assert held and len(smaller.docs) == len(index.docs)
+    kept = {text for doc in smaller.docs for text in doc.phrasings}
+    assert not kept & {text for text, _ in held}
+    assert sum(len(doc.phrasings) for doc in smaller.docs) + len(held) == sum(
+        len(doc.phrasings) for doc in index.docs
     )
 
 
