@@ -122,33 +122,49 @@ async def queue(
                 Recipient(person.channel, person.chat_id),
                 text,
                 key=announcements.recipient_key(announcement.id, person.id),
+                announcement_id=announcement.id,
             )
     log.info("announcement queued id=%s recipients=%s", announcement.id, len(people))
     return announcement.id, len(people)
 
 
+REPORT_BATCH = 50
+
+
 async def report_finished(services: Services) -> int:
-    """Write the delivery report of each announcement whose rows are all done."""
-    reported = 0
-    async with services.db.transaction() as session:
-        for announcement in await announcements.unreported(session):
-            counts = await announcements.counts(session, announcement.id)
-            if not counts.done:
-                continue
-            sender = await questions.staff(session, announcement.created_by)
-            if sender is None or not sender.channel or not sender.chat_id:
-                continue
-            seconds = int((utcnow() - announcement.created_at).total_seconds())
-            outbox.enqueue(
-                session,
-                Recipient(sender.channel, sender.chat_id),
-                render(
-                    "announcements/report.j2",
-                    announcement=announcement,
-                    counts=counts,
-                    seconds=seconds,
-                ),
-                key=announcements.report_key(announcement.id),
+    """Write the delivery report of each announcement whose rows are all done; only the
+    announcements not yet reported are looked at, a batch at a time."""
+    reported, after = 0, 0
+    while True:
+        async with services.db.transaction() as session:
+            batch = await announcements.unreported(session, after, REPORT_BATCH)
+            if not batch:
+                break
+            after = batch[-1].id
+            all_counts = await announcements.counts_of(session, [a.id for a in batch])
+            finished = [a for a in batch if all_counts[a.id].done]
+            senders = await questions.staff_by_ids(
+                session, {a.created_by for a in finished if a.created_by is not None}
             )
-            reported += 1
+            now = utcnow()
+            for announcement in finished:
+                announcement.reported_at = now  # also when nobody can be told: never again
+                sender = senders.get(announcement.created_by or 0)
+                if sender is None or not sender.channel or not sender.chat_id:
+                    continue
+                seconds = int((now - announcement.created_at).total_seconds())
+                outbox.enqueue(
+                    session,
+                    Recipient(sender.channel, sender.chat_id),
+                    render(
+                        "announcements/report.j2",
+                        announcement=announcement,
+                        counts=all_counts[announcement.id],
+                        seconds=seconds,
+                    ),
+                    key=announcements.report_key(announcement.id),
+                )
+                reported += 1
+        if len(batch) < REPORT_BATCH:
+            break
     return reported
