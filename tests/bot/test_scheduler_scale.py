@@ -22,7 +22,7 @@ from storage.models import (
     Question,
     QuestionStatus,
 )
-from support import Chat, bind_staff, notices_to
+from support import Chat, bind_staff, case_values, notices_to
 
 NOW = dt.datetime(2026, 11, 30, 2, 0, tzinfo=dt.UTC)  # a Monday, 10:00 in Changsha
 TWO_YEARS_AGO = dt.datetime(2024, 11, 28, 2, 0, tzinfo=dt.UTC)
@@ -59,23 +59,16 @@ async def add_history(app: App, first: int, count: int) -> None:
         await session.execute(
             insert(Case),
             [
-                {
-                    "number": f"BDB-2024-{first + n:06d}",
-                    "submission_key": f"old-{first + n}",
-                    "applicant_id": applicant.id,
-                    "status": CaseStatus.CLOSED if n % 2 else CaseStatus.WITHDRAWN,
-                    "project_kind": "general",
-                    "company": "湖南历史数据有限公司",
-                    "project_name": "已办结项目",
-                    "contact_name": "王五",
-                    "contact_phone": "+8613900002222",
-                    "project_summary": "历史数据。",
+                case_values(
+                    f"BDB-2024-{first + n:06d}",
+                    applicant.id,
+                    status=CaseStatus.CLOSED if n % 2 else CaseStatus.WITHDRAWN,
                     # a withdrawn case from before the clock stopped on withdrawal
-                    "due_at": None if n % 2 else TWO_YEARS_AGO,
-                    "follow_up_asked_at": TWO_YEARS_AGO if n % 2 else None,
-                    "created_at": TWO_YEARS_AGO,
-                    "updated_at": TWO_YEARS_AGO,
-                }
+                    due_at=None if n % 2 else TWO_YEARS_AGO,
+                    follow_up_asked_at=TWO_YEARS_AGO if n % 2 else None,
+                    created_at=TWO_YEARS_AGO,
+                    updated_at=TWO_YEARS_AGO,
+                )
                 for n in range(count)
             ],
         )
