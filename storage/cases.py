@@ -28,6 +28,7 @@ from sqlalchemy.orm import InstrumentedAttribute, aliased, selectinload
 
 from storage.models import (
     ACTIVE_CASE_STATUSES,
+    CLOCK_RUNNING,
     ActorKind,
     Applicant,
     Case,
@@ -386,8 +387,6 @@ async def count_active(session: AsyncSession, scope: Scope) -> int:
 
 # -- the scheduler: only what can be due now, in due order, a batch at a time -------------
 
-CLOCK_RUNNING = (S.SUBMITTED, S.ACCEPTED, S.IN_PROGRESS)
-
 
 async def due_for_reminder(
     session: AsyncSession, until: dt.datetime, after: tuple[dt.datetime, int] | None, limit: int
@@ -400,7 +399,7 @@ async def due_for_reminder(
             Case.reminded_at.is_(None),
             Case.due_at.is_not(None),
             Case.due_at <= until,
-            Case.status.in_(CLOCK_RUNNING),
+            literal_in(Case.status, CLOCK_RUNNING),
         )
         .order_by(Case.due_at, Case.id)
         .limit(limit)

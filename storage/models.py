@@ -134,7 +134,9 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 CASES_ACTIVE = _in("status", ACTIVE_CASE_STATUSES)
 QUESTIONS_OPEN = _in("status", OPEN_QUESTION_STATUSES)
 QUESTIONS_CHASED = f"{QUESTIONS_OPEN} AND escalation_level < {QUESTION_ESCALATED}"
-CASES_REMINDABLE = "reminded_at IS NULL AND due_at IS NOT NULL"
+CLOCK_RUNNING = (CaseStatus.SUBMITTED, CaseStatus.ACCEPTED, CaseStatus.IN_PROGRESS)
+# A stale due_at left on a finished case (before the clock stopped on every exit) stays out.
+CASES_REMINDABLE = f"reminded_at IS NULL AND due_at IS NOT NULL AND {_in('status', CLOCK_RUNNING)}"
 
 
 def _partial(name: str, *columns: str, where: str) -> Index:

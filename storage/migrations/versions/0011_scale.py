@@ -22,7 +22,10 @@ CASES_ACTIVE = (
 )
 QUESTIONS_OPEN = "status IN ('open', 'forwarded')"
 QUESTIONS_CHASED = f"{QUESTIONS_OPEN} AND escalation_level < 2"
-CASES_REMINDABLE = "reminded_at IS NULL AND due_at IS NOT NULL"
+CASES_REMINDABLE = (
+    "reminded_at IS NULL AND due_at IS NOT NULL "
+    "AND status IN ('submitted', 'accepted', 'in_progress')"
+)
 
 
 def _partial(name: str, table: str, columns: list[str], where: str) -> None:
