@@ -105,6 +105,8 @@ def _case_rows(count: int, catalog: list[tuple[int, str, int]]) -> Iterator[tupl
         )  # fmt: skip
 
 
+APPLICANT_COLUMNS = ["id", "channel", "chat_id", "unreachable", "subscribed", "topics"]
+APPLICANT_COLUMNS += ["created_at"]
 CASE_COLUMNS = [
     "id", "number", "submission_key", "query_code", "applicant_id", "status", "project_kind",
     "company", "credit_code", "project_name", "project_code", "contact_name", "contact_phone",
@@ -129,15 +131,20 @@ async def bulk_load(url: str, count: int) -> None:
         )
         await conn.copy_records_to_table(
             "applicants",
-            columns=[
-                "id", "channel", "chat_id", "unreachable", "subscribed", "topics", "created_at"
-            ],  # fmt: skip
+            columns=APPLICANT_COLUMNS,
             records=(
-                (a, "test" if a == 1 else CHANNEL, "busy" if a == 1 else f"a{a}", False,
-                 a % 3 == 0, "[]", _ago(365 * YEARS))
+                (
+                    a,
+                    "test" if a == 1 else CHANNEL,
+                    "busy" if a == 1 else f"a{a}",
+                    False,
+                    a % 3 == 0,
+                    "[]",
+                    _ago(365 * YEARS),
+                )
                 for a in range(1, APPLICANTS + 1)
             ),
-        )  # fmt: skip
+        )
         await conn.copy_records_to_table(
             "cases",
             columns=CASE_COLUMNS,

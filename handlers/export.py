@@ -12,11 +12,12 @@ import csv
 import datetime as dt
 import io
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, Protocol
 
 from dialogs.fields import format_phone
 from dialogs.texts import label
@@ -25,10 +26,6 @@ from storage import cases, key_projects
 from storage.cases import CaseLine
 from storage.db import Database
 from storage.key_projects import TOP_LEVEL, LedgerEntry
-
-if TYPE_CHECKING:  # openpyxl is imported when a spreadsheet is written
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 CHINA = dt.timezone(dt.timedelta(hours=8))
 TIME_FORMAT = "%Y-%m-%d %H:%M"
@@ -125,6 +122,8 @@ def ledger_row(entry: LedgerEntry) -> list[Value]:
 
 def _phone(e164: str) -> str:
     """The national format staff dial (a leading + would read as a formula in a sheet)."""
+    if len(e164) == 14 and e164.startswith("+861") and e164[1:].isdigit():
+        return f"{e164[3:6]} {e164[6:10]} {e164[10:]}"  # a mobile: format_phone's result, fast
     try:
         return format_phone(e164)
     except Exception:  # a number stored before validation existed
@@ -164,55 +163,48 @@ class RowWriter(Protocol):
     def close(self) -> None: ...
 
 
-def _xlsx_value(sheet: WriteOnlyWorksheet, value: Value) -> Value | WriteOnlyCell:
-    """Plain values as they are; a cell object only where a format or type must be set."""
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+# Characters XML 1.0 (and so a sheet) cannot hold; an enterprise's text may carry them.
+ILLEGAL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
-    if isinstance(value, str):
-        text: str = ILLEGAL_CHARACTERS_RE.sub("", value)
-        if text.startswith("="):
-            cell = WriteOnlyCell(sheet, value=text)
-            cell.data_type = "s"  # text an enterprise typed is never a formula
-            return cell
-        return text
-    if isinstance(value, dt.datetime):
-        cell = WriteOnlyCell(sheet, value=value)
-        cell.number_format = EXCEL_TIME_FORMAT
-        return cell
-    return value
+
+def _xlsx_value(value: Value) -> Value:
+    return ILLEGAL_CHARACTERS.sub("", value) if isinstance(value, str) else value
 
 
 class XlsxWriter:
-    """Header row bold and frozen, column widths set; openpyxl's write-only sheet streams
-    each appended row to a temporary file, so nothing is held per row."""
+    """Header row bold and frozen, column widths set. XlsxWriter's constant-memory mode
+    writes each row out as the next one starts (several times faster than openpyxl's
+    write-only sheet, measured in bench/scale_bench.py); text is never read as a formula,
+    a number or a link."""
 
     def __init__(self, out: IO[bytes], sheet_name: str, columns: list[Column]) -> None:
-        from openpyxl import Workbook
-        from openpyxl.cell import WriteOnlyCell
-        from openpyxl.styles import Font
-        from openpyxl.utils import get_column_letter
+        import xlsxwriter
 
-        self.out = out
-        self.book = Workbook(write_only=True)
-        self.sheet = self.book.create_sheet(sheet_name)
-        self.sheet.freeze_panes = "A2"
-        for index, column in enumerate(columns, start=1):
-            self.sheet.column_dimensions[get_column_letter(index)].width = column.width
-        bold = Font(bold=True)
-        header = []
-        for column in columns:
-            cell = WriteOnlyCell(self.sheet, value=column.header)
-            cell.font = bold
-            header.append(cell)
-        self.sheet.append(header)
+        self.book = xlsxwriter.Workbook(
+            out,
+            {
+                "constant_memory": True,
+                "strings_to_formulas": False,
+                "strings_to_numbers": False,
+                "strings_to_urls": False,
+                "default_date_format": EXCEL_TIME_FORMAT,
+            },
+        )
+        self.sheet = self.book.add_worksheet(sheet_name)
+        bold = self.book.add_format({"bold": True})
+        for index, column in enumerate(columns):
+            self.sheet.set_column(index, index, column.width)
+            self.sheet.write_string(0, index, column.header, bold)
+        self.sheet.freeze_panes(1, 0)
+        self.row = 0
 
     def write(self, rows: Sequence[Sequence[Value]]) -> None:
         for row in rows:
-            self.sheet.append([_xlsx_value(self.sheet, value) for value in row])
+            self.row += 1
+            self.sheet.write_row(self.row, 0, [_xlsx_value(value) for value in row])
 
     def close(self) -> None:
-        self.book.save(self.out)
+        self.book.close()
 
 
 def _csv_value(value: Value) -> str:

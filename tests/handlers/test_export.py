@@ -238,3 +238,11 @@ async def test_the_case_export_streams_every_case_batch_by_batch(app: App, tmp_p
         assert row[7] == items and (cell[7] or "") == items
         assert row[8] == ("李娜" if n % 2 else "") and cell[8] == ("李娜" if n % 2 else None)
     assert not csv_path.with_name("cases.csv.part").exists()
+
+
+def test_mobile_numbers_are_written_as_the_dialog_formats_them() -> None:
+    from dialogs.fields import format_phone
+    from handlers.export import _phone
+
+    for number in ("+8613800138000", "+8619912345678", "+8617000000001", "+8673188880101"):
+        assert _phone(number) == format_phone(number)
