@@ -5,7 +5,9 @@ For each size (1k / 10k / 100k cases by default) it creates a throwaway PostgreS
 2,000 applicants (one of them busy: 1 case in 30), 2 items and 5 events per case, half as
 many questions as cases (most answered; the open ones forgotten and long escalated), 10 sent
 outbox rows per case, a few reported announcements — then times the project's own code
-paths warm (median / p95, SQL statements per call) and drops the database:
+paths warm — each operation on every size in turn, round after round, so that the sizes share
+whatever else the machine is doing (median / p95 wall time, median CPU time of this process,
+SQL statements per call) — and drops the databases at the end:
 
 - the scheduler tick in the steady state (nothing due: `bot.scheduler.tick`);
 - admin `/open`, `/cases` of the busiest applicant (first and a next page), staff `/inbox`,
@@ -56,12 +58,18 @@ NOW = dt.datetime.now(dt.UTC)
 
 @dataclass
 class Timing:
-    median_ms: float
-    p95_ms: float
+    wall_ms: list[float]
+    cpu_ms: list[float]
     statements: int
 
     def cell(self) -> str:
-        return f"{self.median_ms:,.1f} / {self.p95_ms:,.1f} ms ({self.statements} SQL)"
+        wall = sorted(self.wall_ms)
+        p95 = wall[min(len(wall) - 1, int(len(wall) * 0.95))]
+        cpu = statistics.median(self.cpu_ms)
+        return (
+            f"{statistics.median(wall):,.1f} / {p95:,.1f} ms "
+            f"(CPU {cpu:,.1f} ms, {self.statements} SQL)"
+        )
 
 
 # -- bulk load ----------------------------------------------------------------------------
@@ -231,16 +239,15 @@ async def bulk_load(url: str, count: int) -> None:
 # -- timing -------------------------------------------------------------------------------
 
 
-async def timed(
-    app: App, call: Callable[[], Awaitable[object]], repeat: int, warm: int = 3
-) -> Timing:
-    for _ in range(warm):
-        await call()
-    statements = 0
+Call = Callable[[], Awaitable[object]]
+
+
+async def statements_of(app: App, call: Call) -> int:
+    count = 0
 
     def seen(*_: object) -> None:
-        nonlocal statements
-        statements += 1
+        nonlocal count
+        count += 1
 
     engine = app.services.db.engine.sync_engine
     event.listen(engine, "before_cursor_execute", seen)
@@ -248,14 +255,24 @@ async def timed(
         await call()
     finally:
         event.remove(engine, "before_cursor_execute", seen)
-    times = []
+    return count
+
+
+async def interleaved(calls: dict[int, tuple[App, Call]], repeat: int) -> dict[int, Timing]:
+    """Time the same operation on every size in turn, round after round, so that the
+    sizes share whatever else the machine is doing; three warm-up calls each first."""
+    timings = {}
+    for size, (app, call) in calls.items():
+        for _ in range(3):
+            await call()
+        timings[size] = Timing([], [], await statements_of(app, call))
     for _ in range(repeat):
-        start = time.perf_counter()
-        await call()
-        times.append((time.perf_counter() - start) * 1000)
-    times.sort()
-    p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
-    return Timing(statistics.median(times), p95, statements)
+        for size, (_, call) in calls.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            await call()
+            timings[size].wall_ms.append((time.perf_counter() - wall) * 1000)
+            timings[size].cpu_ms.append((time.process_time() - cpu) * 1000)
+    return timings
 
 
 def export_run(url: str) -> tuple[float, float, int]:
@@ -277,36 +294,35 @@ def export_run(url: str) -> tuple[float, float, int]:
         return seconds, usage.ru_maxrss / 1024, out.stat().st_size
 
 
-async def measure(size: int, repeat: int) -> dict[str, str]:
+@dataclass
+class Loaded:
+    url: str
+    app: App
+    calls: dict[str, Call]
+    notes: dict[str, str]
+
+
+async def load(size: int, files: Path) -> Loaded:
     name = f"bdb_scale_bench_{os.getpid()}_{size}"
     url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
     await fresh_database(url)
-    try:
-        start = time.perf_counter()
-        await bulk_load(f"{SERVER}/{name}", size)
-        print(f"  {size:,} cases loaded in {time.perf_counter() - start:.1f} s", flush=True)
-        files = Path(tempfile.mkdtemp(prefix="scale-bench-"))
-        settings = load_settings(database_url=url, redis_url="", files_dir=files)
-        app = await build_app(settings, state=MemoryStateStore(), answering=False)
-        try:
-            results = await _operations(app, repeat)
-        finally:
-            await app.close()
-        seconds, rss, size_bytes = export_run(url)
-        results["export"] = f"{seconds:.1f} s, {rss:.0f} MB ({size_bytes / 1e6:.1f} MB file)"
-        return results
-    finally:
-        await drop_database(url)
+    start = time.perf_counter()
+    await bulk_load(f"{SERVER}/{name}", size)
+    print(f"  {size:,} cases loaded in {time.perf_counter() - start:.1f} s", flush=True)
+    settings = load_settings(database_url=url, redis_url="", files_dir=files)
+    app = await build_app(settings, state=MemoryStateStore(), answering=False)
+    calls, notes = await _operations(app)
+    return Loaded(url, app, calls, notes)
 
 
-async def _operations(app: App, repeat: int) -> dict[str, str]:
+async def _operations(app: App) -> tuple[dict[str, Call], dict[str, str]]:
     router = app.router
 
-    def say(chat_id: str, words: str) -> Callable[[], Awaitable[object]]:
+    def say(chat_id: str, words: str) -> Call:
         user = ChatUser("test", chat_id)
         return lambda: router.handle(Incoming.say(user, words))
 
-    def press(chat_id: str, data: str) -> Callable[[], Awaitable[object]]:
+    def press(chat_id: str, data: str) -> Call:
         user = ChatUser("test", chat_id)
         return lambda: router.handle(Incoming.press(user, data))
 
@@ -328,14 +344,16 @@ async def _operations(app: App, repeat: int) -> dict[str, str]:
         )
         busy = await session.scalar(text("SELECT count(*) FROM cases WHERE applicant_id = 1"))
         outbox_rows = await session.scalar(text("SELECT count(*) FROM outbox"))
-    return {
-        "tick": (await timed(app, tick, repeat)).cell(),
-        "open": f"{(await timed(app, say('admin', '/open'), repeat)).cell()}; {open_now} open",
-        "cases": f"{(await timed(app, say('busy', '/cases'), repeat)).cell()}; {busy} cases",
-        "cases_next": (await timed(app, press("busy", next_page), repeat)).cell(),
-        "inbox": (await timed(app, say("window", "/inbox"), repeat)).cell(),
-        "claim": f"{(await timed(app, claim, repeat)).cell()}; {outbox_rows:,} rows",
+    calls = {
+        "tick": tick,
+        "open": say("admin", "/open"),
+        "cases": say("busy", "/cases"),
+        "cases_next": press("busy", next_page),
+        "inbox": say("window", "/inbox"),
+        "claim": claim,
     }
+    notes = {"open": f"{open_now} open", "cases": f"{busy} cases", "claim": f"{outbox_rows:,} rows"}
+    return calls, notes
 
 
 OPERATIONS = {
@@ -354,15 +372,31 @@ async def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--repeat", type=int, default=30)
     args = parser.parse_args()
-    columns: dict[int, dict[str, str]] = {}
-    for size in args.sizes:
-        print(f"{size:,} cases …", flush=True)
-        columns[size] = await measure(size, args.repeat)
+    loaded: dict[int, Loaded] = {}
+    cells: dict[int, dict[str, str]] = {size: {} for size in args.sizes}
+    try:
+        with tempfile.TemporaryDirectory() as files:
+            for size in args.sizes:
+                print(f"{size:,} cases …", flush=True)
+                loaded[size] = await load(size, Path(files))
+            for key in loaded[args.sizes[0]].calls:
+                calls = {size: (run.app, run.calls[key]) for size, run in loaded.items()}
+                for size, timing in (await interleaved(calls, args.repeat)).items():
+                    note = loaded[size].notes.get(key)
+                    cells[size][key] = timing.cell() + (f"; {note}" if note else "")
+            for run in loaded.values():
+                await run.app.close()
+            for size, run in loaded.items():
+                seconds, rss, size_bytes = export_run(run.url)
+                cells[size]["export"] = f"{seconds:.1f} s, {rss:.0f} MB ({size_bytes / 1e6:.1f} MB)"
+    finally:
+        for run in loaded.values():
+            await drop_database(run.url)
     print()
     print("| operation | " + " | ".join(f"{s:,} cases" for s in args.sizes) + " |")
     print("|---|" + "---|" * len(args.sizes))
     for key, title in OPERATIONS.items():
-        print(f"| {title} | " + " | ".join(columns[s][key] for s in args.sizes) + " |")
+        print(f"| {title} | " + " | ".join(cells[s][key] for s in args.sizes) + " |")
 
 
 if __name__ == "__main__":

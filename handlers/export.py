@@ -288,15 +288,25 @@ async def export_cases(
     done = 0
     with _replacing(Path(path)) as out:
         writer = await asyncio.to_thread(open_writer, Format(fmt), out, sheet, CASE_COLUMNS)
+        writing: asyncio.Future[None] | None = None
         async with db.sessions() as session:
             total = await cases.count(session)
             last_id = 0
+            # The next batch is read while the writer's thread writes this one: at most two
+            # batches are held at any time.
             while batch := await cases.export_batch(session, last_id, BATCH):
                 last_id = batch[-1].id
-                await asyncio.to_thread(writer.write, [case_row(case) for case in batch])
-                done += len(batch)
-                if progress:
-                    progress("write", done, max(total, done))
+                rows = [case_row(case) for case in batch]
+                if writing is not None:
+                    await writing
+                    if progress:
+                        progress("write", done, max(total, done))
+                writing = asyncio.ensure_future(asyncio.to_thread(writer.write, rows))
+                done += len(rows)
+        if writing is not None:
+            await writing
+            if progress:
+                progress("write", done, max(total, done))
         await asyncio.to_thread(writer.close)
     return done
 
