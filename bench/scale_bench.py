@@ -390,7 +390,8 @@ async def main() -> None:
             for size, run in loaded.items():
                 seconds, cpu, rss, size_bytes = export_run(run.url)
                 cells[size]["export"] = (
-                    f"{seconds:.1f} s (CPU {cpu:.1f} s), {rss:.0f} MB; file {size_bytes / 1e6:.1f} MB"
+                    f"{seconds:.1f} s (CPU {cpu:.1f} s), {rss:.0f} MB; "
+                    f"file {size_bytes / 1e6:.1f} MB"
                 )
     finally:
         for run in loaded.values():
