@@ -52,14 +52,14 @@ async def _chase_batch(
     """Remind or escalate each question of the batch that is due; owners and chiefs are read
     once for the whole batch."""
     owners = await questions.staff_by_ids(session, {q.owner_id for q in batch if q.owner_id})
-    escalating = [
-        q for q in batch if workdays_between(q.created_at, now) >= limits.escalate_after_workdays
-    ]
+    escalating = {
+        q.id for q in batch if workdays_between(q.created_at, now) >= limits.escalate_after_workdays
+    }
     chiefs: dict[int, Staff] = {}
     lead_chief = None
     if escalating:
         lead = await roster.department_by_code(session, roster.LEAD_UNIT)
-        units = {q.department_id for q in escalating if q.department_id is not None}
+        units = {q.department_id for q in batch if q.id in escalating and q.department_id}
         chiefs = await questions.chiefs_of(session, units | ({lead.id} if lead else set()))
         lead_chief = chiefs.get(lead.id) if lead else None
     sent = 0
@@ -67,7 +67,7 @@ async def _chase_batch(
         owner = owners.get(question.owner_id or 0)
         if owner is None:
             continue
-        if question in escalating:
+        if question.id in escalating:
             chief = chiefs.get(question.department_id or 0) or lead_chief
             if chief is not None:
                 text = render(
