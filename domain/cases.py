@@ -127,6 +127,8 @@ def set_clock(case: Case, now: dt.datetime, limits: CaseLimits = LIMITS) -> None
     """Set `due_at` for the status the case has just entered, by CLOCK."""
     action = CLOCK[CaseStatus(case.status)]
     case.reminded_at = None
+    if case.status == S.DELIVERED:  # the 回访 question goes out now; its wait runs from here
+        case.follow_up_asked_at = now
     if action == Clock.PAUSE:
         if case.due_at is not None:
             case.paused_seconds = max(0, int((case.due_at - now).total_seconds()))

@@ -122,33 +122,52 @@ async def queue(
                 Recipient(person.channel, person.chat_id),
                 text,
                 key=announcements.recipient_key(announcement.id, person.id),
+                announcement_id=announcement.id,
             )
     log.info("announcement queued id=%s recipients=%s", announcement.id, len(people))
     return announcement.id, len(people)
 
 
+REPORT_BATCH = 50
+
+
 async def report_finished(services: Services) -> int:
-    """Write the delivery report of each announcement whose rows are all done."""
-    reported = 0
-    async with services.db.transaction() as session:
-        for announcement in await announcements.unreported(session):
-            counts = await announcements.counts(session, announcement.id)
-            if not counts.done:
-                continue
-            sender = await questions.staff(session, announcement.created_by)
-            if sender is None or not sender.chats():
-                continue
-            seconds = int((utcnow() - announcement.created_at).total_seconds())
-            report = render(
-                "announcements/report.j2", announcement=announcement, counts=counts, seconds=seconds
+    """Write the delivery report of each announcement whose rows are all done; only the
+    announcements not yet reported are looked at, a batch at a time."""
+    reported, after = 0, 0
+    while True:
+        async with services.db.transaction() as session:
+            batch = await announcements.unreported(session, after, REPORT_BATCH)
+            if not batch:
+                break
+            after = batch[-1].id
+            all_counts = await announcements.counts_of(session, [a.id for a in batch])
+            finished = [a for a in batch if all_counts[a.id].done]
+            senders = await questions.staff_by_ids(
+                session, {a.created_by for a in finished if a.created_by is not None}
             )
-            for index, (channel, chat_id) in enumerate(sender.chats()):
-                key = announcements.report_key(announcement.id)
-                outbox.enqueue(
-                    session,
-                    Recipient(channel, chat_id),
-                    report,
-                    key=key if index == 0 else f"{key}:{channel}",
+            now = utcnow()
+            for announcement in finished:
+                announcement.reported_at = now  # also when nobody can be told: never again
+                sender = senders.get(announcement.created_by or 0)
+                if sender is None or not sender.chats():
+                    continue
+                seconds = int((now - announcement.created_at).total_seconds())
+                report = render(
+                    "announcements/report.j2",
+                    announcement=announcement,
+                    counts=all_counts[announcement.id],
+                    seconds=seconds,
                 )
-            reported += 1
+                key = announcements.report_key(announcement.id)
+                for index, (channel, chat_id) in enumerate(sender.chats()):
+                    outbox.enqueue(
+                        session,
+                        Recipient(channel, chat_id),
+                        report,
+                        key=key if index == 0 else f"{key}:{channel}",
+                    )
+                reported += 1
+        if len(batch) < REPORT_BATCH:
+            break
     return reported

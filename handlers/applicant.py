@@ -20,7 +20,7 @@ from handlers.context import Context
 from handlers.events import Button, Reply
 from handlers.key_projects import notify_new_project
 from handlers.menu import menu_button, menu_buttons, with_menu
-from handlers.pages import Page
+from handlers.pages import Cursor
 from storage import applicants, cases, key_projects, outbox, roster
 from storage.cases import CHINA, ApplicationData
 from storage.models import Case, ProjectKind, utcnow
@@ -202,16 +202,17 @@ def case_button(action: str, number: str, label_key: str) -> Button:
 async def list_cases(ctx: Context, page_text: str = "0") -> list[Reply]:
     """`/cases`: this applicant's cases, newest first, a page at a time."""
     user = ctx.event.user
-    wanted = Page.parse(page_text)
+    cursor = Cursor.parse(page_text)
     async with ctx.services.db.sessions() as session:
         applicant = await applicants.find(session, user.channel, user.chat_id)
-        total = await cases.count_for_applicant(session, applicant.id) if applicant else 0
-        found = (
-            await cases.list_for_applicant(session, applicant.id, wanted.offset, wanted.size)
-            if applicant
-            else []
-        )
-    page = Page(wanted.number, total)
+        total, found = 0, []
+        if applicant is not None:
+            total = await cases.count_visible(session, applicant.id)
+            found = await cases.page_for_applicant(session, applicant.id, cursor.keyset)
+            if not found and cursor != Cursor():  # the page's anchor is gone: start over
+                cursor = Cursor()
+                found = await cases.page_for_applicant(session, applicant.id, cursor.keyset)
+    found, page, pager = cursor.window(found, lambda c: c.id, total, f"{CASE_PREFIX}:page:")
     rows = [
         [
             Button(
@@ -221,7 +222,7 @@ async def list_cases(ctx: Context, page_text: str = "0") -> list[Reply]:
         ]
         for case in found
     ]
-    if pager := page.buttons(f"{CASE_PREFIX}:page:"):
+    if pager:
         rows.append(pager)
     rows.append([menu_button("apply"), menu_button("menu")])
     return [Reply(render("cases/list.j2", cases=found, page=page), rows)]

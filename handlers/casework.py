@@ -24,7 +24,7 @@ from domain.cases import (
 from domain.policy import Actor, CaseTarget, NotAllowed, Right
 from handlers.context import Context
 from handlers.events import Button, Reply
-from handlers.pages import Page
+from handlers.pages import Cursor
 from storage import cases, files, roster
 from storage.models import Case, Role, Staff
 
@@ -50,15 +50,19 @@ async def inbox(ctx: Context, page_text: str = "0") -> list[Reply]:
     if ctx.staff is None:
         return _reply("staff/not_allowed.j2")
     scope = policy.scope(Actor.of_staff(ctx.staff))
-    wanted = Page.parse(page_text)
+    cursor = Cursor.parse(page_text)
     async with ctx.services.db.sessions() as session:
-        found, total = await cases.active(session, scope, wanted.offset, wanted.size)
-    page = Page(wanted.number, total)
+        total = await cases.count_active(session, scope)
+        found = await cases.active_page(session, scope, cursor.keyset)
+        if not found and cursor != Cursor():  # the page's anchor is gone: start over
+            cursor = Cursor()
+            found = await cases.active_page(session, scope, cursor.keyset)
+    found, page, pager = cursor.window(found, lambda c: c.id, total, f"{PREFIX}:inbox:")
     rows = [
         [Button(f"{c.number} {label('status', c.status)}", f"{PREFIX}:view:{c.number}")]
         for c in found
     ]
-    if pager := page.buttons(f"{PREFIX}:inbox:"):
+    if pager:
         rows.append(pager)
     return [Reply(render("casework/inbox.j2", cases=found, page=page), rows)]
 

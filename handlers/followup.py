@@ -14,9 +14,8 @@ from handlers import notify
 from handlers.context import Context, Services
 from handlers.events import Button, Reply
 from handlers.menu import with_menu
-from handlers.workdays import workdays_between
+from handlers.workdays import started_before, workdays_between
 from storage import applicants, cases, questions, roster
-from storage.models import CaseStatus
 
 log = logging.getLogger(__name__)
 PREFIX = "r"
@@ -62,27 +61,64 @@ async def comment(ctx: Context, number: str, text: str) -> list[Reply]:
     return [with_menu("casework/followup_thanks.j2", case=case)]
 
 
+BATCH = 100  # cases read and changed per transaction
+MAX_BATCHES = 10  # per job and tick: a backlog is worked off over several ticks
+
+
 async def chase_cases(services: Services, now: dt.datetime, limits: CaseLimits = LIMITS) -> int:
-    """Remind handlers before a case goes overdue; close unanswered 回访 after the limit."""
-    sent = 0
-    async with services.db.transaction(immediate=True) as session:
-        for case in await cases.clocked(session):
-            if case.status == CaseStatus.DELIVERED:
-                delivered = max(e.at for e in case.events if e.to_status == CaseStatus.DELIVERED)
-                if workdays_between(delivered, now) >= limits.follow_up_close_workdays:
-                    await life.move(session, case.id, CaseVerb.EXPIRE, SYSTEM, now=now)
-                continue
-            if case.due_at is None or case.reminded_at is not None:
-                continue
-            if now >= case.due_at - limits.remind_before:
-                handler = await questions.staff(session, case.handler_id)
-                people = [handler] if handler else await roster.window_recipients(session)
+    """Remind handlers before a case goes overdue; close unanswered 回访 after the limit.
+    Only the cases that can be due now are read (indexed filters), a batch at a time."""
+    await _close_unanswered_follow_ups(services, now, limits)
+    return await _remind_handlers(services, now, limits)
+
+
+async def _close_unanswered_follow_ups(
+    services: Services, now: dt.datetime, limits: CaseLimits
+) -> None:
+    before = started_before(now, limits.follow_up_close_workdays)
+    cursor = None
+    for _ in range(MAX_BATCHES):
+        async with services.db.transaction(immediate=True) as session:
+            batch = await cases.waiting_for_follow_up(session, before, cursor, BATCH)
+            for case_id, asked_at in batch:
+                if workdays_between(asked_at, now) >= limits.follow_up_close_workdays:
+                    try:
+                        await life.move(session, case_id, CaseVerb.EXPIRE, SYSTEM, now=now)
+                    except (CaseNotFound, StaleAction):  # rated or closed meanwhile
+                        continue
+        if len(batch) < BATCH:
+            break
+        cursor = batch[-1][1], batch[-1][0]
+
+
+async def _remind_handlers(services: Services, now: dt.datetime, limits: CaseLimits) -> int:
+    sent, cursor = 0, None
+    for _ in range(MAX_BATCHES):
+        async with services.db.transaction(immediate=True) as session:
+            batch = await cases.due_for_reminder(session, now + limits.remind_before, cursor, BATCH)
+            handlers = await questions.staff_by_ids(
+                session, {c.handler_id for c in batch if c.handler_id is not None}
+            )
+            window = (
+                await roster.window_recipients(session)
+                if any(c.handler_id not in handlers for c in batch)
+                else []
+            )
+            view_label = label("buttons", "handle")
+            for case in batch:
+                assert case.due_at is not None
+                handler = handlers.get(case.handler_id or 0)
                 text = render("casework/staff_reminder.j2", case=case)
-                view = [[Button(label("buttons", "handle"), f"w:view:{case.number}")]]
-                for person in people:
+                view = [[Button(view_label, f"w:view:{case.number}")]]
+                for person in [handler] if handler else window:
                     notify.to_staff(
                         session, person, text, f"case:{case.number}:due:{case.due_at:%s}", view
                     )
                     sent += 1
                 case.reminded_at = now
+        if len(batch) < BATCH:
+            break
+        last = batch[-1]
+        assert last.due_at is not None
+        cursor = last.due_at, last.id
     return sent

@@ -16,7 +16,7 @@ from handlers import notify
 from handlers.context import Context, Services
 from handlers.events import Button, Reply
 from handlers.export import ledger_document
-from handlers.workdays import add_workdays, workdays_between
+from handlers.workdays import add_workdays, started_before, workdays_between
 from storage import key_projects, roster
 from storage.key_projects import TOP_LEVEL, ProblemStatus, Stage
 from storage.models import KeyProject, Problem, Role, Staff, utcnow
@@ -30,6 +30,7 @@ TITLE_LIMIT = 200
 PLAN_LIMIT = 2000
 PROBLEM_LIMIT = 1000
 CONTACT_CHOICES = (5, 10, 20)  # working days until the next 回访
+JOB_BATCH = 200  # problems or projects a periodic job takes on per tick
 
 Handler = Callable[[Context, str], Awaitable[list[Reply]]]
 
@@ -518,8 +519,9 @@ async def escalate_problems(
     """Move each problem unresolved for `problem_workdays` at its level one level up;
     returns how many notices were queued."""
     sent = 0
+    before = started_before(now, limits.problem_workdays)
     async with services.db.transaction() as session:
-        for problem in await key_projects.open_problems(session):
+        for problem in await key_projects.open_problems(session, before, JOB_BATCH):
             if workdays_between(problem.level_since, now) < limits.problem_workdays:
                 continue
             sent += len(await _escalate(session, problem, now, None, limits.problem_workdays))
@@ -532,11 +534,11 @@ async def remind_follow_ups(
     """定期回访: remind the team once per due date; projects without a date get one."""
     sent = 0
     async with services.db.transaction() as session:
-        for project in await key_projects.unscheduled(session):
+        for project in await key_projects.unscheduled(session, JOB_BATCH):
             start = project.last_contact_at or project.created_at
             project.next_follow_up_at = add_workdays(start, limits.follow_up_workdays)
         await session.flush()
-        for project in await key_projects.due_follow_ups(session, now):
+        for project in await key_projects.due_follow_ups(session, now, JOB_BATCH):
             assert project.next_follow_up_at is not None
             people = await key_projects.team(session, project.id)
             text = render("key_projects/follow_up_due.j2", project=project)

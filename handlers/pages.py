@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from dialogs.texts import label
 from handlers.events import Button
+from storage.cases import Keyset
+
+T = TypeVar("T")
+CURSOR = re.compile(r"(\d{1,5})([np])(\d{1,12})")
 
 PAGE_SIZE = 10
 
@@ -37,3 +44,52 @@ class Page:
         if self.offset + self.size < self.total:
             row.append(Button(label("buttons", "next_page"), f"{data_prefix}{self.number + 1}"))
         return row
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A page of a long list addressed by the row it starts from, not by an offset, so a
+    late page costs what the first does. Button data `<page><n|p><row id>`: the rows after
+    (n) or before (p) that row; the page number is only shown."""
+
+    number: int = 0
+    after: int | None = None
+    before: int | None = None
+    size: int = PAGE_SIZE
+
+    @classmethod
+    def parse(cls, text: str, size: int = PAGE_SIZE) -> Cursor:
+        """The page a button asked for (anything odd, an old page number too, means the first)."""
+        found = CURSOR.fullmatch(text)
+        if found is None:
+            return cls(size=size)
+        number, way, anchor = int(found[1]), found[2], int(found[3])
+        if way == "n":
+            return cls(number, after=anchor, size=size)
+        return cls(number, before=anchor, size=size)
+
+    @property
+    def keyset(self) -> Keyset:
+        return Keyset(self.after, self.before, self.size)
+
+    def window(
+        self, rows: list[T], row_id: Callable[[T], int], total: int, data_prefix: str
+    ) -> tuple[list[T], Page, list[Button]]:
+        """From the page's rows as the query gave them (one extra when the list goes on, in
+        reverse order when going back): the rows to show, the Page to print, the pager."""
+        more = len(rows) > self.size
+        shown = rows[: self.size]
+        if self.before is not None:
+            shown.reverse()
+            has_prev, has_next = more, True
+        else:
+            has_prev, has_next = self.after is not None, more
+        number = self.number if has_prev else 0
+        buttons = []
+        if has_prev and shown:
+            data = f"{data_prefix}{max(number - 1, 0)}p{row_id(shown[0])}"
+            buttons.append(Button(label("buttons", "prev_page"), data))
+        if has_next and shown:
+            data = f"{data_prefix}{number + 1}n{row_id(shown[-1])}"
+            buttons.append(Button(label("buttons", "next_page"), data))
+        return shown, Page(number, max(total, len(shown)), self.size), buttons

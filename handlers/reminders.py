@@ -6,15 +6,19 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from dialogs.texts import render
 from handlers.consult import notify_question_staff
 from handlers.context import Services
-from handlers.workdays import workdays_between
+from handlers.workdays import started_before, workdays_between
 from storage import questions, roster
-from storage.models import QuestionStatus
+from storage.models import QUESTION_ESCALATED, Question, Staff
 
 log = logging.getLogger(__name__)
-REMINDED, ESCALATED = 1, 2
+REMINDED, ESCALATED = questions.REMINDED, QUESTION_ESCALATED
+BATCH = 100  # questions read and changed per transaction
+MAX_BATCHES = 10  # per tick: a backlog is worked off over several ticks
 
 
 @dataclass(frozen=True)
@@ -24,43 +28,65 @@ class QuestionLimits:
 
 
 async def chase_questions(services: Services, now: dt.datetime, limits: QuestionLimits) -> int:
-    """Send due reminders and escalations once each; returns how many were sent."""
+    """Send due reminders and escalations once each; returns how many were sent. Only the
+    questions that can be due now are read, oldest first, BATCH at a time, at most
+    MAX_BATCHES batches a tick (the rest stay due for the next tick)."""
+    escalate_before = started_before(now, limits.escalate_after_workdays)
+    remind_until = now - limits.remind_after
+    sent, cursor = 0, None
+    for _ in range(MAX_BATCHES):
+        async with services.db.transaction() as session:
+            batch = await questions.chased(session, escalate_before, remind_until, cursor, BATCH)
+            if not batch:
+                break
+            cursor = (batch[-1].created_at, batch[-1].id)
+            sent += await _chase_batch(session, batch, now, limits)
+        if len(batch) < BATCH:
+            break
+    return sent
+
+
+async def _chase_batch(
+    session: AsyncSession, batch: list[Question], now: dt.datetime, limits: QuestionLimits
+) -> int:
+    """Remind or escalate each question of the batch that is due; owners and chiefs are read
+    once for the whole batch."""
+    owners = await questions.staff_by_ids(session, {q.owner_id for q in batch if q.owner_id})
+    escalating = {
+        q.id for q in batch if workdays_between(q.created_at, now) >= limits.escalate_after_workdays
+    }
+    chiefs: dict[int, Staff] = {}
+    lead_chief = None
+    if escalating:
+        lead = await roster.department_by_code(session, roster.LEAD_UNIT)
+        units = {q.department_id for q in batch if q.id in escalating and q.department_id}
+        chiefs = await questions.chiefs_of(session, units | ({lead.id} if lead else set()))
+        lead_chief = chiefs.get(lead.id) if lead else None
     sent = 0
-    async with services.db.transaction() as session:
-        for question in await questions.open_questions(session):
-            if question.owner_id is None or question.status == QuestionStatus.ANSWERED:
-                continue
-            owner = await questions.staff(session, question.owner_id)
-            if owner is None:
-                continue
-            days = workdays_between(question.created_at, now)
-            if question.escalation_level < ESCALATED and days >= limits.escalate_after_workdays:
-                chief = await questions.chief_of(session, question.department_id)
-                if chief is None:
-                    lead = await roster.department_by_code(session, roster.LEAD_UNIT)
-                    chief = await questions.chief_of(session, lead.id if lead else None)
-                if chief is not None:
-                    chief = await questions.staff(session, chief.id)
-                    assert chief is not None
-                    text = render(
-                        "staff/question_escalated.j2",
-                        question=question,
-                        owner=owner,
-                        days=limits.escalate_after_workdays,
-                    )
-                    notify_question_staff(
-                        session, chief, text, question, "escalated", owner_view=False
-                    )
-                    sent += 1
-                question.escalation_level = ESCALATED
-                log.info("question escalated id=%s", question.id)
-            elif (
-                question.escalation_level < REMINDED
-                and now - question.created_at >= limits.remind_after
-            ):
-                hours = int(limits.remind_after.total_seconds() // 3600)
-                text = render("staff/question_reminder.j2", question=question, hours=hours)
-                notify_question_staff(session, owner, text, question, "reminded")
-                question.escalation_level = REMINDED
+    for question in batch:
+        owner = owners.get(question.owner_id or 0)
+        if owner is None:
+            continue
+        if question.id in escalating:
+            chief = chiefs.get(question.department_id or 0) or lead_chief
+            if chief is not None:
+                text = render(
+                    "staff/question_escalated.j2",
+                    question=question,
+                    owner=owner,
+                    days=limits.escalate_after_workdays,
+                )
+                notify_question_staff(session, chief, text, question, "escalated", owner_view=False)
                 sent += 1
+            question.escalation_level = ESCALATED
+            log.info("question escalated id=%s", question.id)
+        elif (
+            question.escalation_level < REMINDED
+            and now - question.created_at >= limits.remind_after
+        ):
+            hours = int(limits.remind_after.total_seconds() // 3600)
+            text = render("staff/question_reminder.j2", question=question, hours=hours)
+            notify_question_staff(session, owner, text, question, "reminded")
+            question.escalation_level = REMINDED
+            sent += 1
     return sent

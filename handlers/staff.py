@@ -16,7 +16,7 @@ from handlers.consult import (
 )
 from handlers.context import Context
 from handlers.events import Button, Reply
-from handlers.pages import Page
+from handlers.pages import Cursor
 from storage import questions, roster
 from storage.models import Applicant, QuestionStatus, Role, Staff, utcnow
 
@@ -218,20 +218,18 @@ async def open_list(ctx: Context, page_text: str = "0") -> list[Reply]:
     if not _is_admin(ctx):
         return _reply("staff/not_allowed.j2")
     now = utcnow()
-    wanted = Page.parse(page_text)
+    cursor = Cursor.parse(page_text)
     async with ctx.services.db.sessions() as session:
-        page = Page(wanted.number, await questions.count_open(session))
-        rows = []
-        for question in await questions.open_questions(session, page.offset, page.size):
-            owner = await questions.staff(session, question.owner_id)
-            rows.append(
-                {
-                    "question": question,
-                    "age": age_label(question, now),
-                    "owner": owner.name if owner else None,
-                }
-            )
-    pager = page.buttons("s:open:")
+        total = await questions.count_open(session)
+        found = await questions.open_page(session, cursor.after, cursor.before, cursor.size)
+        if not found and cursor != Cursor():  # the page's anchor is gone: start over
+            cursor = Cursor()
+            found = await questions.open_page(session, None, None, cursor.size)
+    found, page, pager = cursor.window(found, lambda row: row[0].id, total, "s:open:")
+    rows = [
+        {"question": question, "age": age_label(question, now), "owner": owner}
+        for question, owner in found
+    ]
     text = render("staff/open_questions.j2", rows=rows, page=page)
     return [Reply(text, [pager] if pager else [])]
 

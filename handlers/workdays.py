@@ -8,6 +8,7 @@ Past the last covered year, Monday to Friday count as working days and the cover
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import functools
 from collections.abc import Mapping
@@ -46,6 +47,9 @@ class Calendar:
         self.years = dict(sorted(years.items()))
         self._off = frozenset(d for y in self.years.values() for d in y.holidays)
         self._on = frozenset(d for y in self.years.values() for d in y.workdays)
+        # The exceptions to Monday-to-Friday, sorted, so a span is counted with two bisects.
+        self._weekdays_off = sorted(d for d in self._off if d.weekday() < 5 and d not in self._on)
+        self._weekends_on = sorted(d for d in self._on if d.weekday() >= 5)
 
     def is_workday(self, day: dt.date) -> bool:
         if day in self._on:
@@ -88,20 +92,46 @@ class Calendar:
                 remaining -= 1
         return dt.datetime.combine(day, local.timetz()).astimezone(dt.UTC)
 
+    def count_workdays(self, after: dt.date, until: dt.date) -> int:
+        """Working days d with after < d <= until, in constant time plus two bisects."""
+        if until <= after:
+            return 0
+        weekdays = _weekdays_up_to(until.toordinal()) - _weekdays_up_to(after.toordinal())
+        off = bisect.bisect_right(self._weekdays_off, until) - bisect.bisect_right(
+            self._weekdays_off, after
+        )
+        on = bisect.bisect_right(self._weekends_on, until) - bisect.bisect_right(
+            self._weekends_on, after
+        )
+        return weekdays - off + on
+
     def workdays_between(self, start: dt.datetime, end: dt.datetime) -> int:
-        """Whole working days that have passed from start to end, in one pass over the days:
-        the largest n with add_workdays(start, n) <= end."""
+        """Whole working days that have passed from start to end, the same for a span of a
+        day or of years: the largest n with add_workdays(start, n) <= end."""
         if end <= start:
             return 0
         first, last = start.astimezone(CHINA), end.astimezone(CHINA)
-        day, stop = first.date() + ONE_DAY, last.date()
+        stop = last.date()
         if last.time() < first.time():  # the last day's clock time is not reached yet
             stop -= ONE_DAY
-        count = 0
-        while day <= stop:
-            count += self.is_workday(day)
-            day += ONE_DAY
-        return count
+        return self.count_workdays(first.date(), stop)
+
+    def started_before(self, end: dt.datetime, days: int) -> dt.datetime | None:
+        """A moment every start with workdays_between(start, end) >= days lies before:
+        a database filter for what can be due at `end` (the exact test follows in Python).
+        None when `days` <= 0 (every start qualifies)."""
+        if days <= 0:
+            return None
+        # Counting back from end's day, the days-th working day: a start on it or later
+        # cannot have `days` whole working days behind it by `end`.
+        day, seen = end.astimezone(CHINA).date(), 0
+        while True:
+            if self.is_workday(day):
+                seen += 1
+                if seen == days:
+                    break
+            day -= ONE_DAY
+        return dt.datetime.combine(day, dt.time(0), CHINA).astimezone(dt.UTC)
 
     def next_office_opening(self, moment: dt.datetime) -> dt.datetime:
         """When the window next opens: 9:00 today on a working morning, else the next working
@@ -114,6 +144,12 @@ class Calendar:
         while not self.is_workday(day):
             day += ONE_DAY
         return dt.datetime.combine(day, OFFICE_OPENS, CHINA)
+
+
+def _weekdays_up_to(ordinal: int) -> int:
+    """Monday-to-Friday days among ordinals 1 … ordinal (ordinal 1, 0001-01-01, is a Monday)."""
+    weeks, rest = divmod(ordinal, 7)
+    return weeks * 5 + min(rest, 5)
 
 
 def library_years() -> dict[int, CalendarYear]:
@@ -187,3 +223,8 @@ def workdays_between(start: dt.datetime, end: dt.datetime) -> int:
 def next_office_opening(moment: dt.datetime) -> dt.datetime:
     """When the window next opens: 9:00 today on a working morning, else the next working day."""
     return official().next_office_opening(moment)
+
+
+def started_before(end: dt.datetime, days: int) -> dt.datetime | None:
+    """Every start `days` working days or more before `end` lies before this moment."""
+    return official().started_before(end, days)

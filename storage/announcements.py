@@ -92,31 +92,41 @@ class DeliveryCounts:
 
 
 async def counts(session: AsyncSession, announcement_id: int) -> DeliveryCounts:
-    prefix = f"announcement:{announcement_id}:applicant:%"
+    return (await counts_of(session, [announcement_id]))[announcement_id]
+
+
+async def counts_of(session: AsyncSession, ids: list[int]) -> dict[int, DeliveryCounts]:
+    """Delivery counts of these announcements, in one statement (ix_outbox_announcement)."""
     rows = await session.execute(
-        select(OutboxMessage.status, func.count())
-        .where(OutboxMessage.idempotency_key.like(prefix))
-        .group_by(OutboxMessage.status)
+        select(OutboxMessage.announcement_id, OutboxMessage.status, func.count())
+        .where(OutboxMessage.announcement_id.in_(ids))
+        .group_by(OutboxMessage.announcement_id, OutboxMessage.status)
     )
-    by_status = {status: int(n) for status, n in rows.all()}
-    return DeliveryCounts(
-        sent=by_status.get(OutboxStatus.SENT, 0),
-        failed=by_status.get(OutboxStatus.DEAD, 0),
-        pending=by_status.get(OutboxStatus.PENDING, 0),
-    )
-
-
-async def unreported(session: AsyncSession) -> list[Announcement]:
-    """Announcements whose delivery report has not been written yet."""
-    reported = set(
-        await session.scalars(
-            select(OutboxMessage.idempotency_key).where(
-                OutboxMessage.idempotency_key.like("announcement:%:report")
-            )
+    by_status: dict[int, dict[str, int]] = {i: {} for i in ids}
+    for announcement_id, status, n in rows.tuples():
+        if announcement_id is not None:
+            by_status[announcement_id][status] = int(n)
+    return {
+        i: DeliveryCounts(
+            sent=found.get(OutboxStatus.SENT, 0),
+            failed=found.get(OutboxStatus.DEAD, 0),
+            pending=found.get(OutboxStatus.PENDING, 0),
         )
+        for i, found in by_status.items()
+    }
+
+
+async def unreported(session: AsyncSession, after: int, limit: int) -> list[Announcement]:
+    """Announcements whose delivery report is not written yet, in id order after `after`
+    (ix_announcements_unreported)."""
+    query = (
+        select(Announcement)
+        .where(Announcement.reported_at.is_(None), Announcement.id > after)
+        .order_by(Announcement.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
     )
-    announcements = await session.scalars(select(Announcement).order_by(Announcement.id))
-    return [a for a in announcements if report_key(a.id) not in reported]
+    return list((await session.scalars(query)).all())
 
 
 async def set_topics(session: AsyncSession, applicant: Applicant, topics: list[str]) -> None:

@@ -6,13 +6,29 @@ import datetime as dt
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, false, func, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    false,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import InstrumentedAttribute, aliased, selectinload
 
 from storage.models import (
+    ACTIVE_CASE_STATUSES,
+    CLOCK_RUNNING,
     ActorKind,
     Applicant,
     Case,
@@ -26,10 +42,12 @@ from storage.models import (
     KeyProject,
     KeyProjectMember,
     ProjectKind,
+    Staff,
     utcnow,
 )
 
 S = CaseStatus
+T = TypeVar("T", bound=tuple[Any, ...])
 CHINA = dt.timezone(dt.timedelta(hours=8))
 # 查询码 letters: no 0/O, 1/I/L, so it can be read off paper and typed on a phone.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -174,17 +192,73 @@ async def for_applicant(session: AsyncSession, applicant_id: int, number: str) -
     )
 
 
-async def list_for_applicant(
-    session: AsyncSession, applicant_id: int, offset: int = 0, limit: int | None = None
-) -> list[Case]:
-    query = (
-        select(Case)
-        .where(_visible_to(applicant_id))
-        .order_by(Case.created_at.desc(), Case.id.desc())
-        .offset(offset)
-        .limit(limit)
-    )
+def literal_in(column: InstrumentedAttribute[str], values: tuple[str, ...]) -> ColumnElement[bool]:
+    """`column IN ('a', 'b')` with the values written into the SQL, as a partial index's
+    predicate is (storage/models.py): the planner can then prove the index applies."""
+    return column.in_([literal_column(f"'{value}'") for value in values])
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """Where a page starts: after the row `after` (forward) or before `before` (back)."""
+
+    after: int | None = None
+    before: int | None = None
+    size: int = 10
+
+
+_ANCHOR = aliased(Case, name="anchor")  # built once: an alias per call costs ≈ 1 ms
+
+
+def _keyset_page(base: Select[T], key: str, page: Keyset, newest: bool) -> Select[T]:
+    """`base` (over cases) limited to one page past the anchor row, ordered by (key, id) —
+    newest first if `newest` — and reversed when going back; `page.size + 1` rows, so the
+    caller knows whether the list goes on in the direction of travel."""
+    column = getattr(Case, key)
+    anchor_id = page.after if page.after is not None else page.before
+    forward = page.before is None
+    if anchor_id is not None:
+        anchor = _ANCHOR
+        anchor_key = select(getattr(anchor, key)).where(anchor.id == anchor_id).scalar_subquery()
+        row, mark = tuple_(column, Case.id), tuple_(anchor_key, literal(anchor_id))
+        base = base.where(row < mark if forward == newest else row > mark)
+    descending = newest == forward
+    order = (column.desc(), Case.id.desc()) if descending else (column, Case.id)
+    return base.order_by(*order).limit(page.size + 1)
+
+
+async def page_for_applicant(session: AsyncSession, applicant_id: int, page: Keyset) -> list[Case]:
+    """One page of the cases this applicant may follow (own and bound), newest first; one
+    row more than the page when the list goes on in the direction of travel. Each half is
+    an index range (ix_cases_applicant_created; case_viewers by applicant)."""
+    own = _keyset_page(
+        select(Case.id).where(Case.applicant_id == applicant_id), "created_at", page, newest=True
+    ).subquery()
+    bound = _keyset_page(
+        select(Case.id)
+        .join(CaseViewer, CaseViewer.case_id == Case.id)
+        .where(CaseViewer.applicant_id == applicant_id),
+        "created_at",
+        page,
+        newest=True,
+    ).subquery()
+    both = union_all(select(own.c.id), select(bound.c.id)).subquery()
+    newest_first = page.before is None
+    order = (Case.created_at.desc(), Case.id.desc()) if newest_first else (Case.created_at, Case.id)
+    query = select(Case).join(both, both.c.id == Case.id).order_by(*order).limit(page.size + 1)
     return list((await session.scalars(query)).all())
+
+
+async def count_visible(session: AsyncSession, applicant_id: int) -> int:
+    """How many cases this applicant may follow: their own and those bound with a 查询码."""
+    own = select(func.count()).where(Case.applicant_id == applicant_id).scalar_subquery()
+    bound = (
+        select(func.count())
+        .select_from(CaseViewer)
+        .where(CaseViewer.applicant_id == applicant_id)
+        .scalar_subquery()
+    )
+    return int(await session.scalar(select(own + bound)) or 0)
 
 
 async def by_query_code(session: AsyncSession, number: str, code: str) -> Case | None:
@@ -298,28 +372,67 @@ def _within(scope: Scope) -> ColumnElement[bool]:
     return or_(false(), *grants)
 
 
-async def active(
-    session: AsyncSession, scope: Scope, offset: int = 0, limit: int = 30
-) -> tuple[list[Case], int]:
-    """One page of the cases in `scope` staff still have to move, oldest change first,
-    and how many there are in all."""
-    where = (Case.status.in_(ACTIVE), _within(scope))
-    total = await session.scalar(select(func.count(Case.id)).where(*where))
-    query = (
-        select(Case).where(*where).order_by(Case.updated_at, Case.id).offset(offset).limit(limit)
-    )
-    return list((await session.scalars(query)).all()), int(total or 0)
+def _active_in(scope: Scope) -> tuple[ColumnElement[bool], ...]:
+    return (literal_in(Case.status, ACTIVE_CASE_STATUSES), _within(scope))
 
 
-async def clocked(session: AsyncSession) -> list[Case]:
-    """Cases whose working-day clock runs, or which wait for the applicant's 回访."""
+async def active_page(session: AsyncSession, scope: Scope, page: Keyset) -> list[Case]:
+    """One page of the cases in `scope` staff still have to move, oldest change first
+    (ix_cases_active), one row more when the list goes on in the direction of travel."""
+    query = _keyset_page(select(Case).where(*_active_in(scope)), "updated_at", page, newest=False)
+    return list((await session.scalars(query)).all())
+
+
+async def count_active(session: AsyncSession, scope: Scope) -> int:
+    """How many cases in `scope` staff still have to move."""
+    return int(await session.scalar(select(func.count(Case.id)).where(*_active_in(scope))) or 0)
+
+
+# -- the scheduler: only what can be due now, in due order, a batch at a time -------------
+
+
+async def due_for_reminder(
+    session: AsyncSession, until: dt.datetime, after: tuple[dt.datetime, int] | None, limit: int
+) -> list[Case]:
+    """Cases whose clock runs out by `until` and whose handler has not been reminded, in
+    due order after the cursor (ix_cases_due), locked so parallel ticks take each once."""
     query = (
         select(Case)
-        .options(selectinload(Case.events))
-        .where(or_(Case.due_at.is_not(None), Case.status == S.DELIVERED))
-        .order_by(Case.id)
+        .where(
+            Case.reminded_at.is_(None),
+            Case.due_at.is_not(None),
+            Case.due_at <= until,
+            literal_in(Case.status, CLOCK_RUNNING),
+        )
+        .order_by(Case.due_at, Case.id)
+        .limit(limit)
+        .with_for_update(of=Case, skip_locked=True)
     )
+    if after is not None:
+        query = query.where(tuple_(Case.due_at, Case.id) > after)
     return list((await session.scalars(query)).all())
+
+
+async def waiting_for_follow_up(
+    session: AsyncSession,
+    before: dt.datetime | None,
+    after: tuple[dt.datetime, int] | None,
+    limit: int,
+) -> list[tuple[int, dt.datetime]]:
+    """(id, asked at) of delivered cases whose 回访 was asked before `before`, oldest first
+    after the cursor (ix_cases_follow_up)."""
+    query = (
+        select(Case.id, Case.follow_up_asked_at)
+        .where(Case.status == S.DELIVERED, Case.follow_up_asked_at.is_not(None))
+        .order_by(Case.follow_up_asked_at, Case.id)
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(Case.follow_up_asked_at < before)
+    if after is not None:
+        query = query.where(tuple_(Case.follow_up_asked_at, Case.id) > after)
+    rows = await session.execute(query)
+    return [(case_id, asked) for case_id, asked in rows.tuples() if asked is not None]
 
 
 async def rate(
@@ -337,13 +450,74 @@ async def rating_of(session: AsyncSession, case_id: int) -> CaseRating | None:
     return await session.scalar(select(CaseRating).where(CaseRating.case_id == case_id))
 
 
-async def case_batch(session: AsyncSession, after_id: int, size: int) -> list[Case]:
-    """Cases with their items in id order after `after_id` (keyset pages for exports)."""
+@dataclass(frozen=True)
+class CaseLine:
+    """One case as the case export writes it (read as plain columns, no ORM objects)."""
+
+    id: int
+    number: str
+    project_kind: str
+    company: str
+    project_name: str
+    contact_name: str
+    contact_phone: str
+    status: str
+    items: tuple[str, ...]
+    handler: str | None
+    handler_opinion: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+async def export_batch(session: AsyncSession, after_id: int, size: int) -> list[CaseLine]:
+    """Cases in id order after `after_id` with their items and handler's name, in two
+    statements (a keyset page of cases, then the items of that id range)."""
     query = (
-        select(Case)
-        .options(selectinload(Case.items))
+        select(
+            Case.id,
+            Case.number,
+            Case.project_kind,
+            Case.company,
+            Case.project_name,
+            Case.contact_name,
+            Case.contact_phone,
+            Case.status,
+            Staff.name,
+            Case.handler_opinion,
+            Case.created_at,
+            Case.updated_at,
+        )
+        .outerjoin(Staff, Staff.id == Case.handler_id)
         .where(Case.id > after_id)
         .order_by(Case.id)
         .limit(size)
     )
-    return list((await session.scalars(query)).unique().all())
+    rows = list((await session.execute(query)).tuples())
+    if not rows:
+        return []
+    items: dict[int, list[str]] = {}
+    found = await session.execute(
+        select(CaseItem.case_id, CaseItem.name)
+        .where(CaseItem.case_id.between(rows[0][0], rows[-1][0]))
+        .order_by(CaseItem.case_id, CaseItem.id)
+    )
+    for case_id, name in found.tuples():
+        items.setdefault(case_id, []).append(name)
+    return [
+        CaseLine(
+            id=row[0],
+            number=row[1],
+            project_kind=row[2],
+            company=row[3],
+            project_name=row[4],
+            contact_name=row[5],
+            contact_phone=row[6],
+            status=row[7],
+            items=tuple(items.get(row[0], ())),
+            handler=row[8],
+            handler_opinion=row[9],
+            created_at=row[10],
+            updated_at=row[11],
+        )
+        for row in rows
+    ]

@@ -184,14 +184,20 @@ async def problem(session: AsyncSession, problem_id: int, lock: bool = False) ->
     return await session.scalar(query)
 
 
-async def open_problems(session: AsyncSession) -> list[Problem]:
-    """Open problems below the top level, locked so parallel ticks take each one once."""
+async def open_problems(
+    session: AsyncSession, before: dt.datetime | None = None, limit: int | None = None
+) -> list[Problem]:
+    """Open problems below the top level (at their level since before `before`, when
+    given; ix_problems_open), locked so parallel ticks take each one once."""
     query = (
         select(Problem)
         .where(Problem.status == ProblemStatus.OPEN, Problem.level < TOP_LEVEL)
-        .order_by(Problem.id)
+        .order_by(Problem.level_since, Problem.id)
+        .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    if before is not None:
+        query = query.where(Problem.level_since < before)
     return list((await session.scalars(query)).all())
 
 
@@ -230,18 +236,21 @@ async def reached(session: AsyncSession, problem: Problem) -> set[int]:
 # -- follow-ups ---------------------------------------------------------------------------
 
 
-async def unscheduled(session: AsyncSession) -> list[KeyProject]:
+async def unscheduled(session: AsyncSession, limit: int | None = None) -> list[KeyProject]:
     """Projects that have no 回访 date yet."""
     query = (
         select(KeyProject)
         .where(KeyProject.next_follow_up_at.is_(None))
         .order_by(KeyProject.id)
+        .limit(limit)
         .with_for_update(skip_locked=True)
     )
     return list((await session.scalars(query)).all())
 
 
-async def due_follow_ups(session: AsyncSession, now: dt.datetime) -> list[KeyProject]:
+async def due_follow_ups(
+    session: AsyncSession, now: dt.datetime, limit: int | None = None
+) -> list[KeyProject]:
     """Projects whose 回访 date has passed and whose reminder for that date is not sent yet."""
     query = (
         select(KeyProject)
@@ -252,7 +261,8 @@ async def due_follow_ups(session: AsyncSession, now: dt.datetime) -> list[KeyPro
                 KeyProject.follow_up_reminded_at < KeyProject.next_follow_up_at,
             ),
         )
-        .order_by(KeyProject.id)
+        .order_by(KeyProject.next_follow_up_at, KeyProject.id)
+        .limit(limit)
         .with_for_update(skip_locked=True)
     )
     return list((await session.scalars(query)).all())

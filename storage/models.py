@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
     true,
 )
 from sqlalchemy.engine import Dialect
@@ -109,6 +110,38 @@ class OutboxStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     DEAD = "dead"
+
+
+# Statuses that still need work, spelled out in the partial indexes below and rendered as the
+# same literals by the queries they serve (storage/cases.py, storage/questions.py), so that
+# PostgreSQL and SQLite can prove the query's filter implies the index's.
+ACTIVE_CASE_STATUSES = (
+    CaseStatus.SUBMITTED,
+    CaseStatus.ACCEPTED,
+    CaseStatus.IN_PROGRESS,
+    CaseStatus.NEEDS_SUPPLEMENT,
+    CaseStatus.COMPLETED,
+    CaseStatus.DELIVERED,
+)
+OPEN_QUESTION_STATUSES = (QuestionStatus.OPEN, QuestionStatus.FORWARDED)
+QUESTION_ESCALATED = 2  # escalation_level once the chief has been told
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
+
+
+CASES_ACTIVE = _in("status", ACTIVE_CASE_STATUSES)
+QUESTIONS_OPEN = _in("status", OPEN_QUESTION_STATUSES)
+QUESTIONS_CHASED = f"{QUESTIONS_OPEN} AND escalation_level < {QUESTION_ESCALATED}"
+CLOCK_RUNNING = (CaseStatus.SUBMITTED, CaseStatus.ACCEPTED, CaseStatus.IN_PROGRESS)
+# A stale due_at left on a finished case (before the clock stopped on every exit) stays out.
+CASES_REMINDABLE = f"reminded_at IS NULL AND due_at IS NOT NULL AND {_in('status', CLOCK_RUNNING)}"
+
+
+def _partial(name: str, *columns: str, where: str) -> Index:
+    """An index over the rows `where` holds, on PostgreSQL and SQLite alike."""
+    return Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where))
 
 
 class Department(Base):
@@ -232,14 +265,23 @@ class CaseCounter(Base):
 
 class Case(Base):
     __tablename__ = "cases"
-    # A draft token names a submission of one applicant only.
-    __table_args__ = (UniqueConstraint("applicant_id", "submission_key"),)
+    __table_args__ = (
+        # A draft token names a submission of one applicant only.
+        UniqueConstraint("applicant_id", "submission_key"),
+        # /cases: an applicant's cases newest first, a keyset page at a time.
+        Index("ix_cases_applicant_created", "applicant_id", "created_at", "id"),
+        # /inbox: the active cases, oldest change first.
+        _partial("ix_cases_active", "updated_at", "id", where=CASES_ACTIVE),
+        # The scheduler: clocks not yet reminded, and 回访 waiting since follow_up_asked_at.
+        _partial("ix_cases_due", "due_at", "id", where=CASES_REMINDABLE),
+        Index("ix_cases_follow_up", "status", "follow_up_asked_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(20), unique=True)
     submission_key: Mapped[str] = mapped_column(String(64))
     query_code: Mapped[str | None] = mapped_column(String(6))  # 查询码: proves the case is yours
-    applicant_id: Mapped[int] = mapped_column(ForeignKey("applicants.id"), index=True)
+    applicant_id: Mapped[int] = mapped_column(ForeignKey("applicants.id"))
     status: Mapped[str] = mapped_column(String(20), default=CaseStatus.SUBMITTED)
     project_kind: Mapped[str] = mapped_column(String(10))
     company: Mapped[str] = mapped_column(String(100))
@@ -259,7 +301,7 @@ class Case(Base):
     due_at: Mapped[dt.datetime | None]
     paused_seconds: Mapped[int | None]  # time left on the clock while needs_supplement
     reminded_at: Mapped[dt.datetime | None]
-    follow_up_asked_at: Mapped[dt.datetime | None]
+    follow_up_asked_at: Mapped[dt.datetime | None]  # delivered: the 回访 wait runs from here
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -286,6 +328,8 @@ class CaseViewer(Base):
 
 class CaseItem(Base):
     __tablename__ = "case_items"
+    # A unit's staff see the cases with an item of their unit (/inbox).
+    __table_args__ = (Index("ix_case_items_department", "department_id", "case_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
@@ -361,6 +405,10 @@ class Question(Base):
     """A consultation owned by its first responder until the enterprise has an answer."""
 
     __tablename__ = "questions"
+    __table_args__ = (
+        _partial("ix_questions_open", "id", where=QUESTIONS_OPEN),  # /open
+        _partial("ix_questions_chased", "created_at", "id", where=QUESTIONS_CHASED),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     applicant_id: Mapped[int] = mapped_column(ForeignKey("applicants.id"), index=True)
@@ -389,6 +437,7 @@ class QuestionMessage(Base):
 
 class Announcement(Base):
     __tablename__ = "announcements"
+    __table_args__ = (_partial("ix_announcements_unreported", "id", where="reported_at IS NULL"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(200))
@@ -397,6 +446,7 @@ class Announcement(Base):
     segment: Mapped[str] = mapped_column(String(40), default="subscribers")
     created_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    reported_at: Mapped[dt.datetime | None]  # the delivery report is queued (or not needed)
 
 
 class OutboxMessage(Base):
@@ -406,6 +456,12 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_due", "channel", "status", "id"),
         Index("ix_outbox_chat_queue", "channel", "chat_id", "status", "id"),
+        _partial(
+            "ix_outbox_announcement",
+            "announcement_id",
+            "status",
+            where="announcement_id IS NOT NULL",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -421,6 +477,8 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[dt.datetime | None]
+    # The announcement a broadcast row belongs to: its delivery counts are one index range.
+    announcement_id: Mapped[int | None]
 
 
 class CaseRating(Base):
@@ -440,6 +498,7 @@ class KeyProject(Base):
     """重点项目: one-to-one service for a key industrial project, from negotiation on."""
 
     __tablename__ = "key_projects"
+    __table_args__ = (Index("ix_key_projects_follow_up", "next_follow_up_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), unique=True)
@@ -487,6 +546,7 @@ class Problem(Base):
     """A problem on the ladder: 1 帮代办人员, 2 首席责任人, 3 联席会议, 4 委领导专题会议."""
 
     __tablename__ = "problems"
+    __table_args__ = (Index("ix_problems_open", "status", "level_since"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key_project_id: Mapped[int] = mapped_column(ForeignKey("key_projects.id"), index=True)

@@ -29,9 +29,11 @@ def enqueue(
     key: str,
     buttons: list[list[dict[str, str]]] | None = None,
     document: dict[str, Any] | None = None,
+    announcement_id: int | None = None,
 ) -> OutboxMessage:
     """Add one notification to the caller's transaction; `key` makes it unique."""
     message = OutboxMessage(
+        announcement_id=announcement_id,
         idempotency_key=key,
         channel=recipient.channel,
         chat_id=recipient.chat_id,

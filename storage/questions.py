@@ -6,15 +6,17 @@ import base64
 import datetime as dt
 import secrets
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, literal_column, or_, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from storage.cases import literal_in
 from storage.models import (
+    OPEN_QUESTION_STATUSES,
+    QUESTION_ESCALATED,
     Department,
     Question,
     QuestionMessage,
-    QuestionStatus,
     Role,
     Staff,
     StaffInvite,
@@ -22,7 +24,8 @@ from storage.models import (
 )
 from storage.roster import LEAD_UNIT, reachable_staff
 
-OPEN_STATES = (QuestionStatus.OPEN, QuestionStatus.FORWARDED)
+OPEN_STATES = OPEN_QUESTION_STATUSES
+REMINDED = 1  # escalation_level once the owner has been reminded
 INVITE_BYTES = 16  # 128 random bits
 INVITE_LENGTH = 32  # the column's size; longer input is no code of ours
 
@@ -75,22 +78,62 @@ async def unassigned(session: AsyncSession) -> list[Question]:
     return list((await session.scalars(query)).all())
 
 
-async def open_questions(
-    session: AsyncSession, offset: int = 0, limit: int | None = None
+async def open_page(
+    session: AsyncSession, after: int | None, before: int | None, size: int
+) -> list[tuple[Question, str | None]]:
+    """A keyset page of the questions not yet closed, oldest first, with the owner's name,
+    in one statement (ix_questions_open); one row more when the list goes on in the
+    direction of travel (forward after `after`, back before `before`)."""
+    query = (
+        select(Question, Staff.name)
+        .outerjoin(Staff, Staff.id == Question.owner_id)
+        .where(literal_in(Question.status, OPEN_STATES))
+        .limit(size + 1)
+    )
+    if before is not None:
+        query = query.where(Question.id < before).order_by(Question.id.desc())
+    else:
+        query = query.order_by(Question.id)
+        if after is not None:
+            query = query.where(Question.id > after)
+    return [(question, name) for question, name in (await session.execute(query)).tuples()]
+
+
+async def chased(
+    session: AsyncSession,
+    escalate_before: dt.datetime | None,
+    remind_until: dt.datetime,
+    after: tuple[dt.datetime, int] | None,
+    limit: int,
 ) -> list[Question]:
+    """Open, owned questions not yet escalated that may be due now: created before
+    `escalate_before` (None: any), or not yet reminded and created by `remind_until`; oldest
+    first after the cursor (ix_questions_chased), locked so parallel ticks take each once."""
+    escalation_due = true() if escalate_before is None else Question.created_at < escalate_before
+    reminder_due = and_(Question.escalation_level < REMINDED, Question.created_at <= remind_until)
+    latest = None if escalate_before is None else max(escalate_before, remind_until)
     query = (
         select(Question)
-        .where(Question.status.in_(OPEN_STATES))
-        .order_by(Question.id)
-        .offset(offset)
+        .where(
+            literal_in(Question.status, OPEN_STATES),
+            Question.escalation_level < literal_column(str(QUESTION_ESCALATED)),
+            Question.owner_id.is_not(None),
+            or_(escalation_due, reminder_due),
+        )
+        .order_by(Question.created_at, Question.id)
         .limit(limit)
+        .with_for_update(skip_locked=True)
     )
+    if latest is not None:
+        query = query.where(Question.created_at <= latest)
+    if after is not None:
+        query = query.where(tuple_(Question.created_at, Question.id) > after)
     return list((await session.scalars(query)).all())
 
 
 async def count_open(session: AsyncSession, applicant_id: int | None = None) -> int:
     """Questions not yet closed (of one applicant, when given)."""
-    query = select(func.count(Question.id)).where(Question.status.in_(OPEN_STATES))
+    query = select(func.count(Question.id)).where(literal_in(Question.status, OPEN_STATES))
     if applicant_id is not None:
         query = query.where(Question.applicant_id == applicant_id)
     return int(await session.scalar(query) or 0)
@@ -128,6 +171,30 @@ async def specialists(session: AsyncSession, department_code: str) -> list[Staff
     return [s for s in people if s.role == Role.SPECIALIST] or [
         s for s in people if s.role == Role.CHIEF
     ]
+
+
+async def staff_by_ids(session: AsyncSession, ids: set[int]) -> dict[int, Staff]:
+    """Staff by id (with their department), in one statement."""
+    if not ids:
+        return {}
+    found = await session.scalars(select(Staff).where(Staff.id.in_(ids)))
+    return {person.id: person for person in found.unique()}
+
+
+async def chiefs_of(session: AsyncSession, department_ids: set[int]) -> dict[int, Staff]:
+    """The active chief of each unit (the first by id where a unit has several)."""
+    if not department_ids:
+        return {}
+    query = (
+        select(Staff)
+        .where(
+            Staff.department_id.in_(department_ids),
+            Staff.role == Role.CHIEF,
+            Staff.active.is_(True),
+        )
+        .order_by(Staff.id.desc())
+    )
+    return {person.department_id: person for person in (await session.scalars(query)).unique()}
 
 
 async def chief_of(session: AsyncSession, department_id: int | None) -> Staff | None:

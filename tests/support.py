@@ -104,3 +104,21 @@ async def notices_to(app: App, chat: Chat) -> list[OutboxMessage]:
     async with app.services.db.sessions() as session:
         query = select(OutboxMessage).where(OutboxMessage.chat_id == chat.user.chat_id)
         return list((await session.scalars(query.order_by(OutboxMessage.id))).all())
+
+
+def case_values(number: str, applicant_id: int, **columns: object) -> dict[str, object]:
+    """A case row for a bulk insert (pagination, export and scheduler tests), `columns`
+    overriding the defaults."""
+    return {
+        "number": number,
+        "submission_key": f"bulk-{number}",
+        "applicant_id": applicant_id,
+        "status": "submitted",
+        "project_kind": "general",
+        "company": "湖南批量测试有限公司",
+        "project_name": "批量测试项目",
+        "contact_name": "王五",
+        "contact_phone": "+8613900002222",
+        "project_summary": "批量测试。",
+        **columns,
+    }

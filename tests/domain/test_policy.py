@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import logging
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -52,7 +54,7 @@ async def screen(chat: Chat, number: str) -> str:
 
 
 async def test_each_role_sees_what_it_may(
-    app: App, chat: Chat, caplog: pytest.LogCaptureFixture
+    app: App, chat: Chat, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     general, key, other = await make_cases(app)
     li = await bind_staff(app, "李娜")  # window, will own `general`
@@ -116,6 +118,9 @@ async def test_each_role_sees_what_it_may(
     for person, allowed in ((liu, True), (zhou, True), (feng, False), (xu, False)):
         await person.say("/ledger")
         assert (person.replies[0].document is not None) == allowed, person.user
-    table = await export.cases_table(app.services.db)
-    assert len(table.rows) == 3
-    assert all(INSTRUCTION not in str(value) for row in table.rows for value in row)
+    path = tmp_path / "cases.csv"
+    assert await export.export_cases(app.services.db, path, "csv") == 3
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert len(rows) == 4  # the header and three cases
+    assert all(INSTRUCTION not in value for row in rows for value in row)

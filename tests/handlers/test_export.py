@@ -8,16 +8,16 @@ import io
 from pathlib import Path
 
 import openpyxl
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from typer.testing import CliRunner
 
 from bot.app import App
 from bot.cli import app as cli
-from handlers.export import export_cases, export_ledger, ledger_document
-from storage import key_projects
+from handlers.export import BATCH, export_cases, export_ledger, ledger_document
+from storage import applicants, key_projects
 from storage.key_projects import Stage
-from storage.models import Case, Staff
-from support import Chat, fill_application
+from storage.models import Case, CaseItem, Staff
+from support import Chat, case_values, fill_application
 
 LEDGER_HEADERS = [
     "项目编号",
@@ -188,3 +188,61 @@ async def test_updated_rows_keep_their_values(app: App, tmp_path: Path) -> None:
     await export_cases(app.services.db, path, "csv")
     with path.open(encoding="utf-8-sig", newline="") as handle:
         assert list(csv.reader(handle))[1][6] == "办理中"
+
+
+async def test_the_case_export_streams_every_case_batch_by_batch(app: App, tmp_path: Path) -> None:
+    """More cases than two batches: each row once, in number order, with its own items and
+    handler; progress is reported per batch as rows are written."""
+    count = 2 * BATCH + 37
+    async with app.services.db.transaction() as session:
+        applicant = await applicants.get_or_create(session, "test", "bulk")
+        handler = await session.scalar(select(Staff).where(Staff.name == "李娜"))
+        assert handler is not None
+        await session.flush()
+        await session.execute(
+            insert(Case),
+            [
+                case_values(
+                    f"BDB-2026-{n:06d}",
+                    applicant.id,
+                    project_name=f"批量项目{n}",
+                    handler_id=handler.id if n % 2 else None,
+                )
+                for n in range(1, count + 1)
+            ],
+        )
+        ids = dict((await session.execute(select(Case.number, Case.id))).tuples().all())
+        await session.execute(
+            insert(CaseItem),
+            [
+                {"case_id": ids[f"BDB-2026-{n:06d}"], "name": f"事项{n}-{k}"}
+                for n in range(1, count + 1)
+                for k in range(n % 3)
+            ],
+        )
+    seen: list[tuple[str, int, int]] = []
+    csv_path, xlsx_path = tmp_path / "cases.csv", tmp_path / "cases.xlsx"
+    assert await export_cases(app.services.db, csv_path, "csv", lambda *p: seen.append(p)) == count
+    assert seen == [("write", done, count) for done in (BATCH, 2 * BATCH, count)]
+    assert await export_cases(app.services.db, xlsx_path, "xlsx") == count
+    with csv_path.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))[1:]
+    sheet = openpyxl.load_workbook(xlsx_path, read_only=True).active
+    assert sheet is not None
+    cells = list(sheet.iter_rows(min_row=2, values_only=True))
+    assert len(rows) == len(cells) == count
+    for n, (row, cell) in enumerate(zip(rows, cells, strict=True), start=1):
+        assert row[0] == cell[0] == f"BDB-2026-{n:06d}"
+        assert row[3] == cell[3] == f"批量项目{n}"
+        items = "、".join(f"事项{n}-{k}" for k in range(n % 3))
+        assert row[7] == items and (cell[7] or "") == items
+        assert row[8] == ("李娜" if n % 2 else "") and cell[8] == ("李娜" if n % 2 else None)
+    assert not csv_path.with_name("cases.csv.part").exists()
+
+
+def test_mobile_numbers_are_written_as_the_dialog_formats_them() -> None:
+    from dialogs.fields import format_phone
+    from handlers.export import _phone
+
+    for number in ("+8613800138000", "+8619912345678", "+8617000000001", "+8673188880101"):
+        assert _phone(number) == format_phone(number)

@@ -106,3 +106,26 @@ moments = st.datetimes(
 def test_one_pass_count_agrees_with_the_definition(start: dt.datetime, end: dt.datetime) -> None:
     calendar = load_calendar()
     assert calendar.workdays_between(start, end) == reference_between(calendar, start, end)
+
+
+@settings(max_examples=200, deadline=None)
+@given(moments, moments, st.integers(min_value=0, max_value=8))
+def test_the_due_filter_never_leaves_out_a_due_start(
+    start: dt.datetime, end: dt.datetime, days: int
+) -> None:
+    """The scheduler asks the database for starts before `started_before`: none is missed."""
+    calendar = load_calendar()
+    bound = calendar.started_before(end, days)
+    if calendar.workdays_between(start, end) >= days:
+        assert bound is None or start < bound
+    if bound is not None and start >= bound:
+        assert calendar.workdays_between(start, end) < days
+
+
+def test_a_two_year_span_is_counted_without_walking_the_days() -> None:
+    calendar = load_calendar()
+    two_years = calendar.workdays_between(at("2025-01-02"), at("2027-01-04"))
+    walked = sum(
+        calendar.is_workday(dt.date(2025, 1, 2) + dt.timedelta(days=n)) for n in range(1, 733)
+    )
+    assert two_years == walked

@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import logging
 import re
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -22,6 +24,7 @@ from domain.policy import Actor
 from handlers import export
 from storage import questions, staff_devices
 from storage.cases import ACTIVE
+from storage.db import Database
 from storage.key_projects import TOP_LEVEL
 from storage.models import staff_web_chat
 
@@ -262,11 +265,18 @@ async def download_export(request: web.Request) -> web.Response:
         document, _ = await export.ledger_document(db)
         content, name = document.content, document.name
     else:
-        table = await export.cases_table(db)
-        content = await asyncio.to_thread(export.render, table, export.Format.XLSX)
+        content = await _case_list(db)
         name = f"{label('key_projects', 'cases_sheet')}.xlsx"
     log.info("web export staff=%s what=%s", signed_in.staff.id, what)
     return _attachment(content, name)
+
+
+async def _case_list(db: Database) -> bytes:
+    """The case list as xlsx, streamed to a temporary file batch by batch, then read once."""
+    with tempfile.TemporaryDirectory(prefix="bdb-export-") as folder:
+        path = Path(folder) / "cases.xlsx"
+        await export.export_cases(db, path, export.Format.XLSX)
+        return await asyncio.to_thread(path.read_bytes)
 
 
 def _attachment(content: bytes, name: str) -> web.Response:

@@ -1,0 +1,407 @@
+"""Scale benchmark (issue 19): cost that grows with open work, not with history.
+
+For each size (1k / 10k / 100k cases by default) it creates a throwaway PostgreSQL database
+(migrated and seeded), bulk-loads two years of synthetic but realistic history with COPY —
+2,000 applicants (one of them busy: 1 case in 30), 2 items and 5 events per case, half as
+many questions as cases (most answered; the open ones forgotten and long escalated), 10 sent
+outbox rows per case, a few reported announcements — then times the project's own code
+paths warm — each operation on every size in turn, round after round, so that the sizes share
+whatever else the machine is doing (median / p95 wall time, median CPU time of this process,
+SQL statements per call) — and drops the databases at the end:
+
+- the scheduler tick in the steady state (nothing due: `bot.scheduler.tick`);
+- admin `/open`, `/cases` of the busiest applicant (first and a next page), staff `/inbox`,
+  through the router as any channel calls it;
+- `bangdaiban export cases --format xlsx` as a subprocess: wall time and its peak RSS;
+- `outbox.claim_due(20)` over the whole outbox.
+
+    .venv/bin/python bench/scale_bench.py [--sizes 1000 10000 100000] [--repeat 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+import asyncpg  # noqa: E402
+from sqlalchemy import event, text  # noqa: E402
+
+from bench_common import drop_database, fresh_database  # noqa: E402
+from bot import scheduler  # noqa: E402
+from bot.app import App, build_app  # noqa: E402
+from bot.config import load_settings  # noqa: E402
+from handlers.events import ChatUser, Incoming  # noqa: E402
+from storage import outbox  # noqa: E402
+from storage.state import MemoryStateStore  # noqa: E402
+
+SERVER = "postgresql://postgres@127.0.0.1:5432"
+APPLICANTS = 2_000
+BUSY_EVERY = 30  # one case in 30 is the busiest applicant's
+YEARS = 2
+CHANNEL = "telegram"
+NOW = dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Timing:
+    wall_ms: list[float]
+    cpu_ms: list[float]
+    statements: int
+
+    def cell(self) -> str:
+        wall = sorted(self.wall_ms)
+        p95 = wall[min(len(wall) - 1, int(len(wall) * 0.95))]
+        cpu = statistics.median(self.cpu_ms)
+        return (
+            f"{statistics.median(wall):,.1f} / {p95:,.1f} ms "
+            f"(CPU {cpu:,.1f} ms, {self.statements} SQL)"
+        )
+
+
+# -- bulk load ----------------------------------------------------------------------------
+
+
+def _ago(days: float) -> dt.datetime:
+    return NOW - dt.timedelta(days=days)
+
+
+def _case_rows(count: int, catalog: list[tuple[int, str, int]]) -> Iterator[tuple[Any, ...]]:
+    """Cases oldest first; the newest tenth still open, in every state of the clock."""
+    active = ["submitted", "accepted", "in_progress", "in_progress", "needs_supplement"]
+    active += ["completed", "delivered"]
+    for i in range(1, count + 1):
+        created = _ago(365 * YEARS * (1 - i / (count + 1)))
+        applicant = 1 if i % BUSY_EVERY == 0 else 2 + i % (APPLICANTS - 1)
+        due = reminded = asked = paused = None
+        if i > count * 0.9:
+            status = active[i % len(active)]
+            if status in ("submitted", "accepted", "in_progress"):
+                if i % 3 == 0:  # overdue, its handler reminded long ago
+                    due, reminded = created + dt.timedelta(days=5), created + dt.timedelta(days=4)
+                else:
+                    due = NOW + dt.timedelta(days=3 + i % 17)
+            elif status == "needs_supplement":
+                paused = 86_400 * 3
+            elif status == "delivered":
+                asked = _ago(1)  # the 回访 wait has just begun
+        else:
+            status = ("closed",) * 14 + ("withdrawn", "rejected")
+            status = status[i % 16]
+            if status == "withdrawn" and i % 2:  # from before the clock stopped on withdrawal
+                due = created + dt.timedelta(days=3)
+        updated = max(created + dt.timedelta(hours=6), asked or created)
+        handler = 1 + i % 10
+        yield (
+            i, f"BDB-{created.year}-{i:06d}", f"k{i}", "ABCDEF", applicant, status, "general",
+            f"湖南规模测试{i % 500}有限公司", None, f"规模测试项目{i}", None, "王五",
+            "+8613900002222", "项目位于湘江新区，规模测试数据。", None, "材料齐全", None,
+            handler, None, due, paused, reminded, asked, created, updated,
+        )  # fmt: skip
+
+
+APPLICANT_COLUMNS = ["id", "channel", "chat_id", "unreachable", "subscribed", "topics"]
+APPLICANT_COLUMNS += ["created_at"]
+CASE_COLUMNS = [
+    "id", "number", "submission_key", "query_code", "applicant_id", "status", "project_kind",
+    "company", "credit_code", "project_name", "project_code", "contact_name", "contact_phone",
+    "project_summary", "other_items", "handler_opinion", "leader_instruction", "handler_id",
+    "leader_id", "due_at", "paused_seconds", "reminded_at", "follow_up_asked_at", "created_at",
+    "updated_at",
+]  # fmt: skip
+
+
+async def bulk_load(url: str, count: int) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        staff = [r["id"] for r in await conn.fetch("SELECT id FROM staff ORDER BY id")]
+        catalog = [
+            (r["id"], r["name"], r["department_id"])
+            for r in await conn.fetch("SELECT id, name, department_id FROM catalog_items")
+        ]
+        window = await conn.fetchval("SELECT id FROM staff WHERE name = '李娜'")
+        await conn.execute(
+            "UPDATE staff SET channel = 'test', chat_id = 'admin' WHERE name = '陈晨';"
+            "UPDATE staff SET channel = 'test', chat_id = 'window' WHERE name = '李娜'"
+        )
+        await conn.copy_records_to_table(
+            "applicants",
+            columns=APPLICANT_COLUMNS,
+            records=(
+                (
+                    a,
+                    "test" if a == 1 else CHANNEL,
+                    "busy" if a == 1 else f"a{a}",
+                    False,
+                    a % 3 == 0,
+                    "[]",
+                    _ago(365 * YEARS),
+                )
+                for a in range(1, APPLICANTS + 1)
+            ),
+        )
+        await conn.copy_records_to_table(
+            "cases",
+            columns=CASE_COLUMNS,
+            records=(
+                (*row[:17], staff[row[17] % len(staff)], *row[18:])
+                for row in _case_rows(count, catalog)
+            ),
+        )
+        await conn.copy_records_to_table(
+            "case_items",
+            columns=["case_id", "catalog_item_id", "name", "department_id", "status"],
+            records=(
+                (i, *catalog[(i + k) % len(catalog)][:2], catalog[(i + k) % len(catalog)][2],
+                 "done")
+                for i in range(1, count + 1)
+                for k in range(2)
+            ),
+        )  # fmt: skip
+        steps = ["submitted", "accepted", "in_progress", "completed", "delivered"]
+        await conn.copy_records_to_table(
+            "case_events",
+            columns=["case_id", "at", "actor_kind", "to_status", "visible_to_applicant"],
+            records=(
+                (i, _ago(365 * YEARS * (1 - i / (count + 1))) + dt.timedelta(hours=k), "staff",
+                 steps[k], True)
+                for i in range(1, count + 1)
+                for k in range(5)
+            ),
+        )  # fmt: skip
+        questions = count // 2
+        open_every = max(2, questions // max(1, int(questions * 0.0075)))
+        await conn.copy_records_to_table(
+            "questions",
+            columns=["applicant_id", "text", "status", "owner_id", "escalation_level",
+                     "created_at", "updated_at", "answered_at"],
+            records=(
+                (2 + q % (APPLICANTS - 1), "园区有没有人才公寓可以申请入住？",
+                 "open" if q % open_every == 0 else "closed", window,
+                 2 if q % open_every == 0 else 0, created, created,
+                 None if q % open_every == 0 else created + dt.timedelta(hours=3))
+                for q in range(1, questions + 1)
+                for created in [_ago(365 * YEARS * (1 - q / (questions + 1)))]
+            ),
+        )  # fmt: skip
+        await conn.copy_records_to_table(
+            "announcements",
+            columns=["id", "title", "body", "topics", "segment", "created_at", "reported_at"],
+            records=((a, "政策公告", "正文", "[]", "subscribers", _ago(30 * a), _ago(30 * a))
+                     for a in range(1, 11)),
+        )  # fmt: skip
+        await conn.copy_records_to_table(
+            "outbox",
+            columns=["idempotency_key", "channel", "chat_id", "text", "buttons", "status",
+                     "attempts", "next_attempt_at", "created_at", "sent_at"],
+            records=(
+                (f"case:{i}:event:{k}", CHANNEL, f"a{2 + i % (APPLICANTS - 1)}", "通知", "[]",
+                 "sent", 1, at, at, at)
+                for i in range(1, count + 1)
+                for k in range(10)
+                for at in [_ago(365 * YEARS * (1 - i / (count + 1)))]
+            ),
+        )  # fmt: skip
+        await conn.copy_records_to_table(  # a little pending work for claim_due
+            "outbox",
+            columns=["idempotency_key", "channel", "chat_id", "text", "buttons", "status",
+                     "attempts", "next_attempt_at", "created_at"],
+            records=((f"pending:{n}", CHANNEL, f"p{n}", "通知", "[]", "pending", 0, NOW, NOW)
+                     for n in range(50)),
+        )  # fmt: skip
+        for table in ("applicants", "cases", "announcements"):
+            await conn.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"(SELECT max(id) FROM {table}))"
+            )
+    finally:
+        await conn.close()
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+
+
+# -- timing -------------------------------------------------------------------------------
+
+
+Call = Callable[[], Awaitable[object]]
+
+
+async def statements_of(app: App, call: Call) -> int:
+    count = 0
+
+    def seen(*_: object) -> None:
+        nonlocal count
+        count += 1
+
+    engine = app.services.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        await call()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    return count
+
+
+async def interleaved(calls: dict[int, tuple[App, Call]], repeat: int) -> dict[int, Timing]:
+    """Time the same operation on every size in turn, round after round, so that the
+    sizes share whatever else the machine is doing; three warm-up calls each first."""
+    timings = {}
+    for size, (app, call) in calls.items():
+        for _ in range(3):
+            await call()
+        timings[size] = Timing([], [], await statements_of(app, call))
+    for _ in range(repeat):
+        for size, (_, call) in calls.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            await call()
+            timings[size].wall_ms.append((time.perf_counter() - wall) * 1000)
+            timings[size].cpu_ms.append((time.process_time() - cpu) * 1000)
+    return timings
+
+
+def export_run(url: str) -> tuple[float, float, float, int]:
+    """`bangdaiban export cases --format xlsx` in its own process: wall seconds, CPU seconds
+    and peak RSS (MB) of that process alone (wait4), and the file's size in bytes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "cases.xlsx"
+        env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": ""}
+        command = [sys.executable, "-m", "bot", "export", "cases", "--format", "xlsx"]
+        start = time.perf_counter()
+        child = subprocess.Popen(
+            [*command, "--out", str(out)], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            raise RuntimeError(f"export failed with {child.returncode}")
+        cpu = usage.ru_utime + usage.ru_stime
+        return seconds, cpu, usage.ru_maxrss / 1024, out.stat().st_size
+
+
+@dataclass
+class Loaded:
+    url: str
+    app: App
+    calls: dict[str, Call]
+    notes: dict[str, str]
+
+
+async def load(size: int, files: Path) -> Loaded:
+    name = f"bdb_scale_bench_{os.getpid()}_{size}"
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    await fresh_database(url)
+    start = time.perf_counter()
+    await bulk_load(f"{SERVER}/{name}", size)
+    print(f"  {size:,} cases loaded in {time.perf_counter() - start:.1f} s", flush=True)
+    settings = load_settings(database_url=url, redis_url="", files_dir=files)
+    app = await build_app(settings, state=MemoryStateStore(), answering=False)
+    calls, notes = await _operations(app)
+    return Loaded(url, app, calls, notes)
+
+
+async def _operations(app: App) -> tuple[dict[str, Call], dict[str, str]]:
+    router = app.router
+
+    def say(chat_id: str, words: str) -> Call:
+        user = ChatUser("test", chat_id)
+        return lambda: router.handle(Incoming.say(user, words))
+
+    def press(chat_id: str, data: str) -> Call:
+        user = ChatUser("test", chat_id)
+        return lambda: router.handle(Incoming.press(user, data))
+
+    async def tick() -> None:
+        await scheduler.tick(app.services)
+
+    async def claim() -> None:
+        async with app.services.db.sessions() as session:
+            await outbox.claim_due(session, CHANNEL, 20)
+            await session.rollback()
+
+    replies = await router.handle(Incoming.say(ChatUser("test", "busy"), "/cases"))
+    next_page = next(
+        b.data for r in replies for b in r.all_buttons() if b.data.startswith("c:page:")
+    )
+    async with app.services.db.sessions() as session:
+        open_now = await session.scalar(
+            text("SELECT count(*) FROM questions WHERE status IN ('open', 'forwarded')")
+        )
+        busy = await session.scalar(text("SELECT count(*) FROM cases WHERE applicant_id = 1"))
+        outbox_rows = await session.scalar(text("SELECT count(*) FROM outbox"))
+    calls = {
+        "tick": tick,
+        "open": say("admin", "/open"),
+        "cases": say("busy", "/cases"),
+        "cases_next": press("busy", next_page),
+        "inbox": say("window", "/inbox"),
+        "claim": claim,
+    }
+    notes = {"open": f"{open_now} open", "cases": f"{busy} cases", "claim": f"{outbox_rows:,} rows"}
+    return calls, notes
+
+
+OPERATIONS = {
+    "tick": "scheduler tick (steady state, nothing to send)",
+    "open": "admin `/open`",
+    "cases": "`/cases` of the busiest applicant",
+    "cases_next": "the same, 下一页",
+    "inbox": "staff `/inbox` (window: every active case)",
+    "export": "`export cases --format xlsx`: time, peak RSS",
+    "claim": "`outbox.claim_due(20)`",
+}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--repeat", type=int, default=30)
+    args = parser.parse_args()
+    loaded: dict[int, Loaded] = {}
+    cells: dict[int, dict[str, str]] = {size: {} for size in args.sizes}
+    try:
+        with tempfile.TemporaryDirectory() as files:
+            for size in args.sizes:
+                print(f"{size:,} cases …", flush=True)
+                loaded[size] = await load(size, Path(files))
+            for key in loaded[args.sizes[0]].calls:
+                calls = {size: (run.app, run.calls[key]) for size, run in loaded.items()}
+                for size, timing in (await interleaved(calls, args.repeat)).items():
+                    note = loaded[size].notes.get(key)
+                    cells[size][key] = timing.cell() + (f"; {note}" if note else "")
+            for run in loaded.values():
+                await run.app.close()
+            for size, run in loaded.items():
+                seconds, cpu, rss, size_bytes = export_run(run.url)
+                cells[size]["export"] = (
+                    f"{seconds:.1f} s (CPU {cpu:.1f} s), {rss:.0f} MB; "
+                    f"file {size_bytes / 1e6:.1f} MB"
+                )
+    finally:
+        for run in loaded.values():
+            await drop_database(run.url)
+    print()
+    print("| operation | " + " | ".join(f"{s:,} cases" for s in args.sizes) + " |")
+    print("|---|" + "---|" * len(args.sizes))
+    for key, title in OPERATIONS.items():
+        print(f"| {title} | " + " | ".join(cells[s][key] for s in args.sizes) + " |")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
