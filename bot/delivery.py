@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING
 from bot import scheduler
 from bot.config import Settings
 from bot.outbox import OutboxWorker, Sender, WorkerConfig, build_send_limiter
-from handlers import documents
+from chat.events import Document
+from domain.retention import Retention, purge
 from handlers.context import Services
-from handlers.events import Document
-from handlers.retention import Retention, purge
+from services import documents
 from storage import leases
 from storage.db import Database
 from storage.models import utcnow

@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.config import Settings
+from chat.events import Button, Document
 from dialogs.fit import plain, split_html
 from dialogs.texts import render
 from domain import cases, notices
-from handlers import metrics
-from handlers.events import Button, Document
+from services import metrics
 from storage import outbox
 from storage.db import Database
 from storage.models import OutboxMessage, utcnow
@@ -298,7 +298,7 @@ class OutboxWorker:
         return delay * random.uniform(0.8, 1.2)
 
     async def _document(self, spec: dict[str, Any] | None) -> Document | None:
-        """The row's document, made now (the core renders it; see handlers/documents.py)."""
+        """The row's document, made now (the core renders it; see services/documents.py)."""
         if not spec or self.resolve is None:
             return None
         document = await self.resolve(spec)

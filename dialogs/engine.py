@@ -6,9 +6,9 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from chat.events import Button, Reply
 from dialogs.fields import Choice, Field, Form, Invalid, MultiChoice, OptionSource, Value
 from dialogs.texts import label, render
-from handlers.events import Button, Reply
 
 PREFIX = "f"
 

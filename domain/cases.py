@@ -16,13 +16,13 @@ from enum import Enum, StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chat.events import Button
 from dialogs.fields import format_phone
 from dialogs.texts import label, render
 from domain import policy
 from domain.notices import Notice
 from domain.policy import Actor, CaseTarget, Right
-from handlers.events import Button
-from handlers.workdays import add_workdays
+from services.workdays import add_workdays
 from storage import cases, files, questions, roster
 from storage.models import Case, CaseEvent, CaseItem, CaseRating, CaseStatus, utcnow
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers import notify
-from handlers.events import Button
+from chat.events import Button
+from services import notify
 from storage.models import Applicant, Staff
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
+from chat.events import Button, Reply
 from dialogs.announcement import TOPICS
 from dialogs.engine import Draft
 from dialogs.fields import Value
 from dialogs.texts import label, render
 from handlers.context import Context, Services
-from handlers.events import Button, Reply
 from handlers.menu import menu_button, with_menu
 from storage import announcements, applicants, outbox, questions
 from storage.db import Database

@@ -7,6 +7,7 @@ import logging
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chat.events import Button, Reply
 from dialogs.application import OTHER_ITEM
 from dialogs.engine import Draft
 from dialogs.fields import Value, format_phone
@@ -15,12 +16,11 @@ from domain import cases as life
 from domain import notices
 from domain.cases import CaseNotFound, CaseVerb, NotNow, StaleAction
 from domain.policy import Actor, NotAllowed
-from handlers import documents
 from handlers.context import Context
-from handlers.events import Button, Reply
 from handlers.key_projects import notify_new_project
 from handlers.menu import menu_button, menu_buttons, with_menu
 from handlers.pages import Page
+from services import documents
 from storage import applicants, cases, key_projects, outbox, roster
 from storage.cases import CHINA, ApplicationData
 from storage.models import Case, ProjectKind, utcnow

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chat.events import Button, Reply
 from dialogs.fields import format_phone
 from dialogs.texts import label, render
 from domain import cases as life
@@ -23,7 +24,6 @@ from domain.cases import (
 )
 from domain.policy import Actor, CaseTarget, NotAllowed, Right
 from handlers.context import Context
-from handlers.events import Button, Reply
 from handlers.pages import Page
 from storage import cases, files, roster
 from storage.models import Case, Role, Staff

@@ -12,19 +12,19 @@ from typing import TYPE_CHECKING
 from markupsafe import escape
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chat.events import Button, Reply
 from dialogs.texts import label, render
-from handlers import metrics, notify
 from handlers.context import Context
-from handlers.events import Button, Reply
-from handlers.faq_domain import CatalogItem, item_code
 from handlers.menu import menu_button, with_menu
-from handlers.workdays import next_office_opening
+from services import metrics, notify
+from services.faq_domain import CatalogItem, item_code
+from services.workdays import next_office_opening
 from storage import applicants, faq, questions, roster
 from storage.db import Database
 from storage.models import Question, QuestionStatus, Staff, utcnow
 
 if TYPE_CHECKING:  # the index (jieba, numpy) is imported where questions are answered
-    from handlers.faq_index import FaqIndex
+    from services.faq_index import FaqIndex
 
 log = logging.getLogger(__name__)
 PREFIX = "q"  # enterprise-side buttons; staff-side ones start with "s"
@@ -60,7 +60,7 @@ class Consultation:
 
     @classmethod
     async def load(cls, db: Database) -> Consultation:
-        from handlers.faq_index import FaqDoc, FaqIndex
+        from services.faq_index import FaqDoc, FaqIndex
 
         async with db.sessions() as session:
             rows = await faq.entries(session)
@@ -94,7 +94,7 @@ class Consultation:
     # -- enterprise side -------------------------------------------------------------------
 
     async def ask(self, ctx: Context, text: str) -> list[Reply]:
-        from handlers.faq_index import Verdict
+        from services.faq_index import Verdict
 
         ctx.state["last_question"] = text
         await self.refresh(ctx.services.db)

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chat.events import Incoming
 from dialogs.engine import DialogEngine
-from handlers.events import Incoming
 from storage.db import Database
 from storage.models import Staff
 from storage.state import StateStore

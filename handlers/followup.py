@@ -5,16 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from chat.events import Button, Reply
 from dialogs.texts import label, render
 from domain import cases as life
 from domain import notices
 from domain.cases import LIMITS, CaseLimits, CaseNotFound, CaseVerb, NotNow, StaleAction
 from domain.policy import SYSTEM, Actor, NotAllowed
-from handlers import notify
 from handlers.context import Context, Services
-from handlers.events import Button, Reply
 from handlers.menu import with_menu
-from handlers.workdays import workdays_between
+from services import notify
+from services.workdays import workdays_between
 from storage import applicants, cases, questions, roster
 from storage.models import CaseStatus
 

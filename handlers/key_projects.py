@@ -9,14 +9,14 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chat.events import Button, Reply
 from dialogs.texts import label, render
 from domain import policy
 from domain.policy import Actor, Right
-from handlers import notify
 from handlers.context import Context, Services
-from handlers.events import Button, Reply
-from handlers.export import ledger_document
-from handlers.workdays import add_workdays, workdays_between
+from services import notify
+from services.export import ledger_document
+from services.workdays import add_workdays, workdays_between
 from storage import key_projects, roster
 from storage.key_projects import TOP_LEVEL, ProblemStatus, Stage
 from storage.models import KeyProject, Problem, Role, Staff, utcnow

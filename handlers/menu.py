@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from chat.events import Button, Reply
 from dialogs.texts import label, render
-from handlers.events import Button, Reply
 
 MENU_PREFIX = "m"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chat.events import Button
 from dialogs.texts import label
-from handlers.events import Button
 
 PAGE_SIZE = 10
 

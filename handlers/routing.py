@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from structlog.contextvars import bound_contextvars
 
+from chat.events import ChatUser, Incoming, Kind, Reply
 from dialogs.cleaning import clean, clean_data
 from dialogs.engine import Draft, Expired
 from dialogs.fit import fit
@@ -23,13 +24,12 @@ from handlers import (
     casework,
     followup,
     key_projects,
-    metrics,
     staff,
     supplement,
 )
 from handlers.context import Context, Services
-from handlers.events import ChatUser, Incoming, Kind, Reply
 from handlers.menu import MENU_PREFIX, expired, menu_buttons, with_menu
+from services import metrics
 from storage import applicants, cases, roster
 from storage.db import DatabaseUnavailable
 from storage.state import StateUnavailable

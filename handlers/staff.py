@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from chat.events import Button, Reply
 from dialogs.texts import label, render
-from handlers import notify
 from handlers.consult import (
     PREFIX,
     age_label,
@@ -14,8 +14,8 @@ from handlers.consult import (
     notify_question_staff,
 )
 from handlers.context import Context
-from handlers.events import Button, Reply
 from handlers.pages import Page
+from services import notify
 from storage import questions, roster
 from storage.models import Applicant, QuestionStatus, Role, Staff, utcnow
 

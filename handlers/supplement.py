@@ -6,13 +6,13 @@ import logging
 import re
 import unicodedata
 
+from chat.events import Button, Reply, UploadedFile
 from dialogs.texts import label, render
 from domain import cases as life
 from domain import notices
 from domain.cases import CaseNotFound, NotNow, StaleAction
 from domain.policy import Actor, NotAllowed
 from handlers.context import Context
-from handlers.events import Button, Reply, UploadedFile
 from handlers.menu import with_menu
 from storage import applicants, cases, files
 from storage.models import Case, CaseStatus

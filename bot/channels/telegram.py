@@ -32,11 +32,11 @@ from bot.app import App, build_app
 from bot.config import Settings, SettingsError
 from bot.delivery import Delivery, scheduled_jobs, send_limiters
 from bot.outbox import Rejected, RetryLater, Unreachable, WorkerConfig
+from chat.events import Button, ChatUser, Document, Incoming, Kind, Reply, UploadedFile
 from dialogs.fit import plain, split_html
 from dialogs.texts import render
-from handlers import metrics
-from handlers.events import Button, ChatUser, Document, Incoming, Kind, Reply, UploadedFile
 from handlers.routing import Router
+from services import metrics
 from storage import outbox
 from storage.db import Database
 from storage.outbox import Recipient

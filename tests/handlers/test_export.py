@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from bot.app import App
 from bot.cli import app as cli
-from handlers.export import export_cases, export_ledger, ledger_document
+from services.export import export_cases, export_ledger, ledger_document
 from storage import key_projects
 from storage.key_projects import Stage
 from storage.models import Case, Staff

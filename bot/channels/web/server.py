@@ -22,11 +22,11 @@ from bot.channels.web.history import HistoryWriter
 from bot.channels.web.hub import Hub
 from bot.channels.web.identity import COOKIE, COOKIE_MAX_AGE, Identity, load_secret
 from bot.config import Settings
+from chat.events import Button, ChatUser, Document, Incoming, Kind, Reply, UploadedFile
 from dialogs.texts import labels
 from dialogs.texts import render as render_text
-from handlers import documents
-from handlers.events import Button, ChatUser, Document, Incoming, Kind, Reply, UploadedFile
 from handlers.supplement import MAX_BYTES
+from services import documents
 from storage import applicants, cases, files, web_history
 from storage.models import OutboxMessage
 from storage.ratelimit import FloodGuard, MemoryFloodGuard, RedisFloodGuard, Verdict

@@ -17,9 +17,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from chat.events import Document
 from dialogs.fields import format_phone
 from dialogs.texts import label
-from handlers.events import Document
 from storage import cases, key_projects, roster
 from storage.db import Database
 from storage.key_projects import TOP_LEVEL, LedgerEntry

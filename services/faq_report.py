@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from handlers.faq_index import (
+from services.faq_index import (
     DEFAULT_CALIBRATION_PATH,
     Calibration,
     Decision,

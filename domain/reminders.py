@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from dialogs.texts import render
 from handlers.consult import notify_question_staff
 from handlers.context import Services
-from handlers.workdays import workdays_between
+from services.workdays import workdays_between
 from storage import questions, roster
 from storage.models import QuestionStatus
 

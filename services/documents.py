@@ -6,9 +6,9 @@ import asyncio
 from typing import Any
 from urllib.parse import urlencode
 
+from chat.events import Document
 from dialogs.printable import ApplicationPrint, file_name, render_docx, render_pdf
 from handlers.context import Services
-from handlers.events import Document
 from storage import cases, files
 from storage.models import Case
 
