@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chat.events import Button
+from dialogs.texts import label
 from services import notify
-from storage.models import Applicant, Staff
+from storage.models import Applicant, Question, Staff
 
 
 @dataclass(frozen=True)
@@ -28,3 +29,31 @@ def enqueue(session: AsyncSession, notices: list[Notice]) -> None:
             notify.to_applicant(session, notice.to, notice.text, notice.key, notice.buttons)
         else:
             notify.to_staff(session, notice.to, notice.text, notice.key, notice.buttons)
+
+
+STAFF_PREFIX = "s"  # the staff member's question buttons (handlers/staff.py)
+
+
+def staff_question_buttons(question: Question, owner_view: bool) -> list[list[Button]]:
+    tag = STAFF_PREFIX
+    row = [Button(label("buttons", "reply"), f"{tag}:reply:{question.id}")]
+    if owner_view:
+        row.append(Button(label("buttons", "forward"), f"{tag}:fwd:{question.id}"))
+        row.append(Button(label("buttons", "resolved"), f"{tag}:done:{question.id}"))
+    return [row]
+
+
+def notify_question_staff(
+    session: AsyncSession,
+    staff: Staff | None,
+    text: str,
+    question: Question,
+    event: str,
+    owner_view: bool | None = None,
+) -> None:
+    """A notice about a question, with the buttons its owner (or helper) may press."""
+    if staff is None:
+        return
+    is_owner = question.owner_id == staff.id if owner_view is None else owner_view
+    buttons = staff_question_buttons(question, is_owner)
+    notify.to_staff(session, staff, text, f"question:{question.id}:{event}", buttons)

@@ -5,16 +5,24 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 from dialogs.texts import render
-from handlers.consult import notify_question_staff
-from handlers.context import Services
+from domain.notices import notify_question_staff
 from services.workdays import workdays_between
 from storage import questions, roster
+from storage.db import Database
 from storage.models import QuestionStatus
 
 log = logging.getLogger(__name__)
 REMINDED, ESCALATED = 1, 2
+
+
+class Services(Protocol):
+    """What the job needs of the app's services."""
+
+    @property
+    def db(self) -> Database: ...
 
 
 @dataclass(frozen=True)

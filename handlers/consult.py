@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chat.events import Button, Reply
 from dialogs.texts import label, render
+from domain.notices import notify_question_staff
 from handlers.context import Context
 from handlers.menu import menu_button, with_menu
-from services import metrics, notify
+from services import metrics
 from services.faq_domain import CatalogItem, item_code
 from services.workdays import next_office_opening
 from storage import applicants, faq, questions, roster
@@ -28,7 +29,6 @@ if TYPE_CHECKING:  # the index (jieba, numpy) is imported where questions are an
 
 log = logging.getLogger(__name__)
 PREFIX = "q"  # enterprise-side buttons; staff-side ones start with "s"
-STAFF_PREFIX = "s"
 
 
 @dataclass(frozen=True)
@@ -217,31 +217,6 @@ class Consultation:
 
 def _escape(text: str) -> str:
     return str(escape(text))
-
-
-def staff_question_buttons(question: Question, owner_view: bool) -> list[list[Button]]:
-    tag = f"{STAFF_PREFIX}"
-    row = [Button(label("buttons", "reply"), f"{tag}:reply:{question.id}")]
-    if owner_view:
-        row.append(Button(label("buttons", "forward"), f"{tag}:fwd:{question.id}"))
-        row.append(Button(label("buttons", "resolved"), f"{tag}:done:{question.id}"))
-    return [row]
-
-
-def notify_question_staff(
-    session: AsyncSession,
-    staff: Staff | None,
-    text: str,
-    question: Question,
-    event: str,
-    owner_view: bool | None = None,
-) -> None:
-    """A notice about a question, with the buttons its owner (or helper) may press."""
-    if staff is None:
-        return
-    is_owner = question.owner_id == staff.id if owner_view is None else owner_view
-    buttons = staff_question_buttons(question, is_owner)
-    notify.to_staff(session, staff, text, f"question:{question.id}:{event}", buttons)
 
 
 async def assign(

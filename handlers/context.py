@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from chat.events import Incoming
+from chat.events import Incoming, Reply
 from dialogs.engine import DialogEngine
 from storage.db import Database
 from storage.models import Staff
 from storage.state import StateStore
 
 if TYPE_CHECKING:
-    from handlers.consult import Consultation
+    from services.faq_index import FaqIndex
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,16 @@ class ApplicantLimits:
 
     open_questions: int = 5
     daily_applications: int = 3
+
+
+class Consultation(Protocol):
+    """The FAQ consultation (handlers/consult.py), wired only where enabled."""
+
+    @property
+    def index(self) -> FaqIndex: ...
+    async def ask(self, ctx: Context, text: str) -> list[Reply]: ...
+    async def button(self, ctx: Context, rest: str) -> list[Reply]: ...
+    async def followup(self, ctx: Context, question_id: int, text: str) -> list[Reply]: ...
 
 
 @dataclass

@@ -7,11 +7,11 @@ import logging
 
 from chat.events import Button, Reply
 from dialogs.texts import label, render
+from domain.notices import notify_question_staff
 from handlers.consult import (
     PREFIX,
     age_label,
     assign,
-    notify_question_staff,
 )
 from handlers.context import Context
 from handlers.pages import Page

@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from chat.events import Document
 from dialogs.printable import ApplicationPrint, file_name, render_docx, render_pdf
-from handlers.context import Services
 from storage import cases, files
+from storage.db import Database
 from storage.models import Case
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 PDF = "application/pdf"
 FORM = "application_form"
+
+
+class Services(Protocol):
+    """What rendering a document needs of the app's services (bot/app.py wires them)."""
+
+    @property
+    def db(self) -> Database: ...
+    @property
+    def files_dir(self) -> Path: ...
+    @property
+    def form_font(self) -> Path | None: ...
+    @property
+    def web_url(self) -> str: ...
 
 
 def form_spec(number: str, fmt: str = "docx") -> dict[str, Any]:
