@@ -20,6 +20,7 @@ from chat.events import Button
 from dialogs.fields import format_phone
 from dialogs.texts import label, render
 from domain import policy
+from domain.buttons import CaseInstruct, CaseView, Rate, UploadStart
 from domain.notices import Notice
 from domain.policy import Actor, CaseTarget, Right
 from services.workdays import add_workdays
@@ -280,7 +281,7 @@ def _applicant_notice(
 ) -> tuple[str, dict[str, object], list[list[Button]]]:
     n = case.number
     if verb == CaseVerb.SUPPLEMENT:
-        upload = [[Button(label("buttons", "upload"), f"u:start:{n}")]]
+        upload = [[UploadStart(n).button(label("buttons", "upload"))]]
         return "casework/notice_supplement.j2", {"missing": note}, upload
     if verb in (CaseVerb.DELIVER, CaseVerb.PICKUP):
         tracking = note if verb == CaseVerb.DELIVER else None
@@ -297,12 +298,12 @@ def _applicant_notice(
 
 def rating_buttons(number: str) -> list[list[Button]]:
     unit = label("buttons", "score")
-    return [[Button(f"{score}{unit}", f"r:{number}:{score}") for score in range(5, 0, -1)]]
+    return [[Rate(number, str(score)).button(f"{score}{unit}") for score in range(5, 0, -1)]]
 
 
 async def window_notices(session: AsyncSession, case: Case, text: str, event: str) -> list[Notice]:
     """The window staff (those on duty, if any) are told, with a button to open the case."""
-    handle = [[Button(label("buttons", "handle"), f"w:view:{case.number}")]]
+    handle = [[CaseView(case.number).button(label("buttons", "handle"))]]
     return [
         Notice(staff, text, f"case:{case.number}:{event}", handle)
         for staff in await roster.window_recipients(session)
@@ -320,7 +321,7 @@ async def undelivered_notices(session: AsyncSession, key: str, row_id: int) -> l
     handler = await questions.staff(session, case.handler_id)
     if handler is None:
         return await window_notices(session, case, text, f"undelivered:{row_id}")
-    handle = [[Button(label("buttons", "handle"), f"w:view:{case.number}")]]
+    handle = [[CaseView(case.number).button(label("buttons", "handle"))]]
     return [Notice(handler, text, f"case:{case.number}:undelivered:{row_id}", handle)]
 
 
@@ -345,7 +346,7 @@ async def supplied(
     await session.flush()
     handler = await questions.staff(session, case.handler_id)
     text = render("casework/staff_supplement_received.j2", case=case, count=count)
-    handle = [[Button(label("buttons", "handle"), f"w:view:{case.number}")]]
+    handle = [[CaseView(case.number).button(label("buttons", "handle"))]]
     key = f"case:{case.number}:event:{event.id}"
     notices = [Notice(handler, text, key, handle)] if handler else []
     return Moved(case, event, notices)
@@ -434,7 +435,7 @@ async def instruct(session: AsyncSession, number: str, actor: Actor, text: str) 
     if handler is not None:
         notice = render("casework/staff_instructed.j2", case=case)
         key = f"case:{case.number}:instruction:{int(case.updated_at.timestamp() * 1e6)}"
-        handle = [[Button(label("buttons", "handle"), f"w:view:{case.number}")]]
+        handle = [[CaseView(case.number).button(label("buttons", "handle"))]]
         notices.append(Notice(handler, notice, key, handle))
     log.info("case instructed number=%s by=%s", case.number, actor)
     return Moved(case, None, notices)
@@ -452,7 +453,7 @@ async def ask_leader(session: AsyncSession, number: str, actor: Actor, leader_id
         return Moved(case, None, [])  # asked already: the leader has the notice
     case.leader_id = leader.id
     text = render("casework/staff_instruction_asked.j2", case=case)
-    button = [[Button(label("buttons", "instruct"), f"w:instruct:{case.number}")]]
+    button = [[CaseInstruct(case.number).button(label("buttons", "instruct"))]]
     key = f"case:{case.number}:ask_leader:{leader.id}"
     log.info("case leader asked number=%s leader=%s by=%s", case.number, leader.id, actor)
     return Moved(case, None, [Notice(leader, text, key, button)])

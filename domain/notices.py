@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chat.events import Button
 from dialogs.texts import label
+from domain.buttons import QuestionDone, QuestionForward, QuestionReply
 from services import notify
 from storage.models import Applicant, Question, Staff
 
@@ -31,15 +32,11 @@ def enqueue(session: AsyncSession, notices: list[Notice]) -> None:
             notify.to_staff(session, notice.to, notice.text, notice.key, notice.buttons)
 
 
-STAFF_PREFIX = "s"  # the staff member's question buttons (handlers/staff.py)
-
-
 def staff_question_buttons(question: Question, owner_view: bool) -> list[list[Button]]:
-    tag = STAFF_PREFIX
-    row = [Button(label("buttons", "reply"), f"{tag}:reply:{question.id}")]
+    row = [QuestionReply(question.id).button(label("buttons", "reply"))]
     if owner_view:
-        row.append(Button(label("buttons", "forward"), f"{tag}:fwd:{question.id}"))
-        row.append(Button(label("buttons", "resolved"), f"{tag}:done:{question.id}"))
+        row.append(QuestionForward(question.id).button(label("buttons", "forward")))
+        row.append(QuestionDone(question.id).button(label("buttons", "resolved")))
     return [row]
 
 

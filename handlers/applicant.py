@@ -7,7 +7,8 @@ import logging
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chat.events import Button, Reply
+from chat.callbacks import CallbackData
+from chat.events import Reply
 from dialogs.application import OTHER_ITEM
 from dialogs.engine import Draft
 from dialogs.fields import Value, format_phone
@@ -20,6 +21,7 @@ from handlers.context import Context
 from handlers.key_projects import notify_new_project
 from handlers.menu import menu_button, menu_buttons, with_menu
 from handlers.pages import Page
+from handlers.routes import FormRoute, Routes
 from services import documents
 from storage import applicants, cases, key_projects, outbox, roster
 from storage.cases import CHINA, ApplicationData
@@ -27,7 +29,27 @@ from storage.models import Case, ProjectKind, utcnow
 from storage.outbox import Recipient
 
 log = logging.getLogger(__name__)
-CASE_PREFIX = "c"
+routes = Routes("applicant")
+
+
+class CaseOpen(CallbackData, prefix="c:open"):
+    number: str
+
+
+class CaseForm(CallbackData, prefix="c:form"):
+    number: str
+
+
+class CaseWithdraw(CallbackData, prefix="c:withdraw"):
+    number: str
+
+
+class CaseWithdrawYes(CallbackData, prefix="c:withdraw_yes"):
+    number: str
+
+
+class CasesPage(CallbackData, prefix="c:page"):
+    page: str
 
 
 async def start(ctx: Context) -> list[Reply]:
@@ -195,10 +217,6 @@ async def _notify_window_of_new_case(session: AsyncSession, case: Case) -> None:
 # -- following cases ----------------------------------------------------------------------
 
 
-def case_button(action: str, number: str, label_key: str) -> Button:
-    return Button(label("buttons", label_key), f"{CASE_PREFIX}:{action}:{number}")
-
-
 async def list_cases(ctx: Context, page_text: str = "0") -> list[Reply]:
     """`/cases`: this applicant's cases, newest first, a page at a time."""
     user = ctx.event.user
@@ -212,16 +230,9 @@ async def list_cases(ctx: Context, page_text: str = "0") -> list[Reply]:
             else []
         )
     page = Page(wanted.number, total)
-    rows = [
-        [
-            Button(
-                f"{label('buttons', 'open_case')} {case.number}",
-                f"{CASE_PREFIX}:open:{case.number}",
-            )
-        ]
-        for case in found
-    ]
-    if pager := page.buttons(f"{CASE_PREFIX}:page:"):
+    opening = label("buttons", "open_case")
+    rows = [[CaseOpen(case.number).button(f"{opening} {case.number}")] for case in found]
+    if pager := page.buttons(lambda number: CasesPage(str(number))):
         rows.append(pager)
     rows.append([menu_button("apply"), menu_button("menu")])
     return [Reply(render("cases/list.j2", cases=found, page=page), rows)]
@@ -245,9 +256,9 @@ async def show_case(ctx: Context, number: str) -> list[Reply]:
     if case is None:
         return _not_found()
     text = render("cases/timeline.j2", case=case, events=cases.visible_events(case))
-    actions = [case_button("form", case.number, "form")]
+    actions = [CaseForm(case.number).button(label("buttons", "form"))]
     if life.allowed(case.status, CaseVerb.WITHDRAW):
-        actions.append(case_button("withdraw", case.number, "withdraw"))
+        actions.append(CaseWithdraw(case.number).button(label("buttons", "withdraw")))
     return [Reply(text, [actions, [menu_button("cases"), menu_button("menu")]])]
 
 
@@ -285,8 +296,8 @@ async def ask_withdraw(ctx: Context, number: str) -> list[Reply]:
         return [with_menu("cases/cannot_withdraw.j2", case=case)]
     buttons = [
         [
-            case_button("withdraw_yes", case.number, "withdraw_confirm"),
-            case_button("open", case.number, "withdraw_keep"),
+            CaseWithdrawYes(case.number).button(label("buttons", "withdraw_confirm")),
+            CaseOpen(case.number).button(label("buttons", "withdraw_keep")),
         ]
     ]
     return [Reply(render("cases/withdraw_confirm.j2", case=case), buttons)]
@@ -308,3 +319,46 @@ async def withdraw(ctx: Context, number: str) -> list[Reply]:
     except (StaleAction, NotNow) as refused:
         return [with_menu("cases/cannot_withdraw.j2", case=refused.case)]
     return [with_menu("cases/withdrawn.j2", case=moved.case)]
+
+
+async def resubmitted(ctx: Context, token: str) -> list[Reply] | None:
+    """A second press of 提交 (the draft is gone) finds the case the first one created."""
+    user = ctx.event.user
+    async with ctx.services.db.sessions() as session:
+        person = await applicants.find(session, user.channel, user.chat_id)
+        case = await cases.by_submission_key(session, person.id, token) if person else None
+    return await already_submitted(ctx, case) if case is not None else None
+
+
+routes.form("application", FormRoute(submit, resubmit=resubmitted, stopped=contacts))
+
+
+@routes.menu_action("restart")
+async def _restart(ctx: Context) -> list[Reply]:
+    return await start_application(ctx, restart=True)
+
+
+@routes.menu_action("resume")
+async def _resume(ctx: Context) -> list[Reply]:
+    return resume(ctx)
+
+
+@routes.command("unsubscribe", bare=True)
+@routes.menu_action("unsubscribe")
+async def _unsubscribe(ctx: Context) -> list[Reply]:
+    return await set_subscription(ctx, False)
+
+
+routes.on(CaseOpen, show_case)
+routes.on(CaseForm, send_form)
+routes.on(CaseWithdraw, ask_withdraw)
+routes.on(CaseWithdrawYes, withdraw)
+routes.on(CasesPage, list_cases)
+for _name, _handler in (
+    ("apply", start_application),
+    ("cases", list_cases),
+    ("menu", menu),
+    ("contact", contacts),
+):
+    routes.command(_name, bare=True)(_handler)
+    routes.menu_action(_name)(_handler)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from chat.events import Incoming, Reply
 from dialogs.engine import DialogEngine
+from domain.policy import Actor
 from storage.db import Database
 from storage.models import Staff
 from storage.state import StateStore
@@ -30,8 +31,6 @@ class Consultation(Protocol):
     @property
     def index(self) -> FaqIndex: ...
     async def ask(self, ctx: Context, text: str) -> list[Reply]: ...
-    async def button(self, ctx: Context, rest: str) -> list[Reply]: ...
-    async def followup(self, ctx: Context, question_id: int, text: str) -> list[Reply]: ...
 
 
 @dataclass
@@ -53,5 +52,6 @@ class Context:
     event: Incoming
     services: Services
     state: dict[str, Any]
-    staff: Staff | None = None
+    staff: Staff | None = None  # set with actor when the route asks who the sender is
+    actor: Actor | None = None
     extra: dict[str, Any] = field(default_factory=dict)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from chat.callbacks import CallbackData
 from chat.events import Button
 from dialogs.texts import label
 
@@ -29,11 +31,11 @@ class Page:
     def count(self) -> int:
         return max(1, -(-self.total // self.size))
 
-    def buttons(self, data_prefix: str) -> list[Button]:
-        """上一页 / 下一页 where there is one; the button data is `data_prefix` + page."""
+    def buttons(self, data: Callable[[int], CallbackData]) -> list[Button]:
+        """上一页 / 下一页 where there is one; `data` makes a page number's button data."""
         row = []
         if self.number > 0:
-            row.append(Button(label("buttons", "prev_page"), f"{data_prefix}{self.number - 1}"))
+            row.append(data(self.number - 1).button(label("buttons", "prev_page")))
         if self.offset + self.size < self.total:
-            row.append(Button(label("buttons", "next_page"), f"{data_prefix}{self.number + 1}"))
+            row.append(data(self.number + 1).button(label("buttons", "next_page")))
         return row

@@ -5,22 +5,45 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from chat.events import Button, Reply
+from chat.callbacks import CallbackData, Prompt
+from chat.events import Reply
 from dialogs.texts import label, render
+from domain.buttons import QuestionDone, QuestionForward, QuestionReply
 from domain.notices import notify_question_staff
 from handlers.consult import (
-    PREFIX,
+    FollowQuestion,
     age_label,
     assign,
 )
 from handlers.context import Context
 from handlers.pages import Page
+from handlers.routes import Routes
 from services import notify
 from storage import questions, roster
 from storage.models import Applicant, QuestionStatus, Role, Staff, utcnow
 
 log = logging.getLogger(__name__)
 INVITE_VALIDITY = dt.timedelta(hours=72)
+routes = Routes("staff")
+
+
+class ForwardTo(CallbackData, prefix="s:fwdto"):
+    question_id: int
+    unit: str
+
+
+class ToggleDuty(CallbackData, prefix="s:duty"):
+    staff_id: int
+
+
+class OpenPage(CallbackData, prefix="s:open"):
+    page: str
+
+
+class ReplyText(Prompt, prefix="reply"):
+    """The answer a staff member types after 回复."""
+
+    question_id: int
 
 
 def _reply(template: str, /, **context: object) -> list[Reply]:
@@ -40,44 +63,17 @@ async def bind(ctx: Context, code: str) -> list[Reply]:
     return _reply("staff/bound.j2", staff=staff)
 
 
-async def button(ctx: Context, rest: str) -> list[Reply]:
-    """Staff buttons `s:<action>:<id>[:<arg>]`; the server re-checks who may do what."""
-    staff = ctx.staff
-    if staff is None:
-        return _reply("staff/not_allowed.j2")
-    action, _, argument = rest.partition(":")
-    question_id, _, extra = argument.partition(":")
-    if action == "duty":
-        return await toggle_duty(ctx, int(question_id) if question_id.isdigit() else -1)
-    if action == "open":
-        return await open_list(ctx, question_id)
-    if not question_id.isdigit():
-        return _reply("staff/question_not_found.j2")
-    qid = int(question_id)
-    if action == "reply":
-        return await start_reply(ctx, staff, qid)
-    if action == "fwd":
-        return await choose_forward(ctx, staff, qid)
-    if action == "fwdto":
-        return await forward(ctx, staff, qid, extra)
-    if action == "done":
-        return await close(ctx, staff, qid)
-    return _reply("dialog/expired.j2")
-
-
 async def start_reply(ctx: Context, staff: Staff, question_id: int) -> list[Reply]:
     async with ctx.services.db.sessions() as session:
         question = await questions.get(session, question_id)
     if question is None or staff.id not in (question.owner_id, question.assignee_id):
         return _reply("staff/question_not_found.j2")
-    ctx.state["mode"] = f"reply:{question_id}"
+    ctx.state["mode"] = ReplyText(question_id).pack()
     return _reply("staff/reply_prompt.j2", question=question)
 
 
-async def send_reply(ctx: Context, question_id: int, text: str) -> list[Reply]:
+async def send_reply(ctx: Context, staff: Staff, question_id: int, text: str) -> list[Reply]:
     """The staff member's answer reaches the enterprise naming the owner; the owner is told."""
-    staff = ctx.staff
-    assert staff is not None
     async with ctx.services.db.transaction(immediate=True) as session:
         question = await questions.get(session, question_id, lock=True)
         if question is None or staff.id not in (question.owner_id, question.assignee_id):
@@ -88,7 +84,7 @@ async def send_reply(ctx: Context, question_id: int, text: str) -> list[Reply]:
         owner = await questions.staff(session, question.owner_id)
         applicant = await session.get(Applicant, question.applicant_id)
         assert owner is not None and applicant is not None
-        follow = [[Button(label("buttons", "follow_up"), f"{PREFIX}:follow:{question.id}")]]
+        follow = [[FollowQuestion(question.id).button(label("buttons", "follow_up"))]]
         notify.to_applicant(
             session,
             applicant,
@@ -113,7 +109,7 @@ async def choose_forward(ctx: Context, staff: Staff, question_id: int) -> list[R
     if question is None or question.owner_id != staff.id:
         return _reply("staff/question_not_found.j2")
     rows = [
-        [Button(d.name, f"s:fwdto:{question_id}:{d.code}")]
+        [ForwardTo(question_id, d.code).button(d.name)]
         for d in departments
         if d.id != staff.department_id
     ]
@@ -171,7 +167,7 @@ async def duty(ctx: Context) -> list[Reply]:
         return _reply("staff/not_allowed.j2")
     async with ctx.services.db.sessions() as session:
         people = await questions.window_staff(session)
-    rows = [[Button(p.name, f"s:duty:{p.id}")] for p in people]
+    rows = [[ToggleDuty(p.id).button(p.name)] for p in people]
     return [Reply(render("staff/duty.j2", people=people), rows)]
 
 
@@ -213,7 +209,7 @@ async def open_list(ctx: Context, page_text: str = "0") -> list[Reply]:
                     "owner": owner.name if owner else None,
                 }
             )
-    pager = page.buttons("s:open:")
+    pager = page.buttons(lambda number: OpenPage(str(number)))
     text = render("staff/open_questions.j2", rows=rows, page=page)
     return [Reply(text, [pager] if pager else [])]
 
@@ -233,3 +229,19 @@ async def reassign(ctx: Context, argument: str) -> list[Reply]:
         assert owner is not None
         await assign(session, question, owner, None)
     return _reply("staff/reassigned.j2", question=question, owner=owner)
+
+
+# -- routes -------------------------------------------------------------------------------
+
+routes.command("bind")(bind)
+routes.command("reassign", actor=True)(reassign)
+
+routes.command("duty", actor=True, bare=True)(duty)
+routes.command("open", actor=True, bare=True)(open_list)
+routes.on(ToggleDuty, toggle_duty, actor=True)
+routes.on(OpenPage, open_list, actor=True)
+routes.on(QuestionReply, start_reply, staff=True)
+routes.on(QuestionForward, choose_forward, staff=True)
+routes.on(ForwardTo, forward, staff=True)
+routes.on(QuestionDone, close, staff=True)
+routes.on_text(ReplyText, send_reply, staff=True)
