@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chat.callbacks import CallbackData
 from chat.events import Reply
-from dialogs.application import OTHER_ITEM
+from dialogs.application import application
 from dialogs.engine import Draft
 from dialogs.fields import Value, format_phone
 from dialogs.texts import label, render
@@ -24,7 +24,7 @@ from handlers.pages import Page
 from handlers.routes import FormRoute, Routes
 from services import documents
 from storage import applicants, cases, key_projects, outbox, roster
-from storage.cases import CHINA, ApplicationData
+from storage.cases import CHINA
 from storage.models import Case, ProjectKind, utcnow
 from storage.outbox import Recipient
 
@@ -133,30 +133,10 @@ def resume(ctx: Context) -> list[Reply]:
     return ctx.services.engine.resume(Draft.load(saved)).replies
 
 
-def application_data(answers: dict[str, Value]) -> ApplicationData:
-    def text(name: str) -> str | None:
-        value = answers.get(name)
-        return value if isinstance(value, str) else None
-
-    items = answers.get("requested_items") or []
-    return ApplicationData(
-        project_kind=text("project_kind") or "general",
-        company=text("company") or "",
-        credit_code=text("credit_code"),
-        project_name=text("project_name") or "",
-        project_code=text("project_code"),
-        contact_name=text("contact_name") or "",
-        contact_phone=text("contact_phone") or "",
-        project_summary=text("project_summary") or "",
-        item_codes=tuple(code for code in items if code != OTHER_ITEM),
-        other_items=text("other_items"),
-    )
-
-
 async def submit(ctx: Context, token: str, answers: dict[str, Value]) -> list[Reply]:
     """Create the case once per draft token, notify the window, send the printable form."""
     user, services = ctx.event.user, ctx.services
-    data = application_data(answers)
+    data = application(answers)
     try:
         async with services.db.transaction(immediate=True) as session:
             applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
