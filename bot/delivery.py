@@ -35,7 +35,7 @@ from storage import leases
 from storage.db import Database
 from storage.models import utcnow
 from storage.ratelimit import SendLimiter
-from storage.state import RedisStateStore, StateStore
+from storage.state import StateStore
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -105,7 +105,7 @@ class Lease:
 
 def shared_outbox(services: Services) -> bool:
     """Whether several processes may deliver the same channel at once."""
-    return not services.db.is_sqlite and isinstance(services.state, RedisStateStore)
+    return not services.db.is_sqlite and services.state.redis is not None
 
 
 class Delivery:

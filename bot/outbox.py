@@ -47,7 +47,7 @@ from storage.ratelimit import (
     SendLimiter,
     UnlimitedSendLimiter,
 )
-from storage.state import RedisStateStore, StateStore
+from storage.state import StateStore
 
 log = logging.getLogger(__name__)
 CHAT_SPACING = "waiting for the chat's spacing"
@@ -328,6 +328,6 @@ def _buttons(rows: Sequence[Any]) -> list[list[Button]]:
 
 def build_send_limiter(settings: Settings, state: StateStore) -> SendLimiter:
     """Telegram's limits for every worker: in Redis when the state store is there."""
-    if isinstance(state, RedisStateStore):  # share the state store's bounded pool
+    if state.redis is not None:  # share the app's one bounded pool
         return RedisSendLimiter(state.redis, settings.send_rate_per_second, prefix=state.prefix)
     return MemorySendLimiter(settings.send_rate_per_second)

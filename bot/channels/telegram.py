@@ -41,7 +41,6 @@ from storage import outbox
 from storage.db import Database
 from storage.outbox import Recipient
 from storage.ratelimit import FloodGuard, MemoryFloodGuard, RedisFloodGuard, Verdict
-from storage.state import RedisStateStore
 
 CHANNEL = "telegram"
 log = logging.getLogger(__name__)
@@ -516,7 +515,7 @@ def bot_commands() -> list[dict[str, str]]:
 
 def build_flood_guard(settings: Settings, app: App) -> FloodGuard:
     state = app.services.state
-    if isinstance(state, RedisStateStore):  # share the state store's bounded pool
+    if state.redis is not None:  # share the app's one bounded pool
         return RedisFloodGuard(
             state.redis, settings.flood_limit, settings.flood_window_seconds, state.prefix
         )
