@@ -10,12 +10,13 @@ from dialogs.announcement import TOPICS
 from dialogs.engine import Draft
 from dialogs.fields import Value
 from dialogs.texts import label, render
+from domain.policy import is_admin
 from handlers.context import Context, Services
 from handlers.menu import menu_button, with_menu
 from handlers.routes import FormRoute, Routes
 from storage import announcements, applicants, outbox, questions
 from storage.db import Database
-from storage.models import Role, utcnow
+from storage.models import utcnow
 from storage.outbox import Recipient
 
 log = logging.getLogger(__name__)
@@ -24,10 +25,6 @@ routes = Routes("announcements")
 
 class Topic(CallbackData, prefix="a:topic"):
     code: str
-
-
-def _is_admin(ctx: Context) -> bool:
-    return ctx.staff is not None and ctx.staff.role == Role.ADMIN
 
 
 # -- enterprises ------------------------------------------------------------------------
@@ -76,7 +73,7 @@ async def recent(ctx: Context) -> list[Reply]:
 
 
 async def compose(ctx: Context) -> list[Reply]:
-    if not _is_admin(ctx):
+    if not is_admin(ctx.staff):
         return [Reply(render("staff/not_allowed.j2"))]
     draft, step = ctx.services.engine.start("announcement")
     ctx.state["draft"] = draft.dump()
@@ -94,7 +91,7 @@ async def preview_count(ctx: Context, draft: Draft) -> Reply:
 
 async def submit(ctx: Context, token: str, answers: dict[str, Value]) -> list[Reply]:
     """Queue the composed announcement; the role is checked again here, not only at /broadcast."""
-    if not _is_admin(ctx):
+    if not is_admin(ctx.staff):
         return [Reply(render("staff/not_allowed.j2"))]
     assert ctx.staff is not None
     queued = await queue(

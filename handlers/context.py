@@ -54,4 +54,5 @@ class Context:
     state: dict[str, Any]
     staff: Staff | None = None  # set with actor when the route asks who the sender is
     actor: Actor | None = None
+    identified: bool = False  # the sender was looked up (once per update, by the router)
     extra: dict[str, Any] = field(default_factory=dict)

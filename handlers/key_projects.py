@@ -14,7 +14,7 @@ from chat.callbacks import CallbackData, Prompt, variants
 from chat.events import Button, Reply
 from dialogs.texts import label, render
 from domain import policy
-from domain.policy import Actor, Right
+from domain.policy import Actor, Right, is_admin
 from handlers.context import Context, Services
 from handlers.routes import Routes, staff_of
 from services import notify
@@ -22,7 +22,7 @@ from services.export import ledger_document
 from services.workdays import add_workdays, workdays_between
 from storage import key_projects, roster
 from storage.key_projects import TOP_LEVEL, ProblemStatus, Stage
-from storage.models import KeyProject, Problem, Role, Staff, utcnow
+from storage.models import KeyProject, Problem, Staff, utcnow
 
 log = logging.getLogger(__name__)
 routes = Routes("key_projects", refusal="key_projects/not_allowed.j2")
@@ -109,10 +109,6 @@ def _button(key: str, data: CallbackData) -> Button:
     return data.button(label("key_projects", key))
 
 
-def _is_admin(staff: Staff) -> bool:
-    return staff.role == Role.ADMIN
-
-
 async def _staff(ctx: Context) -> Staff | None:
     """The staff member behind this chat (the routes below ask the router to look it up)."""
     return ctx.staff
@@ -120,7 +116,7 @@ async def _staff(ctx: Context) -> Staff | None:
 
 async def _on_team(session: AsyncSession, staff: Staff, project_id: int) -> bool:
     """Team members and administrators act on a project; nobody else."""
-    return _is_admin(staff) or await key_projects.is_member(session, project_id, staff.id)
+    return is_admin(staff) or await key_projects.is_member(session, project_id, staff.id)
 
 
 async def _may_handle(session: AsyncSession, staff: Staff, problem: Problem) -> bool:
@@ -162,7 +158,7 @@ async def list_projects(ctx: Context, _: str = "") -> list[Reply]:
     if staff is None:
         return [_reply("key_projects/not_allowed.j2")]
     async with ctx.services.db.sessions() as session:
-        projects = await key_projects.listing(session, None if _is_admin(staff) else staff.id)
+        projects = await key_projects.listing(session, None if is_admin(staff) else staff.id)
     rows = [[ProjectView(p.id).button(f"#{p.id} {p.name}")] for p in projects]
     return [_reply("key_projects/list.j2", rows, projects=projects)]
 
@@ -179,7 +175,7 @@ async def new_project(ctx: Context, argument: str) -> list[Reply]:
     """`/kp_new 项目名称 | 企业名称`: 产业促进局 records a project still in negotiation."""
     staff = await _staff(ctx)
     if staff is None or not (
-        _is_admin(staff) or staff.department.code == key_projects.INDUSTRY_PROMOTION
+        is_admin(staff) or staff.department.code == key_projects.INDUSTRY_PROMOTION
     ):
         return [_reply("key_projects/new_not_allowed.j2")]
     parsed = _parse_new(argument)
@@ -193,7 +189,7 @@ async def new_project(ctx: Context, argument: str) -> list[Reply]:
             company,
             Stage.NEGOTIATING,
             created_by=staff.id,
-            extra_members=() if _is_admin(staff) else (staff.id,),
+            extra_members=() if is_admin(staff) else (staff.id,),
         )
         await notify_new_project(session, project, by=staff)
     log.info("key project created id=%s by=%s", project.id, staff.id)

@@ -150,7 +150,7 @@ class Router:
 
     async def _run(self, ctx: Context, route: Route, *args: object) -> list[Reply]:
         """Resolve the sender once where the route asks, refuse non-staff on staff routes."""
-        if route.actor and ctx.actor is None:
+        if route.actor and not ctx.identified:
             await self._identify(ctx)
         if route.refusal is not None and ctx.staff is None:
             return [Reply(render(route.refusal))]
@@ -173,6 +173,7 @@ class Router:
             else:
                 ctx.staff = await roster.staff_by_chat(session, user.channel, user.chat_id)
         ctx.actor = Actor.of_staff(ctx.staff) if ctx.staff is not None else None
+        ctx.identified = True
 
     def act_as(self, user: ChatUser, staff_id: int) -> None:
         """Let this chat act as a staff member (the console's --as staff:NAME)."""
@@ -212,7 +213,7 @@ class Router:
             return [expired()]
         form = self.routes.forms[draft.form]
         if step.submit is not None:
-            if form.actor:
+            if form.actor and not ctx.identified:
                 await self._identify(ctx)
             replies = await form.submit(ctx, draft.token, step.submit)
             if not ctx.extra.get("keep_draft"):

@@ -10,6 +10,7 @@ from chat.events import Reply
 from dialogs.texts import label, render
 from domain.buttons import QuestionDone, QuestionForward, QuestionReply
 from domain.notices import notify_question_staff
+from domain.policy import is_admin
 from handlers.consult import (
     FollowQuestion,
     age_label,
@@ -20,7 +21,7 @@ from handlers.pages import Page
 from handlers.routes import Routes
 from services import notify
 from storage import questions, roster
-from storage.models import Applicant, QuestionStatus, Role, Staff, utcnow
+from storage.models import Applicant, QuestionStatus, Staff, utcnow
 
 log = logging.getLogger(__name__)
 INVITE_VALIDITY = dt.timedelta(hours=72)
@@ -158,12 +159,8 @@ async def close(ctx: Context, staff: Staff, question_id: int) -> list[Reply]:
 # -- administrators -----------------------------------------------------------------------
 
 
-def _is_admin(ctx: Context) -> bool:
-    return ctx.staff is not None and ctx.staff.role == Role.ADMIN
-
-
 async def duty(ctx: Context) -> list[Reply]:
-    if not _is_admin(ctx):
+    if not is_admin(ctx.staff):
         return _reply("staff/not_allowed.j2")
     async with ctx.services.db.sessions() as session:
         people = await questions.window_staff(session)
@@ -173,7 +170,7 @@ async def duty(ctx: Context) -> list[Reply]:
 
 async def toggle_duty(ctx: Context, staff_id: int) -> list[Reply]:
     """Switch a window staff member's duty; queued questions go to whoever comes on duty."""
-    if not _is_admin(ctx):
+    if not is_admin(ctx.staff):
         return _reply("staff/not_allowed.j2")
     async with ctx.services.db.transaction() as session:
         people = {p.id: p for p in await questions.window_staff(session)}
@@ -193,7 +190,7 @@ async def toggle_duty(ctx: Context, staff_id: int) -> list[Reply]:
 
 async def open_list(ctx: Context, page_text: str = "0") -> list[Reply]:
     """`/open`: the questions not yet closed, a page at a time (administrators)."""
-    if not _is_admin(ctx):
+    if not is_admin(ctx.staff):
         return _reply("staff/not_allowed.j2")
     now = utcnow()
     wanted = Page.parse(page_text)
@@ -215,7 +212,7 @@ async def open_list(ctx: Context, page_text: str = "0") -> list[Reply]:
 
 
 async def reassign(ctx: Context, argument: str) -> list[Reply]:
-    if not _is_admin(ctx):
+    if not is_admin(ctx.staff):
         return _reply("staff/not_allowed.j2")
     qid, _, name = argument.partition(" ")
     if not qid.isdigit() or not name.strip():
