@@ -9,22 +9,19 @@ from __future__ import annotations
 from chat.callbacks import CallbackData
 
 
-class CaseView(CallbackData, prefix="w:view"):
-    """Staff: open a case (办理)."""
+class CaseRef(CallbackData):
+    """A button about one case, by its number; each kind of it below is one prefix."""
 
     number: str
 
 
-class CaseInstruct(CallbackData, prefix="w:instruct"):
-    """A leader: write the 领导批示 on a case."""
-
-    number: str
+class CaseView(CaseRef, prefix="w:view"): ...  # staff: open a case (办理)
 
 
-class UploadStart(CallbackData, prefix="u:start"):
-    """An applicant: upload the 补正 materials of a case."""
+class CaseInstruct(CaseRef, prefix="w:instruct"): ...  # a leader: write the 领导批示
 
-    number: str
+
+class UploadStart(CaseRef, prefix="u:start"): ...  # an applicant: upload the 补正 materials
 
 
 class Rate(CallbackData, prefix="r"):
@@ -34,13 +31,16 @@ class Rate(CallbackData, prefix="r"):
     choice: str
 
 
-class QuestionReply(CallbackData, prefix="s:reply"):
+class QuestionRef(CallbackData):
+    """A button about one question, by its id."""
+
     question_id: int
 
 
-class QuestionForward(CallbackData, prefix="s:fwd"):
-    question_id: int
+class QuestionReply(QuestionRef, prefix="s:reply"): ...
 
 
-class QuestionDone(CallbackData, prefix="s:done"):
-    question_id: int
+class QuestionForward(QuestionRef, prefix="s:fwd"): ...
+
+
+class QuestionDone(QuestionRef, prefix="s:done"): ...

@@ -7,7 +7,6 @@ import logging
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chat.callbacks import CallbackData
 from chat.events import Reply
 from dialogs.application import application
 from dialogs.engine import Draft
@@ -15,12 +14,13 @@ from dialogs.fields import Value, format_phone
 from dialogs.texts import label, render
 from domain import cases as life
 from domain import notices
+from domain.buttons import CaseRef
 from domain.cases import CaseNotFound, CaseVerb, NotNow, StaleAction
 from domain.policy import Actor, NotAllowed
 from handlers.context import Context
 from handlers.key_projects import notify_new_project
 from handlers.menu import menu_button, menu_buttons, with_menu
-from handlers.pages import Page
+from handlers.pages import Page, PageRef
 from handlers.routes import FormRoute, Routes
 from services import documents
 from storage import applicants, cases, key_projects, outbox, roster
@@ -32,24 +32,19 @@ log = logging.getLogger(__name__)
 routes = Routes("applicant")
 
 
-class CaseOpen(CallbackData, prefix="c:open"):
-    number: str
+class CaseOpen(CaseRef, prefix="c:open"): ...
 
 
-class CaseForm(CallbackData, prefix="c:form"):
-    number: str
+class CaseForm(CaseRef, prefix="c:form"): ...  # the 申请表 as files
 
 
-class CaseWithdraw(CallbackData, prefix="c:withdraw"):
-    number: str
+class CaseWithdraw(CaseRef, prefix="c:withdraw"): ...  # asks to confirm
 
 
-class CaseWithdrawYes(CallbackData, prefix="c:withdraw_yes"):
-    number: str
+class CaseWithdrawYes(CaseRef, prefix="c:withdraw_yes"): ...
 
 
-class CasesPage(CallbackData, prefix="c:page"):
-    page: str
+class CasesPage(PageRef, prefix="c:page"): ...
 
 
 async def start(ctx: Context) -> list[Reply]:

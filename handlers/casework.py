@@ -14,7 +14,7 @@ from dialogs.fields import format_phone
 from dialogs.texts import label, render
 from domain import cases as life
 from domain import notices, policy
-from domain.buttons import CaseInstruct, CaseView
+from domain.buttons import CaseInstruct, CaseRef, CaseView
 from domain.cases import (
     LIMITS,
     CaseLimits,
@@ -27,7 +27,7 @@ from domain.cases import (
 )
 from domain.policy import Actor, CaseTarget, NotAllowed, Right
 from handlers.context import Context
-from handlers.pages import Page
+from handlers.pages import Page, PageRef
 from handlers.routes import Routes, staff_of
 from storage import cases, files, roster
 from storage.models import Case, Role, Staff
@@ -56,8 +56,7 @@ class CaseItemStep(CallbackData, prefix="w:item"):
     status: str
 
 
-class CaseLeaders(CallbackData, prefix="w:leaders"):
-    number: str
+class CaseLeaders(CaseRef, prefix="w:leaders"): ...  # 请领导批示: choose the leader
 
 
 class CaseAskLeader(CallbackData, prefix="w:askto"):
@@ -65,8 +64,7 @@ class CaseAskLeader(CallbackData, prefix="w:askto"):
     leader_id: int
 
 
-class InboxPage(CallbackData, prefix="w:inbox"):
-    page: str
+class InboxPage(PageRef, prefix="w:inbox"): ...
 
 
 class CaseNote(Prompt):

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chat.callbacks import CallbackData, Prompt
 from chat.events import Button, Reply
 from dialogs.texts import label, render
+from domain.buttons import QuestionRef
 from domain.notices import notify_question_staff
 from handlers.context import Context
 from handlers.menu import menu_button, with_menu
@@ -41,10 +42,8 @@ class ToHuman(CallbackData, prefix="q:human"):
     """转人工: the last question goes to staff."""
 
 
-class FollowQuestion(CallbackData, prefix="q:follow"):
+class FollowQuestion(QuestionRef, prefix="q:follow"):
     """追问: the applicant writes more about an answered question."""
-
-    question_id: int
 
 
 class FollowText(Prompt, prefix="follow"):

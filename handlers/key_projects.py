@@ -45,8 +45,19 @@ class KeyProjectLimits:
 LIMITS = KeyProjectLimits()
 
 
-class ProjectView(CallbackData, prefix="k:view"):
+class ProjectRef(CallbackData):
+    """A button about one key project, by its id; each kind of it is one prefix."""
+
     project_id: int
+
+
+class ProblemRef(CallbackData):
+    """A button about one problem on the ladder, by its id."""
+
+    problem_id: int
+
+
+class ProjectView(ProjectRef, prefix="k:view"): ...
 
 
 class ProjectAsk(CallbackData, prefix="k"):
@@ -58,16 +69,13 @@ class MilestoneDone(CallbackData, prefix="k:msdone"):
     milestone_id: int
 
 
-class ProblemUp(CallbackData, prefix="k:up"):
-    problem_id: int
+class ProblemUp(ProblemRef, prefix="k:up"): ...
 
 
-class ProblemSolve(CallbackData, prefix="k:solve"):
-    problem_id: int
+class ProblemSolve(ProblemRef, prefix="k:solve"): ...
 
 
-class ContactChoose(CallbackData, prefix="k:contact"):
-    project_id: int
+class ContactChoose(ProjectRef, prefix="k:contact"): ...
 
 
 class ContactIn(CallbackData, prefix="k:contactn"):
@@ -79,8 +87,7 @@ class ContactIn(CallbackData, prefix="k:contactn"):
             raise ValueError(self.days)
 
 
-class StageChoose(CallbackData, prefix="k:stage"):
-    project_id: int
+class StageChoose(ProjectRef, prefix="k:stage"): ...
 
 
 class StageTo(CallbackData, prefix="k:stageto"):

@@ -12,6 +12,12 @@ from dialogs.texts import label
 PAGE_SIZE = 10
 
 
+class PageRef(CallbackData):
+    """A 上一页 / 下一页 button; each list's kind of it is one prefix."""
+
+    page: str
+
+
 @dataclass(frozen=True)
 class Page:
     number: int  # from 0

@@ -17,7 +17,7 @@ from handlers.consult import (
     assign,
 )
 from handlers.context import Context
-from handlers.pages import Page
+from handlers.pages import Page, PageRef
 from handlers.routes import Routes
 from services import notify
 from storage import questions, roster
@@ -37,8 +37,7 @@ class ToggleDuty(CallbackData, prefix="s:duty"):
     staff_id: int
 
 
-class OpenPage(CallbackData, prefix="s:open"):
-    page: str
+class OpenPage(PageRef, prefix="s:open"): ...
 
 
 class ReplyText(Prompt, prefix="reply"):

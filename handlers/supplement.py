@@ -6,12 +6,12 @@ import logging
 import re
 import unicodedata
 
-from chat.callbacks import CallbackData, Prompt
+from chat.callbacks import Prompt
 from chat.events import Button, Reply, UploadedFile
 from dialogs.texts import label, render
 from domain import cases as life
 from domain import notices
-from domain.buttons import UploadStart
+from domain.buttons import CaseRef, UploadStart
 from domain.cases import CaseNotFound, NotNow, StaleAction
 from domain.policy import Actor, NotAllowed
 from handlers.context import Context
@@ -26,8 +26,7 @@ MAX_BYTES = 20 * 1024 * 1024
 _UNSAFE = re.compile(r"[^\w.\-（）()]+")
 
 
-class UploadDone(CallbackData, prefix="u:done"):
-    number: str
+class UploadDone(CaseRef, prefix="u:done"): ...  # 上传完成
 
 
 class Upload(Prompt, prefix="upload"):
