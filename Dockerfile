@@ -13,6 +13,8 @@ COPY handlers ./handlers
 COPY dialogs ./dialogs
 COPY storage ./storage
 COPY domain ./domain
+COPY services ./services
+COPY chat ./chat
 COPY data ./data
 RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
     && /opt/venv/bin/pip install --no-deps /wheels/*.whl

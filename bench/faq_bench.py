@@ -16,8 +16,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from handlers.faq_domain import read_catalog  # noqa: E402
-from handlers.faq_index import (  # noqa: E402
+from services.faq_domain import read_catalog  # noqa: E402
+from services.faq_index import (  # noqa: E402
     DEFAULT_TERMS_PATH,
     FaqDoc,
     FaqIndex,
@@ -26,7 +26,7 @@ from handlers.faq_index import (  # noqa: E402
     confusion_report,
     parse_faq_yaml,
 )
-from handlers.faq_report import report as calibrated_report  # noqa: E402
+from services.faq_report import report as calibrated_report  # noqa: E402
 
 ENTRIES = 1_000
 QUERIES = 5_000

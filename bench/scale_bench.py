@@ -44,7 +44,7 @@ from bench_common import drop_database, fresh_database  # noqa: E402
 from bot import scheduler  # noqa: E402
 from bot.app import App, build_app  # noqa: E402
 from bot.config import load_settings  # noqa: E402
-from handlers.events import ChatUser, Incoming  # noqa: E402
+from chat.events import ChatUser, Incoming  # noqa: E402
 from storage import outbox  # noqa: E402
 from storage.state import MemoryStateStore  # noqa: E402
 

@@ -10,7 +10,7 @@ import datetime as dt
 import statistics
 import time
 
-from handlers.workdays import CHINA, official
+from services.workdays import CHINA, official
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from handlers.routing import Router
 from storage import roster
 from storage.db import Database
 from storage.seed import is_empty, seed_all
-from storage.state import MemoryStateStore, RedisStateStore, StateStore
+from storage.state import MemoryStateStore, RedisStateStore, StateStore, connect
 
 if TYPE_CHECKING:
     from handlers.consult import Consultation
@@ -37,10 +37,9 @@ class App:
 
 def build_state(settings: Settings) -> StateStore:
     if settings.redis_url:
-        return RedisStateStore(
-            settings.redis_url,
+        return RedisStateStore(  # the one Redis client; flood guards and limiters share it
+            redis=connect(settings.redis_url, settings.redis_max_connections),
             ttl_seconds=settings.state_ttl_seconds,
-            max_connections=settings.redis_max_connections,
         )
     return MemoryStateStore(ttl_seconds=settings.state_ttl_seconds)
 

@@ -71,7 +71,7 @@ def console(
     """Chat with the bot in this terminal (one line per message; EOF ends)."""
     from bot.app import build_app
     from bot.channels.console import CHANNEL, ConsoleChat
-    from handlers.events import ChatUser
+    from chat.events import ChatUser
     from storage import roster
 
     async def main(settings: Settings) -> None:
@@ -271,7 +271,7 @@ def faq_report(
 ) -> None:
     """Calibrate the FAQ thresholds on train + dev, store them, report the test split."""
     from handlers.consult import Consultation
-    from handlers.faq_report import report, write_calibration
+    from services.faq_report import report, write_calibration
 
     async def main(settings: Settings) -> None:
         db = Database(settings.database_url)
@@ -296,7 +296,7 @@ def faq_suggest(
     import datetime as dt
 
     from handlers.consult import Consultation
-    from handlers.faq_suggest import Answered, format_suggestions, suggest
+    from services.faq_suggest import Answered, format_suggestions, suggest
     from storage import questions
     from storage.models import utcnow
 
@@ -456,7 +456,7 @@ def purge(
 ) -> None:
     """Delete personal data past its retention period (RETENTION_* settings; see README)."""
     from bot.delivery import retention
-    from handlers.retention import purge as run_purge
+    from domain.retention import purge as run_purge
     from storage.models import utcnow
 
     if dry_run == yes:
@@ -494,7 +494,7 @@ app.add_typer(wechat_app, name="wechat")
 @app.command()
 def calendar() -> None:
     """The years the holiday calendar covers, where each comes from, and the coverage ahead."""
-    from handlers.workdays import CalendarError, load_calendar, today_in_china
+    from services.workdays import CalendarError, load_calendar, today_in_china
 
     try:
         official = load_calendar()
@@ -605,7 +605,7 @@ def _export(kind: str, fmt: str, out: Path) -> None:
     """Run one export with a progress bar for long ones; prints the row count."""
     from rich.progress import Progress, TaskID
 
-    from handlers import export
+    from services import export
 
     if fmt not in EXPORT_FORMATS:
         err.print(f"--format is one of {', '.join(EXPORT_FORMATS)}", markup=False)

@@ -27,15 +27,15 @@ from typing import TYPE_CHECKING
 from bot import scheduler
 from bot.config import Settings
 from bot.outbox import OutboxWorker, Sender, WorkerConfig, build_send_limiter
-from handlers import documents
+from chat.events import Document
+from domain.retention import Retention, purge
 from handlers.context import Services
-from handlers.events import Document
-from handlers.retention import Retention, purge
+from services import documents
 from storage import leases
 from storage.db import Database
 from storage.models import utcnow
 from storage.ratelimit import SendLimiter
-from storage.state import RedisStateStore, StateStore
+from storage.state import StateStore
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -105,7 +105,7 @@ class Lease:
 
 def shared_outbox(services: Services) -> bool:
     """Whether several processes may deliver the same channel at once."""
-    return not services.db.is_sqlite and isinstance(services.state, RedisStateStore)
+    return not services.db.is_sqlite and services.state.redis is not None
 
 
 class Delivery:

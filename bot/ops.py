@@ -3,7 +3,7 @@
 Off unless OPS_PORT is set. /healthz answers while the event loop runs; /readyz checks the
 database, Redis (when configured) and the files directory, which are required, and the
 holiday calendar's coverage, which is reported but does not fail readiness; /metrics is the
-Prometheus text format of handlers/metrics.py, with the database figures read at scrape time.
+Prometheus text format of services/metrics.py, with the database figures read at scrape time.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from bot.app import App
 from bot.config import Settings
-from handlers import metrics
-from handlers.workdays import official, today_in_china
+from services import metrics
+from services.workdays import official, today_in_china
 from storage import stats
 from storage.models import utcnow
 

@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.config import Settings
+from chat.events import Button, Document
 from dialogs.fit import plain, split_html
 from dialogs.texts import render
 from domain import cases, notices
-from handlers import metrics
-from handlers.events import Button, Document
+from services import metrics
 from storage import outbox
 from storage.db import Database
 from storage.models import OutboxMessage, utcnow
@@ -47,7 +47,7 @@ from storage.ratelimit import (
     SendLimiter,
     UnlimitedSendLimiter,
 )
-from storage.state import RedisStateStore, StateStore
+from storage.state import StateStore
 
 log = logging.getLogger(__name__)
 CHAT_SPACING = "waiting for the chat's spacing"
@@ -298,7 +298,7 @@ class OutboxWorker:
         return delay * random.uniform(0.8, 1.2)
 
     async def _document(self, spec: dict[str, Any] | None) -> Document | None:
-        """The row's document, made now (the core renders it; see handlers/documents.py)."""
+        """The row's document, made now (the core renders it; see services/documents.py)."""
         if not spec or self.resolve is None:
             return None
         document = await self.resolve(spec)
@@ -328,6 +328,6 @@ def _buttons(rows: Sequence[Any]) -> list[list[Button]]:
 
 def build_send_limiter(settings: Settings, state: StateStore) -> SendLimiter:
     """Telegram's limits for every worker: in Redis when the state store is there."""
-    if isinstance(state, RedisStateStore):  # share the state store's bounded pool
+    if state.redis is not None:  # share the app's one bounded pool
         return RedisSendLimiter(state.redis, settings.send_rate_per_second, prefix=state.prefix)
     return MemorySendLimiter(settings.send_rate_per_second)

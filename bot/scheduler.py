@@ -7,11 +7,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from domain.reminders import QuestionLimits, chase_questions
 from handlers.announcements import report_finished
 from handlers.context import Services
 from handlers.followup import chase_cases
 from handlers.key_projects import escalate_problems, remind_follow_ups
-from handlers.reminders import QuestionLimits, chase_questions
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)

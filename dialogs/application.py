@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import fields as dataclass_fields
 
 from dialogs.fields import (
     Answers,
@@ -16,6 +17,7 @@ from dialogs.fields import (
     Text,
 )
 from dialogs.texts import label
+from storage.cases import Application
 
 OTHER_ITEM = "other"
 CATALOG = "catalog"  # option source: the approval-item catalog from the database
@@ -39,6 +41,14 @@ def catalog_options(items: Sequence[tuple[str, str]]) -> list[Option]:
     return [Option(code, name) for code, name in items] + [
         Option(OTHER_ITEM, label("options", OTHER_ITEM))
     ]
+
+
+def application(answers: Answers) -> Application:
+    """The dialog's answers as the one value cases are made from: by the fields' names."""
+    names = {f.name for f in dataclass_fields(Application)}
+    given = {k: v for k, v in answers.items() if k in names and isinstance(v, str)}
+    items = answers.get("requested_items") or []
+    return Application(**given, item_codes=tuple(code for code in items if code != OTHER_ITEM))
 
 
 def _ask(name: str) -> str:

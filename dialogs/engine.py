@@ -4,13 +4,40 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from chat.callbacks import CallbackData
+from chat.events import Button, Reply
 from dialogs.fields import Choice, Field, Form, Invalid, MultiChoice, OptionSource, Value
 from dialogs.texts import label, render
-from handlers.events import Button, Reply
 
-PREFIX = "f"
+
+class DialogPress(CallbackData, prefix="f"):
+    """`f:<token>:cancel|back|submit`: the token names the dialog the button belongs to."""
+
+    token: str
+    action: Literal["cancel", "back", "submit"]
+
+
+class DialogField(CallbackData, prefix="f"):
+    """`f:<token>:<action>:<field>`: edit a field from the review, or skip/keep/done it."""
+
+    token: str
+    action: Literal["edit", "skip", "keep", "done"]
+    field: str
+
+
+class DialogOption(CallbackData, prefix="f"):
+    """`f:<token>:pick|toggle:<field>:<index>`: one option of a choice."""
+
+    token: str
+    action: Literal["pick", "toggle"]
+    field: str
+    index: str
+
+
+DialogButton = DialogPress | DialogField | DialogOption
+DIALOG_BUTTONS = (DialogPress, DialogField, DialogOption)
 
 
 class Expired(Exception):
@@ -80,13 +107,16 @@ class DialogEngine:
             return Step([self._screen(form, draft, error=render(bad.template, **bad.params))])
         return self._accept(form, draft, current, value)
 
-    def on_button(self, draft: Draft, data: str) -> Step:
-        """Handle `f:<token>:<action>[:<field>[:<arg>]]`; anything that doesn't fit is stale."""
-        parts = data.split(":")
-        if len(parts) < 3 or parts[0] != PREFIX or parts[1] != draft.token:
+    def on_button(self, draft: Draft, data: str | DialogButton) -> Step:
+        """Handle a dialog button; one of another dialog (token) or any other kind is stale."""
+        pressed = CallbackData.parse(data) if isinstance(data, str) else data
+        if not isinstance(pressed, DIALOG_BUTTONS) or pressed.token != draft.token:
             raise Expired
         form = self.forms[draft.form]
-        action, args = parts[2], parts[3:]
+        action = pressed.action
+        args = [] if isinstance(pressed, DialogPress) else [pressed.field]
+        if isinstance(pressed, DialogOption):
+            args.append(pressed.index)
         if action == "cancel":
             return Step([Reply(render("dialog/cancelled.j2"))], finished=True)
         if action == "back":
@@ -218,30 +248,32 @@ class DialogEngine:
         return Reply(text, self._buttons(current, draft), replace=replace and error is None)
 
     def _buttons(self, current: Field, draft: Draft) -> list[list[Button]]:
-        tag = f"{PREFIX}:{draft.token}"
+        token, name = draft.token, current.name
         rows: list[list[Button]] = []
         if isinstance(current, Choice):
             rows += [
-                [Button(o.label, f"{tag}:pick:{current.name}:{i}")]
+                [DialogOption(token, "pick", name, str(i)).button(o.label)]
                 for i, o in enumerate(current.choices(self.options))
             ]
         if isinstance(current, MultiChoice):
-            chosen = set(draft.answers.get(current.name) or [])
+            chosen = set(draft.answers.get(name) or [])
             for i, o in enumerate(current.choices(self.options)):
                 mark = label("marks", "checked" if o.value in chosen else "unchecked")
-                rows.append([Button(f"{mark} {o.label}", f"{tag}:toggle:{current.name}:{i}")])
-            rows.append([Button(label("buttons", "done"), f"{tag}:done:{current.name}")])
+                rows.append(
+                    [DialogOption(token, "toggle", name, str(i)).button(f"{mark} {o.label}")]
+                )
+            rows.append([DialogField(token, "done", name).button(label("buttons", "done"))])
         extra: list[Button] = []
         if current.optional:
-            extra.append(Button(label("buttons", "skip"), f"{tag}:skip:{current.name}"))
-        if draft.editing and current.name in draft.answers:
-            extra.append(Button(label("buttons", "keep"), f"{tag}:keep:{current.name}"))
+            extra.append(DialogField(token, "skip", name).button(label("buttons", "skip")))
+        if draft.editing and name in draft.answers:
+            extra.append(DialogField(token, "keep", name).button(label("buttons", "keep")))
         if extra:
             rows.append(extra)
         rows.append(
             [
-                Button(label("buttons", "back"), f"{tag}:back"),
-                Button(label("buttons", "cancel"), f"{tag}:cancel"),
+                DialogPress(token, "back").button(label("buttons", "back")),
+                DialogPress(token, "cancel").button(label("buttons", "cancel")),
             ]
         )
         return rows
@@ -250,16 +282,17 @@ class DialogEngine:
         fields = form.applicable(draft.answers)
         rows = [(f.name, f.display(draft.answers.get(f.name), self.options)) for f in fields]
         text = render(form.review, rows=rows, error=error, resumed=resumed)
-        tag = f"{PREFIX}:{draft.token}"
         edit = [
-            Button(label("buttons", "edit") + label("fields", f.name), f"{tag}:edit:{f.name}")
+            DialogField(draft.token, "edit", f.name).button(
+                label("buttons", "edit") + label("fields", f.name)
+            )
             for f in fields
         ]
         buttons = [edit[i : i + 2] for i in range(0, len(edit), 2)]
         buttons.append(
             [
-                Button(label("buttons", "submit"), f"{tag}:submit"),
-                Button(label("buttons", "cancel"), f"{tag}:cancel"),
+                DialogPress(draft.token, "submit").button(label("buttons", "submit")),
+                DialogPress(draft.token, "cancel").button(label("buttons", "cancel")),
             ]
         )
         return Reply(text, buttons)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import re
 
-from handlers.events import Reply
+from chat.events import Reply
 
 LIMIT = 4096  # Telegram's message limit; the strictest of our channels
 _CLOSING_ROOM = 64  # closing tags appended to a cut part

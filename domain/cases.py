@@ -16,13 +16,14 @@ from enum import Enum, StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chat.events import Button
 from dialogs.fields import format_phone
 from dialogs.texts import label, render
 from domain import policy
+from domain.buttons import CaseInstruct, CaseView, Rate, UploadStart
 from domain.notices import Notice
 from domain.policy import Actor, CaseTarget, Right
-from handlers.events import Button
-from handlers.workdays import add_workdays
+from services.workdays import add_workdays
 from storage import cases, files, questions, roster
 from storage.models import Case, CaseEvent, CaseItem, CaseRating, CaseStatus, utcnow
 
@@ -282,7 +283,7 @@ def _applicant_notice(
 ) -> tuple[str, dict[str, object], list[list[Button]]]:
     n = case.number
     if verb == CaseVerb.SUPPLEMENT:
-        upload = [[Button(label("buttons", "upload"), f"u:start:{n}")]]
+        upload = [[UploadStart(n).button(label("buttons", "upload"))]]
         return "casework/notice_supplement.j2", {"missing": note}, upload
     if verb in (CaseVerb.DELIVER, CaseVerb.PICKUP):
         tracking = note if verb == CaseVerb.DELIVER else None
@@ -299,12 +300,12 @@ def _applicant_notice(
 
 def rating_buttons(number: str) -> list[list[Button]]:
     unit = label("buttons", "score")
-    return [[Button(f"{score}{unit}", f"r:{number}:{score}") for score in range(5, 0, -1)]]
+    return [[Rate(number, str(score)).button(f"{score}{unit}") for score in range(5, 0, -1)]]
 
 
 async def window_notices(session: AsyncSession, case: Case, text: str, event: str) -> list[Notice]:
     """The window staff (those on duty, if any) are told, with a button to open the case."""
-    handle = [[Button(label("buttons", "handle"), f"w:view:{case.number}")]]
+    handle = [[CaseView(case.number).button(label("buttons", "handle"))]]
     return [
         Notice(staff, text, f"case:{case.number}:{event}", handle)
         for staff in await roster.window_recipients(session)
@@ -322,7 +323,7 @@ async def undelivered_notices(session: AsyncSession, key: str, row_id: int) -> l
     handler = await questions.staff(session, case.handler_id)
     if handler is None:
         return await window_notices(session, case, text, f"undelivered:{row_id}")
-    handle = [[Button(label("buttons", "handle"), f"w:view:{case.number}")]]
+    handle = [[CaseView(case.number).button(label("buttons", "handle"))]]
     return [Notice(handler, text, f"case:{case.number}:undelivered:{row_id}", handle)]
 
 
@@ -347,7 +348,7 @@ async def supplied(
     await session.flush()
     handler = await questions.staff(session, case.handler_id)
     text = render("casework/staff_supplement_received.j2", case=case, count=count)
-    handle = [[Button(label("buttons", "handle"), f"w:view:{case.number}")]]
+    handle = [[CaseView(case.number).button(label("buttons", "handle"))]]
     key = f"case:{case.number}:event:{event.id}"
     notices = [Notice(handler, text, key, handle)] if handler else []
     return Moved(case, event, notices)
@@ -436,7 +437,7 @@ async def instruct(session: AsyncSession, number: str, actor: Actor, text: str) 
     if handler is not None:
         notice = render("casework/staff_instructed.j2", case=case)
         key = f"case:{case.number}:instruction:{int(case.updated_at.timestamp() * 1e6)}"
-        handle = [[Button(label("buttons", "handle"), f"w:view:{case.number}")]]
+        handle = [[CaseView(case.number).button(label("buttons", "handle"))]]
         notices.append(Notice(handler, notice, key, handle))
     log.info("case instructed number=%s by=%s", case.number, actor)
     return Moved(case, None, notices)
@@ -454,7 +455,7 @@ async def ask_leader(session: AsyncSession, number: str, actor: Actor, leader_id
         return Moved(case, None, [])  # asked already: the leader has the notice
     case.leader_id = leader.id
     text = render("casework/staff_instruction_asked.j2", case=case)
-    button = [[Button(label("buttons", "instruct"), f"w:instruct:{case.number}")]]
+    button = [[CaseInstruct(case.number).button(label("buttons", "instruct"))]]
     key = f"case:{case.number}:ask_leader:{leader.id}"
     log.info("case leader asked number=%s leader=%s by=%s", case.number, leader.id, actor)
     return Moved(case, None, [Notice(leader, text, key, button)])

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain import policy
 from domain.policy import Actor, Right
-from handlers.workdays import add_workdays
+from services.workdays import add_workdays
 from storage import desk
 from storage.key_projects import TOP_LEVEL
 from storage.models import Role, utcnow

@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers import notify
-from handlers.events import Button
-from storage.models import Applicant, Staff
+from chat.events import Button
+from dialogs.texts import label
+from domain.buttons import QuestionDone, QuestionForward, QuestionReply
+from services import notify
+from storage.models import Applicant, Question, Staff
 
 
 @dataclass(frozen=True)
@@ -28,3 +30,27 @@ def enqueue(session: AsyncSession, notices: list[Notice]) -> None:
             notify.to_applicant(session, notice.to, notice.text, notice.key, notice.buttons)
         else:
             notify.to_staff(session, notice.to, notice.text, notice.key, notice.buttons)
+
+
+def staff_question_buttons(question: Question, owner_view: bool) -> list[list[Button]]:
+    row = [QuestionReply(question.id).button(label("buttons", "reply"))]
+    if owner_view:
+        row.append(QuestionForward(question.id).button(label("buttons", "forward")))
+        row.append(QuestionDone(question.id).button(label("buttons", "resolved")))
+    return [row]
+
+
+def notify_question_staff(
+    session: AsyncSession,
+    staff: Staff | None,
+    text: str,
+    question: Question,
+    event: str,
+    owner_view: bool | None = None,
+) -> None:
+    """A notice about a question, with the buttons its owner (or helper) may press."""
+    if staff is None:
+        return
+    is_owner = question.owner_id == staff.id if owner_view is None else owner_view
+    buttons = staff_question_buttons(question, is_owner)
+    notify.to_staff(session, staff, text, f"question:{question.id}:{event}", buttons)

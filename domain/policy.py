@@ -61,6 +61,11 @@ class Actor:
 SYSTEM = Actor(ActorKind.SYSTEM)
 
 
+def is_admin(staff: Staff | None) -> bool:
+    """An administrator: duty rota, question lists, announcements, every key project."""
+    return staff is not None and staff.role == Role.ADMIN
+
+
 @dataclass(frozen=True)
 class CaseTarget:
     """A case and the facts about it the policy needs; `item` for item updates."""

@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import logging
 
+from chat.callbacks import CallbackData
+from chat.events import Reply
 from dialogs.announcement import TOPICS
 from dialogs.engine import Draft
 from dialogs.fields import Value
 from dialogs.texts import label, render
+from domain.policy import is_admin
 from handlers.context import Context, Services
-from handlers.events import Button, Reply
 from handlers.menu import menu_button, with_menu
+from handlers.routes import FormRoute, Routes
 from storage import announcements, applicants, outbox, questions
 from storage.db import Database
-from storage.models import Role, utcnow
+from storage.models import utcnow
 from storage.outbox import Recipient
 
 log = logging.getLogger(__name__)
-PREFIX = "a"
+routes = Routes("announcements")
 
 
-def _is_admin(ctx: Context) -> bool:
-    return ctx.staff is not None and ctx.staff.role == Role.ADMIN
+class Topic(CallbackData, prefix="a:topic"):
+    code: str
 
 
 # -- enterprises ------------------------------------------------------------------------
@@ -42,20 +45,20 @@ def _topics_screen(chosen: set[str]) -> Reply:
     rows = []
     for code in TOPICS:
         mark = label("marks", "checked" if code in chosen else "unchecked")
-        rows.append([Button(f"{mark} {label('topics', code)}", f"{PREFIX}:topic:{code}")])
+        rows.append([Topic(code).button(f"{mark} {label('topics', code)}")])
     rows.append([menu_button("unsubscribe"), menu_button("menu")])
     return Reply(render("common/subscribed.j2") + "\n" + render("announcements/topics.j2"), rows)
 
 
-async def button(ctx: Context, rest: str) -> list[Reply]:
-    action, _, code = rest.partition(":")
-    if action != "topic" or code not in TOPICS:
+@routes.button(Topic)
+async def toggle_topic(ctx: Context, data: Topic) -> list[Reply]:
+    if data.code not in TOPICS:
         return [with_menu("dialog/expired.j2")]
     user = ctx.event.user
     async with ctx.services.db.transaction() as session:
         applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
         chosen = set(applicant.topics or [])
-        chosen ^= {code}
+        chosen ^= {data.code}
         await announcements.set_topics(session, applicant, [t for t in TOPICS if t in chosen])
     return [_topics_screen(chosen)]
 
@@ -69,8 +72,8 @@ async def recent(ctx: Context) -> list[Reply]:
 # -- administrators ---------------------------------------------------------------------
 
 
-def compose(ctx: Context) -> list[Reply]:
-    if not _is_admin(ctx):
+async def compose(ctx: Context) -> list[Reply]:
+    if not is_admin(ctx.staff):
         return [Reply(render("staff/not_allowed.j2"))]
     draft, step = ctx.services.engine.start("announcement")
     ctx.state["draft"] = draft.dump()
@@ -88,7 +91,7 @@ async def preview_count(ctx: Context, draft: Draft) -> Reply:
 
 async def submit(ctx: Context, token: str, answers: dict[str, Value]) -> list[Reply]:
     """Queue the composed announcement; the role is checked again here, not only at /broadcast."""
-    if not _is_admin(ctx):
+    if not is_admin(ctx.staff):
         return [Reply(render("staff/not_allowed.j2"))]
     assert ctx.staff is not None
     queued = await queue(
@@ -171,3 +174,12 @@ async def report_finished(services: Services) -> int:
         if len(batch) < REPORT_BATCH:
             break
     return reported
+
+
+routes.form("announcement", FormRoute(submit, actor=True, review=preview_count))
+
+routes.command("subscribe", bare=True)(topics)
+routes.menu_action("subscribe")(topics)
+routes.command("news", bare=True)(recent)
+routes.menu_action("news")(recent)
+routes.command("broadcast", actor=True, bare=True)(compose)

@@ -7,27 +7,44 @@ import logging
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialogs.application import OTHER_ITEM
+from chat.events import Reply
+from dialogs.application import application
 from dialogs.engine import Draft
 from dialogs.fields import Value, format_phone
 from dialogs.texts import label, render
 from domain import cases as life
 from domain import notices
+from domain.buttons import CaseRef
 from domain.cases import CaseNotFound, CaseVerb, NotNow, StaleAction
 from domain.policy import Actor, NotAllowed
-from handlers import documents
 from handlers.context import Context
-from handlers.events import Button, Reply
 from handlers.key_projects import notify_new_project
 from handlers.menu import menu_button, menu_buttons, with_menu
-from handlers.pages import Cursor
+from handlers.pages import Cursor, PageRef
+from handlers.routes import FormRoute, Routes
+from services import documents
 from storage import applicants, cases, key_projects, outbox, roster
-from storage.cases import CHINA, ApplicationData
+from storage.cases import CHINA
 from storage.models import Case, ProjectKind, utcnow
 from storage.outbox import Recipient
 
 log = logging.getLogger(__name__)
-CASE_PREFIX = "c"
+routes = Routes("applicant")
+
+
+class CaseOpen(CaseRef, prefix="c:open"): ...
+
+
+class CaseForm(CaseRef, prefix="c:form"): ...  # the 申请表 as files
+
+
+class CaseWithdraw(CaseRef, prefix="c:withdraw"): ...  # asks to confirm
+
+
+class CaseWithdrawYes(CaseRef, prefix="c:withdraw_yes"): ...
+
+
+class CasesPage(PageRef, prefix="c:page"): ...
 
 
 async def start(ctx: Context) -> list[Reply]:
@@ -111,30 +128,10 @@ def resume(ctx: Context) -> list[Reply]:
     return ctx.services.engine.resume(Draft.load(saved)).replies
 
 
-def application_data(answers: dict[str, Value]) -> ApplicationData:
-    def text(name: str) -> str | None:
-        value = answers.get(name)
-        return value if isinstance(value, str) else None
-
-    items = answers.get("requested_items") or []
-    return ApplicationData(
-        project_kind=text("project_kind") or "general",
-        company=text("company") or "",
-        credit_code=text("credit_code"),
-        project_name=text("project_name") or "",
-        project_code=text("project_code"),
-        contact_name=text("contact_name") or "",
-        contact_phone=text("contact_phone") or "",
-        project_summary=text("project_summary") or "",
-        item_codes=tuple(code for code in items if code != OTHER_ITEM),
-        other_items=text("other_items"),
-    )
-
-
 async def submit(ctx: Context, token: str, answers: dict[str, Value]) -> list[Reply]:
     """Create the case once per draft token, notify the window, send the printable form."""
     user, services = ctx.event.user, ctx.services
-    data = application_data(answers)
+    data = application(answers)
     try:
         async with services.db.transaction(immediate=True) as session:
             applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
@@ -195,10 +192,6 @@ async def _notify_window_of_new_case(session: AsyncSession, case: Case) -> None:
 # -- following cases ----------------------------------------------------------------------
 
 
-def case_button(action: str, number: str, label_key: str) -> Button:
-    return Button(label("buttons", label_key), f"{CASE_PREFIX}:{action}:{number}")
-
-
 async def list_cases(ctx: Context, page_text: str = "0") -> list[Reply]:
     """`/cases`: this applicant's cases, newest first, a page at a time."""
     user = ctx.event.user
@@ -212,16 +205,9 @@ async def list_cases(ctx: Context, page_text: str = "0") -> list[Reply]:
             if not found and cursor != Cursor():  # the page's anchor is gone: start over
                 cursor = Cursor()
                 found = await cases.page_for_applicant(session, applicant.id, cursor.keyset)
-    found, page, pager = cursor.window(found, lambda c: c.id, total, f"{CASE_PREFIX}:page:")
-    rows = [
-        [
-            Button(
-                f"{label('buttons', 'open_case')} {case.number}",
-                f"{CASE_PREFIX}:open:{case.number}",
-            )
-        ]
-        for case in found
-    ]
+    found, page, pager = cursor.window(found, lambda c: c.id, total, CasesPage)
+    opening = label("buttons", "open_case")
+    rows = [[CaseOpen(case.number).button(f"{opening} {case.number}")] for case in found]
     if pager:
         rows.append(pager)
     rows.append([menu_button("apply"), menu_button("menu")])
@@ -246,9 +232,9 @@ async def show_case(ctx: Context, number: str) -> list[Reply]:
     if case is None:
         return _not_found()
     text = render("cases/timeline.j2", case=case, events=cases.visible_events(case))
-    actions = [case_button("form", case.number, "form")]
+    actions = [CaseForm(case.number).button(label("buttons", "form"))]
     if life.allowed(case.status, CaseVerb.WITHDRAW):
-        actions.append(case_button("withdraw", case.number, "withdraw"))
+        actions.append(CaseWithdraw(case.number).button(label("buttons", "withdraw")))
     return [Reply(text, [actions, [menu_button("cases"), menu_button("menu")]])]
 
 
@@ -286,8 +272,8 @@ async def ask_withdraw(ctx: Context, number: str) -> list[Reply]:
         return [with_menu("cases/cannot_withdraw.j2", case=case)]
     buttons = [
         [
-            case_button("withdraw_yes", case.number, "withdraw_confirm"),
-            case_button("open", case.number, "withdraw_keep"),
+            CaseWithdrawYes(case.number).button(label("buttons", "withdraw_confirm")),
+            CaseOpen(case.number).button(label("buttons", "withdraw_keep")),
         ]
     ]
     return [Reply(render("cases/withdraw_confirm.j2", case=case), buttons)]
@@ -309,3 +295,46 @@ async def withdraw(ctx: Context, number: str) -> list[Reply]:
     except (StaleAction, NotNow) as refused:
         return [with_menu("cases/cannot_withdraw.j2", case=refused.case)]
     return [with_menu("cases/withdrawn.j2", case=moved.case)]
+
+
+async def resubmitted(ctx: Context, token: str) -> list[Reply] | None:
+    """A second press of 提交 (the draft is gone) finds the case the first one created."""
+    user = ctx.event.user
+    async with ctx.services.db.sessions() as session:
+        person = await applicants.find(session, user.channel, user.chat_id)
+        case = await cases.by_submission_key(session, person.id, token) if person else None
+    return await already_submitted(ctx, case) if case is not None else None
+
+
+routes.form("application", FormRoute(submit, resubmit=resubmitted, stopped=contacts))
+
+
+@routes.menu_action("restart")
+async def _restart(ctx: Context) -> list[Reply]:
+    return await start_application(ctx, restart=True)
+
+
+@routes.menu_action("resume")
+async def _resume(ctx: Context) -> list[Reply]:
+    return resume(ctx)
+
+
+@routes.command("unsubscribe", bare=True)
+@routes.menu_action("unsubscribe")
+async def _unsubscribe(ctx: Context) -> list[Reply]:
+    return await set_subscription(ctx, False)
+
+
+routes.on(CaseOpen, show_case)
+routes.on(CaseForm, send_form)
+routes.on(CaseWithdraw, ask_withdraw)
+routes.on(CaseWithdrawYes, withdraw)
+routes.on(CasesPage, list_cases)
+for _name, _handler in (
+    ("apply", start_application),
+    ("cases", list_cases),
+    ("menu", menu),
+    ("contact", contacts),
+):
+    routes.command(_name, bare=True)(_handler)
+    routes.menu_action(_name)(_handler)

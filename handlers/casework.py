@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import ClassVar, Literal, cast, get_args
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chat.callbacks import CallbackData, Prompt, variants
+from chat.events import Button, Reply
 from dialogs.fields import format_phone
 from dialogs.texts import label, render
 from domain import cases as life
 from domain import notices, policy
+from domain.buttons import CaseInstruct, CaseRef, CaseView
 from domain.cases import (
     LIMITS,
     CaseLimits,
@@ -23,23 +27,62 @@ from domain.cases import (
 )
 from domain.policy import Actor, CaseTarget, NotAllowed, Right
 from handlers.context import Context
-from handlers.events import Button, Reply
-from handlers.pages import Cursor
+from handlers.pages import Cursor, PageRef
+from handlers.routes import Routes, staff_of
 from storage import cases, files, roster
 from storage.models import Case, Role, Staff
 
 log = logging.getLogger(__name__)
-PREFIX = "w"
 S = life.S
-__all__ = ["LIMITS", "PREFIX", "CaseLimits", "button", "inbox", "on_text"]
+__all__ = ["LIMITS", "CaseLimits", "inbox", "routes"]
+routes = Routes("casework")
+Action = Literal["accept", "reject", "supp", "deliver", "instruct"]  # PROMPTS
+
+
+class CaseStep(CallbackData, prefix="w"):
+    """A life-cycle step a staff member presses (受理, 办结 …); some ask for a text first."""
+
+    verb: CaseVerb
+    number: str
+
+    def __post_init__(self) -> None:
+        if self.verb not in life.STAFF_VERBS:
+            raise ValueError(self.verb)
+
+
+class CaseItemStep(CallbackData, prefix="w:item"):
+    number: str
+    item_id: str
+    status: str
+
+
+class CaseLeaders(CaseRef, prefix="w:leaders"): ...  # 请领导批示: choose the leader
+
+
+class CaseAskLeader(CallbackData, prefix="w:askto"):
+    number: str
+    leader_id: int
+
+
+class InboxPage(PageRef, prefix="w:inbox"): ...
+
+
+class CaseNote(Prompt):
+    """The text typed after 受理 / 不予受理 / 要求补正 / 送达 / 批示, kept as `case_<action>:N`."""
+
+    number: str
+    action: ClassVar[Action]
+
+
+NOTES = variants(CaseNote, "action", {action: f"case_{action}" for action in get_args(Action)})
 
 
 def _reply(template: str, /, **context: object) -> list[Reply]:
     return [Reply(render(template, **context))]
 
 
-def _button(key: str, action: str, number: str, *args: str) -> Button:
-    return Button(label("buttons", key), ":".join((PREFIX, action, number, *args)))
+def _step(key: str, verb: CaseVerb, number: str) -> Button:
+    return CaseStep(verb, number).button(label("buttons", key))
 
 
 # -- views ------------------------------------------------------------------------------
@@ -47,9 +90,9 @@ def _button(key: str, action: str, number: str, *args: str) -> Button:
 
 async def inbox(ctx: Context, page_text: str = "0") -> list[Reply]:
     """`/inbox`: the active cases this staff member may see, a page at a time."""
-    if ctx.staff is None:
+    if ctx.actor is None or ctx.staff is None:
         return _reply("staff/not_allowed.j2")
-    scope = policy.scope(Actor.of_staff(ctx.staff))
+    scope = policy.scope(ctx.actor)
     cursor = Cursor.parse(page_text)
     async with ctx.services.db.sessions() as session:
         total = await cases.count_active(session, scope)
@@ -57,11 +100,8 @@ async def inbox(ctx: Context, page_text: str = "0") -> list[Reply]:
         if not found and cursor != Cursor():  # the page's anchor is gone: start over
             cursor = Cursor()
             found = await cases.active_page(session, scope, cursor.keyset)
-    found, page, pager = cursor.window(found, lambda c: c.id, total, f"{PREFIX}:inbox:")
-    rows = [
-        [Button(f"{c.number} {label('status', c.status)}", f"{PREFIX}:view:{c.number}")]
-        for c in found
-    ]
+    found, page, pager = cursor.window(found, lambda c: c.id, total, InboxPage)
+    rows = [[CaseView(c.number).button(f"{c.number} {label('status', c.status)}")] for c in found]
     if pager:
         rows.append(pager)
     return [Reply(render("casework/inbox.j2", cases=found, page=page), rows)]
@@ -85,7 +125,7 @@ def actions(target: CaseTarget, actor: Actor) -> list[list[Button]]:
     n = case.number
     if policy.can(actor, Right.MOVE, target):
         row = [
-            _button(key, verb.value, n)
+            _step(key, verb, n)
             for verb, key in STAFF_BUTTONS.items()
             if life.allowed(case.status, verb) and not _hidden(case, verb)
         ]
@@ -97,13 +137,13 @@ def actions(target: CaseTarget, actor: Actor) -> list[list[Button]]:
             may = policy.can(actor, Right.UPDATE_ITEM, CaseTarget(case, target.team, item))
             if next_status and may:
                 key = "declared" if next_status == "declared" else "item_done"
-                button = _button(key, "item", n, str(item.id), next_status)
-                rows.append([Button(f"{item.name}：{button.label}", button.data)])
+                step = CaseItemStep(n, str(item.id), next_status)
+                rows.append([step.button(f"{item.name}：{label('buttons', key)}")])
     if case.status in life.INSTRUCTABLE:
         if policy.can(actor, Right.INSTRUCT, target):
-            rows.append([_button("instruct", "instruct", n)])
+            rows.append([CaseInstruct(n).button(label("buttons", "instruct"))])
         if policy.can(actor, Right.ASK_LEADER, target):
-            rows.append([_button("ask_leader", "leaders", n)])
+            rows.append([CaseLeaders(n).button(label("buttons", "ask_leader"))])
     return rows
 
 
@@ -165,53 +205,15 @@ PROMPTS = {
 }
 
 
-async def button(ctx: Context, rest: str) -> list[Reply]:
-    """`w:<action>:<number>[:…]`; every action re-checks role and state on the server."""
-    staff = ctx.staff
-    if staff is None:
-        return _reply("staff/not_allowed.j2")
-    action, _, argument = rest.partition(":")
-    number, _, extra = argument.partition(":")
-    if action == "view":
-        return await view(ctx, staff, number)
-    if action == "inbox":
-        return await inbox(ctx, number)
-    if action in PROMPTS:
-        return await _ask_text(ctx, staff, action, number)
-    if action in CaseVerb.__members__.values() and CaseVerb(action) in life.STAFF_VERBS:
-        return await move(ctx, staff, CaseVerb(action), number, None)
-    if action == "item":
-        item_id, _, status = extra.partition(":")
-        return await update_item(ctx, staff, number, item_id, status)
-    if action == "leaders":
-        return await choose_leader(ctx, staff, number)
-    if action == "askto" and extra.isdigit():
-        return await ask_leader(ctx, staff, number, int(extra))
-    return _reply("dialog/expired.j2")
-
-
-async def _ask_text(ctx: Context, staff: Staff, action: str, number: str) -> list[Reply]:
+async def _ask_text(ctx: Context, staff: Staff, action: Action, number: str) -> list[Reply]:
     target = await _target(ctx, number)
     right = Right.INSTRUCT if action == "instruct" else Right.MOVE
     refused = _refusal(Actor.of_staff(staff), right, target)
     if refused or target is None:
         return refused
-    ctx.state["mode"] = f"case_{action}:{number}"
-    buttons = [[_button("pickup", "pickup", number)]] if action == CaseVerb.DELIVER else []
+    ctx.state["mode"] = NOTES[action](number).pack()
+    buttons = [[_step("pickup", CaseVerb.PICKUP, number)]] if action == CaseVerb.DELIVER else []
     return [Reply(render(PROMPTS[action], case=target.case), buttons)]
-
-
-async def on_text(ctx: Context, mode: str, number: str, text: str) -> list[Reply]:
-    """The text a staff member typed after pressing 受理 / 不予受理 / 要求补正 / 送达 / 批示."""
-    staff = ctx.staff
-    if staff is None:
-        return _reply("staff/not_allowed.j2")
-    action = mode.removeprefix("case_")
-    if action == "instruct":
-        return await instruct(ctx, staff, number, text)
-    if action not in CaseVerb.__members__.values():
-        return _reply("dialog/expired.j2")
-    return await move(ctx, staff, CaseVerb(action), number, text)
 
 
 async def _perform(
@@ -298,7 +300,7 @@ async def choose_leader(ctx: Context, staff: Staff, number: str) -> list[Reply]:
         return refused
     async with ctx.services.db.sessions() as session:
         leaders = await roster.by_role(session, Role.LEADER)
-    rows = [[Button(p.name, f"{PREFIX}:askto:{number}:{p.id}")] for p in leaders]
+    rows = [[CaseAskLeader(number, p.id).button(p.name)] for p in leaders]
     return [Reply(render("casework/choose_leader.j2", case=target.case), rows)]
 
 
@@ -310,3 +312,36 @@ async def ask_leader(ctx: Context, staff: Staff, number: str, leader_id: int) ->
     if isinstance(result, list):
         return result
     return await _updated(ctx, staff, render("casework/leader_asked.j2"), number)
+
+
+# -- routes -------------------------------------------------------------------------------
+
+
+@routes.button(CaseStep, staff=True)
+async def _step_pressed(ctx: Context, data: CaseStep) -> list[Reply]:
+    if data.verb in PROMPTS:
+        return await _ask_text(ctx, staff_of(ctx), cast(Action, data.verb.value), data.number)
+    return await move(ctx, staff_of(ctx), data.verb, data.number, None)
+
+
+@routes.button(CaseInstruct, staff=True)
+async def _instruct_pressed(ctx: Context, data: CaseInstruct) -> list[Reply]:
+    return await _ask_text(ctx, staff_of(ctx), "instruct", data.number)
+
+
+async def _note(ctx: Context, data: CaseNote, text: str) -> list[Reply]:
+    """The text a staff member typed after pressing 受理 / 不予受理 / 要求补正 / 送达 / 批示."""
+    if data.action == "instruct":
+        return await instruct(ctx, staff_of(ctx), data.number, text)
+    return await move(ctx, staff_of(ctx), CaseVerb(data.action), data.number, text)
+
+
+for _kind in NOTES.values():
+    routes.prompt(_kind, staff=True)(_note)
+
+routes.command("inbox", staff=True, bare=True)(inbox)
+routes.on(InboxPage, inbox, actor=True)
+routes.on(CaseView, view, staff=True)
+routes.on(CaseItemStep, update_item, staff=True)
+routes.on(CaseLeaders, choose_leader, staff=True)
+routes.on(CaseAskLeader, ask_leader, staff=True)

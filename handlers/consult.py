@@ -12,23 +12,46 @@ from typing import TYPE_CHECKING
 from markupsafe import escape
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chat.callbacks import CallbackData, Prompt
+from chat.events import Button, Reply
 from dialogs.texts import label, render
-from handlers import metrics, notify
+from domain.buttons import QuestionRef
+from domain.notices import notify_question_staff
 from handlers.context import Context
-from handlers.events import Button, Reply
-from handlers.faq_domain import CatalogItem, item_code
 from handlers.menu import menu_button, with_menu
-from handlers.workdays import next_office_opening
+from handlers.routes import Routes
+from services import metrics
+from services.faq_domain import CatalogItem, item_code
+from services.workdays import next_office_opening
 from storage import applicants, faq, questions, roster
 from storage.db import Database
 from storage.models import Question, QuestionStatus, Staff, utcnow
 
 if TYPE_CHECKING:  # the index (jieba, numpy) is imported where questions are answered
-    from handlers.faq_index import FaqIndex
+    from services.faq_index import FaqIndex
 
 log = logging.getLogger(__name__)
-PREFIX = "q"  # enterprise-side buttons; staff-side ones start with "s"
-STAFF_PREFIX = "s"
+routes = Routes("consult")
+
+
+class FaqAnswer(CallbackData, prefix="q:faq"):
+    key: str
+
+
+class ToHuman(CallbackData, prefix="q:human"):
+    """转人工: the last question goes to staff."""
+
+
+class FollowQuestion(QuestionRef, prefix="q:follow"):
+    """追问: the applicant writes more about an answered question."""
+
+
+class FollowText(Prompt, prefix="follow"):
+    question_id: int
+
+
+def _human() -> Button:
+    return ToHuman().button(label("buttons", "human"))
 
 
 @dataclass(frozen=True)
@@ -60,7 +83,7 @@ class Consultation:
 
     @classmethod
     async def load(cls, db: Database) -> Consultation:
-        from handlers.faq_index import FaqDoc, FaqIndex
+        from services.faq_index import FaqDoc, FaqIndex
 
         async with db.sessions() as session:
             rows = await faq.entries(session)
@@ -94,7 +117,7 @@ class Consultation:
     # -- enterprise side -------------------------------------------------------------------
 
     async def ask(self, ctx: Context, text: str) -> list[Reply]:
-        from handlers.faq_index import Verdict
+        from services.faq_index import Verdict
 
         ctx.state["last_question"] = text
         await self.refresh(ctx.services.db)
@@ -111,16 +134,15 @@ class Consultation:
             return [self.answer(decision.hits[0].key)]
         metrics.FAQ_VERDICTS.labels("choice").inc()
         rows = [
-            [Button(self.entries[hit.key].question, f"{PREFIX}:faq:{hit.key}")]
-            for hit in decision.hits
+            [FaqAnswer(hit.key).button(self.entries[hit.key].question)] for hit in decision.hits
         ]
-        rows.append([Button(label("buttons", "none_of_these"), f"{PREFIX}:human")])
+        rows.append([ToHuman().button(label("buttons", "none_of_these"))])
         return [Reply(render("consult/choose.j2"), rows)]
 
     def answer(self, key: str) -> Reply:
         entry = self.entries[key]
         text = render("consult/answer.j2", answer=entry.answer)  # data, escaped, never run
-        buttons = [[Button(label("buttons", "human"), f"{PREFIX}:human")], [menu_button("menu")]]
+        buttons = [[_human()], [menu_button("menu")]]
         return Reply(f"<b>{_escape(entry.question)}</b>\n{text}", buttons)
 
     async def unit_answer(self, ctx: Context, code: str) -> Reply:
@@ -130,21 +152,14 @@ class Consultation:
             department = await roster.department_by_code(session, item.unit) if item.unit else None
             people = await roster.contacts(session, department.id) if department else []
         text = render("consult/unit_contacts.j2", item=item, unit=department, people=people)
-        buttons = [[Button(label("buttons", "human"), f"{PREFIX}:human")], [menu_button("menu")]]
+        buttons = [[_human()], [menu_button("menu")]]
         return Reply(text, buttons)
 
-    async def button(self, ctx: Context, rest: str) -> list[Reply]:
-        action, _, argument = rest.partition(":")
-        if action == "faq" and argument in self.entries:
-            return [self.answer(argument)]
-        if action == "human":
-            text = ctx.state.get("last_question")
-            if not text:
-                return [with_menu("consult/nothing_to_route.j2")]
-            return await self.route(ctx, text, None)
-        if action == "follow" and argument.isdigit():
-            return await self.start_followup(ctx, int(argument))
-        return [with_menu("dialog/expired.j2")]
+    async def to_human(self, ctx: Context) -> list[Reply]:
+        text = ctx.state.get("last_question")
+        if not text:
+            return [with_menu("consult/nothing_to_route.j2")]
+        return await self.route(ctx, text, None)
 
     async def route(self, ctx: Context, text: str, hint_key: str | None) -> list[Reply]:
         """Store the question and give it to the first responder on duty (or queue it)."""
@@ -157,7 +172,7 @@ class Consultation:
             if await questions.count_open(session, applicant.id) >= limit:
                 ctx.state["last_question"] = text  # kept: 转人工 sends it later
                 log.info("open question limit applicant=%s", applicant.id)
-                again = [Button(label("buttons", "human"), f"{PREFIX}:human")]
+                again = [_human()]
                 return [Reply(render("consult/open_limit.j2", limit=limit), [again])]
             department = await roster.department_by_code(session, unit_code) if unit_code else None
             question = await questions.create(
@@ -177,7 +192,7 @@ class Consultation:
         question = await self._own_question(ctx, question_id)
         if question is None:
             return [with_menu("dialog/expired.j2")]
-        ctx.state["mode"] = f"follow:{question_id}"
+        ctx.state["mode"] = FollowText(question_id).pack()
         return [Reply(render("consult/followup_prompt.j2"))]
 
     async def followup(self, ctx: Context, question_id: int, text: str) -> list[Reply]:
@@ -219,31 +234,6 @@ def _escape(text: str) -> str:
     return str(escape(text))
 
 
-def staff_question_buttons(question: Question, owner_view: bool) -> list[list[Button]]:
-    tag = f"{STAFF_PREFIX}"
-    row = [Button(label("buttons", "reply"), f"{tag}:reply:{question.id}")]
-    if owner_view:
-        row.append(Button(label("buttons", "forward"), f"{tag}:fwd:{question.id}"))
-        row.append(Button(label("buttons", "resolved"), f"{tag}:done:{question.id}"))
-    return [row]
-
-
-def notify_question_staff(
-    session: AsyncSession,
-    staff: Staff | None,
-    text: str,
-    question: Question,
-    event: str,
-    owner_view: bool | None = None,
-) -> None:
-    """A notice about a question, with the buttons its owner (or helper) may press."""
-    if staff is None:
-        return
-    is_owner = question.owner_id == staff.id if owner_view is None else owner_view
-    buttons = staff_question_buttons(question, is_owner)
-    notify.to_staff(session, staff, text, f"question:{question.id}:{event}", buttons)
-
-
 async def assign(
     session: AsyncSession, question: Question, owner: Staff, unit_name: str | None
 ) -> None:
@@ -256,3 +246,66 @@ async def assign(
 def age_label(question: Question, now: dt.datetime) -> str:
     hours = int((now - question.created_at).total_seconds() // 3600)
     return f"{hours // 24}d{hours % 24}h" if hours >= 24 else f"{hours}h"
+
+
+# -- routes: only where the FAQ consultation is wired (bot/app.py) ------------------------
+
+
+def _consultation(ctx: Context) -> Consultation | None:
+    consultation = ctx.services.consultation
+    return consultation if isinstance(consultation, Consultation) else None
+
+
+@routes.button(FaqAnswer)
+async def _faq(ctx: Context, data: FaqAnswer) -> list[Reply]:
+    consultation = _consultation(ctx)
+    if consultation is None or data.key not in consultation.entries:
+        return [with_menu("dialog/expired.j2")]
+    return [consultation.answer(data.key)]
+
+
+@routes.button(ToHuman)
+async def _to_human(ctx: Context, _: ToHuman) -> list[Reply]:
+    consultation = _consultation(ctx)
+    return await consultation.to_human(ctx) if consultation else [with_menu("dialog/expired.j2")]
+
+
+@routes.button(FollowQuestion)
+async def _follow(ctx: Context, data: FollowQuestion) -> list[Reply]:
+    consultation = _consultation(ctx)
+    if consultation is None:
+        return [with_menu("dialog/expired.j2")]
+    return await consultation.start_followup(ctx, data.question_id)
+
+
+@routes.prompt(FollowText)
+async def _follow_text(ctx: Context, data: FollowText, text: str) -> list[Reply]:
+    consultation = _consultation(ctx)
+    if consultation is None:
+        return [with_menu("common/free_text.j2")]
+    return await consultation.followup(ctx, data.question_id, text)
+
+
+class AskPrompt(Prompt, prefix="ask"):
+    """The question typed after /ask (or 咨询) without one."""
+
+
+@routes.any_text
+async def free_text(ctx: Context, text: str) -> list[Reply]:
+    """Any text no dialog or prompt is waiting for: a question for the FAQ (where wired)."""
+    consultation = ctx.services.consultation
+    if consultation is None:
+        return [with_menu("common/free_text.j2")]
+    return await consultation.ask(ctx, text)
+
+
+@routes.command("ask")
+@routes.menu_action("ask")
+async def ask(ctx: Context, question: str = "") -> list[Reply]:
+    if question:
+        return await free_text(ctx, question)
+    ctx.state["mode"] = AskPrompt().pack()
+    return [Reply(render("common/ask_prompt.j2"))]
+
+
+routes.on_text(AskPrompt, free_text)

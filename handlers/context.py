@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from chat.events import Incoming, Reply
 from dialogs.engine import DialogEngine
-from handlers.events import Incoming
+from domain.policy import Actor
 from storage.db import Database
 from storage.models import Staff
 from storage.state import StateStore
 
 if TYPE_CHECKING:
-    from handlers.consult import Consultation
+    from services.faq_index import FaqIndex
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,14 @@ class ApplicantLimits:
 
     open_questions: int = 5
     daily_applications: int = 3
+
+
+class Consultation(Protocol):
+    """The FAQ consultation (handlers/consult.py), wired only where enabled."""
+
+    @property
+    def index(self) -> FaqIndex: ...
+    async def ask(self, ctx: Context, text: str) -> list[Reply]: ...
 
 
 @dataclass
@@ -43,5 +52,7 @@ class Context:
     event: Incoming
     services: Services
     state: dict[str, Any]
-    staff: Staff | None = None
+    staff: Staff | None = None  # set with actor when the route asks who the sender is
+    actor: Actor | None = None
+    identified: bool = False  # the sender was looked up (once per update, by the router)
     extra: dict[str, Any] = field(default_factory=dict)

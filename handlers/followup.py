@@ -5,25 +5,35 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from chat.callbacks import Prompt
+from chat.events import Reply
 from dialogs.texts import label, render
 from domain import cases as life
 from domain import notices
+from domain.buttons import CaseView, Rate
 from domain.cases import LIMITS, CaseLimits, CaseNotFound, CaseVerb, NotNow, StaleAction
 from domain.policy import SYSTEM, Actor, NotAllowed
-from handlers import notify
 from handlers.context import Context, Services
-from handlers.events import Button, Reply
 from handlers.menu import with_menu
-from handlers.workdays import started_before, workdays_between
+from handlers.routes import Routes
+from services import notify
+from services.workdays import started_before, workdays_between
 from storage import applicants, cases, questions, roster
 
 log = logging.getLogger(__name__)
-PREFIX = "r"
+routes = Routes("followup")
 
 
-async def button(ctx: Context, rest: str) -> list[Reply]:
+class Comment(Prompt, prefix="comment"):
+    """The comment typed after a 回访 rating."""
+
+    number: str
+
+
+@routes.button(Rate)
+async def rate(ctx: Context, data: Rate) -> list[Reply]:
     """`r:<number>:<1-5>` rates once and closes the case; `r:<number>:skip` skips the comment."""
-    number, _, choice = rest.partition(":")
+    number, choice = data.number, data.choice
     user = ctx.event.user
     if choice == "skip":
         ctx.state.pop("mode", None)
@@ -43,13 +53,14 @@ async def button(ctx: Context, rest: str) -> list[Reply]:
     except (StaleAction, NotNow):
         return [with_menu("casework/followup_already.j2")]
     log.info("case rated number=%s score=%s", number, choice)
-    ctx.state["mode"] = f"comment:{number}"
-    skip = [[Button(label("buttons", "skip"), f"{PREFIX}:{number}:skip")]]
+    ctx.state["mode"] = Comment(number).pack()
+    skip = [[Rate(number, "skip").button(label("buttons", "skip"))]]
     return [Reply(render("casework/followup_comment.j2"), skip)]
 
 
-async def comment(ctx: Context, number: str, text: str) -> list[Reply]:
-    user = ctx.event.user
+@routes.prompt(Comment)
+async def comment(ctx: Context, data: Comment, text: str) -> list[Reply]:
+    number, user = data.number, ctx.event.user
     async with ctx.services.db.transaction(immediate=True) as session:
         applicant = await applicants.find(session, user.channel, user.chat_id)
         case = await cases.for_applicant(session, applicant.id, number) if applicant else None
@@ -109,7 +120,7 @@ async def _remind_handlers(services: Services, now: dt.datetime, limits: CaseLim
                 assert case.due_at is not None
                 handler = handlers.get(case.handler_id or 0)
                 text = render("casework/staff_reminder.j2", case=case)
-                view = [[Button(view_label, f"w:view:{case.number}")]]
+                view = [[CaseView(case.number).button(view_label)]]
                 for person in [handler] if handler else window:
                     notify.to_staff(
                         session, person, text, f"case:{case.number}:due:{case.due_at:%s}", view

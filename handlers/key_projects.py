@@ -6,25 +6,27 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chat.callbacks import CallbackData, Prompt, variants
+from chat.events import Button, Reply
 from dialogs.texts import label, render
 from domain import policy
-from domain.policy import Actor, Right
-from handlers import notify
+from domain.policy import Actor, Right, is_admin
 from handlers.context import Context, Services
-from handlers.events import Button, Reply
-from handlers.export import ledger_document
-from handlers.workdays import add_workdays, started_before, workdays_between
+from handlers.routes import Routes, staff_of
+from services import notify
+from services.export import ledger_document
+from services.workdays import add_workdays, started_before, workdays_between
 from storage import key_projects, roster
 from storage.key_projects import TOP_LEVEL, ProblemStatus, Stage
-from storage.models import KeyProject, Problem, Role, Staff, utcnow
+from storage.models import KeyProject, Problem, Staff, utcnow
 
 log = logging.getLogger(__name__)
-PREFIX = "k"
-MODES = {"kp_plan": "plan", "kp_ms": "ms", "kp_problem": "prob"}
-ASK = {action: mode for mode, action in MODES.items()}
+routes = Routes("key_projects", refusal="key_projects/not_allowed.j2")
+Step = Literal["plan", "ms", "prob"]  # 代办方案 / 添加节点 / 反映问题: each asks for a text
 NAME_LIMIT = 100
 TITLE_LIMIT = 200
 PLAN_LIMIT = 2000
@@ -44,9 +46,64 @@ class KeyProjectLimits:
 LIMITS = KeyProjectLimits()
 
 
-def commands() -> dict[str, Handler]:
-    """The staff commands of this module, for the router."""
-    return {"kp": list_projects, "kp_new": new_project, "kp_add": add_member, "ledger": ledger}
+class ProjectRef(CallbackData):
+    """A button about one key project, by its id; each kind of it is one prefix."""
+
+    project_id: int
+
+
+class ProblemRef(CallbackData):
+    """A button about one problem on the ladder, by its id."""
+
+    problem_id: int
+
+
+class ProjectView(ProjectRef, prefix="k:view"): ...
+
+
+class ProjectAsk(CallbackData, prefix="k"):
+    step: Step
+    project_id: int
+
+
+class MilestoneDone(CallbackData, prefix="k:msdone"):
+    milestone_id: int
+
+
+class ProblemUp(ProblemRef, prefix="k:up"): ...
+
+
+class ProblemSolve(ProblemRef, prefix="k:solve"): ...
+
+
+class ContactChoose(ProjectRef, prefix="k:contact"): ...
+
+
+class ContactIn(CallbackData, prefix="k:contactn"):
+    project_id: int
+    days: int
+
+    def __post_init__(self) -> None:
+        if self.days not in CONTACT_CHOICES:
+            raise ValueError(self.days)
+
+
+class StageChoose(ProjectRef, prefix="k:stage"): ...
+
+
+class StageTo(CallbackData, prefix="k:stageto"):
+    project_id: int
+    stage: Stage
+
+
+class ProjectText(Prompt):
+    """The text typed after 代办方案 / 添加节点 / 反映问题, kept as `kp_<step>:<id>`."""
+
+    project_id: int
+    step: ClassVar[Step]
+
+
+TEXTS = variants(ProjectText, "step", {"plan": "kp_plan", "ms": "kp_ms", "prob": "kp_problem"})
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -56,26 +113,18 @@ def _reply(template: str, /, buttons: list[list[Button]] | None = None, **contex
     return Reply(render(template, **context), buttons or [])
 
 
-def _button(key: str, action: str, *args: object) -> Button:
-    return Button(label("key_projects", key), ":".join((PREFIX, action, *map(str, args))))
-
-
-def _is_admin(staff: Staff) -> bool:
-    return staff.role == Role.ADMIN
+def _button(key: str, data: CallbackData) -> Button:
+    return data.button(label("key_projects", key))
 
 
 async def _staff(ctx: Context) -> Staff | None:
-    """The staff member behind this chat (the router looks it up only for some commands)."""
-    if ctx.staff is None:
-        user = ctx.event.user
-        async with ctx.services.db.sessions() as session:
-            ctx.staff = await roster.staff_by_chat(session, user.channel, user.chat_id)
+    """The staff member behind this chat (the routes below ask the router to look it up)."""
     return ctx.staff
 
 
 async def _on_team(session: AsyncSession, staff: Staff, project_id: int) -> bool:
     """Team members and administrators act on a project; nobody else."""
-    return _is_admin(staff) or await key_projects.is_member(session, project_id, staff.id)
+    return is_admin(staff) or await key_projects.is_member(session, project_id, staff.id)
 
 
 async def _may_handle(session: AsyncSession, staff: Staff, problem: Problem) -> bool:
@@ -101,12 +150,10 @@ def _notify(
 
 
 def _problem_buttons(problem: Problem) -> list[list[Button]]:
-    row = [
-        Button(f"{label('key_projects', 'resolve')} #{problem.id}", f"{PREFIX}:solve:{problem.id}")
-    ]
+    row = [ProblemSolve(problem.id).button(f"{label('key_projects', 'resolve')} #{problem.id}")]
     if problem.level < TOP_LEVEL:
         escalate = label("key_projects", "escalate")
-        row.insert(0, Button(f"{escalate} #{problem.id}", f"{PREFIX}:up:{problem.id}"))
+        row.insert(0, ProblemUp(problem.id).button(f"{escalate} #{problem.id}"))
     return [row]
 
 
@@ -119,8 +166,8 @@ async def list_projects(ctx: Context, _: str = "") -> list[Reply]:
     if staff is None:
         return [_reply("key_projects/not_allowed.j2")]
     async with ctx.services.db.sessions() as session:
-        projects = await key_projects.listing(session, None if _is_admin(staff) else staff.id)
-    rows = [[Button(f"#{p.id} {p.name}", f"{PREFIX}:view:{p.id}")] for p in projects]
+        projects = await key_projects.listing(session, None if is_admin(staff) else staff.id)
+    rows = [[ProjectView(p.id).button(f"#{p.id} {p.name}")] for p in projects]
     return [_reply("key_projects/list.j2", rows, projects=projects)]
 
 
@@ -136,7 +183,7 @@ async def new_project(ctx: Context, argument: str) -> list[Reply]:
     """`/kp_new 项目名称 | 企业名称`: 产业促进局 records a project still in negotiation."""
     staff = await _staff(ctx)
     if staff is None or not (
-        _is_admin(staff) or staff.department.code == key_projects.INDUSTRY_PROMOTION
+        is_admin(staff) or staff.department.code == key_projects.INDUSTRY_PROMOTION
     ):
         return [_reply("key_projects/new_not_allowed.j2")]
     parsed = _parse_new(argument)
@@ -150,7 +197,7 @@ async def new_project(ctx: Context, argument: str) -> list[Reply]:
             company,
             Stage.NEGOTIATING,
             created_by=staff.id,
-            extra_members=() if _is_admin(staff) else (staff.id,),
+            extra_members=() if is_admin(staff) else (staff.id,),
         )
         await notify_new_project(session, project, by=staff)
     log.info("key project created id=%s by=%s", project.id, staff.id)
@@ -163,7 +210,7 @@ async def notify_new_project(
     """Tell the team they are on a new key project (call in the creating transaction)."""
     people = await key_projects.team(session, project.id)
     text = render("key_projects/joined_notice.j2", project=project, by=by)
-    view_button = [[_button("view", "view", project.id)]]
+    view_button = [[_button("view", ProjectView(project.id))]]
     _notify(
         session,
         people,
@@ -193,7 +240,7 @@ async def add_member(ctx: Context, argument: str) -> list[Reply]:
         added = await key_projects.add_member(session, project, person.id)
         if added:
             text = render("key_projects/joined_notice.j2", project=project, by=staff)
-            view_button = [[_button("view", "view", project.id)]]
+            view_button = [[_button("view", ProjectView(project.id))]]
             key = f"key_project:{project.id}:joined"
             _notify(session, [person], text, key, view_button, skip=staff.id)
     log.info("key project member project=%s staff=%s added=%s", project.id, person.id, added)
@@ -232,13 +279,19 @@ async def view(ctx: Context, staff: Staff, project_id: int) -> list[Reply]:
     rows: list[list[Button]] = []
     if on_team:
         rows += [
-            [_button("plan", "plan", project.id), _button("milestone", "ms", project.id)],
-            [_button("problem", "prob", project.id), _button("contact", "contact", project.id)],
-            [_button("stage", "stage", project.id)],
+            [
+                _button("plan", ProjectAsk("plan", project.id)),
+                _button("milestone", ProjectAsk("ms", project.id)),
+            ],
+            [
+                _button("problem", ProjectAsk("prob", project.id)),
+                _button("contact", ContactChoose(project.id)),
+            ],
+            [_button("stage", StageChoose(project.id))],
         ]
         done = label("key_projects", "done")
         rows += [
-            [Button(f"{done}：{m.title[:20]}", f"{PREFIX}:msdone:{m.id}")]
+            [MilestoneDone(m.id).button(f"{done}：{m.title[:20]}")]
             for m in project.milestones
             if m.done_at is None
         ]
@@ -258,43 +311,12 @@ async def view(ctx: Context, staff: Staff, project_id: int) -> list[Reply]:
 # -- buttons and typed answers ------------------------------------------------------------
 
 
-async def button(ctx: Context, rest: str) -> list[Reply]:
-    """`k:<action>:<id>[:<arg>]`; the server re-checks the team (or ladder) on every press."""
-    staff = await _staff(ctx)
-    if staff is None:
-        return [_reply("key_projects/not_allowed.j2")]
-    action, _, argument = rest.partition(":")
-    target, _, extra = argument.partition(":")
-    if not target.isdigit():
-        return [_reply("dialog/expired.j2")]
-    ident = int(target)
-    if action == "view":
-        return await view(ctx, staff, ident)
-    if action in ASK:
-        return await _ask(ctx, staff, action, ident)
-    if action == "msdone":
-        return await milestone_done(ctx, staff, ident)
-    if action == "up":
-        return await escalate_by_hand(ctx, staff, ident)
-    if action == "solve":
-        return await resolve(ctx, staff, ident)
-    if action == "contact":
-        return await choose_follow_up(ctx, staff, ident)
-    if action == "contactn" and extra.isdigit() and int(extra) in CONTACT_CHOICES:
-        return await record_contact(ctx, staff, ident, int(extra))
-    if action == "stage":
-        return await choose_stage(ctx, staff, ident)
-    if action == "stageto" and extra in set(Stage):
-        return await set_stage(ctx, staff, ident, Stage(extra))
-    return [_reply("dialog/expired.j2")]
-
-
-async def _ask(ctx: Context, staff: Staff, action: str, project_id: int) -> list[Reply]:
+async def _ask(ctx: Context, staff: Staff, action: Step, project_id: int) -> list[Reply]:
     async with ctx.services.db.sessions() as session:
         project = await key_projects.get(session, project_id)
         if project is None or not await _on_team(session, staff, project_id):
             return [_reply("key_projects/not_found.j2")]
-    ctx.state["mode"] = f"{ASK[action]}:{project_id}"
+    ctx.state["mode"] = TEXTS[action](project_id).pack()
     template, limit = {
         "plan": ("key_projects/plan_prompt.j2", PLAN_LIMIT),
         "ms": ("key_projects/milestone_prompt.j2", TITLE_LIMIT),
@@ -303,23 +325,16 @@ async def _ask(ctx: Context, staff: Staff, action: str, project_id: int) -> list
     return [_reply(template, project=project, limit=limit)]
 
 
-async def on_text(ctx: Context, mode: str, target: str, text: str) -> list[Reply] | None:
-    """The text typed after 代办方案 / 添加节点 / 反映问题; None when `mode` is not ours."""
-    if mode not in MODES:
-        return None
-    staff = await _staff(ctx)
-    if staff is None:
-        return [_reply("key_projects/not_allowed.j2")]
-    if not target.isdigit():
-        return [_reply("dialog/expired.j2")]
-    project_id = int(target)
-    limit = {"kp_plan": PLAN_LIMIT, "kp_ms": TITLE_LIMIT + 20, "kp_problem": PROBLEM_LIMIT}[mode]
+async def on_text(ctx: Context, data: ProjectText, text: str) -> list[Reply]:
+    """The text typed after 代办方案 / 添加节点 / 反映问题."""
+    staff, project_id = staff_of(ctx), data.project_id
+    limit = {"plan": PLAN_LIMIT, "ms": TITLE_LIMIT + 20, "prob": PROBLEM_LIMIT}[data.step]
     if len(text) > limit:
-        ctx.state["mode"] = f"{mode}:{project_id}"  # stay in the step; nothing is saved yet
+        ctx.state["mode"] = data.pack()  # stay in the step; nothing is saved yet
         return [_reply("key_projects/too_long.j2", length=len(text), limit=limit)]
-    if mode == "kp_plan":
+    if data.step == "plan":
         return await set_plan(ctx, staff, project_id, text)
-    if mode == "kp_ms":
+    if data.step == "ms":
         return await add_milestone(ctx, staff, project_id, text)
     return await raise_problem(ctx, staff, project_id, text)
 
@@ -350,7 +365,7 @@ def _parse_milestone(text: str) -> tuple[str, dt.date | None] | None:
 async def add_milestone(ctx: Context, staff: Staff, project_id: int, text: str) -> list[Reply]:
     parsed = _parse_milestone(text)
     if parsed is None:
-        ctx.state["mode"] = f"kp_ms:{project_id}"
+        ctx.state["mode"] = TEXTS["ms"](project_id).pack()
         return [_reply("key_projects/milestone_bad.j2", limit=TITLE_LIMIT)]
     async with ctx.services.db.transaction(immediate=True) as session:
         project = await key_projects.get(session, project_id, lock=True)
@@ -466,10 +481,7 @@ async def choose_follow_up(ctx: Context, staff: Staff, project_id: int) -> list[
         if not await _on_team(session, staff, project_id):
             return [_reply("key_projects/not_found.j2")]
     after = label("key_projects", "follow_up_in")
-    rows = [
-        [Button(f"{days}{after}", f"{PREFIX}:contactn:{project_id}:{days}")]
-        for days in CONTACT_CHOICES
-    ]
+    rows = [[ContactIn(project_id, days).button(f"{days}{after}")] for days in CONTACT_CHOICES]
     return [_reply("key_projects/contact_choose.j2", rows)]
 
 
@@ -492,7 +504,7 @@ async def choose_stage(ctx: Context, staff: Staff, project_id: int) -> list[Repl
         if project is None or not await _on_team(session, staff, project_id):
             return [_reply("key_projects/not_found.j2")]
     rows = [
-        [_button(f"stage_{stage}", "stageto", project_id, stage)]
+        [_button(f"stage_{stage}", StageTo(project_id, stage))]
         for stage in Stage
         if stage != project.stage
     ]
@@ -543,10 +555,35 @@ async def remind_follow_ups(
             people = await key_projects.team(session, project.id)
             text = render("key_projects/follow_up_due.j2", project=project)
             rows = [
-                [_button("contact", "contact", project.id), _button("view", "view", project.id)]
+                [
+                    _button("contact", ContactChoose(project.id)),
+                    _button("view", ProjectView(project.id)),
+                ]
             ]
             key = f"key_project:{project.id}:follow_up:{int(project.next_follow_up_at.timestamp())}"
             sent += len(_notify(session, people, text, key, rows))
             project.follow_up_reminded_at = now
             log.info("follow-up reminder project=%s", project.id)
     return sent
+
+
+# -- routes -------------------------------------------------------------------------------
+
+routes.command("kp", actor=True)(list_projects)
+routes.command("kp_new", actor=True)(new_project)
+routes.command("kp_add", actor=True)(add_member)
+routes.command("ledger", actor=True)(ledger)
+
+
+for _kind in TEXTS.values():
+    routes.prompt(_kind, staff=True)(on_text)
+
+routes.on(ProjectView, view, staff=True)
+routes.on(ProjectAsk, _ask, staff=True)
+routes.on(MilestoneDone, milestone_done, staff=True)
+routes.on(ProblemUp, escalate_by_hand, staff=True)
+routes.on(ProblemSolve, resolve, staff=True)
+routes.on(ContactChoose, choose_follow_up, staff=True)
+routes.on(ContactIn, record_contact, staff=True)
+routes.on(StageChoose, choose_stage, staff=True)
+routes.on(StageTo, set_stage, staff=True)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from chat.callbacks import CallbackData
+from chat.events import Button, Reply
 from dialogs.texts import label, render
-from handlers.events import Button, Reply
 
-MENU_PREFIX = "m"
+
+class MenuPress(CallbackData, prefix="m"):
+    """A main-menu button; feature modules declare their actions (Routes.menu_action)."""
+
+    action: str
 
 
 def menu_button(action: str, label_key: str | None = None) -> Button:
-    return Button(label("buttons", label_key or action), f"{MENU_PREFIX}:{action}")
+    return MenuPress(action).button(label("buttons", label_key or action))
 
 
 def menu_buttons(subscribed: bool = False) -> list[list[Button]]:

@@ -7,14 +7,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from chat.callbacks import CallbackData
+from chat.events import Button
 from dialogs.texts import label
-from handlers.events import Button
 from storage.cases import Keyset
 
 T = TypeVar("T")
 CURSOR = re.compile(r"(\d{1,5})([np])(\d{1,12})")
 
 PAGE_SIZE = 10
+
+
+class PageRef(CallbackData):
+    """A 上一页 / 下一页 button; each list's kind of it is one prefix."""
+
+    page: str
 
 
 @dataclass(frozen=True)
@@ -36,13 +43,13 @@ class Page:
     def count(self) -> int:
         return max(1, -(-self.total // self.size))
 
-    def buttons(self, data_prefix: str) -> list[Button]:
-        """上一页 / 下一页 where there is one; the button data is `data_prefix` + page."""
+    def buttons(self, data: Callable[[int], CallbackData]) -> list[Button]:
+        """上一页 / 下一页 where there is one; `data` makes a page number's button data."""
         row = []
         if self.number > 0:
-            row.append(Button(label("buttons", "prev_page"), f"{data_prefix}{self.number - 1}"))
+            row.append(data(self.number - 1).button(label("buttons", "prev_page")))
         if self.offset + self.size < self.total:
-            row.append(Button(label("buttons", "next_page"), f"{data_prefix}{self.number + 1}"))
+            row.append(data(self.number + 1).button(label("buttons", "next_page")))
         return row
 
 
@@ -73,7 +80,11 @@ class Cursor:
         return Keyset(self.after, self.before, self.size)
 
     def window(
-        self, rows: list[T], row_id: Callable[[T], int], total: int, data_prefix: str
+        self,
+        rows: list[T],
+        row_id: Callable[[T], int],
+        total: int,
+        data: Callable[[str], CallbackData],
     ) -> tuple[list[T], Page, list[Button]]:
         """From the page's rows as the query gave them (one extra when the list goes on, in
         reverse order when going back): the rows to show, the Page to print, the pager."""
@@ -87,9 +98,9 @@ class Cursor:
         number = self.number if has_prev else 0
         buttons = []
         if has_prev and shown:
-            data = f"{data_prefix}{max(number - 1, 0)}p{row_id(shown[0])}"
-            buttons.append(Button(label("buttons", "prev_page"), data))
+            back = data(f"{max(number - 1, 0)}p{row_id(shown[0])}")
+            buttons.append(back.button(label("buttons", "prev_page")))
         if has_next and shown:
-            data = f"{data_prefix}{number + 1}n{row_id(shown[-1])}"
-            buttons.append(Button(label("buttons", "next_page"), data))
+            onward = data(f"{number + 1}n{row_id(shown[-1])}")
+            buttons.append(onward.button(label("buttons", "next_page")))
         return shown, Page(number, max(total, len(shown)), self.size), buttons

@@ -5,23 +5,45 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from chat.callbacks import CallbackData, Prompt
+from chat.events import Reply
 from dialogs.texts import label, render
-from handlers import notify
+from domain.buttons import QuestionDone, QuestionForward, QuestionReply, QuestionShow
+from domain.notices import notify_question_staff, staff_question_buttons
+from domain.policy import is_admin
 from handlers.consult import (
-    PREFIX,
+    FollowQuestion,
     age_label,
     assign,
-    notify_question_staff,
-    staff_question_buttons,
 )
 from handlers.context import Context
-from handlers.events import Button, Reply
-from handlers.pages import Cursor
+from handlers.pages import Cursor, PageRef
+from handlers.routes import Routes
+from services import notify
 from storage import questions, roster
-from storage.models import Applicant, QuestionStatus, Role, Staff, utcnow
+from storage.models import Applicant, QuestionStatus, Staff, utcnow
 
 log = logging.getLogger(__name__)
 INVITE_VALIDITY = dt.timedelta(hours=72)
+routes = Routes("staff")
+
+
+class ForwardTo(CallbackData, prefix="s:fwdto"):
+    question_id: int
+    unit: str
+
+
+class ToggleDuty(CallbackData, prefix="s:duty"):
+    staff_id: int
+
+
+class OpenPage(PageRef, prefix="s:open"): ...
+
+
+class ReplyText(Prompt, prefix="reply"):
+    """The answer a staff member types after 回复."""
+
+    question_id: int
 
 
 def _reply(template: str, /, **context: object) -> list[Reply]:
@@ -41,33 +63,6 @@ async def bind(ctx: Context, code: str) -> list[Reply]:
     return _reply("staff/bound.j2", staff=staff)
 
 
-async def button(ctx: Context, rest: str) -> list[Reply]:
-    """Staff buttons `s:<action>:<id>[:<arg>]`; the server re-checks who may do what."""
-    staff = ctx.staff
-    if staff is None:
-        return _reply("staff/not_allowed.j2")
-    action, _, argument = rest.partition(":")
-    question_id, _, extra = argument.partition(":")
-    if action == "duty":
-        return await toggle_duty(ctx, int(question_id) if question_id.isdigit() else -1)
-    if action == "open":
-        return await open_list(ctx, question_id)
-    if not question_id.isdigit():
-        return _reply("staff/question_not_found.j2")
-    qid = int(question_id)
-    if action == "show":
-        return await show(ctx, staff, qid)
-    if action == "reply":
-        return await start_reply(ctx, staff, qid)
-    if action == "fwd":
-        return await choose_forward(ctx, staff, qid)
-    if action == "fwdto":
-        return await forward(ctx, staff, qid, extra)
-    if action == "done":
-        return await close(ctx, staff, qid)
-    return _reply("dialog/expired.j2")
-
-
 async def show(ctx: Context, staff: Staff, question_id: int) -> list[Reply]:
     """The question with the buttons its owner (or the specialist it was forwarded to) may
     press; the work list at /desk links here."""
@@ -76,7 +71,7 @@ async def show(ctx: Context, staff: Staff, question_id: int) -> list[Reply]:
     if question is None:
         return _reply("staff/question_not_found.j2")
     mine = staff.id in (question.owner_id, question.assignee_id)
-    if not mine and staff.role != Role.ADMIN:
+    if not mine and not is_admin(staff):
         return _reply("staff/question_not_found.j2")
     text = render("staff/question_shown.j2", question=question)
     buttons = staff_question_buttons(question, question.owner_id == staff.id) if mine else []
@@ -88,14 +83,12 @@ async def start_reply(ctx: Context, staff: Staff, question_id: int) -> list[Repl
         question = await questions.get(session, question_id)
     if question is None or staff.id not in (question.owner_id, question.assignee_id):
         return _reply("staff/question_not_found.j2")
-    ctx.state["mode"] = f"reply:{question_id}"
+    ctx.state["mode"] = ReplyText(question_id).pack()
     return _reply("staff/reply_prompt.j2", question=question)
 
 
-async def send_reply(ctx: Context, question_id: int, text: str) -> list[Reply]:
+async def send_reply(ctx: Context, staff: Staff, question_id: int, text: str) -> list[Reply]:
     """The staff member's answer reaches the enterprise naming the owner; the owner is told."""
-    staff = ctx.staff
-    assert staff is not None
     async with ctx.services.db.transaction(immediate=True) as session:
         question = await questions.get(session, question_id, lock=True)
         if question is None or staff.id not in (question.owner_id, question.assignee_id):
@@ -106,7 +99,7 @@ async def send_reply(ctx: Context, question_id: int, text: str) -> list[Reply]:
         owner = await questions.staff(session, question.owner_id)
         applicant = await session.get(Applicant, question.applicant_id)
         assert owner is not None and applicant is not None
-        follow = [[Button(label("buttons", "follow_up"), f"{PREFIX}:follow:{question.id}")]]
+        follow = [[FollowQuestion(question.id).button(label("buttons", "follow_up"))]]
         notify.to_applicant(
             session,
             applicant,
@@ -131,7 +124,7 @@ async def choose_forward(ctx: Context, staff: Staff, question_id: int) -> list[R
     if question is None or question.owner_id != staff.id:
         return _reply("staff/question_not_found.j2")
     rows = [
-        [Button(d.name, f"s:fwdto:{question_id}:{d.code}")]
+        [ForwardTo(question_id, d.code).button(d.name)]
         for d in departments
         if d.id != staff.department_id
     ]
@@ -180,22 +173,18 @@ async def close(ctx: Context, staff: Staff, question_id: int) -> list[Reply]:
 # -- administrators -----------------------------------------------------------------------
 
 
-def _is_admin(ctx: Context) -> bool:
-    return ctx.staff is not None and ctx.staff.role == Role.ADMIN
-
-
 async def duty(ctx: Context) -> list[Reply]:
-    if not _is_admin(ctx):
+    if not is_admin(ctx.staff):
         return _reply("staff/not_allowed.j2")
     async with ctx.services.db.sessions() as session:
         people = await questions.window_staff(session)
-    rows = [[Button(p.name, f"s:duty:{p.id}")] for p in people]
+    rows = [[ToggleDuty(p.id).button(p.name)] for p in people]
     return [Reply(render("staff/duty.j2", people=people), rows)]
 
 
 async def toggle_duty(ctx: Context, staff_id: int) -> list[Reply]:
     """Switch a window staff member's duty; queued questions go to whoever comes on duty."""
-    if not _is_admin(ctx):
+    if not is_admin(ctx.staff):
         return _reply("staff/not_allowed.j2")
     async with ctx.services.db.transaction() as session:
         people = {p.id: p for p in await questions.window_staff(session)}
@@ -215,7 +204,7 @@ async def toggle_duty(ctx: Context, staff_id: int) -> list[Reply]:
 
 async def open_list(ctx: Context, page_text: str = "0") -> list[Reply]:
     """`/open`: the questions not yet closed, a page at a time (administrators)."""
-    if not _is_admin(ctx):
+    if not is_admin(ctx.staff):
         return _reply("staff/not_allowed.j2")
     now = utcnow()
     cursor = Cursor.parse(page_text)
@@ -225,7 +214,7 @@ async def open_list(ctx: Context, page_text: str = "0") -> list[Reply]:
         if not found and cursor != Cursor():  # the page's anchor is gone: start over
             cursor = Cursor()
             found = await questions.open_page(session, None, None, cursor.size)
-    found, page, pager = cursor.window(found, lambda row: row[0].id, total, "s:open:")
+    found, page, pager = cursor.window(found, lambda row: row[0].id, total, OpenPage)
     rows = [
         {"question": question, "age": age_label(question, now), "owner": owner}
         for question, owner in found
@@ -235,7 +224,7 @@ async def open_list(ctx: Context, page_text: str = "0") -> list[Reply]:
 
 
 async def reassign(ctx: Context, argument: str) -> list[Reply]:
-    if not _is_admin(ctx):
+    if not is_admin(ctx.staff):
         return _reply("staff/not_allowed.j2")
     qid, _, name = argument.partition(" ")
     if not qid.isdigit() or not name.strip():
@@ -249,3 +238,20 @@ async def reassign(ctx: Context, argument: str) -> list[Reply]:
         assert owner is not None
         await assign(session, question, owner, None)
     return _reply("staff/reassigned.j2", question=question, owner=owner)
+
+
+# -- routes -------------------------------------------------------------------------------
+
+routes.command("bind")(bind)
+routes.command("reassign", actor=True)(reassign)
+
+routes.command("duty", actor=True, bare=True)(duty)
+routes.command("open", actor=True, bare=True)(open_list)
+routes.on(ToggleDuty, toggle_duty, actor=True)
+routes.on(OpenPage, open_list, actor=True)
+routes.on(QuestionReply, start_reply, staff=True)
+routes.on(QuestionForward, choose_forward, staff=True)
+routes.on(ForwardTo, forward, staff=True)
+routes.on(QuestionDone, close, staff=True)
+routes.on(QuestionShow, show, staff=True)
+routes.on_text(ReplyText, send_reply, staff=True)

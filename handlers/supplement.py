@@ -6,21 +6,33 @@ import logging
 import re
 import unicodedata
 
+from chat.callbacks import Prompt
+from chat.events import Button, Reply, UploadedFile
 from dialogs.texts import label, render
 from domain import cases as life
 from domain import notices
+from domain.buttons import CaseRef, UploadStart
 from domain.cases import CaseNotFound, NotNow, StaleAction
 from domain.policy import Actor, NotAllowed
 from handlers.context import Context
-from handlers.events import Button, Reply, UploadedFile
 from handlers.menu import with_menu
+from handlers.routes import Routes
 from storage import applicants, cases, files
 from storage.models import Case, CaseStatus
 
 log = logging.getLogger(__name__)
-PREFIX = "u"
+routes = Routes("supplement")
 MAX_BYTES = 20 * 1024 * 1024
 _UNSAFE = re.compile(r"[^\w.\-（）()]+")
+
+
+class UploadDone(CaseRef, prefix="u:done"): ...  # 上传完成
+
+
+class Upload(Prompt, prefix="upload"):
+    """Files are awaited for this case's 补正."""
+
+    number: str
 
 
 def safe_name(name: str, extension: str) -> str:
@@ -45,26 +57,13 @@ async def _waiting_case(ctx: Context, number: str) -> Case | None:
     return case
 
 
-async def button(ctx: Context, rest: str) -> list[Reply]:
-    action, _, number = rest.partition(":")
-    case = await _waiting_case(ctx, number)
-    if case is None:
-        return [with_menu("cases/not_found.j2")]
-    if action == "start":
-        ctx.state["mode"] = f"upload:{number}"
-        return [Reply(render("casework/upload_prompt.j2"), _done_button(number))]
-    if action == "done":
-        return await finish(ctx, case)
-    return [with_menu("dialog/expired.j2")]
-
-
 def _done_button(number: str) -> list[list[Button]]:
-    return [[Button(label("buttons", "upload_done"), f"{PREFIX}:done:{number}")]]
+    return [[UploadDone(number).button(label("buttons", "upload_done"))]]
 
 
 async def receive(ctx: Context, number: str, file: UploadedFile) -> list[Reply]:
     """Attach one uploaded file to the case waiting for it; refuse with the limits stated."""
-    ctx.state["mode"] = f"upload:{number}"  # stay in upload mode for the next file
+    ctx.state["mode"] = Upload(number).pack()  # stay in upload mode for the next file
     case = await _waiting_case(ctx, number)
     if case is None:
         ctx.state.pop("mode", None)
@@ -107,3 +106,22 @@ async def finish(ctx: Context, case: Case) -> list[Reply]:
         return [Reply(render(refused.template), _done_button(case.number))]
     ctx.state.pop("mode", None)
     return [with_menu("casework/upload_done.j2")]
+
+
+@routes.button(UploadStart)
+async def _start(ctx: Context, data: UploadStart) -> list[Reply]:
+    if await _waiting_case(ctx, data.number) is None:
+        return [with_menu("cases/not_found.j2")]
+    ctx.state["mode"] = Upload(data.number).pack()
+    return [Reply(render("casework/upload_prompt.j2"), _done_button(data.number))]
+
+
+@routes.button(UploadDone)
+async def _done(ctx: Context, data: UploadDone) -> list[Reply]:
+    case = await _waiting_case(ctx, data.number)
+    if case is None:
+        return [with_menu("cases/not_found.j2")]
+    return await finish(ctx, case)
+
+
+routes.file(Upload, receive)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -59,19 +59,31 @@ def new_query_code() -> str:
 
 
 @dataclass(frozen=True)
-class ApplicationData:
-    """What the applicant filled in; validated by the dialog."""
+class Application:
+    """What the applicant filled in (the 申请表), validated by the dialog. Every field but
+    `item_codes` is a column of Case by the same name, and the dialog's answers fill it by
+    the same names (dialogs/application.py): adding a field is declaring it here, on Case
+    and as a question of the form, plus a migration."""
 
-    project_kind: str
-    company: str
-    credit_code: str | None
-    project_name: str
-    project_code: str | None
-    contact_name: str
-    contact_phone: str
-    project_summary: str
-    item_codes: tuple[str, ...]
-    other_items: str | None
+    project_kind: str = ProjectKind.GENERAL
+    company: str = ""
+    credit_code: str | None = None
+    project_name: str = ""
+    project_code: str | None = None
+    contact_name: str = ""
+    contact_phone: str = ""
+    project_summary: str = ""
+    other_items: str | None = None
+    item_codes: tuple[str, ...] = ()  # the catalog items asked for: Case.items, not a column
+
+    def columns(self) -> dict[str, object]:
+        """The fields that are Case's columns, by name."""
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name in Case.__table__.columns
+        }
+
+
+ApplicationData = Application  # the earlier name, still used by tests
 
 
 async def next_number(session: AsyncSession, now: dt.datetime | None = None) -> str:
@@ -101,7 +113,7 @@ async def by_submission_key(session: AsyncSession, applicant_id: int, key: str) 
 
 
 async def create(
-    session: AsyncSession, applicant_id: int, data: ApplicationData, submission_key: str
+    session: AsyncSession, applicant_id: int, data: Application, submission_key: str
 ) -> Case:
     """Insert the case, its items and its `submitted` event in the caller's transaction."""
     catalog = {
@@ -116,15 +128,7 @@ async def create(
         query_code=new_query_code(),
         applicant_id=applicant_id,
         status=S.SUBMITTED,
-        project_kind=data.project_kind,
-        company=data.company,
-        credit_code=data.credit_code,
-        project_name=data.project_name,
-        project_code=data.project_code,
-        contact_name=data.contact_name,
-        contact_phone=data.contact_phone,
-        project_summary=data.project_summary,
-        other_items=data.other_items,
+        **data.columns(),
     )
     for item in sorted(catalog.values(), key=lambda i: (i.sort, i.id)):  # the catalog's order
         case.items.append(

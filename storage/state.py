@@ -23,6 +23,11 @@ class StateUnavailable(Exception):
 
 
 class StateStore(Protocol):
+    @property
+    def redis(self) -> Redis | None: ...  # the app's one Redis client (bot/app.py), or None
+    @property
+    def prefix(self) -> str: ...
+
     async def load(self, key: str) -> State: ...
     async def save(self, key: str, state: State) -> None: ...
     async def clear(self, key: str) -> None: ...
@@ -34,6 +39,9 @@ class StateStore(Protocol):
 
 class MemoryStateStore:
     """In-process state for one process (the embedded default)."""
+
+    redis: Redis | None = None
+    prefix = "bdb:"
 
     def __init__(self, ttl_seconds: int = 7 * 24 * 3600) -> None:
         self.ttl = ttl_seconds
@@ -108,27 +116,36 @@ return 0
 """
 
 
+def connect(url: str, max_connections: int = 50) -> Redis:
+    """The app's Redis client (bot/app.py makes one); a blocking pool: a burst waits for a
+    free connection instead of raising."""
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=10,
+        socket_timeout=5,
+        socket_connect_timeout=3,
+        health_check_interval=30,
+    )
+    return Redis(connection_pool=pool)
+
+
 class RedisStateStore:
     """State shared by every bot instance; JSON strings with a TTL, a Redis lock per key."""
 
     def __init__(
         self,
-        url: str,
+        url: str | None = None,
         ttl_seconds: int = 7 * 24 * 3600,
         prefix: str = "bdb:",
         max_connections: int = 50,
         lock_timeout: float = 30.0,
+        redis: Redis | None = None,
     ) -> None:
-        # Blocking pool: a burst waits for a free connection instead of raising.
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=10,
-            socket_timeout=5,
-            socket_connect_timeout=3,
-            health_check_interval=30,
-        )
-        self.redis: Redis = Redis(connection_pool=pool)
+        if redis is None:
+            assert url is not None, "a Redis URL or client"
+            redis = connect(url, max_connections)
+        self.redis: Redis = redis
         self.ttl = ttl_seconds
         self.prefix = prefix
         self.lock_timeout = lock_timeout

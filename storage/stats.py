@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Case, OutboxMessage, OutboxStatus, Question, QuestionStatus
 
-ESCALATED = 2  # handlers/reminders.py: the question went past its time limit to the chief
+ESCALATED = 2  # domain/reminders.py: the question went past its time limit to the chief
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import select
 
 from bot.app import App
-from handlers.events import Button, ChatUser, Incoming, Kind, Reply, UploadedFile
+from chat.events import Button, ChatUser, Incoming, Kind, Reply, UploadedFile
 from handlers.routing import Router
 from storage import questions
 from storage.models import OutboxMessage, Staff

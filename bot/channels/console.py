@@ -11,9 +11,9 @@ from typing import TextIO
 from rich.console import Console
 
 from bot.channels.options import option_line, pick, plain
-from handlers import documents
-from handlers.events import Button, ChatUser, Incoming, Reply
+from chat.events import Button, ChatUser, Incoming, Reply
 from handlers.routing import Router
+from services import documents
 from storage import outbox
 from storage.db import Database
 from storage.outbox import Recipient

@@ -13,7 +13,7 @@ from aiohttp import web
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from bot.config import Settings, SettingsError
-from handlers.events import Document
+from chat.events import Document
 from storage import files
 
 log = logging.getLogger(__name__)

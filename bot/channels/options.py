@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import re
 
-from handlers.events import Button
+from chat.events import Button
 
 _TAG = re.compile(r"<[^>]+>")
 

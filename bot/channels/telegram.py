@@ -32,16 +32,15 @@ from bot.app import App, build_app
 from bot.config import Settings, SettingsError
 from bot.delivery import Delivery, scheduled_jobs, send_limiters
 from bot.outbox import Rejected, RetryLater, Unreachable, WorkerConfig
+from chat.events import Button, ChatUser, Document, Incoming, Kind, Reply, UploadedFile
 from dialogs.fit import plain, split_html
 from dialogs.texts import render
-from handlers import metrics
-from handlers.events import Button, ChatUser, Document, Incoming, Kind, Reply, UploadedFile
 from handlers.routing import Router
+from services import metrics
 from storage import outbox
 from storage.db import Database
 from storage.outbox import Recipient
 from storage.ratelimit import FloodGuard, MemoryFloodGuard, RedisFloodGuard, Verdict
-from storage.state import RedisStateStore
 
 CHANNEL = "telegram"
 log = logging.getLogger(__name__)
@@ -516,7 +515,7 @@ def bot_commands() -> list[dict[str, str]]:
 
 def build_flood_guard(settings: Settings, app: App) -> FloodGuard:
     state = app.services.state
-    if isinstance(state, RedisStateStore):  # share the state store's bounded pool
+    if state.redis is not None:  # share the app's one bounded pool
         return RedisFloodGuard(
             state.redis, settings.flood_limit, settings.flood_window_seconds, state.prefix
         )

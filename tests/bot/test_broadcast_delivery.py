@@ -15,9 +15,9 @@ from bot.app import App
 from bot.channels.telegram import CHANNEL, TelegramSender, build_bot
 from bot.outbox import OutboxWorker, RetryLater, WorkerConfig
 from botapi_stub import too_many_requests
+from chat.events import Button, Document
 from conftest import REDIS_URL, redis_state
 from handlers.announcements import queue, report_finished
-from handlers.events import Button, Document
 from storage import outbox, roster
 from storage.db import Database
 from storage.models import Applicant, OutboxMessage, OutboxStatus

@@ -18,9 +18,9 @@ from sqlalchemy import select
 from bot.app import App
 from bot.delivery import Delivery, shared_outbox
 from bot.outbox import WorkerConfig
+from chat.events import Button, Document
 from conftest import redis_state
 from handlers.context import Services
-from handlers.events import Button, Document
 from storage import outbox
 from storage.db import Database
 from storage.models import Lease, OutboxMessage, OutboxStatus

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from handlers.faq_index import DEFAULT_CALIBRATION_PATH
+from services.faq_index import DEFAULT_CALIBRATION_PATH
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ from bot.app import App
 from bot.channels.telegram import CHANNEL, TelegramSender, build_bot
 from bot.outbox import OutboxWorker, Rejected, RetryLater, Unreachable, WorkerConfig
 from botapi_stub import BotApiStub, too_many_requests
-from handlers.events import Button, Document
+from chat.events import Button, Document
 from storage import applicants, outbox
 from storage.db import Database
 from storage.models import Applicant, OutboxMessage, OutboxStatus

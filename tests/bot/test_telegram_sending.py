@@ -12,7 +12,7 @@ from bot.channels.telegram import BotApi, BotApiUnavailable, TelegramSender, bui
 from bot.config import load_settings
 from bot.outbox import Rejected, RetryLater, Unreachable
 from botapi_stub import TOKEN, BotApiStub, bad_request, blocked, too_many_requests
-from handlers.events import Button, Document, Reply
+from chat.events import Button, Document, Reply
 from tgchat import stub_server
 
 SERVER_ERROR = (502, {"ok": False, "error_code": 502, "description": "Bad Gateway"})

@@ -15,7 +15,7 @@ from bot.channels.wechat.compose import TEXT_LIMIT, compose, notice_kind, split,
 from bot.channels.wechat.crypto import CryptoError, MessageCrypto
 from bot.channels.wechat.menu import MENU_FILE, MenuError, load_menu
 from bot.channels.wechat.messages import WeChatMessage, fields
-from handlers.events import Button, Document, Reply
+from chat.events import Button, Document, Reply
 from wechat_stub import APP_ID, APP_SECRET, WeChatApiStub
 
 # The decryption sample of WeChat's WXBizMsgCrypt SDK demo (official test vector).

@@ -32,8 +32,8 @@ from bot.channels.telegram import CHANNEL
 from bot.outbox import WorkerConfig
 from botapi_stub import TOKEN, BotApiStub
 from conftest import REDIS_URL
-from handlers import notify
 from handlers.announcements import queue
+from services import notify
 from storage import roster
 from storage.models import Applicant, OutboxMessage, OutboxStatus
 from tgchat import stub_server

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from bot.app import App
-from handlers import documents
+from services import documents
 from storage.models import Case, CaseFile, OutboxMessage
 from support import GOOD_ANSWERS, Chat, fill_application
 

@@ -6,10 +6,10 @@ import phonenumbers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chat.events import Reply
 from dialogs.application import APPLICATION, catalog_options
 from dialogs.engine import DialogEngine, Draft, Expired
 from dialogs.fields import Invalid, Phone, Text
-from handlers.events import Reply
 
 OPTIONS = {"catalog": catalog_options([("a", "甲事项"), ("b", "乙事项"), ("c", "丙事项")])}
 ENGINE = DialogEngine({"application": APPLICATION}, OPTIONS)

@@ -7,8 +7,8 @@ from html.parser import HTMLParser
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chat.events import Button, Reply
 from dialogs.fit import LIMIT, fit, plain, size, split_html
-from handlers.events import Button, Reply
 
 
 class _Balanced(HTMLParser):

@@ -10,8 +10,8 @@ import re
 from sqlalchemy import select
 
 from bot.app import App
+from chat.events import Reply
 from dialogs.fit import LIMIT, size
-from handlers.events import Reply
 from storage import applicants, cases, key_projects
 from storage.cases import ApplicationData
 from storage.models import OutboxMessage, Question, Staff

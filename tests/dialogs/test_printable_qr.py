@@ -12,7 +12,7 @@ import docx
 from test_printable import FORM, pdf_text
 
 from dialogs.printable import qr_png, render_docx, render_pdf
-from handlers.documents import status_url
+from services.documents import status_url
 
 URL = status_url("https://bdb.example.gov.cn/chat/", "BDB-2026-000123")
 

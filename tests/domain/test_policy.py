@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
-from handlers import export
+from services import export
 from storage import applicants, cases, key_projects
 from storage.cases import ApplicationData
 from storage.models import KeyProjectMember, Staff

@@ -10,9 +10,9 @@ from docx import Document as Docx
 from sqlalchemy import select, update
 
 from bot.app import App
-from handlers import documents
 from handlers.casework import CaseLimits
 from handlers.followup import chase_cases
+from services import documents
 from storage.models import Case, CaseEvent, CaseRating
 from support import Chat, bind_staff, fill_application, notices_to
 

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import select, update
 
 from bot.app import App
-from handlers.reminders import QuestionLimits, chase_questions
+from domain.reminders import QuestionLimits, chase_questions
 from storage import questions
 from storage.models import Question, Staff
 from support import Chat, bind_staff, notices_to

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from bot.app import App
 from bot.cli import app as cli
-from handlers.export import BATCH, export_cases, export_ledger, ledger_document
+from services.export import BATCH, export_cases, export_ledger, ledger_document
 from storage import applicants, key_projects
 from storage.key_projects import Stage
 from storage.models import Case, CaseItem, Staff
@@ -242,7 +242,7 @@ async def test_the_case_export_streams_every_case_batch_by_batch(app: App, tmp_p
 
 def test_mobile_numbers_are_written_as_the_dialog_formats_them() -> None:
     from dialogs.fields import format_phone
-    from handlers.export import _phone
+    from services.export import _phone
 
     for number in ("+8613800138000", "+8619912345678", "+8617000000001", "+8673188880101"):
         assert _phone(number) == format_phone(number)

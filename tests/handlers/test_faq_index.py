@@ -6,7 +6,7 @@ import pytest
 import yaml
 from jinja2 import Environment
 
-from handlers.faq_index import (
+from services.faq_index import (
     DEFAULT_TERMS_PATH,
     FaqDoc,
     FaqIndex,

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from handlers.faq_domain import Dictionary, read_catalog, unit_key
-from handlers.faq_index import Calibration, FaqIndex, Verdict, parse_faq_yaml
-from handlers.faq_report import (
+from services.faq_domain import Dictionary, read_catalog, unit_key
+from services.faq_index import Calibration, FaqIndex, Verdict, parse_faq_yaml
+from services.faq_report import (
     DEFAULT_SPLITS,
     OUT_OF_SCOPE,
     Outcome,
@@ -19,7 +19,7 @@ from handlers.faq_report import (
     read_split,
     report,
 )
-from handlers.faq_suggest import Answered, format_suggestions, suggest
+from services.faq_suggest import Answered, format_suggestions, suggest
 
 ROOT = Path(__file__).resolve().parents[2]
 SPLITS = ("train", "dev", "test")

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handlers.workdays import (
+from services.workdays import (
     CHINA,
     HOLIDAYS,
     Calendar,

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from bot.app import App
 from bot.cli import app as cli
-from handlers.retention import Retention, purge
+from domain.retention import Retention, purge
 from storage import applicants, cases, files, outbox
 from storage.cases import ApplicationData
 from storage.models import (

@@ -20,8 +20,10 @@ from bot.channels.web.staff_session import STAFF_COOKIE, StaffSession
 from dialogs.texts import label, labels
 from dialogs.texts import render as render_text
 from domain import desk
+from domain.buttons import CaseView, QuestionShow
 from domain.policy import Actor
-from handlers import export
+from handlers.key_projects import ProjectView
+from services import export
 from storage import questions, staff_devices
 from storage.cases import ACTIVE
 from storage.db import Database
@@ -50,11 +52,11 @@ def open_target(target: str) -> str | None:
     screens that show something, so a crafted link can never take a step."""
     kind, _, ident = target.partition(":")
     if kind == "case" and CASE_NUMBER.fullmatch(ident):
-        return f"w:view:{ident}"
+        return CaseView(ident).pack()
     if kind == "question" and ident.isdigit():
-        return f"s:show:{ident}"
+        return QuestionShow(int(ident)).pack()
     if kind == "project" and ident.isdigit():
-        return f"k:view:{ident}"
+        return ProjectView(int(ident)).pack()
     return None
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import nh3
 
-from handlers.events import Button
+from chat.events import Button
 
 ALLOWED_TAGS = frozenset({"b", "i", "a", "code", "pre"})
 URL_SCHEMES = frozenset({"http", "https", "tel", "mailto"})

@@ -31,15 +31,14 @@ from bot.channels.web.hub import Hub
 from bot.channels.web.identity import COOKIE, COOKIE_MAX_AGE, Identity, load_secret
 from bot.channels.web.staff_session import STAFF_COOKIE, StaffSession, StaffSessions
 from bot.config import Settings
+from chat.events import Button, ChatUser, Document, Incoming, Kind, Reply, UploadedFile
 from dialogs.texts import labels
 from dialogs.texts import render as render_text
-from handlers import documents
-from handlers.events import Button, ChatUser, Document, Incoming, Kind, Reply, UploadedFile
 from handlers.supplement import MAX_BYTES
+from services import documents
 from storage import applicants, cases, files, web_history
 from storage.models import OutboxMessage
 from storage.ratelimit import FloodGuard, MemoryFloodGuard, RedisFloodGuard, Verdict
-from storage.state import RedisStateStore
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -375,7 +374,7 @@ def build_guards(settings: Settings, app: App) -> tuple[FloodGuard, FloodGuard]:
     state = app.services.state
     chat_limit, chat_window = settings.flood_limit, settings.flood_window_seconds
     ip_limit, ip_window = settings.web_ip_limit, settings.web_ip_window_seconds
-    if isinstance(state, RedisStateStore):
+    if state.redis is not None:
         return (
             RedisFloodGuard(state.redis, chat_limit, chat_window, state.prefix),
             RedisFloodGuard(state.redis, ip_limit, ip_window, state.prefix),

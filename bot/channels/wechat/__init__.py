@@ -17,7 +17,6 @@ from bot.channels.wechat.crypto import MessageCrypto
 from bot.channels.wechat.sender import CHANNEL as CHANNEL
 from bot.channels.wechat.sender import WeChatSender
 from bot.config import Settings, SettingsError
-from storage.state import RedisStateStore
 from storage.wechat import (
     MemorySeenCallbacks,
     MemoryTokenCache,
@@ -45,7 +44,7 @@ def token_cache(settings: Settings, app: App) -> TokenCache:
     """In Redis when the state store is there (shared by every process), else in memory."""
     _, app_id, _ = _required(settings)
     state = app.services.state
-    if isinstance(state, RedisStateStore):  # share the state store's bounded pool
+    if state.redis is not None:  # share the app's one bounded pool
         return RedisTokenCache(state.redis, app_id, state.prefix)
     return MemoryTokenCache()
 
@@ -53,7 +52,7 @@ def token_cache(settings: Settings, app: App) -> TokenCache:
 def seen_callbacks(app: App) -> SeenCallbacks:
     """Where retried callbacks are recognised: Redis when there, else this process."""
     state = app.services.state
-    if isinstance(state, RedisStateStore):
+    if state.redis is not None:
         return RedisSeenCallbacks(state.redis, state.prefix)
     return MemorySeenCallbacks()
 

@@ -31,7 +31,7 @@ from bot.channels.wechat.messages import (
     text_reply,
 )
 from bot.channels.wechat.sender import CHANNEL, WeChatSender, options_key
-from handlers.events import Button, ChatUser, Incoming, Kind, UploadedFile
+from chat.events import Button, ChatUser, Incoming, Kind, UploadedFile
 from handlers.routing import UNAVAILABLE, Router
 from storage import outbox, wechat
 from storage.db import Database

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.channels.options import option_line, plain
-from handlers.events import Button, Document, Reply
+from chat.events import Button, Document, Reply
 
 TEXT_LIMIT = 2000  # bytes of one text message; WeChat cuts at about 2,048
 CASE_NUMBER = re.compile(r"BDB-\d{4}-\d{6}")

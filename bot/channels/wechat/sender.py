@@ -24,8 +24,8 @@ from bot.channels.wechat.api import (
 from bot.channels.wechat.compose import Composed, compose, notice_kind, template_data
 from bot.config import Settings
 from bot.outbox import Rejected, RetryLater, Undeliverable, Unreachable, delivering
+from chat.events import Button, Document, Reply
 from handlers.context import Services
-from handlers.events import Button, Document, Reply
 from storage import wechat
 from storage.models import utcnow
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from bot.channels.web.render import bot_message, own_message, tree
 from bot.cli import app as cli
-from handlers.events import Button
+from chat.events import Button
 
 
 def test_allowed_tags_are_kept_and_everything_else_is_text_or_dropped() -> None:

@@ -3,18 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
+from chat.events import Document
+from dialogs.fields import format_phone
 from dialogs.printable import ApplicationPrint, file_name, render_docx, render_pdf
-from handlers.context import Services
-from handlers.events import Document
 from storage import cases, files
+from storage.db import Database
 from storage.models import Case
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 PDF = "application/pdf"
 FORM = "application_form"
+
+
+class Services(Protocol):
+    """What rendering a document needs of the app's services (bot/app.py wires them)."""
+
+    @property
+    def db(self) -> Database: ...
+    @property
+    def files_dir(self) -> Path: ...
+    @property
+    def form_font(self) -> Path | None: ...
+    @property
+    def web_url(self) -> str: ...
 
 
 def form_spec(number: str, fmt: str = "docx") -> dict[str, Any]:
@@ -28,22 +44,17 @@ def status_url(web_url: str, number: str) -> str | None:
 
 
 def print_data(case: Case, web_url: str = "") -> ApplicationPrint:
-    from dialogs.fields import format_phone
-
-    return ApplicationPrint(
-        number=case.number,
-        company=case.company,
-        credit_code=case.credit_code,
-        project_name=case.project_name,
-        project_code=case.project_code,
-        contact_name=case.contact_name,
-        contact_phone=format_phone(case.contact_phone),
-        project_summary=case.project_summary,
-        requested_items=tuple(item.name for item in case.items),
-        submitted_on=case.created_at.astimezone(cases.CHINA).date(),
-        query_code=case.query_code,
-        status_url=status_url(web_url, case.number),
-    )
+    """The case as printed: the form's fields copied by Case's names, a few made for paper."""
+    made: dict[str, Any] = {
+        "contact_phone": format_phone(case.contact_phone),
+        "requested_items": tuple(item.name for item in case.items),
+        "submitted_on": case.created_at.astimezone(cases.CHINA).date(),
+        "status_url": status_url(web_url, case.number),
+    }
+    copied: dict[str, Any] = {
+        f.name: getattr(case, f.name) for f in fields(ApplicationPrint) if f.name not in made
+    }
+    return ApplicationPrint(**copied, **made)
 
 
 async def application_form(services: Services, case: Case, fmt: str) -> Document | None:

@@ -19,9 +19,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Protocol
 
+from chat.events import Document
 from dialogs.fields import format_phone
 from dialogs.texts import label
-from handlers.events import Document
 from storage import cases, key_projects
 from storage.cases import CaseLine
 from storage.db import Database

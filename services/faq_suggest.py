@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from handlers.faq_index import FaqIndex, Verdict
+from services.faq_index import FaqIndex, Verdict
 
 # Two questions belong together when they share this share of their index terms (Jaccard).
 SIMILARITY = 0.5

@@ -6,7 +6,7 @@ train questions are in it as similar phrasings), so those questions match better
 do; a decision calibrated on them alone answered the test split wrongly three times as often.
 The calibration therefore also measures every entry's phrasings held out of the index in turn
 (five folds): new wordings, as far as the tuning data can give them. `bangdaiban faq report`
-fits the decision (a logistic model, see handlers.faq_index.Calibration), picks its
+fits the decision (a logistic model, see services.faq_index.Calibration), picks its
 thresholds, writes them to data/faq_calibration.yaml, where `FaqIndex.build` reads them, and
 prints the test split.
 """
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from handlers.faq_index import (
+from services.faq_index import (
     DEFAULT_CALIBRATION_PATH,
     FEATURES,
     Calibration,

@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 from rank_bm25 import BM25Okapi
 
-from handlers.faq_domain import CatalogItem, Dictionary, Normaliser, UnitQuestions, unit_key
+from services.faq_domain import CatalogItem, Dictionary, Normaliser, UnitQuestions, unit_key
 
 DEFAULT_TERMS_PATH = Path(__file__).resolve().parent.parent / "data" / "faq_terms.txt"
 DEFAULT_CALIBRATION_PATH = Path(__file__).resolve().parent.parent / "data" / "faq_calibration.yaml"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chat.events import Button
 from dialogs.fit import split_html
-from handlers.events import Button
 from storage import outbox
 from storage.models import Applicant, Staff
 from storage.outbox import Recipient

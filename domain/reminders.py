@@ -5,20 +5,28 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.texts import render
-from handlers.consult import notify_question_staff
-from handlers.context import Services
-from handlers.workdays import started_before, workdays_between
+from domain.notices import notify_question_staff
+from services.workdays import started_before, workdays_between
 from storage import questions, roster
+from storage.db import Database
 from storage.models import QUESTION_ESCALATED, Question, Staff
 
 log = logging.getLogger(__name__)
 REMINDED, ESCALATED = questions.REMINDED, QUESTION_ESCALATED
 BATCH = 100  # questions read and changed per transaction
 MAX_BATCHES = 10  # per tick: a backlog is worked off over several ticks
+
+
+class Services(Protocol):
+    """What the job needs of the app's services."""
+
+    @property
+    def db(self) -> Database: ...
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,49 @@
+"""The buttons the domain's notices carry, as typed data (chat/callbacks.py).
+
+Their handlers declare routes for them: case work (handlers/casework.py), uploads
+(handlers/supplement.py), 回访 (handlers/followup.py) and questions (handlers/staff.py).
+"""
+
+from __future__ import annotations
+
+from chat.callbacks import CallbackData
+
+
+class CaseRef(CallbackData):
+    """A button about one case, by its number; each kind of it below is one prefix."""
+
+    number: str
+
+
+class CaseView(CaseRef, prefix="w:view"): ...  # staff: open a case (办理)
+
+
+class CaseInstruct(CaseRef, prefix="w:instruct"): ...  # a leader: write the 领导批示
+
+
+class UploadStart(CaseRef, prefix="u:start"): ...  # an applicant: upload the 补正 materials
+
+
+class Rate(CallbackData, prefix="r"):
+    """An applicant: rate a closed case 1-5, or `skip` the comment after rating."""
+
+    number: str
+    choice: str
+
+
+class QuestionRef(CallbackData):
+    """A button about one question, by its id."""
+
+    question_id: int
+
+
+class QuestionReply(QuestionRef, prefix="s:reply"): ...
+
+
+class QuestionForward(QuestionRef, prefix="s:fwd"): ...
+
+
+class QuestionDone(QuestionRef, prefix="s:done"): ...
+
+
+class QuestionShow(QuestionRef, prefix="s:show"): ...  # staff: a question from the work list
