@@ -35,6 +35,7 @@ import resource
 import statistics
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -75,9 +76,11 @@ class Crowd:
         self.latencies: list[float] = []
         self.updates = 0
         self.failed = 0
+        self.calls: Counter[str] = Counter()  # Bot API calls by method (getUpdates not seen)
         stub.listeners.append(self.on_call)
 
     def on_call(self, call: Call) -> None:
+        self.calls[call.method] += 1
         if call.method != "sendMessage" or call.status != 200:
             return
         future = self.waiting.pop(int(call.chat_id or 0), None)
@@ -113,6 +116,7 @@ class Crowd:
             "updates": self.updates,
             "latencies": self.latencies,
             "failed": self.failed,
+            "calls": dict(self.calls),
         }
 
 
@@ -300,6 +304,9 @@ def summarise(stack: str, result: dict[str, Any]) -> dict[str, Any]:
         "paced_rate": paced["updates"] / paced["seconds"],
         "peak_mb": result["peak_mb"],
         "failed": fast["failed"] + paced["failed"],
+        # Bot API calls per update in the throughput run, by method ("typing" is
+        # sendChatAction: shown when an update takes longer than TYPING_AFTER).
+        "calls": {m: n / max(fast["updates"], 1) for m, n in sorted(fast["calls"].items())},
     }
 
 
@@ -310,13 +317,14 @@ def report(args: argparse.Namespace, rows: list[dict[str, Any]], ratios: bool = 
     )
     print(
         f"{'stack':10} {'start s':>8} {'updates/s':>10} {'burst p50':>10} {'burst p99':>10} "
-        f"{'p50 ms':>8} {'p99 ms':>8} {'peak RSS':>9} {'failed':>7}"
+        f"{'p50 ms':>8} {'p99 ms':>8} {'peak RSS':>9} {'failed':>7}  Bot API calls per update"
     )
     for row in rows:
         print(
             f"{row['stack']:10} {row['start']:8.1f} {row['rate']:10.0f} {row['burst_p50']:10.0f} "
             f"{row['burst_p99']:10.0f} {row['p50']:8.1f} {row['p99']:8.1f} "
-            f"{row['peak_mb']:7.0f}MB {row['failed']:7d}"
+            f"{row['peak_mb']:7.0f}MB {row['failed']:7d}  "
+            + " ".join(f"{method} {n:.2f}" for method, n in row["calls"].items())
         )
     bare = next((row for row in rows if row["stack"] == "bare"), None)
     if bare is None or not ratios:
