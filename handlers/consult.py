@@ -126,9 +126,10 @@ class Consultation:
     async def unit_answer(self, ctx: Context, code: str) -> Reply:
         """Which unit handles a catalog item, and its 首席责任人 and 服务专员 from the roster."""
         item = self.items[code]
-        async with ctx.services.db.sessions() as session:
-            department = await roster.department_by_code(session, item.unit) if item.unit else None
-            people = await roster.contacts(session, department.id) if department else []
+        department, people = None, []
+        if item.unit:
+            async with ctx.services.db.sessions() as session:
+                department, people = await roster.unit_contacts(session, item.unit)
         text = render("consult/unit_contacts.j2", item=item, unit=department, people=people)
         buttons = [[Button(label("buttons", "human"), f"{PREFIX}:human")], [menu_button("menu")]]
         return Reply(text, buttons)

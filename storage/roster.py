@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -168,6 +168,30 @@ async def contacts(session: AsyncSession, department_id: int) -> list[Staff]:
         .order_by(Staff.role != Role.CHIEF, Staff.id)
     )
     return list((await session.scalars(query)).all())
+
+
+# Built once: a catalog item's FAQ answer asks it (the unit and its contacts in one query).
+_UNIT_CONTACTS = (
+    select(Department, Staff)
+    .outerjoin(
+        Staff,
+        and_(
+            Staff.department_id == Department.id,
+            Staff.active.is_(True),
+            Staff.role.in_([Role.CHIEF, Role.SPECIALIST, Role.WINDOW]),
+        ),
+    )
+    .where(Department.code == bindparam("code"), Department.active.is_(True))
+    .order_by(Staff.role != Role.CHIEF, Staff.id)
+)
+
+
+async def unit_contacts(session: AsyncSession, code: str) -> tuple[Department | None, list[Staff]]:
+    """The active unit with this code and its `contacts`, chief first, in one query."""
+    rows = (await session.execute(_UNIT_CONTACTS, {"code": code})).tuples().all()
+    if not rows:
+        return None, []
+    return rows[0][0], [person for _, person in rows if person is not None]
 
 
 async def by_role(session: AsyncSession, role: Role) -> list[Staff]:
