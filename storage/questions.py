@@ -6,7 +6,7 @@ import base64
 import datetime as dt
 import secrets
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -37,28 +37,31 @@ async def create(
     return question
 
 
+# Built once (every question handed to a person asks it): SQLAlchemy reuses the cache key.
+_LAST_ASSIGNED = (
+    select(func.max(Question.created_at))
+    .where(Question.owner_id == Staff.id)
+    .correlate(Staff)
+    .scalar_subquery()
+)
+_FIRST_RESPONDER = (
+    select(Staff)
+    .join(Department)
+    .where(
+        Department.code == LEAD_UNIT,
+        Staff.role == Role.WINDOW,
+        Staff.on_duty.is_(True),
+        Staff.active.is_(True),
+        Staff.chat_id.is_not(None),
+    )
+    .order_by(_LAST_ASSIGNED.asc().nulls_first(), Staff.id)
+    .limit(1)
+)
+
+
 async def first_responder(session: AsyncSession) -> Staff | None:
     """The on-duty window staff member of the lead unit whose last assignment is oldest."""
-    last_assigned = (
-        select(func.max(Question.created_at))
-        .where(Question.owner_id == Staff.id)
-        .correlate(Staff)
-        .scalar_subquery()
-    )
-    query = (
-        select(Staff)
-        .join(Department)
-        .where(
-            Department.code == LEAD_UNIT,
-            Staff.role == Role.WINDOW,
-            Staff.on_duty.is_(True),
-            Staff.active.is_(True),
-            Staff.chat_id.is_not(None),
-        )
-        .order_by(last_assigned.asc().nulls_first(), Staff.id)
-        .limit(1)
-    )
-    return await session.scalar(query)
+    return await session.scalar(_FIRST_RESPONDER)
 
 
 async def get(session: AsyncSession, question_id: int, lock: bool = False) -> Question | None:
@@ -88,12 +91,15 @@ async def open_questions(
     return list((await session.scalars(query)).all())
 
 
+_COUNT_OPEN = select(func.count(Question.id)).where(Question.status.in_(OPEN_STATES))
+_COUNT_OPEN_OF = _COUNT_OPEN.where(Question.applicant_id == bindparam("applicant_id"))
+
+
 async def count_open(session: AsyncSession, applicant_id: int | None = None) -> int:
     """Questions not yet closed (of one applicant, when given)."""
-    query = select(func.count(Question.id)).where(Question.status.in_(OPEN_STATES))
-    if applicant_id is not None:
-        query = query.where(Question.applicant_id == applicant_id)
-    return int(await session.scalar(query) or 0)
+    if applicant_id is None:
+        return int(await session.scalar(_COUNT_OPEN) or 0)
+    return int(await session.scalar(_COUNT_OPEN_OF, {"applicant_id": applicant_id}) or 0)
 
 
 async def add_message(

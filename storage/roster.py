@@ -72,10 +72,13 @@ async def contact_list(session: AsyncSession) -> list[Unit]:
     return list(units.values())
 
 
+_DEPARTMENT_BY_CODE = select(Department).where(
+    Department.code == bindparam("code"), Department.active.is_(True)
+)  # built once: routed questions ask it
+
+
 async def department_by_code(session: AsyncSession, code: str) -> Department | None:
-    return await session.scalar(
-        select(Department).where(Department.code == code, Department.active.is_(True))
-    )
+    return await session.scalar(_DEPARTMENT_BY_CODE, {"code": code})
 
 
 async def catalog(session: AsyncSession) -> list[CatalogItem]:
