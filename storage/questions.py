@@ -28,9 +28,16 @@ INVITE_LENGTH = 32  # the column's size; longer input is no code of ours
 
 
 async def create(
-    session: AsyncSession, applicant_id: int, text: str, department_id: int | None
+    session: AsyncSession,
+    applicant_id: int,
+    text: str,
+    department_id: int | None,
+    owner_id: int | None = None,
 ) -> Question:
-    question = Question(applicant_id=applicant_id, text=text, department_id=department_id)
+    """The question and its first message; `owner_id` is its first responder, if known."""
+    question = Question(
+        applicant_id=applicant_id, text=text, department_id=department_id, owner_id=owner_id
+    )
     session.add(question)
     await session.flush()
     session.add(QuestionMessage(question_id=question.id, author_kind="applicant", text=text))
