@@ -35,6 +35,7 @@ import resource
 import statistics
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -44,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests"), str(ROOT / "tests" / "bot")]
 
 import yaml  # noqa: E402
+from outbox_bench import cpu_seconds  # noqa: E402
 
 from botapi_stub import TOKEN, BotApiStub, Call  # noqa: E402
 
@@ -75,9 +77,11 @@ class Crowd:
         self.latencies: list[float] = []
         self.updates = 0
         self.failed = 0
+        self.calls: Counter[str] = Counter()  # Bot API calls by method (getUpdates not seen)
         stub.listeners.append(self.on_call)
 
     def on_call(self, call: Call) -> None:
+        self.calls[call.method] += 1
         if call.method != "sendMessage" or call.status != 200:
             return
         future = self.waiting.pop(int(call.chat_id or 0), None)
@@ -113,6 +117,7 @@ class Crowd:
             "updates": self.updates,
             "latencies": self.latencies,
             "failed": self.failed,
+            "calls": dict(self.calls),
         }
 
 
@@ -267,7 +272,9 @@ def measure(stack: str, args: argparse.Namespace, first_chat: int) -> dict[str, 
     start_seconds = time.monotonic() - started
     warm = Load(min(20, args.users), 2, 0.0, first_chat)
     ask(stub_conn, ("run", warm))  # imports and caches warm, connections open
+    cpu_before = cpu_seconds(bot.pid)
     throughput = ask(stub_conn, ("run", Load(args.users, args.questions, 0.0, first_chat + 1000)))
+    throughput["cpu"] = cpu_seconds(bot.pid) - cpu_before  # the bot process's, this run only
     paced = Load(args.latency_users, args.questions, args.think, first_chat + 5000)
     latency = ask(stub_conn, ("run", paced))
     finish = ask(bot_conn, "stop")
@@ -299,7 +306,13 @@ def summarise(stack: str, result: dict[str, Any]) -> dict[str, Any]:
         "p99": percentile(paced["latencies"], 0.99),
         "paced_rate": paced["updates"] / paced["seconds"],
         "peak_mb": result["peak_mb"],
+        # CPU of the bot process per update in the throughput run: less at the mercy of what
+        # else runs on the machine than updates/s.
+        "cpu_ms": fast["cpu"] / max(fast["updates"], 1) * 1000,
         "failed": fast["failed"] + paced["failed"],
+        # Bot API calls per update in the throughput run, by method ("typing" is
+        # sendChatAction: shown when an update takes longer than TYPING_AFTER).
+        "calls": {m: n / max(fast["updates"], 1) for m, n in sorted(fast["calls"].items())},
     }
 
 
@@ -310,13 +323,15 @@ def report(args: argparse.Namespace, rows: list[dict[str, Any]], ratios: bool = 
     )
     print(
         f"{'stack':10} {'start s':>8} {'updates/s':>10} {'burst p50':>10} {'burst p99':>10} "
-        f"{'p50 ms':>8} {'p99 ms':>8} {'peak RSS':>9} {'failed':>7}"
+        f"{'p50 ms':>8} {'p99 ms':>8} {'peak RSS':>9} {'CPU/upd':>8} {'failed':>7}  "
+        "Bot API calls per update"
     )
     for row in rows:
         print(
             f"{row['stack']:10} {row['start']:8.1f} {row['rate']:10.0f} {row['burst_p50']:10.0f} "
             f"{row['burst_p99']:10.0f} {row['p50']:8.1f} {row['p99']:8.1f} "
-            f"{row['peak_mb']:7.0f}MB {row['failed']:7d}"
+            f"{row['peak_mb']:7.0f}MB {row['cpu_ms']:6.2f}ms {row['failed']:7d}  "
+            + " ".join(f"{method} {n:.2f}" for method, n in row["calls"].items())
         )
     bare = next((row for row in rows if row["stack"] == "bare"), None)
     if bare is None or not ratios:
@@ -326,7 +341,8 @@ def report(args: argparse.Namespace, rows: list[dict[str, Any]], ratios: bool = 
             continue
         print(
             f"{row['stack']} ÷ bare: updates/s {row['rate'] / bare['rate']:.2f} (target ≥ 1.0), "
-            f"p99 {row['p99'] / bare['p99']:.2f}, peak RSS {row['peak_mb'] / bare['peak_mb']:.2f}"
+            f"p99 {row['p99'] / bare['p99']:.2f}, peak RSS {row['peak_mb'] / bare['peak_mb']:.2f}, "
+            f"CPU per update {row['cpu_ms'] / bare['cpu_ms']:.2f}"
         )
 
 

@@ -94,7 +94,7 @@ DocumentResolver = Callable[[dict[str, Any]], Awaitable[Document | None]]
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    batch_size: int = 20
+    batch_size: int = 50  # rows claimed per transaction; the sends of a batch run at once
     poll_interval: float = 1.0
     max_attempts: int = 8
     backoff_base: float = 5.0  # seconds before the 2nd attempt, doubling after

@@ -1,7 +1,7 @@
 """A staff member's work list (/desk): what is theirs by the visibility policy, due first.
 
 - questions: the open ones they own or were forwarded (administrators: all open ones);
-  due one working day after they came in (the chief is told then, handlers/reminders.py);
+  due one working day after they came in (the chief is told then, domain/reminders.py);
 - cases: the active cases `policy.scope` lets them see; due at the case's working-day clock;
 - key-project problems: the open ones at their level of the ladder (administrators: all);
   due `problem_workdays` working days after the problem reached its level (none at the top).
@@ -23,7 +23,7 @@ from storage import desk
 from storage.key_projects import TOP_LEVEL
 from storage.models import Role, utcnow
 
-QUESTION_WORKDAYS = 1  # handlers/reminders.py escalates to the chief after this
+QUESTION_WORKDAYS = 1  # domain/reminders.py escalates to the chief after this
 PROBLEM_WORKDAYS = 3  # handlers/key_projects.py moves a problem up the ladder after this
 LIMIT = 200  # rows per kind: a desk is a work list, not an archive
 

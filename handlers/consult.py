@@ -25,7 +25,7 @@ from services.faq_domain import CatalogItem, item_code
 from services.workdays import next_office_opening
 from storage import applicants, faq, questions, roster
 from storage.db import Database
-from storage.models import Question, QuestionStatus, Staff, utcnow
+from storage.models import Department, Question, QuestionStatus, Staff, utcnow
 
 if TYPE_CHECKING:  # the index (jieba, numpy) is imported where questions are answered
     from services.faq_index import FaqIndex
@@ -148,9 +148,11 @@ class Consultation:
     async def unit_answer(self, ctx: Context, code: str) -> Reply:
         """Which unit handles a catalog item, and its 首席责任人 and 服务专员 from the roster."""
         item = self.items[code]
-        async with ctx.services.db.sessions() as session:
-            department = await roster.department_by_code(session, item.unit) if item.unit else None
-            people = await roster.contacts(session, department.id) if department else []
+        department: Department | None = None
+        people: list[Staff] = []
+        if item.unit:
+            async with ctx.services.db.sessions() as session:
+                department, people = await roster.unit_contacts(session, item.unit)
         text = render("consult/unit_contacts.j2", item=item, unit=department, people=people)
         buttons = [[_human()], [menu_button("menu")]]
         return Reply(text, buttons)
@@ -175,10 +177,15 @@ class Consultation:
                 again = [_human()]
                 return [Reply(render("consult/open_limit.j2", limit=limit), [again])]
             department = await roster.department_by_code(session, unit_code) if unit_code else None
-            question = await questions.create(
-                session, applicant.id, text, department.id if department else None
-            )
+            # The owner is chosen first, so the question is inserted with it (no UPDATE).
             owner = await questions.first_responder(session)
+            question = await questions.create(
+                session,
+                applicant.id,
+                text,
+                department.id if department else None,
+                owner.id if owner else None,
+            )
             if owner is not None:
                 await assign(session, question, owner, department.name if department else None)
         ctx.state.pop("last_question", None)

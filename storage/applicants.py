@@ -49,12 +49,13 @@ async def get_or_create(
     return created
 
 
+_LOCK = select(Applicant.id).where(Applicant.id == bindparam("id")).with_for_update()
+
+
 async def lock(session: AsyncSession, applicant_id: int) -> None:
     """Hold this applicant's row until the transaction ends (PostgreSQL; SQLite serialises
     writers at BEGIN IMMEDIATE), so their limits are counted one submission at a time."""
-    await session.execute(
-        select(Applicant.id).where(Applicant.id == applicant_id).with_for_update()
-    )
+    await session.execute(_LOCK, {"id": applicant_id})
 
 
 async def set_subscribed(session: AsyncSession, applicant: Applicant, subscribed: bool) -> None:

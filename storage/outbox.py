@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -98,17 +98,55 @@ async def claim_for_chats(
     return list((await session.scalars(query)).all())
 
 
+# Built once (every outbox batch runs them): SQLAlchemy reuses its cache key instead of
+# rebuilding each statement and hashing it per batch.
+_MARK_SENT = (
+    update(OutboxMessage)
+    .where(OutboxMessage.id.in_(bindparam("ids", expanding=True)))
+    .values(status=OutboxStatus.SENT, sent_at=bindparam("now", type_=OutboxMessage.sent_at.type))
+    .execution_options(synchronize_session=False)
+)
+
+
 async def mark_sent(session: AsyncSession, ids: list[int]) -> None:
     if ids:
-        await session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids))
-            .values(status=OutboxStatus.SENT, sent_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
+        await session.execute(_MARK_SENT, {"ids": ids, "now": utcnow()})
 
 
 # -- delivery bookkeeping (the worker in bot/outbox.py) -----------------------------------
+
+
+# "The chat's oldest pending row" as a correlated min() rather than NOT EXISTS: PostgreSQL
+# runs it as one index probe per candidate (ix_outbox_chat_queue) and cannot turn it into
+# an anti-join, which with stale statistics or a generic plan scanned every pending row
+# of the channel for each candidate (~1 s per batch at 2,000 pending rows).
+_EARLIER = aliased(OutboxMessage)
+_HEAD_OF_CHAT = (
+    select(func.min(_EARLIER.id))
+    .where(
+        _EARLIER.channel == OutboxMessage.channel,
+        _EARLIER.chat_id == OutboxMessage.chat_id,
+        _EARLIER.status == OutboxStatus.PENDING,
+    )
+    .scalar_subquery()
+)
+_CLAIM_DUE = (
+    select(OutboxMessage)
+    .where(
+        OutboxMessage.channel == bindparam("channel"),
+        OutboxMessage.status == OutboxStatus.PENDING,
+        OutboxMessage.next_attempt_at <= bindparam("now"),
+        OutboxMessage.id == _HEAD_OF_CHAT,
+    )
+    .order_by(OutboxMessage.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True, of=OutboxMessage)
+)
+_UNREACHABLE = select(Applicant.chat_id).where(
+    Applicant.channel == bindparam("channel"),
+    Applicant.chat_id.in_(bindparam("chat_ids", expanding=True)),
+    Applicant.unreachable.is_(True),
+)
 
 
 async def claim_due(
@@ -116,45 +154,16 @@ async def claim_due(
 ) -> list[OutboxMessage]:
     """Lock due rows, at most one per chat: the oldest pending one, so each chat gets its
     notices in order even with several workers; rows locked elsewhere are skipped."""
-    # "The chat's oldest pending row" as a correlated min() rather than NOT EXISTS: PostgreSQL
-    # runs it as one index probe per candidate (ix_outbox_chat_queue) and cannot turn it into
-    # an anti-join, which with stale statistics or a generic plan scanned every pending row
-    # of the channel for each candidate (~1 s per batch at 2,000 pending rows).
-    earlier = aliased(OutboxMessage)
-    head_of_chat = (
-        select(func.min(earlier.id))
-        .where(
-            earlier.channel == OutboxMessage.channel,
-            earlier.chat_id == OutboxMessage.chat_id,
-            earlier.status == OutboxStatus.PENDING,
-        )
-        .scalar_subquery()
-    )
-    query = (
-        select(OutboxMessage)
-        .where(
-            OutboxMessage.channel == channel,
-            OutboxMessage.status == OutboxStatus.PENDING,
-            OutboxMessage.next_attempt_at <= (now or utcnow()),
-            OutboxMessage.id == head_of_chat,
-        )
-        .order_by(OutboxMessage.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=OutboxMessage)
-    )
-    return list((await session.scalars(query)).all())
+    params = {"channel": channel, "now": now or utcnow(), "limit": limit}
+    return list((await session.scalars(_CLAIM_DUE, params)).all())
 
 
 async def unreachable_chats(session: AsyncSession, channel: str, chat_ids: set[str]) -> set[str]:
     """The chats among `chat_ids` whose applicant has blocked the bot."""
     if not chat_ids:
         return set()
-    query = select(Applicant.chat_id).where(
-        Applicant.channel == channel,
-        Applicant.chat_id.in_(chat_ids),
-        Applicant.unreachable.is_(True),
-    )
-    return set((await session.scalars(query)).all())
+    params = {"channel": channel, "chat_ids": list(chat_ids)}
+    return set((await session.scalars(_UNREACHABLE, params)).all())
 
 
 async def mark_unreachable(session: AsyncSession, recipient: Recipient) -> bool:

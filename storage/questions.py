@@ -6,7 +6,7 @@ import base64
 import datetime as dt
 import secrets
 
-from sqlalchemy import and_, func, literal_column, or_, select, true, tuple_
+from sqlalchemy import and_, bindparam, func, literal_column, or_, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -31,37 +31,47 @@ INVITE_LENGTH = 32  # the column's size; longer input is no code of ours
 
 
 async def create(
-    session: AsyncSession, applicant_id: int, text: str, department_id: int | None
+    session: AsyncSession,
+    applicant_id: int,
+    text: str,
+    department_id: int | None,
+    owner_id: int | None = None,
 ) -> Question:
-    question = Question(applicant_id=applicant_id, text=text, department_id=department_id)
+    """The question and its first message; `owner_id` is its first responder, if known."""
+    question = Question(
+        applicant_id=applicant_id, text=text, department_id=department_id, owner_id=owner_id
+    )
     session.add(question)
     await session.flush()
     session.add(QuestionMessage(question_id=question.id, author_kind="applicant", text=text))
     return question
 
 
+# Built once (every question handed to a person asks it): SQLAlchemy reuses the cache key.
+_LAST_ASSIGNED = (
+    select(func.max(Question.created_at))
+    .where(Question.owner_id == Staff.id)
+    .correlate(Staff)
+    .scalar_subquery()
+)
+_FIRST_RESPONDER = (
+    select(Staff)
+    .join(Department)
+    .where(
+        Department.code == LEAD_UNIT,
+        Staff.role == Role.WINDOW,
+        Staff.on_duty.is_(True),
+        Staff.active.is_(True),
+        reachable_staff(bindparam("now", type_=Staff.web_until.type)),
+    )
+    .order_by(_LAST_ASSIGNED.asc().nulls_first(), Staff.id)
+    .limit(1)
+)
+
+
 async def first_responder(session: AsyncSession) -> Staff | None:
     """The on-duty window staff member of the lead unit whose last assignment is oldest."""
-    last_assigned = (
-        select(func.max(Question.created_at))
-        .where(Question.owner_id == Staff.id)
-        .correlate(Staff)
-        .scalar_subquery()
-    )
-    query = (
-        select(Staff)
-        .join(Department)
-        .where(
-            Department.code == LEAD_UNIT,
-            Staff.role == Role.WINDOW,
-            Staff.on_duty.is_(True),
-            Staff.active.is_(True),
-            reachable_staff(),
-        )
-        .order_by(last_assigned.asc().nulls_first(), Staff.id)
-        .limit(1)
-    )
-    return await session.scalar(query)
+    return await session.scalar(_FIRST_RESPONDER, {"now": utcnow()})
 
 
 async def get(session: AsyncSession, question_id: int, lock: bool = False) -> Question | None:
@@ -131,12 +141,15 @@ async def chased(
     return list((await session.scalars(query)).all())
 
 
+_COUNT_OPEN = select(func.count(Question.id)).where(literal_in(Question.status, OPEN_STATES))
+_COUNT_OPEN_OF = _COUNT_OPEN.where(Question.applicant_id == bindparam("applicant_id"))
+
+
 async def count_open(session: AsyncSession, applicant_id: int | None = None) -> int:
     """Questions not yet closed (of one applicant, when given)."""
-    query = select(func.count(Question.id)).where(literal_in(Question.status, OPEN_STATES))
-    if applicant_id is not None:
-        query = query.where(Question.applicant_id == applicant_id)
-    return int(await session.scalar(query) or 0)
+    if applicant_id is None:
+        return int(await session.scalar(_COUNT_OPEN) or 0)
+    return int(await session.scalar(_COUNT_OPEN_OF, {"applicant_id": applicant_id}) or 0)
 
 
 async def add_message(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -80,10 +81,13 @@ async def contact_list(session: AsyncSession) -> list[Unit]:
     return list(units.values())
 
 
+_DEPARTMENT_BY_CODE = select(Department).where(
+    Department.code == bindparam("code"), Department.active.is_(True)
+)  # built once: routed questions ask it
+
+
 async def department_by_code(session: AsyncSession, code: str) -> Department | None:
-    return await session.scalar(
-        select(Department).where(Department.code == code, Department.active.is_(True))
-    )
+    return await session.scalar(_DEPARTMENT_BY_CODE, {"code": code})
 
 
 async def catalog(session: AsyncSession) -> list[CatalogItem]:
@@ -127,9 +131,10 @@ async def staff_by_chat(session: AsyncSession, channel: str, chat_id: str) -> St
     return await session.scalar(_STAFF_BY_CHAT, params)
 
 
-def reachable_staff() -> ColumnElement[bool]:
-    """Staff with a bound chat or a browser signed in now."""
-    return or_(Staff.chat_id.is_not(None), Staff.web_until > utcnow())
+def reachable_staff(now: ColumnElement[dt.datetime] | None = None) -> ColumnElement[bool]:
+    """Staff with a bound chat or a browser signed in now (`now` may be a bound parameter, for
+    a statement built once)."""
+    return or_(Staff.chat_id.is_not(None), Staff.web_until > (utcnow() if now is None else now))
 
 
 async def active_staff(session: AsyncSession, staff_id: int) -> Staff | None:
@@ -201,6 +206,30 @@ async def contacts(session: AsyncSession, department_id: int) -> list[Staff]:
         .order_by(Staff.role != Role.CHIEF, Staff.id)
     )
     return list((await session.scalars(query)).all())
+
+
+# Built once: a catalog item's FAQ answer asks it (the unit and its contacts in one query).
+_UNIT_CONTACTS = (
+    select(Department, Staff)
+    .outerjoin(
+        Staff,
+        and_(
+            Staff.department_id == Department.id,
+            Staff.active.is_(True),
+            Staff.role.in_([Role.CHIEF, Role.SPECIALIST, Role.WINDOW]),
+        ),
+    )
+    .where(Department.code == bindparam("code"), Department.active.is_(True))
+    .order_by(Staff.role != Role.CHIEF, Staff.id)
+)
+
+
+async def unit_contacts(session: AsyncSession, code: str) -> tuple[Department | None, list[Staff]]:
+    """The active unit with this code and its `contacts`, chief first, in one query."""
+    rows = (await session.execute(_UNIT_CONTACTS, {"code": code})).tuples().all()
+    if not rows:
+        return None, []
+    return rows[0][0], [person for _, person in rows if person is not None]
 
 
 async def by_role(session: AsyncSession, role: Role) -> list[Staff]:

@@ -1,8 +1,12 @@
-"""The python-telegram-bot stack (TELEGRAM_LIBRARY=ptb): Bot API calls through PTB's `Bot`.
+"""The python-telegram-bot stack (TELEGRAM_LIBRARY=ptb): Bot API calls over PTB's transport.
 
-`Bot.do_api_request` encodes each call, checks the answer and raises PTB's errors, which are
-translated here into the errors of bot/channels/telegram.py. Results come back as the raw
-JSON: no PTB objects are built per update or per send. Translation is bot/channels/telegram.py.
+PTB's `Bot` holds the configuration (token, API and file URLs) and its transport, a
+`BaseRequest`. A JSON call — every send, edit and poll — is written as JSON straight onto
+that transport and its answer read by bot/channels/telegram.py's `parse_answer`, as the
+aiogram stack does: `Bot.do_api_request` converted every parameter and wrapped every answer
+(≈ 9 % of an outbox worker's CPU in a py-spy profile, besides the request itself). Uploads and
+downloads go through `Bot`, whose errors are translated here into the errors of
+bot/channels/telegram.py. No PTB objects are built per update or per send.
 
 The HTTP transport is PTB's own extension point, a `BaseRequest`, here over one aiohttp
 ClientSession: PTB's default (httpx) spent most of a loaded bot's time in httpcore scanning
@@ -34,13 +38,14 @@ from telegram.error import (
 from telegram.request import BaseRequest, RequestData
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
-from bot.channels.telegram import BotApiError, BotApiUnavailable
+from bot.channels.telegram import BotApiError, BotApiUnavailable, parse_answer
 
-# do_api_request suggests Bot.send_message & co.: those build PTB objects from every answer,
-# the per-call cost this stack avoids. RetryAfter warns while PTB moves to timedelta.
+# do_api_request (uploads) suggests Bot.send_document & co.: those build PTB objects from
+# every answer, the per-call cost this stack avoids. RetryAfter warns while PTB moves to timedelta.
 warnings.filterwarnings("ignore", r"Please use 'Bot\.", PTBUserWarning)
 warnings.filterwarnings("ignore", r".*`retry_after` will be", PTBDeprecationWarning)
 
+_JSON = {"Content-Type": "application/json"}
 TIMEOUT = 30.0  # seconds for a call other than a long poll
 CONNECTIONS = 100  # requests at once; more wait for a free connection
 
@@ -55,6 +60,16 @@ class AiohttpRequest(BaseRequest):
     @property
     def read_timeout(self) -> float:
         return TIMEOUT
+
+    async def post_json(self, url: str, body: bytes, seconds: float) -> tuple[int, bytes]:
+        """POST a JSON body; the HTTP status and the answer's bytes."""
+        try:
+            async with self._client().post(
+                url, data=body, headers=_JSON, timeout=aiohttp.ClientTimeout(total=seconds)
+            ) as response:
+                return response.status, await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise BotApiUnavailable(type(exc).__name__) from exc
 
     async def initialize(self) -> None:
         self._client()
@@ -89,7 +104,7 @@ class AiohttpRequest(BaseRequest):
                 data.add_field(name, content, filename=filename, content_type=mime)
         elif request_data is not None:  # JSON: no form encoding of Chinese text and markup
             data = json.dumps(request_data.parameters, ensure_ascii=False).encode()
-            headers = {"Content-Type": "application/json"}
+            headers = _JSON
         try:
             async with self._client().request(
                 method,
@@ -111,19 +126,22 @@ class PtbBotApi:
     def __init__(self, token: str, api_url: str) -> None:
         self.token = token
         self.api_url = api_url.rstrip("/")
+        self.requests = AiohttpRequest(CONNECTIONS)
+        self.polling = AiohttpRequest(2)  # a long poll never waits for a free connection
         self.bot = Bot(
             token,
             base_url=f"{self.api_url}/bot",
             base_file_url=f"{self.api_url}/file/bot",
-            request=AiohttpRequest(CONNECTIONS),
-            get_updates_request=AiohttpRequest(2),
+            request=self.requests,
+            get_updates_request=self.polling,
         )
 
     async def call(self, method: str, params: dict[str, Any], seconds: float | None = None) -> Any:
-        with _translated():
-            return await self.bot.do_api_request(
-                method, api_kwargs=params, read_timeout=seconds or TIMEOUT
-            )
+        request = self.polling if method == "getUpdates" else self.requests
+        url = f"{self.bot.base_url}/{method}"
+        body = json.dumps(params, ensure_ascii=False).encode()
+        status, answer = await request.post_json(url, body, seconds or TIMEOUT)
+        return parse_answer(status, answer)
 
     async def upload(
         self, method: str, params: dict[str, Any], field: str, name: str, content: bytes
@@ -138,12 +156,8 @@ class PtbBotApi:
             return await self.bot.request.retrieve(url)
 
     async def close(self) -> None:
-        for request in (self.bot.request, self._polling_request):
+        for request in (self.requests, self.polling):
             await request.shutdown()
-
-    @property
-    def _polling_request(self) -> Any:
-        return self.bot._request[0]  # PTB keeps its getUpdates request only privately
 
 
 @contextmanager

@@ -6,7 +6,7 @@ import pytest
 
 from bot.app import App
 from handlers.consult import Consultation
-from storage import questions
+from storage import questions, roster
 from storage.seed import seed_faq
 from support import Chat, bind_staff, notices_to
 
@@ -16,7 +16,26 @@ async def test_which_unit_question_names_the_unit_and_its_people(chat: Chat) -> 
     assert "建筑工程施工许可证" in chat.text and "住建环保局" in chat.text
     assert "何军" in chat.text and "0731-88880501" in chat.text
     assert "许芳" in chat.text
+    assert chat.text.index("何军") < chat.text.index("许芳")  # the 首席责任人 first
     assert chat.button("转人工")
+
+
+async def test_unit_answer_lists_the_chief_first_and_only_active_people(
+    app: App, chat: Chat
+) -> None:
+    async with app.services.db.transaction() as session:
+        specialist = await roster.staff_by_name(session, "许芳")
+        assert specialist is not None
+        specialist.active = False
+    await chat.say("施工證找哪個部門辦？")
+    assert "住建环保局" in chat.text and "何军" in chat.text
+    assert "许芳" not in chat.text
+    async with app.services.db.transaction() as session:
+        chief = await roster.staff_by_name(session, "何军")
+        assert chief is not None
+        chief.active = False
+    await chat.say("施工證找哪個部門辦？")
+    assert "住建环保局" in chat.text and "何军" not in chat.text
 
 
 async def test_phone_question_about_an_item_gives_the_phone(chat: Chat) -> None:
