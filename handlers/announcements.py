@@ -14,7 +14,7 @@ from domain.policy import is_admin
 from handlers.context import Context, Services
 from handlers.menu import menu_button, with_menu
 from handlers.routes import FormRoute, Routes
-from storage import announcements, applicants, outbox, questions
+from storage import announcements, outbox, questions
 from storage.db import Database
 from storage.models import utcnow
 from storage.outbox import Recipient
@@ -32,9 +32,8 @@ class Topic(CallbackData, prefix="a:topic"):
 
 async def topics(ctx: Context) -> list[Reply]:
     """Subscribe (all topics at first) and show the topics to narrow down."""
-    user = ctx.event.user
     async with ctx.services.db.transaction() as session:
-        applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
+        applicant = await ctx.enrol(session)
         if not applicant.subscribed:
             await announcements.set_topics(session, applicant, list(TOPICS))
         chosen = set(applicant.topics or TOPICS)
@@ -54,9 +53,8 @@ def _topics_screen(chosen: set[str]) -> Reply:
 async def toggle_topic(ctx: Context, data: Topic) -> list[Reply]:
     if data.code not in TOPICS:
         return [with_menu("dialog/expired.j2")]
-    user = ctx.event.user
     async with ctx.services.db.transaction() as session:
-        applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
+        applicant = await ctx.enrol(session)
         chosen = set(applicant.topics or [])
         chosen ^= {data.code}
         await announcements.set_topics(session, applicant, [t for t in TOPICS if t in chosen])

@@ -18,7 +18,7 @@ from handlers.menu import with_menu
 from handlers.routes import Routes
 from services import notify
 from services.workdays import started_before, workdays_between
-from storage import applicants, cases, questions, roster
+from storage import cases, questions, roster
 
 log = logging.getLogger(__name__)
 routes = Routes("followup")
@@ -30,22 +30,21 @@ class Comment(Prompt, prefix="comment"):
     number: str
 
 
-@routes.button(Rate)
+@routes.button(Rate, applicant=True)
 async def rate(ctx: Context, data: Rate) -> list[Reply]:
     """`r:<number>:<1-5>` rates once and closes the case; `r:<number>:skip` skips the comment."""
     number, choice = data.number, data.choice
-    user = ctx.event.user
     if choice == "skip":
         ctx.state.pop("mode", None)
         return [with_menu("casework/followup_thanks.j2", case={"number": number[:20]})]
     if choice not in {"1", "2", "3", "4", "5"}:
         return [with_menu("dialog/expired.j2")]
+    applicant = ctx.sender()
+    if applicant is None:
+        return [with_menu("cases/not_found.j2")]
+    actor = Actor.of_applicant(applicant.id)
     try:
         async with ctx.services.db.transaction(immediate=True) as session:
-            applicant = await applicants.find(session, user.channel, user.chat_id)
-            if applicant is None:
-                return [with_menu("cases/not_found.j2")]
-            actor = Actor.of_applicant(applicant.id)
             moved, _ = await life.rate(session, number, actor, int(choice))
             notices.enqueue(session, moved.notices)
     except (CaseNotFound, NotAllowed):
@@ -58,11 +57,10 @@ async def rate(ctx: Context, data: Rate) -> list[Reply]:
     return [Reply(render("casework/followup_comment.j2"), skip)]
 
 
-@routes.prompt(Comment)
+@routes.prompt(Comment, applicant=True)
 async def comment(ctx: Context, data: Comment, text: str) -> list[Reply]:
-    number, user = data.number, ctx.event.user
+    number, applicant = data.number, ctx.sender()
     async with ctx.services.db.transaction(immediate=True) as session:
-        applicant = await applicants.find(session, user.channel, user.chat_id)
         case = await cases.for_applicant(session, applicant.id, number) if applicant else None
         rating = await cases.rating_of(session, case.id) if case else None
         if case is None or rating is None:
