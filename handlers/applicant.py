@@ -16,9 +16,9 @@ from domain import cases as life
 from domain import notices
 from domain.buttons import CaseRef
 from domain.cases import CaseNotFound, CaseVerb, NotNow, StaleAction
+from domain.key_projects import notify_new_project
 from domain.policy import Actor, NotAllowed
 from handlers.context import Context
-from handlers.key_projects import notify_new_project
 from handlers.menu import menu_button, menu_buttons, with_menu
 from handlers.pages import Cursor, PageRef
 from handlers.routes import FormRoute, Routes
