@@ -178,6 +178,7 @@ async def _notify_window_of_new_case(session: AsyncSession, case: Case) -> None:
 # -- following cases ----------------------------------------------------------------------
 
 
+@routes.on(CasesPage, applicant=True)
 async def list_cases(ctx: Context, page_text: str = "0") -> list[Reply]:
     """`/cases`: this applicant's cases, newest first, a page at a time."""
     cursor = Cursor.parse(page_text)
@@ -211,6 +212,7 @@ def _not_found() -> list[Reply]:
     return [with_menu("cases/not_found.j2")]
 
 
+@routes.on(CaseOpen, applicant=True)
 async def show_case(ctx: Context, number: str) -> list[Reply]:
     case = await _own_case(ctx, number)
     if case is None:
@@ -234,6 +236,7 @@ async def bind_case(ctx: Context, number: str, code: str) -> list[Reply]:
     return await show_case(ctx, case.number)
 
 
+@routes.on(CaseForm, applicant=True)
 async def send_form(ctx: Context, number: str) -> list[Reply]:
     case = await _own_case(ctx, number)
     if case is None:
@@ -247,6 +250,7 @@ async def send_form(ctx: Context, number: str) -> list[Reply]:
     return replies
 
 
+@routes.on(CaseWithdraw, applicant=True)
 async def ask_withdraw(ctx: Context, number: str) -> list[Reply]:
     case = await _own_case(ctx, number)
     if case is None:
@@ -262,6 +266,7 @@ async def ask_withdraw(ctx: Context, number: str) -> list[Reply]:
     return [Reply(render("cases/withdraw_confirm.j2", case=case), buttons)]
 
 
+@routes.on(CaseWithdrawYes, applicant=True)
 async def withdraw(ctx: Context, number: str) -> list[Reply]:
     """撤回: the applicant's own step, locked and checked like any other."""
     applicant = ctx.sender()
@@ -310,11 +315,6 @@ async def _unsubscribe(ctx: Context) -> list[Reply]:
     return await set_subscription(ctx, False)
 
 
-routes.on(CaseOpen, show_case, applicant=True)
-routes.on(CaseForm, send_form, applicant=True)
-routes.on(CaseWithdraw, ask_withdraw, applicant=True)
-routes.on(CaseWithdrawYes, withdraw, applicant=True)
-routes.on(CasesPage, list_cases, applicant=True)
 for _name, _handler, _applicant in (
     ("apply", start_application, True),
     ("cases", list_cases, True),

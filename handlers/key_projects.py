@@ -30,7 +30,7 @@ from services.export import ledger_document
 from services.workdays import add_workdays
 from storage import key_projects, roster
 from storage.key_projects import TOP_LEVEL, ProblemStatus, Stage
-from storage.models import Problem, Staff, utcnow
+from storage.models import KeyProject, Problem, Staff, utcnow
 
 log = logging.getLogger(__name__)
 routes = Routes("key_projects", refusal="key_projects/not_allowed.j2")
@@ -94,6 +94,14 @@ def _button(key: str, data: CallbackData) -> Button:
 async def _staff(ctx: Context) -> Staff | None:
     """The staff member behind this chat (the routes below ask the router to look it up)."""
     return ctx.staff
+
+
+async def _team_project(session: AsyncSession, staff: Staff, project_id: int) -> KeyProject | None:
+    """The project, locked, if this staff member is on its team (or an administrator)."""
+    project = await key_projects.get(session, project_id, lock=True)
+    if project is None or not await on_team(session, staff, project_id):
+        return None
+    return project
 
 
 # -- commands -----------------------------------------------------------------------------
@@ -185,6 +193,7 @@ async def ledger(ctx: Context, _: str = "") -> list[Reply]:
 # -- the project screen -------------------------------------------------------------------
 
 
+@routes.on(ProjectView, staff=True)
 async def view(ctx: Context, staff: Staff, project_id: int) -> list[Reply]:
     """Stage, team, plan, milestones and open problems, with the buttons this person may use."""
     async with ctx.services.db.sessions() as session:
@@ -233,6 +242,7 @@ async def view(ctx: Context, staff: Staff, project_id: int) -> list[Reply]:
 # -- buttons and typed answers ------------------------------------------------------------
 
 
+@routes.on(ProjectAsk, staff=True)
 async def _ask(ctx: Context, staff: Staff, action: Step, project_id: int) -> list[Reply]:
     async with ctx.services.db.sessions() as session:
         project = await key_projects.get(session, project_id)
@@ -263,8 +273,8 @@ async def on_text(ctx: Context, data: ProjectText, text: str) -> list[Reply]:
 
 async def set_plan(ctx: Context, staff: Staff, project_id: int, text: str) -> list[Reply]:
     async with ctx.services.db.transaction(immediate=True) as session:
-        project = await key_projects.get(session, project_id, lock=True)
-        if project is None or not await on_team(session, staff, project_id):
+        project = await _team_project(session, staff, project_id)
+        if project is None:
             return [_reply("key_projects/not_found.j2")]
         project.service_plan = text
     log.info("key project plan set id=%s by=%s", project_id, staff.id)
@@ -290,8 +300,8 @@ async def add_milestone(ctx: Context, staff: Staff, project_id: int, text: str) 
         ctx.state["mode"] = TEXTS["ms"](project_id).pack()
         return [_reply("key_projects/milestone_bad.j2", limit=TITLE_LIMIT)]
     async with ctx.services.db.transaction(immediate=True) as session:
-        project = await key_projects.get(session, project_id, lock=True)
-        if project is None or not await on_team(session, staff, project_id):
+        project = await _team_project(session, staff, project_id)
+        if project is None:
             return [_reply("key_projects/not_found.j2")]
         milestone = await key_projects.add_milestone(session, project, *parsed)
     log.info("milestone added id=%s project=%s", milestone.id, project_id)
@@ -299,6 +309,7 @@ async def add_milestone(ctx: Context, staff: Staff, project_id: int, text: str) 
     return [reply, *await view(ctx, staff, project_id)]
 
 
+@routes.on(MilestoneDone, staff=True)
 async def milestone_done(ctx: Context, staff: Staff, milestone_id: int) -> list[Reply]:
     async with ctx.services.db.transaction(immediate=True) as session:
         milestone = await key_projects.milestone(session, milestone_id)
@@ -314,8 +325,8 @@ async def milestone_done(ctx: Context, staff: Staff, milestone_id: int) -> list[
 async def raise_problem(ctx: Context, staff: Staff, project_id: int, text: str) -> list[Reply]:
     """A problem the enterprise raised starts at level 1: the team is told."""
     async with ctx.services.db.transaction(immediate=True) as session:
-        project = await key_projects.get(session, project_id, lock=True)
-        if project is None or not await on_team(session, staff, project_id):
+        project = await _team_project(session, staff, project_id)
+        if project is None:
             return [_reply("key_projects/not_found.j2")]
         problem = await key_projects.raise_problem(session, project, text, staff.id, utcnow())
         notice = render(
@@ -339,6 +350,7 @@ async def _open_problem(session: AsyncSession, staff: Staff, problem_id: int) ->
     return problem
 
 
+@routes.on(ProblemUp, staff=True)
 async def escalate_by_hand(ctx: Context, staff: Staff, problem_id: int) -> list[Reply]:
     async with ctx.services.db.transaction(immediate=True) as session:
         problem = await _open_problem(session, staff, problem_id)
@@ -350,6 +362,7 @@ async def escalate_by_hand(ctx: Context, staff: Staff, problem_id: int) -> list[
     return [_reply("key_projects/escalated.j2", problem=problem, people=people)]
 
 
+@routes.on(ProblemSolve, staff=True)
 async def resolve(ctx: Context, staff: Staff, problem_id: int) -> list[Reply]:
     async with ctx.services.db.transaction(immediate=True) as session:
         problem = await _open_problem(session, staff, problem_id)
@@ -371,6 +384,7 @@ async def resolve(ctx: Context, staff: Staff, problem_id: int) -> list[Reply]:
     return [_reply("key_projects/problem_resolved.j2", problem=problem)]
 
 
+@routes.on(ContactChoose, staff=True)
 async def choose_follow_up(ctx: Context, staff: Staff, project_id: int) -> list[Reply]:
     async with ctx.services.db.sessions() as session:
         if not await on_team(session, staff, project_id):
@@ -380,12 +394,13 @@ async def choose_follow_up(ctx: Context, staff: Staff, project_id: int) -> list[
     return [_reply("key_projects/contact_choose.j2", rows)]
 
 
+@routes.on(ContactIn, staff=True)
 async def record_contact(ctx: Context, staff: Staff, project_id: int, days: int) -> list[Reply]:
     """记录联系: last contact now; the next 回访 `days` working days later."""
     now = utcnow()
     async with ctx.services.db.transaction(immediate=True) as session:
-        project = await key_projects.get(session, project_id, lock=True)
-        if project is None or not await on_team(session, staff, project_id):
+        project = await _team_project(session, staff, project_id)
+        if project is None:
             return [_reply("key_projects/not_found.j2")]
         key_projects.record_contact(project, now, add_workdays(now, days))
     log.info("key project contact id=%s by=%s", project_id, staff.id)
@@ -393,6 +408,7 @@ async def record_contact(ctx: Context, staff: Staff, project_id: int, days: int)
     return [reply, *await view(ctx, staff, project_id)]
 
 
+@routes.on(StageChoose, staff=True)
 async def choose_stage(ctx: Context, staff: Staff, project_id: int) -> list[Reply]:
     async with ctx.services.db.sessions() as session:
         project = await key_projects.get(session, project_id)
@@ -406,10 +422,11 @@ async def choose_stage(ctx: Context, staff: Staff, project_id: int) -> list[Repl
     return [_reply("key_projects/stage_choose.j2", rows, project=project)]
 
 
+@routes.on(StageTo, staff=True)
 async def set_stage(ctx: Context, staff: Staff, project_id: int, stage: Stage) -> list[Reply]:
     async with ctx.services.db.transaction(immediate=True) as session:
-        project = await key_projects.get(session, project_id, lock=True)
-        if project is None or not await on_team(session, staff, project_id):
+        project = await _team_project(session, staff, project_id)
+        if project is None:
             return [_reply("key_projects/not_found.j2")]
         project.stage = stage
     log.info("key project stage id=%s stage=%s by=%s", project_id, stage, staff.id)
@@ -427,13 +444,3 @@ routes.command("ledger", actor=True)(ledger)
 
 for _kind in TEXTS.values():
     routes.prompt(_kind, staff=True)(on_text)
-
-routes.on(ProjectView, view, staff=True)
-routes.on(ProjectAsk, _ask, staff=True)
-routes.on(MilestoneDone, milestone_done, staff=True)
-routes.on(ProblemUp, escalate_by_hand, staff=True)
-routes.on(ProblemSolve, resolve, staff=True)
-routes.on(ContactChoose, choose_follow_up, staff=True)
-routes.on(ContactIn, record_contact, staff=True)
-routes.on(StageChoose, choose_stage, staff=True)
-routes.on(StageTo, set_stage, staff=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from chat.callbacks import CallbackData, Prompt
 from chat.events import Reply
@@ -127,17 +127,48 @@ class Routes:
 
         return add
 
+    @overload
     def on(
         self,
         kind: type[CallbackData],
         handler: Callable[..., Replies],
+        *,
+        actor: bool = ...,
+        staff: bool = ...,
+        applicant: bool = ...,
+    ) -> None: ...
+
+    @overload
+    def on(
+        self,
+        kind: type[CallbackData],
+        handler: None = None,
+        *,
+        actor: bool = ...,
+        staff: bool = ...,
+        applicant: bool = ...,
+    ) -> Callable[[F], F]: ...
+
+    def on(
+        self,
+        kind: type[CallbackData],
+        handler: Callable[..., Replies] | None = None,
+        *,
         actor: bool = False,
         staff: bool = False,
         applicant: bool = False,
-    ) -> None:
+    ) -> Callable[[F], F] | None:
         """A button kind whose fields are the handler's arguments:
-        handler(ctx, [staff,] *fields)."""
-        _add(self.buttons, kind, self._route(handler, actor, staff, applicant, spread=True))
+        handler(ctx, [staff,] *fields). Without `handler`, a decorator above its definition."""
+
+        def add(handler: F) -> F:
+            _add(self.buttons, kind, self._route(handler, actor, staff, applicant, spread=True))
+            return handler
+
+        if handler is None:
+            return add
+        add(handler)
+        return None
 
     def prompt(
         self, kind: type[P], actor: bool = False, staff: bool = False, applicant: bool = False
