@@ -191,7 +191,7 @@ def run() -> None:
 @app.command()
 def worker() -> None:
     """Deliver the outbox (notifications) and run the scheduler until stopped."""
-    from bot.delivery import work
+    from bot.worker import work
 
     async def main(settings: Settings) -> None:
         await work(settings)
@@ -203,9 +203,10 @@ def worker() -> None:
 def web_chat() -> None:
     """Serve the web chat on WEB_HOST:WEB_PORT (and its notices) until stopped."""
     from bot.channels.web.server import serve
+    from bot.worker import background_delivery
 
     async def main(settings: Settings) -> None:
-        await serve(settings, announce=lambda line: err.print(line, markup=False))
+        await serve(settings, background_delivery, lambda line: err.print(line, markup=False))
 
     _run(main)
 

@@ -13,16 +13,13 @@ RUN_WORKER=true); the database decides who does what:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
 
 from bot import scheduler
 from bot.config import Settings
@@ -36,9 +33,6 @@ from storage.db import Database
 from storage.models import utcnow
 from storage.ratelimit import SendLimiter
 from storage.state import StateStore
-
-if TYPE_CHECKING:
-    from bot.app import App
 
 log = logging.getLogger(__name__)
 DELIVERY_LEASE_SECONDS = 15.0
@@ -195,62 +189,3 @@ def send_limiters(
 ) -> dict[str, SendLimiter]:
     """Each channel's pacing; only Telegram has published limits so far."""
     return {c: build_send_limiter(settings, state) for c in channels if c == "telegram"}
-
-
-@asynccontextmanager
-async def channel_senders(settings: Settings, app: App) -> AsyncIterator[dict[str, Sender]]:
-    """The outbox sender of every configured channel, closed on exit: the one place where a
-    channel plugs into delivery. The web chat delivers its own rows to open pages."""
-    async with AsyncExitStack() as stack:
-        senders: dict[str, Sender] = {}
-        if settings.telegram_bot_token:
-            from bot.channels.telegram import CHANNEL, TelegramSender, build_bot
-
-            bot = build_bot(settings)
-            stack.push_async_callback(bot.close)
-            senders[CHANNEL] = TelegramSender(bot)
-        if settings.wechat_token:
-            from bot.channels import wechat
-
-            sender = wechat.build_sender(settings, app)
-            stack.push_async_callback(sender.api.close)
-            senders[wechat.CHANNEL] = sender
-        yield senders
-
-
-@asynccontextmanager
-async def background_delivery(settings: Settings, app: App) -> AsyncIterator[None]:
-    """With RUN_WORKER, deliver every configured channel and run the scheduler beside this
-    process's own work (the embedded single-process case); otherwise nothing."""
-    if not settings.run_worker:
-        yield
-        return
-    stop = asyncio.Event()
-    async with channel_senders(settings, app) as senders:
-        limiters = send_limiters(settings, app.services.state, list(senders))
-        delivery = Delivery(app.services, senders, limiters, jobs=scheduled_jobs(settings))
-        task = asyncio.create_task(delivery.run(stop))
-        try:
-            yield
-        finally:
-            stop.set()
-            await task
-
-
-async def work(settings: Settings) -> None:
-    """`bangdaiban worker`: deliver every configured channel and run the scheduler until
-    SIGTERM/SIGINT, with the ops server on OPS_PORT."""
-    from bot import ops
-    from bot.app import build_app
-
-    app = await build_app(settings, answering=False)  # no FAQ index: the worker never answers
-    stop = ops.stop_on_signals()
-    try:
-        async with channel_senders(settings, app) as senders, ops.serving(settings, app):
-            limiters = send_limiters(settings, app.services.state, list(senders))
-            jobs = scheduled_jobs(settings)
-            delivery = Delivery(app.services, senders, limiters, jobs=jobs)
-            await asyncio.gather(delivery.run(stop), ops.watch_calendar(stop))
-    finally:
-        with contextlib.suppress(Exception):
-            await app.close()

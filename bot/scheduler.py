@@ -1,4 +1,5 @@
-"""Periodic work: question reminders and escalations, case time limits, 回访 closing."""
+"""Periodic work: the domain's jobs (question reminders and escalations, case time limits,
+回访 closing, broadcast reports, the key-project ladder) ticked once a minute."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from domain.announcement_reports import report_finished
+from domain.case_jobs import chase_cases
+from domain.key_projects import escalate_problems, remind_follow_ups
 from domain.reminders import QuestionLimits, chase_questions
-from handlers.announcements import report_finished
 from handlers.context import Services
-from handlers.followup import chase_cases
-from handlers.key_projects import escalate_problems, remind_follow_ups
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,8 @@
 """The buttons the domain's notices carry, as typed data (chat/callbacks.py).
 
 Their handlers declare routes for them: case work (handlers/casework.py), uploads
-(handlers/supplement.py), 回访 (handlers/followup.py) and questions (handlers/staff.py).
+(handlers/supplement.py), 回访 (handlers/followup.py), questions (handlers/staff.py) and key
+projects (handlers/key_projects.py).
 """
 
 from __future__ import annotations
@@ -47,3 +48,27 @@ class QuestionDone(QuestionRef, prefix="s:done"): ...
 
 
 class QuestionShow(QuestionRef, prefix="s:show"): ...  # staff: a question from the work list
+
+
+class ProjectRef(CallbackData):
+    """A button about one key project, by its id; each kind of it is one prefix."""
+
+    project_id: int
+
+
+class ProblemRef(CallbackData):
+    """A button about one problem on the ladder, by its id."""
+
+    problem_id: int
+
+
+class ProjectView(ProjectRef, prefix="k:view"): ...
+
+
+class ContactChoose(ProjectRef, prefix="k:contact"): ...  # 记录联系: when is the next 回访
+
+
+class ProblemUp(ProblemRef, prefix="k:up"): ...  # one level up the ladder by hand
+
+
+class ProblemSolve(ProblemRef, prefix="k:solve"): ...

@@ -11,12 +11,11 @@ from dialogs.engine import Draft
 from dialogs.fields import Value
 from dialogs.texts import label, render
 from domain.policy import is_admin
-from handlers.context import Context, Services
+from handlers.context import Context
 from handlers.menu import menu_button, with_menu
 from handlers.routes import FormRoute, Routes
-from storage import announcements, applicants, outbox, questions
+from storage import announcements, outbox
 from storage.db import Database
-from storage.models import utcnow
 from storage.outbox import Recipient
 
 log = logging.getLogger(__name__)
@@ -32,9 +31,8 @@ class Topic(CallbackData, prefix="a:topic"):
 
 async def topics(ctx: Context) -> list[Reply]:
     """Subscribe (all topics at first) and show the topics to narrow down."""
-    user = ctx.event.user
     async with ctx.services.db.transaction() as session:
-        applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
+        applicant = await ctx.enrol(session)
         if not applicant.subscribed:
             await announcements.set_topics(session, applicant, list(TOPICS))
         chosen = set(applicant.topics or TOPICS)
@@ -54,9 +52,8 @@ def _topics_screen(chosen: set[str]) -> Reply:
 async def toggle_topic(ctx: Context, data: Topic) -> list[Reply]:
     if data.code not in TOPICS:
         return [with_menu("dialog/expired.j2")]
-    user = ctx.event.user
     async with ctx.services.db.transaction() as session:
-        applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
+        applicant = await ctx.enrol(session)
         chosen = set(applicant.topics or [])
         chosen ^= {data.code}
         await announcements.set_topics(session, applicant, [t for t in TOPICS if t in chosen])
@@ -129,51 +126,6 @@ async def queue(
             )
     log.info("announcement queued id=%s recipients=%s", announcement.id, len(people))
     return announcement.id, len(people)
-
-
-REPORT_BATCH = 50
-
-
-async def report_finished(services: Services) -> int:
-    """Write the delivery report of each announcement whose rows are all done; only the
-    announcements not yet reported are looked at, a batch at a time."""
-    reported, after = 0, 0
-    while True:
-        async with services.db.transaction() as session:
-            batch = await announcements.unreported(session, after, REPORT_BATCH)
-            if not batch:
-                break
-            after = batch[-1].id
-            all_counts = await announcements.counts_of(session, [a.id for a in batch])
-            finished = [a for a in batch if all_counts[a.id].done]
-            senders = await questions.staff_by_ids(
-                session, {a.created_by for a in finished if a.created_by is not None}
-            )
-            now = utcnow()
-            for announcement in finished:
-                announcement.reported_at = now  # also when nobody can be told: never again
-                sender = senders.get(announcement.created_by or 0)
-                if sender is None or not sender.chats():
-                    continue
-                seconds = int((now - announcement.created_at).total_seconds())
-                report = render(
-                    "announcements/report.j2",
-                    announcement=announcement,
-                    counts=all_counts[announcement.id],
-                    seconds=seconds,
-                )
-                key = announcements.report_key(announcement.id)
-                for index, (channel, chat_id) in enumerate(sender.chats()):
-                    outbox.enqueue(
-                        session,
-                        Recipient(channel, chat_id),
-                        report,
-                        key=key if index == 0 else f"{key}:{channel}",
-                    )
-                reported += 1
-        if len(batch) < REPORT_BATCH:
-            break
-    return reported
 
 
 routes.form("announcement", FormRoute(submit, actor=True, review=preview_count))

@@ -16,9 +16,9 @@ from domain import cases as life
 from domain import notices
 from domain.buttons import CaseRef
 from domain.cases import CaseNotFound, CaseVerb, NotNow, StaleAction
+from domain.key_projects import notify_new_project
 from domain.policy import Actor, NotAllowed
 from handlers.context import Context
-from handlers.key_projects import notify_new_project
 from handlers.menu import menu_button, menu_buttons, with_menu
 from handlers.pages import Cursor, PageRef
 from handlers.routes import FormRoute, Routes
@@ -49,21 +49,13 @@ class CasesPage(PageRef, prefix="c:page"): ...
 
 async def start(ctx: Context) -> list[Reply]:
     async with ctx.services.db.transaction() as session:
-        applicant = await applicants.get_or_create(
-            session, ctx.event.user.channel, ctx.event.user.chat_id
-        )
-        subscribed = applicant.subscribed
+        subscribed = (await ctx.enrol(session)).subscribed
     return [with_menu("common/start.j2", subscribed, name=None)]
 
 
 async def menu(ctx: Context) -> list[Reply]:
-    return [with_menu("common/menu.j2", await _subscribed(ctx))]
-
-
-async def _subscribed(ctx: Context) -> bool:
-    async with ctx.services.db.sessions() as session:
-        applicant = await applicants.find(session, ctx.event.user.channel, ctx.event.user.chat_id)
-        return bool(applicant and applicant.subscribed)
+    applicant = ctx.sender()
+    return [with_menu("common/menu.j2", bool(applicant and applicant.subscribed))]
 
 
 async def contacts(ctx: Context) -> list[Reply]:
@@ -75,10 +67,7 @@ async def contacts(ctx: Context) -> list[Reply]:
 
 async def set_subscription(ctx: Context, subscribed: bool) -> list[Reply]:
     async with ctx.services.db.transaction() as session:
-        applicant = await applicants.get_or_create(
-            session, ctx.event.user.channel, ctx.event.user.chat_id
-        )
-        await applicants.set_subscribed(session, applicant, subscribed)
+        await applicants.set_subscribed(session, await ctx.enrol(session), subscribed)
     template = "common/subscribed.j2" if subscribed else "common/unsubscribed.j2"
     return [with_menu(template, subscribed)]
 
@@ -89,10 +78,11 @@ async def set_subscription(ctx: Context, subscribed: bool) -> list[Reply]:
 async def start_application(ctx: Context, restart: bool = False) -> list[Reply]:
     """/apply: the dialog, unless this applicant reached today's number of applications."""
     limit = ctx.services.limits.daily_applications
-    user = ctx.event.user
-    async with ctx.services.db.sessions() as session:
-        applicant = await applicants.find(session, user.channel, user.chat_id)
-        today = await applications_today(session, applicant.id) if applicant else 0
+    applicant = ctx.sender()
+    today = 0
+    if applicant is not None:
+        async with ctx.services.db.sessions() as session:
+            today = await applications_today(session, applicant.id)
     if today >= limit and "draft" not in ctx.state:
         log.info("daily application limit applicant=%s", applicant.id if applicant else None)
         return [with_menu("application/daily_limit.j2", limit=limit, kept=False)]
@@ -134,11 +124,10 @@ async def submit(ctx: Context, token: str, answers: dict[str, Value]) -> list[Re
     data = application(answers)
     try:
         async with services.db.transaction(immediate=True) as session:
-            applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
-            await applicants.lock(session, applicant.id)  # one submission at a time per person
+            applicant = await ctx.enrol(session, lock=True)  # one submission at a time
             existing = await cases.by_submission_key(session, applicant.id, token)
             if existing is not None:
-                return await already_submitted(ctx, existing)
+                return already_submitted(existing)
             limit = services.limits.daily_applications
             if await applications_today(session, applicant.id) >= limit:
                 ctx.extra["keep_draft"] = True  # nothing typed is lost: submit again tomorrow
@@ -160,21 +149,18 @@ async def submit(ctx: Context, token: str, answers: dict[str, Value]) -> list[Re
             number, kind = case.number, case.project_kind
     except IntegrityError:
         # A concurrent handler of the same update won the race: report its case.
+        person = ctx.applicant  # enrolled above; the row is the winner's too
         async with services.db.sessions() as session:
-            person = await applicants.find(session, user.channel, user.chat_id)
             existing = await cases.by_submission_key(session, person.id, token) if person else None
         if existing is None:
             raise
-        return await already_submitted(ctx, existing)
+        return already_submitted(existing)
     log.info("case submitted number=%s kind=%s", number, kind)
     return [Reply(render("application/submitted.j2", case=case), menu_buttons())]
 
 
-async def already_submitted(ctx: Context, case: Case) -> list[Reply]:
-    async with ctx.services.db.sessions() as session:
-        applicant = await applicants.find(session, ctx.event.user.channel, ctx.event.user.chat_id)
-    if applicant is None or applicant.id != case.applicant_id:
-        return [with_menu("dialog/expired.j2")]
+def already_submitted(case: Case) -> list[Reply]:
+    """The case this applicant's draft created (found by their own submission key)."""
     return [with_menu("application/already_submitted.j2", number=case.number)]
 
 
@@ -192,13 +178,13 @@ async def _notify_window_of_new_case(session: AsyncSession, case: Case) -> None:
 # -- following cases ----------------------------------------------------------------------
 
 
+@routes.on(CasesPage, applicant=True)
 async def list_cases(ctx: Context, page_text: str = "0") -> list[Reply]:
     """`/cases`: this applicant's cases, newest first, a page at a time."""
-    user = ctx.event.user
     cursor = Cursor.parse(page_text)
+    applicant = ctx.sender()
+    total, found = 0, []
     async with ctx.services.db.sessions() as session:
-        applicant = await applicants.find(session, user.channel, user.chat_id)
-        total, found = 0, []
         if applicant is not None:
             total = await cases.count_visible(session, applicant.id)
             found = await cases.page_for_applicant(session, applicant.id, cursor.keyset)
@@ -215,11 +201,10 @@ async def list_cases(ctx: Context, page_text: str = "0") -> list[Reply]:
 
 
 async def _own_case(ctx: Context, number: str) -> Case | None:
-    user = ctx.event.user
+    applicant = ctx.sender()
+    if applicant is None:
+        return None
     async with ctx.services.db.sessions() as session:
-        applicant = await applicants.find(session, user.channel, user.chat_id)
-        if applicant is None:
-            return None
         return await cases.for_applicant(session, applicant.id, number)
 
 
@@ -227,6 +212,7 @@ def _not_found() -> list[Reply]:
     return [with_menu("cases/not_found.j2")]
 
 
+@routes.on(CaseOpen, applicant=True)
 async def show_case(ctx: Context, number: str) -> list[Reply]:
     case = await _own_case(ctx, number)
     if case is None:
@@ -246,11 +232,11 @@ async def bind_case(ctx: Context, number: str, code: str) -> list[Reply]:
         if case is None:
             log.info("query code refused user=%s", user.key)
             return [with_menu("cases/bad_code.j2")]
-        applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
-        await cases.bind_viewer(session, case, applicant.id)
+        await cases.bind_viewer(session, case, (await ctx.enrol(session)).id)
     return await show_case(ctx, case.number)
 
 
+@routes.on(CaseForm, applicant=True)
 async def send_form(ctx: Context, number: str) -> list[Reply]:
     case = await _own_case(ctx, number)
     if case is None:
@@ -264,6 +250,7 @@ async def send_form(ctx: Context, number: str) -> list[Reply]:
     return replies
 
 
+@routes.on(CaseWithdraw, applicant=True)
 async def ask_withdraw(ctx: Context, number: str) -> list[Reply]:
     case = await _own_case(ctx, number)
     if case is None:
@@ -279,15 +266,15 @@ async def ask_withdraw(ctx: Context, number: str) -> list[Reply]:
     return [Reply(render("cases/withdraw_confirm.j2", case=case), buttons)]
 
 
+@routes.on(CaseWithdrawYes, applicant=True)
 async def withdraw(ctx: Context, number: str) -> list[Reply]:
     """撤回: the applicant's own step, locked and checked like any other."""
-    user = ctx.event.user
+    applicant = ctx.sender()
+    if applicant is None:
+        return _not_found()
+    actor = Actor.of_applicant(applicant.id)
     try:
         async with ctx.services.db.transaction(immediate=True) as session:
-            applicant = await applicants.find(session, user.channel, user.chat_id)
-            if applicant is None:
-                return _not_found()
-            actor = Actor.of_applicant(applicant.id)
             moved = await life.move(session, number, CaseVerb.WITHDRAW, actor)
             notices.enqueue(session, moved.notices)
     except (CaseNotFound, NotAllowed):
@@ -299,17 +286,20 @@ async def withdraw(ctx: Context, number: str) -> list[Reply]:
 
 async def resubmitted(ctx: Context, token: str) -> list[Reply] | None:
     """A second press of 提交 (the draft is gone) finds the case the first one created."""
-    user = ctx.event.user
+    person = ctx.sender()
+    if person is None:
+        return None
     async with ctx.services.db.sessions() as session:
-        person = await applicants.find(session, user.channel, user.chat_id)
-        case = await cases.by_submission_key(session, person.id, token) if person else None
-    return await already_submitted(ctx, case) if case is not None else None
+        case = await cases.by_submission_key(session, person.id, token)
+    return already_submitted(case) if case is not None else None
 
 
-routes.form("application", FormRoute(submit, resubmit=resubmitted, stopped=contacts))
+routes.form(
+    "application", FormRoute(submit, applicant=True, resubmit=resubmitted, stopped=contacts)
+)
 
 
-@routes.menu_action("restart")
+@routes.menu_action("restart", applicant=True)
 async def _restart(ctx: Context) -> list[Reply]:
     return await start_application(ctx, restart=True)
 
@@ -325,16 +315,11 @@ async def _unsubscribe(ctx: Context) -> list[Reply]:
     return await set_subscription(ctx, False)
 
 
-routes.on(CaseOpen, show_case)
-routes.on(CaseForm, send_form)
-routes.on(CaseWithdraw, ask_withdraw)
-routes.on(CaseWithdrawYes, withdraw)
-routes.on(CasesPage, list_cases)
-for _name, _handler in (
-    ("apply", start_application),
-    ("cases", list_cases),
-    ("menu", menu),
-    ("contact", contacts),
+for _name, _handler, _applicant in (
+    ("apply", start_application, True),
+    ("cases", list_cases, True),
+    ("menu", menu, True),
+    ("contact", contacts, False),
 ):
-    routes.command(_name, bare=True)(_handler)
-    routes.menu_action(_name)(_handler)
+    routes.command(_name, applicant=_applicant, bare=True)(_handler)
+    routes.menu_action(_name, applicant=_applicant)(_handler)

@@ -88,6 +88,7 @@ def _step(key: str, verb: CaseVerb, number: str) -> Button:
 # -- views ------------------------------------------------------------------------------
 
 
+@routes.on(InboxPage, actor=True)
 async def inbox(ctx: Context, page_text: str = "0") -> list[Reply]:
     """`/inbox`: the active cases this staff member may see, a page at a time."""
     if ctx.actor is None or ctx.staff is None:
@@ -171,6 +172,7 @@ def _refusal(actor: Actor, right: Right, target: CaseTarget | None) -> list[Repl
     return []
 
 
+@routes.on(CaseView, staff=True)
 async def view(ctx: Context, staff: Staff, number: str) -> list[Reply]:
     """The case screen: what this staff member may see of it, and may do with it."""
     actor = Actor.of_staff(staff)
@@ -217,13 +219,16 @@ async def _ask_text(ctx: Context, staff: Staff, action: Action, number: str) -> 
 
 
 async def _perform(
-    ctx: Context, staff: Staff, number: str, run: Callable[..., Awaitable[Moved]]
+    ctx: Context,
+    staff: Staff,
+    number: str,
+    run: Callable[[AsyncSession, Actor], Awaitable[Moved]],
 ) -> Moved | list[Reply]:
-    """Run one domain operation in a serialised transaction with its notices; a refusal
-    becomes its message."""
+    """Run one domain operation as this staff member, in a serialised transaction with its
+    notices; a refusal becomes its message."""
     try:
         async with ctx.services.db.transaction(immediate=True) as session:
-            moved = await run(session)
+            moved = await run(session, Actor.of_staff(staff))
             notices.enqueue(session, moved.notices)
         return moved
     except CaseNotFound:
@@ -247,9 +252,8 @@ async def move(
     ctx: Context, staff: Staff, verb: CaseVerb, number: str, text: str | None
 ) -> list[Reply]:
     """One life-cycle step: transition, event, clock, applicant notice — in one transaction."""
-    actor = Actor.of_staff(staff)
     result = await _perform(
-        ctx, staff, number, lambda session: life.move(session, number, verb, actor, text)
+        ctx, staff, number, lambda session, actor: life.move(session, number, verb, actor, text)
     )
     if isinstance(result, list):
         return result
@@ -262,15 +266,15 @@ async def _updated(ctx: Context, staff: Staff, headline: str, number: str) -> li
     return [Reply(headline), *screen]
 
 
+@routes.on(CaseItemStep, staff=True)
 async def update_item(
     ctx: Context, staff: Staff, number: str, item_id: str, status: str
 ) -> list[Reply]:
     if status not in ("declared", "done") or not item_id.isdigit():
         return _reply("dialog/expired.j2")
-    actor = Actor.of_staff(staff)
     updated: list[str] = []
 
-    async def run(session: AsyncSession) -> Moved:
+    async def run(session: AsyncSession, actor: Actor) -> Moved:
         moved, item = await life.update_item(session, number, int(item_id), status, actor)
         updated.append(item.name)
         return moved
@@ -283,15 +287,13 @@ async def update_item(
 
 
 async def instruct(ctx: Context, staff: Staff, number: str, text: str) -> list[Reply]:
-    actor = Actor.of_staff(staff)
     result = await _perform(
-        ctx, staff, number, lambda session: life.instruct(session, number, actor, text)
+        ctx, staff, number, lambda session, actor: life.instruct(session, number, actor, text)
     )
-    if isinstance(result, list):
-        return result
-    return _reply("casework/instruction_saved.j2")
+    return result if isinstance(result, list) else _reply("casework/instruction_saved.j2")
 
 
+@routes.on(CaseLeaders, staff=True)
 async def choose_leader(ctx: Context, staff: Staff, number: str) -> list[Reply]:
     """请领导批示: the window picks the leader to ask."""
     target = await _target(ctx, number)
@@ -304,11 +306,12 @@ async def choose_leader(ctx: Context, staff: Staff, number: str) -> list[Reply]:
     return [Reply(render("casework/choose_leader.j2", case=target.case), rows)]
 
 
+@routes.on(CaseAskLeader, staff=True)
 async def ask_leader(ctx: Context, staff: Staff, number: str, leader_id: int) -> list[Reply]:
-    actor = Actor.of_staff(staff)
-    result = await _perform(
-        ctx, staff, number, lambda session: life.ask_leader(session, number, actor, leader_id)
-    )
+    def run(session: AsyncSession, actor: Actor) -> Awaitable[Moved]:
+        return life.ask_leader(session, number, actor, leader_id)
+
+    result = await _perform(ctx, staff, number, run)
     if isinstance(result, list):
         return result
     return await _updated(ctx, staff, render("casework/leader_asked.j2"), number)
@@ -340,8 +343,3 @@ for _kind in NOTES.values():
     routes.prompt(_kind, staff=True)(_note)
 
 routes.command("inbox", staff=True, bare=True)(inbox)
-routes.on(InboxPage, inbox, actor=True)
-routes.on(CaseView, view, staff=True)
-routes.on(CaseItemStep, update_item, staff=True)
-routes.on(CaseLeaders, choose_leader, staff=True)
-routes.on(CaseAskLeader, ask_leader, staff=True)

@@ -23,7 +23,7 @@ from handlers.routes import Routes
 from services import metrics
 from services.faq_domain import CatalogItem, item_code
 from services.workdays import next_office_opening
-from storage import applicants, faq, questions, roster
+from storage import faq, questions, roster
 from storage.db import Database
 from storage.models import Department, Question, QuestionStatus, Staff, utcnow
 
@@ -165,12 +165,10 @@ class Consultation:
 
     async def route(self, ctx: Context, text: str, hint_key: str | None) -> list[Reply]:
         """Store the question and give it to the first responder on duty (or queue it)."""
-        user = ctx.event.user
         unit_code = self.entries[hint_key].department if hint_key in self.entries else None
         limit = ctx.services.limits.open_questions
         async with ctx.services.db.transaction(immediate=True) as session:
-            applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
-            await applicants.lock(session, applicant.id)  # counted one question at a time
+            applicant = await ctx.enrol(session, lock=True)  # counted one question at a time
             if await questions.count_open(session, applicant.id) >= limit:
                 ctx.state["last_question"] = text  # kept: 转人工 sends it later
                 log.info("open question limit applicant=%s", applicant.id)
@@ -203,9 +201,8 @@ class Consultation:
         return [Reply(render("consult/followup_prompt.j2"))]
 
     async def followup(self, ctx: Context, question_id: int, text: str) -> list[Reply]:
-        user = ctx.event.user
+        applicant = ctx.sender()
         async with ctx.services.db.transaction() as session:
-            applicant = await applicants.find(session, user.channel, user.chat_id)
             question = await questions.get(session, question_id)
             if applicant is None or question is None or question.applicant_id != applicant.id:
                 return [with_menu("dialog/expired.j2")]
@@ -228,9 +225,8 @@ class Consultation:
         return [with_menu("consult/followup_sent.j2", owner=owner)]
 
     async def _own_question(self, ctx: Context, question_id: int) -> Question | None:
-        user = ctx.event.user
+        applicant = ctx.sender()
         async with ctx.services.db.sessions() as session:
-            applicant = await applicants.find(session, user.channel, user.chat_id)
             question = await questions.get(session, question_id)
         if applicant is None or question is None or question.applicant_id != applicant.id:
             return None
@@ -277,7 +273,7 @@ async def _to_human(ctx: Context, _: ToHuman) -> list[Reply]:
     return await consultation.to_human(ctx) if consultation else [with_menu("dialog/expired.j2")]
 
 
-@routes.button(FollowQuestion)
+@routes.button(FollowQuestion, applicant=True)
 async def _follow(ctx: Context, data: FollowQuestion) -> list[Reply]:
     consultation = _consultation(ctx)
     if consultation is None:
@@ -285,7 +281,7 @@ async def _follow(ctx: Context, data: FollowQuestion) -> list[Reply]:
     return await consultation.start_followup(ctx, data.question_id)
 
 
-@routes.prompt(FollowText)
+@routes.prompt(FollowText, applicant=True)
 async def _follow_text(ctx: Context, data: FollowText, text: str) -> list[Reply]:
     consultation = _consultation(ctx)
     if consultation is None:

@@ -6,11 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from chat.events import Incoming, Reply
 from dialogs.engine import DialogEngine
 from domain.policy import Actor
+from storage import applicants
 from storage.db import Database
-from storage.models import Staff
+from storage.models import Applicant, Staff
 from storage.state import StateStore
 
 if TYPE_CHECKING:
@@ -55,4 +58,23 @@ class Context:
     staff: Staff | None = None  # set with actor when the route asks who the sender is
     actor: Actor | None = None
     identified: bool = False  # the sender was looked up (once per update, by the router)
+    applicant: Applicant | None = None  # set when the route asks for the applicant
+    applicant_known: bool = False  # the applicant was looked up (or enrolled) this update
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def sender(self) -> Applicant | None:
+        """The applicant behind this chat (None: never seen), as the router looked it up for a
+        route declared with applicant=True."""
+        if not self.applicant_known:
+            raise RuntimeError("sender() on a route not declared with applicant=True")
+        return self.applicant
+
+    async def enrol(self, session: AsyncSession, lock: bool = False) -> Applicant:
+        """The sender as an applicant, created on first contact, in the caller's transaction;
+        `lock` holds the row until it ends, so their limits are counted one at a time."""
+        user = self.event.user
+        applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
+        if lock:
+            await applicants.lock(session, applicant.id)
+        self.applicant, self.applicant_known = applicant, True
+        return applicant

@@ -12,7 +12,7 @@ from handlers.routes import Routes
 routes = Routes("home")
 
 
-@routes.command("start", actor=True)
+@routes.command("start", actor=True, applicant=True)
 async def start(ctx: Context, payload: str) -> list[Reply]:
     if ctx.staff is not None:
         return [Reply(render("staff/start.j2", staff=ctx.staff))]
@@ -31,7 +31,7 @@ async def help_(ctx: Context, _: str) -> list[Reply]:
     return [Reply(render("common/help.j2"), menu_buttons())]
 
 
-@routes.command("status")
+@routes.command("status", applicant=True)
 async def status(ctx: Context, argument: str) -> list[Reply]:
     number, _, code = argument.partition(" ")
     if not number:

@@ -1,11 +1,11 @@
-"""重点项目"一对一": the team's chat screens, the four-level problem ladder, 回访 and 台账."""
+"""重点项目"一对一": the team's commands and chat screens, 回访 and 台账; the ladder's rules
+and jobs are in domain/key_projects.py."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import ClassVar, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,12 +14,20 @@ from chat.callbacks import CallbackData, Prompt, variants
 from chat.events import Button, Reply
 from dialogs.texts import label, render
 from domain import policy
+from domain.buttons import ContactChoose, ProblemSolve, ProblemUp, ProjectRef, ProjectView
+from domain.key_projects import (
+    escalate,
+    may_handle,
+    notify_new_project,
+    notify_staff,
+    on_team,
+    problem_buttons,
+)
 from domain.policy import Actor, Right, is_admin
-from handlers.context import Context, Services
+from handlers.context import Context
 from handlers.routes import Routes, staff_of
-from services import notify
 from services.export import ledger_document
-from services.workdays import add_workdays, started_before, workdays_between
+from services.workdays import add_workdays
 from storage import key_projects, roster
 from storage.key_projects import TOP_LEVEL, ProblemStatus, Stage
 from storage.models import KeyProject, Problem, Staff, utcnow
@@ -32,33 +40,8 @@ TITLE_LIMIT = 200
 PLAN_LIMIT = 2000
 PROBLEM_LIMIT = 1000
 CONTACT_CHOICES = (5, 10, 20)  # working days until the next 回访
-JOB_BATCH = 200  # problems or projects a periodic job takes on per tick
 
 Handler = Callable[[Context, str], Awaitable[list[Reply]]]
-
-
-@dataclass(frozen=True)
-class KeyProjectLimits:
-    problem_workdays: int = 3  # at one level of the ladder before it goes one level up
-    follow_up_workdays: int = 10  # first 回访 after the project is recorded
-
-
-LIMITS = KeyProjectLimits()
-
-
-class ProjectRef(CallbackData):
-    """A button about one key project, by its id; each kind of it is one prefix."""
-
-    project_id: int
-
-
-class ProblemRef(CallbackData):
-    """A button about one problem on the ladder, by its id."""
-
-    problem_id: int
-
-
-class ProjectView(ProjectRef, prefix="k:view"): ...
 
 
 class ProjectAsk(CallbackData, prefix="k"):
@@ -68,15 +51,6 @@ class ProjectAsk(CallbackData, prefix="k"):
 
 class MilestoneDone(CallbackData, prefix="k:msdone"):
     milestone_id: int
-
-
-class ProblemUp(ProblemRef, prefix="k:up"): ...
-
-
-class ProblemSolve(ProblemRef, prefix="k:solve"): ...
-
-
-class ContactChoose(ProjectRef, prefix="k:contact"): ...
 
 
 class ContactIn(CallbackData, prefix="k:contactn"):
@@ -122,39 +96,12 @@ async def _staff(ctx: Context) -> Staff | None:
     return ctx.staff
 
 
-async def _on_team(session: AsyncSession, staff: Staff, project_id: int) -> bool:
-    """Team members and administrators act on a project; nobody else."""
-    return is_admin(staff) or await key_projects.is_member(session, project_id, staff.id)
-
-
-async def _may_handle(session: AsyncSession, staff: Staff, problem: Problem) -> bool:
-    """A problem is also handled by everyone it has been put before on the ladder."""
-    if await _on_team(session, staff, problem.key_project_id):
-        return True
-    return staff.id in await key_projects.reached(session, problem)
-
-
-def _notify(
-    session: AsyncSession,
-    people: Iterable[Staff],
-    text: str,
-    key: str,
-    buttons: list[list[Button]] | None = None,
-    skip: int | None = None,
-) -> list[Staff]:
-    """Queue `text` for each reachable person (except `skip`); returns who was queued."""
-    queued = [p for p in people if p.id != skip and p.chats()]
-    for person in queued:
-        notify.to_staff(session, person, text, key, buttons)
-    return queued
-
-
-def _problem_buttons(problem: Problem) -> list[list[Button]]:
-    row = [ProblemSolve(problem.id).button(f"{label('key_projects', 'resolve')} #{problem.id}")]
-    if problem.level < TOP_LEVEL:
-        escalate = label("key_projects", "escalate")
-        row.insert(0, ProblemUp(problem.id).button(f"{escalate} #{problem.id}"))
-    return [row]
+async def _team_project(session: AsyncSession, staff: Staff, project_id: int) -> KeyProject | None:
+    """The project, locked, if this staff member is on its team (or an administrator)."""
+    project = await key_projects.get(session, project_id, lock=True)
+    if project is None or not await on_team(session, staff, project_id):
+        return None
+    return project
 
 
 # -- commands -----------------------------------------------------------------------------
@@ -204,23 +151,6 @@ async def new_project(ctx: Context, argument: str) -> list[Reply]:
     return [_reply("key_projects/created.j2", project=project), *await view(ctx, staff, project.id)]
 
 
-async def notify_new_project(
-    session: AsyncSession, project: KeyProject, by: Staff | None = None
-) -> None:
-    """Tell the team they are on a new key project (call in the creating transaction)."""
-    people = await key_projects.team(session, project.id)
-    text = render("key_projects/joined_notice.j2", project=project, by=by)
-    view_button = [[_button("view", ProjectView(project.id))]]
-    _notify(
-        session,
-        people,
-        text,
-        f"key_project:{project.id}:joined",
-        view_button,
-        skip=by.id if by else None,
-    )
-
-
 async def add_member(ctx: Context, argument: str) -> list[Reply]:
     """`/kp_add 项目编号 姓名`: a team member (or admin) adds someone to the team."""
     staff = await _staff(ctx)
@@ -232,7 +162,7 @@ async def add_member(ctx: Context, argument: str) -> list[Reply]:
         return [_reply("key_projects/add_usage.j2")]
     async with ctx.services.db.transaction(immediate=True) as session:
         project = await key_projects.get(session, int(target), lock=True)
-        if project is None or not await _on_team(session, staff, project.id):
+        if project is None or not await on_team(session, staff, project.id):
             return [_reply("key_projects/not_found.j2")]
         person = await roster.staff_by_name(session, name)
         if person is None:
@@ -242,7 +172,7 @@ async def add_member(ctx: Context, argument: str) -> list[Reply]:
             text = render("key_projects/joined_notice.j2", project=project, by=staff)
             view_button = [[_button("view", ProjectView(project.id))]]
             key = f"key_project:{project.id}:joined"
-            _notify(session, [person], text, key, view_button, skip=staff.id)
+            notify_staff(session, [person], text, key, view_button, skip=staff.id)
     log.info("key project member project=%s staff=%s added=%s", project.id, person.id, added)
     reply = _reply("key_projects/member_added.j2", project=project, person=person, added=added)
     return [reply, *await view(ctx, staff, project.id)]
@@ -263,21 +193,22 @@ async def ledger(ctx: Context, _: str = "") -> list[Reply]:
 # -- the project screen -------------------------------------------------------------------
 
 
+@routes.on(ProjectView, staff=True)
 async def view(ctx: Context, staff: Staff, project_id: int) -> list[Reply]:
     """Stage, team, plan, milestones and open problems, with the buttons this person may use."""
     async with ctx.services.db.sessions() as session:
         project = await key_projects.get(session, project_id)
         if project is None:
             return [_reply("key_projects/not_found.j2")]
-        on_team = await _on_team(session, staff, project.id)
+        member = await on_team(session, staff, project.id)
         problems = [p for p in project.problems if p.status == ProblemStatus.OPEN]
-        handles = [p for p in problems if on_team or await _may_handle(session, staff, p)]
-        if not on_team and not handles:
+        handles = [p for p in problems if member or await may_handle(session, staff, p)]
+        if not member and not handles:
             return [_reply("key_projects/not_found.j2")]
         team = await key_projects.team(session, project.id)
         number = await key_projects.case_number(session, project.case_id)
     rows: list[list[Button]] = []
-    if on_team:
+    if member:
         rows += [
             [
                 _button("plan", ProjectAsk("plan", project.id)),
@@ -296,7 +227,7 @@ async def view(ctx: Context, staff: Staff, project_id: int) -> list[Reply]:
             if m.done_at is None
         ]
     for problem in sorted(handles, key=lambda p: (-p.level, p.id)):
-        rows += _problem_buttons(problem)
+        rows += problem_buttons(problem)
     text = render(
         "key_projects/view.j2",
         project=project,
@@ -311,10 +242,11 @@ async def view(ctx: Context, staff: Staff, project_id: int) -> list[Reply]:
 # -- buttons and typed answers ------------------------------------------------------------
 
 
+@routes.on(ProjectAsk, staff=True)
 async def _ask(ctx: Context, staff: Staff, action: Step, project_id: int) -> list[Reply]:
     async with ctx.services.db.sessions() as session:
         project = await key_projects.get(session, project_id)
-        if project is None or not await _on_team(session, staff, project_id):
+        if project is None or not await on_team(session, staff, project_id):
             return [_reply("key_projects/not_found.j2")]
     ctx.state["mode"] = TEXTS[action](project_id).pack()
     template, limit = {
@@ -341,8 +273,8 @@ async def on_text(ctx: Context, data: ProjectText, text: str) -> list[Reply]:
 
 async def set_plan(ctx: Context, staff: Staff, project_id: int, text: str) -> list[Reply]:
     async with ctx.services.db.transaction(immediate=True) as session:
-        project = await key_projects.get(session, project_id, lock=True)
-        if project is None or not await _on_team(session, staff, project_id):
+        project = await _team_project(session, staff, project_id)
+        if project is None:
             return [_reply("key_projects/not_found.j2")]
         project.service_plan = text
     log.info("key project plan set id=%s by=%s", project_id, staff.id)
@@ -368,8 +300,8 @@ async def add_milestone(ctx: Context, staff: Staff, project_id: int, text: str) 
         ctx.state["mode"] = TEXTS["ms"](project_id).pack()
         return [_reply("key_projects/milestone_bad.j2", limit=TITLE_LIMIT)]
     async with ctx.services.db.transaction(immediate=True) as session:
-        project = await key_projects.get(session, project_id, lock=True)
-        if project is None or not await _on_team(session, staff, project_id):
+        project = await _team_project(session, staff, project_id)
+        if project is None:
             return [_reply("key_projects/not_found.j2")]
         milestone = await key_projects.add_milestone(session, project, *parsed)
     log.info("milestone added id=%s project=%s", milestone.id, project_id)
@@ -377,10 +309,11 @@ async def add_milestone(ctx: Context, staff: Staff, project_id: int, text: str) 
     return [reply, *await view(ctx, staff, project_id)]
 
 
+@routes.on(MilestoneDone, staff=True)
 async def milestone_done(ctx: Context, staff: Staff, milestone_id: int) -> list[Reply]:
     async with ctx.services.db.transaction(immediate=True) as session:
         milestone = await key_projects.milestone(session, milestone_id)
-        if milestone is None or not await _on_team(session, staff, milestone.key_project_id):
+        if milestone is None or not await on_team(session, staff, milestone.key_project_id):
             return [_reply("key_projects/not_found.j2")]
         if milestone.done_at is None:
             milestone.done_at = utcnow()
@@ -392,8 +325,8 @@ async def milestone_done(ctx: Context, staff: Staff, milestone_id: int) -> list[
 async def raise_problem(ctx: Context, staff: Staff, project_id: int, text: str) -> list[Reply]:
     """A problem the enterprise raised starts at level 1: the team is told."""
     async with ctx.services.db.transaction(immediate=True) as session:
-        project = await key_projects.get(session, project_id, lock=True)
-        if project is None or not await _on_team(session, staff, project_id):
+        project = await _team_project(session, staff, project_id)
+        if project is None:
             return [_reply("key_projects/not_found.j2")]
         problem = await key_projects.raise_problem(session, project, text, staff.id, utcnow())
         notice = render(
@@ -401,49 +334,23 @@ async def raise_problem(ctx: Context, staff: Staff, project_id: int, text: str) 
         )
         people = await key_projects.level_people(session, project_id, 1)
         key = f"problem:{problem.id}:level:1"
-        _notify(session, people, notice, key, _problem_buttons(problem), skip=staff.id)
+        notify_staff(session, people, notice, key, problem_buttons(problem), skip=staff.id)
     log.info("problem raised id=%s project=%s", problem.id, project_id)
     reply = _reply("key_projects/problem_raised.j2", problem=problem)
     return [reply, *await view(ctx, staff, project_id)]
 
 
-async def _escalate(
-    session: AsyncSession,
-    problem: Problem,
-    now: dt.datetime,
-    actor: Staff | None,
-    days: int,
-) -> list[Staff]:
-    """One level up the ladder; the people of the new level are told once each."""
-    project = await key_projects.get(session, problem.key_project_id)
-    assert project is not None
-    problem.level += 1
-    problem.level_since = now
-    people = await key_projects.level_people(session, project.id, problem.level)
-    text = render(
-        "key_projects/problem_escalated.j2",
-        project=project,
-        problem=problem,
-        actor=actor,
-        days=days,
-    )
-    key = f"problem:{problem.id}:level:{problem.level}"
-    skip = actor.id if actor else None
-    queued = _notify(session, people, text, key, _problem_buttons(problem), skip=skip)
-    log.info("problem escalated id=%s level=%s", problem.id, problem.level)
-    return queued
-
-
 async def _open_problem(session: AsyncSession, staff: Staff, problem_id: int) -> Problem | Reply:
     """The open problem, locked, if this staff member may act on it; else the refusal."""
     problem = await key_projects.problem(session, problem_id, lock=True)
-    if problem is None or not await _may_handle(session, staff, problem):
+    if problem is None or not await may_handle(session, staff, problem):
         return _reply("key_projects/problem_not_found.j2")
     if problem.status != ProblemStatus.OPEN:
         return _reply("key_projects/problem_already_resolved.j2", problem=problem)
     return problem
 
 
+@routes.on(ProblemUp, staff=True)
 async def escalate_by_hand(ctx: Context, staff: Staff, problem_id: int) -> list[Reply]:
     async with ctx.services.db.transaction(immediate=True) as session:
         problem = await _open_problem(session, staff, problem_id)
@@ -451,10 +358,11 @@ async def escalate_by_hand(ctx: Context, staff: Staff, problem_id: int) -> list[
             return [problem]
         if problem.level >= TOP_LEVEL:
             return [_reply("key_projects/at_top.j2", problem=problem)]
-        people = await _escalate(session, problem, utcnow(), staff, 0)
+        people = await escalate(session, problem, utcnow(), staff, 0)
     return [_reply("key_projects/escalated.j2", problem=problem, people=people)]
 
 
+@routes.on(ProblemSolve, staff=True)
 async def resolve(ctx: Context, staff: Staff, problem_id: int) -> list[Reply]:
     async with ctx.services.db.transaction(immediate=True) as session:
         problem = await _open_problem(session, staff, problem_id)
@@ -471,26 +379,28 @@ async def resolve(ctx: Context, staff: Staff, problem_id: int) -> list[Reply]:
         text = render(
             "key_projects/problem_resolved_notice.j2", project=project, problem=problem, actor=staff
         )
-        _notify(session, unique, text, f"problem:{problem.id}:resolved", skip=staff.id)
+        notify_staff(session, unique, text, f"problem:{problem.id}:resolved", skip=staff.id)
     log.info("problem resolved id=%s by=%s", problem_id, staff.id)
     return [_reply("key_projects/problem_resolved.j2", problem=problem)]
 
 
+@routes.on(ContactChoose, staff=True)
 async def choose_follow_up(ctx: Context, staff: Staff, project_id: int) -> list[Reply]:
     async with ctx.services.db.sessions() as session:
-        if not await _on_team(session, staff, project_id):
+        if not await on_team(session, staff, project_id):
             return [_reply("key_projects/not_found.j2")]
     after = label("key_projects", "follow_up_in")
     rows = [[ContactIn(project_id, days).button(f"{days}{after}")] for days in CONTACT_CHOICES]
     return [_reply("key_projects/contact_choose.j2", rows)]
 
 
+@routes.on(ContactIn, staff=True)
 async def record_contact(ctx: Context, staff: Staff, project_id: int, days: int) -> list[Reply]:
     """记录联系: last contact now; the next 回访 `days` working days later."""
     now = utcnow()
     async with ctx.services.db.transaction(immediate=True) as session:
-        project = await key_projects.get(session, project_id, lock=True)
-        if project is None or not await _on_team(session, staff, project_id):
+        project = await _team_project(session, staff, project_id)
+        if project is None:
             return [_reply("key_projects/not_found.j2")]
         key_projects.record_contact(project, now, add_workdays(now, days))
     log.info("key project contact id=%s by=%s", project_id, staff.id)
@@ -498,10 +408,11 @@ async def record_contact(ctx: Context, staff: Staff, project_id: int, days: int)
     return [reply, *await view(ctx, staff, project_id)]
 
 
+@routes.on(StageChoose, staff=True)
 async def choose_stage(ctx: Context, staff: Staff, project_id: int) -> list[Reply]:
     async with ctx.services.db.sessions() as session:
         project = await key_projects.get(session, project_id)
-        if project is None or not await _on_team(session, staff, project_id):
+        if project is None or not await on_team(session, staff, project_id):
             return [_reply("key_projects/not_found.j2")]
     rows = [
         [_button(f"stage_{stage}", StageTo(project_id, stage))]
@@ -511,60 +422,16 @@ async def choose_stage(ctx: Context, staff: Staff, project_id: int) -> list[Repl
     return [_reply("key_projects/stage_choose.j2", rows, project=project)]
 
 
+@routes.on(StageTo, staff=True)
 async def set_stage(ctx: Context, staff: Staff, project_id: int, stage: Stage) -> list[Reply]:
     async with ctx.services.db.transaction(immediate=True) as session:
-        project = await key_projects.get(session, project_id, lock=True)
-        if project is None or not await _on_team(session, staff, project_id):
+        project = await _team_project(session, staff, project_id)
+        if project is None:
             return [_reply("key_projects/not_found.j2")]
         project.stage = stage
     log.info("key project stage id=%s stage=%s by=%s", project_id, stage, staff.id)
     reply = _reply("key_projects/stage_saved.j2", project=project)
     return [reply, *await view(ctx, staff, project_id)]
-
-
-# -- periodic jobs ------------------------------------------------------------------------
-
-
-async def escalate_problems(
-    services: Services, now: dt.datetime, limits: KeyProjectLimits = LIMITS
-) -> int:
-    """Move each problem unresolved for `problem_workdays` at its level one level up;
-    returns how many notices were queued."""
-    sent = 0
-    before = started_before(now, limits.problem_workdays)
-    async with services.db.transaction() as session:
-        for problem in await key_projects.open_problems(session, before, JOB_BATCH):
-            if workdays_between(problem.level_since, now) < limits.problem_workdays:
-                continue
-            sent += len(await _escalate(session, problem, now, None, limits.problem_workdays))
-    return sent
-
-
-async def remind_follow_ups(
-    services: Services, now: dt.datetime, limits: KeyProjectLimits = LIMITS
-) -> int:
-    """定期回访: remind the team once per due date; projects without a date get one."""
-    sent = 0
-    async with services.db.transaction() as session:
-        for project in await key_projects.unscheduled(session, JOB_BATCH):
-            start = project.last_contact_at or project.created_at
-            project.next_follow_up_at = add_workdays(start, limits.follow_up_workdays)
-        await session.flush()
-        for project in await key_projects.due_follow_ups(session, now, JOB_BATCH):
-            assert project.next_follow_up_at is not None
-            people = await key_projects.team(session, project.id)
-            text = render("key_projects/follow_up_due.j2", project=project)
-            rows = [
-                [
-                    _button("contact", ContactChoose(project.id)),
-                    _button("view", ProjectView(project.id)),
-                ]
-            ]
-            key = f"key_project:{project.id}:follow_up:{int(project.next_follow_up_at.timestamp())}"
-            sent += len(_notify(session, people, text, key, rows))
-            project.follow_up_reminded_at = now
-            log.info("follow-up reminder project=%s", project.id)
-    return sent
 
 
 # -- routes -------------------------------------------------------------------------------
@@ -577,13 +444,3 @@ routes.command("ledger", actor=True)(ledger)
 
 for _kind in TEXTS.values():
     routes.prompt(_kind, staff=True)(on_text)
-
-routes.on(ProjectView, view, staff=True)
-routes.on(ProjectAsk, _ask, staff=True)
-routes.on(MilestoneDone, milestone_done, staff=True)
-routes.on(ProblemUp, escalate_by_hand, staff=True)
-routes.on(ProblemSolve, resolve, staff=True)
-routes.on(ContactChoose, choose_follow_up, staff=True)
-routes.on(ContactIn, record_contact, staff=True)
-routes.on(StageChoose, choose_stage, staff=True)
-routes.on(StageTo, set_stage, staff=True)

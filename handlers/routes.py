@@ -10,6 +10,9 @@ handlers, and the router includes the tables (the way aiogram's routers do).
 `actor=True` asks the router to resolve who the sender is (staff with role and unit) once,
 before the handler runs; ctx.staff and ctx.actor then hold the answer. `staff=True` also
 answers anyone but staff with the table's `refusal`, and `on()` passes the staff member first.
+`applicant=True` asks for the applicant behind the chat the same way: ctx.sender(). A handler
+that writes to the applicant's row (or creates it) takes it in its own transaction with
+`ctx.enrol(session)`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from chat.callbacks import CallbackData, Prompt
 from chat.events import Reply
@@ -36,6 +39,7 @@ Replies = Awaitable[list[Reply]]
 class Route:
     handler: Callable[..., Replies]
     actor: bool = False  # resolve the sender (staff or not) before the handler runs
+    applicant: bool = False  # resolve the applicant behind the chat before the handler runs
     refusal: str | None = None  # staff only: what anyone else is answered (a template)
     spread: bool = False  # the typed data's fields as arguments (after the staff member)
     bare: bool = False  # the handler takes the context only
@@ -58,6 +62,7 @@ class FormRoute:
 
     submit: Callable[[Context, str, dict[str, Value]], Replies]
     actor: bool = False
+    applicant: bool = False  # resolved before submit and resubmit
     review: Callable[[Context, Draft], Awaitable[Reply]] | None = None
     resubmit: Callable[[Context, str], Awaitable[list[Reply] | None]] | None = None
     stopped: Callable[[Context], Awaitable[list[Reply]]] | None = None  # an answer ruled it out
@@ -77,62 +82,103 @@ class Routes:
     forms: dict[str, FormRoute] = field(default_factory=dict)  # what a dialog's 提交 does
     text: Route | None = None  # any other text (the FAQ consultation)
 
-    def _route(self, handler: Any, actor: bool, staff: bool, **how: bool) -> Route:
-        return Route(handler, actor or staff, self.refusal if staff else None, **how)
+    def _route(
+        self, handler: Any, actor: bool, staff: bool, applicant: bool = False, **how: bool
+    ) -> Route:
+        refusal = self.refusal if staff else None
+        return Route(handler, actor or staff, applicant=applicant, refusal=refusal, **how)
 
     def command(
-        self, *names: str, actor: bool = False, staff: bool = False, bare: bool = False
+        self,
+        *names: str,
+        actor: bool = False,
+        staff: bool = False,
+        applicant: bool = False,
+        bare: bool = False,
     ) -> Callable[[F], F]:
         """`/name argument`: handler(ctx, argument), or handler(ctx) when `bare`."""
 
         def add(handler: F) -> F:
             for name in names:
-                _add(self.commands, name, self._route(handler, actor, staff, bare=bare))
+                route = self._route(handler, actor, staff, applicant, bare=bare)
+                _add(self.commands, name, route)
             return handler
 
         return add
 
-    def menu_action(self, *actions: str) -> Callable[[F], F]:
+    def menu_action(self, *actions: str, applicant: bool = False) -> Callable[[F], F]:
         """A main-menu button (handlers/menu.py): handler(ctx)."""
 
         def add(handler: F) -> F:
             for action in actions:
-                _add(self.menu, action, Route(handler, bare=True))
+                _add(self.menu, action, Route(handler, applicant=applicant, bare=True))
             return handler
 
         return add
 
     def button(
-        self, kind: type[C], actor: bool = False, staff: bool = False
+        self, kind: type[C], actor: bool = False, staff: bool = False, applicant: bool = False
     ) -> Callable[[Callable[[Context, C], Replies]], Callable[[Context, C], Replies]]:
         """A button kind whose handler takes the typed data: handler(ctx, data)."""
 
         def add(handler: Callable[[Context, C], Replies]) -> Callable[[Context, C], Replies]:
-            _add(self.buttons, kind, self._route(handler, actor, staff))
+            _add(self.buttons, kind, self._route(handler, actor, staff, applicant))
             return handler
 
         return add
 
+    @overload
     def on(
         self,
         kind: type[CallbackData],
         handler: Callable[..., Replies],
+        *,
+        actor: bool = ...,
+        staff: bool = ...,
+        applicant: bool = ...,
+    ) -> None: ...
+
+    @overload
+    def on(
+        self,
+        kind: type[CallbackData],
+        handler: None = None,
+        *,
+        actor: bool = ...,
+        staff: bool = ...,
+        applicant: bool = ...,
+    ) -> Callable[[F], F]: ...
+
+    def on(
+        self,
+        kind: type[CallbackData],
+        handler: Callable[..., Replies] | None = None,
+        *,
         actor: bool = False,
         staff: bool = False,
-    ) -> None:
+        applicant: bool = False,
+    ) -> Callable[[F], F] | None:
         """A button kind whose fields are the handler's arguments:
-        handler(ctx, [staff,] *fields)."""
-        _add(self.buttons, kind, self._route(handler, actor, staff, spread=True))
+        handler(ctx, [staff,] *fields). Without `handler`, a decorator above its definition."""
+
+        def add(handler: F) -> F:
+            _add(self.buttons, kind, self._route(handler, actor, staff, applicant, spread=True))
+            return handler
+
+        if handler is None:
+            return add
+        add(handler)
+        return None
 
     def prompt(
-        self, kind: type[P], actor: bool = False, staff: bool = False
+        self, kind: type[P], actor: bool = False, staff: bool = False, applicant: bool = False
     ) -> Callable[[Callable[[Context, P, str], Replies]], Callable[[Context, P, str], Replies]]:
         """A prompt kind (waiting for text): handler(ctx, data, text)."""
 
         def add(
             handler: Callable[[Context, P, str], Replies],
         ) -> Callable[[Context, P, str], Replies]:
-            _add(self.prompts, kind, self._route(handler, actor, staff))
+            _add(self.prompts, kind, self._route(handler, actor, staff, applicant))
             return handler
 
         return add
@@ -143,9 +189,11 @@ class Routes:
         """A prompt kind whose fields come before the text: handler(ctx, [staff,] *fields, text)."""
         _add(self.prompts, kind, self._route(handler, False, staff, spread=True))
 
-    def file(self, kind: type[Prompt], handler: Callable[..., Replies]) -> None:
+    def file(
+        self, kind: type[Prompt], handler: Callable[..., Replies], applicant: bool = False
+    ) -> None:
         """A prompt kind that awaits files: handler(ctx, *fields, file)."""
-        _add(self.files, kind, Route(handler, spread=True))
+        _add(self.files, kind, Route(handler, applicant=applicant, spread=True))
 
     def form(self, name: str, route: FormRoute) -> None:
         _add(self.forms, name, route)

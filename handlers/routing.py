@@ -35,7 +35,7 @@ from handlers.context import Context, Services
 from handlers.menu import MenuPress, expired, menu_buttons, with_menu
 from handlers.routes import Route, Routes
 from services import metrics
-from storage import roster
+from storage import applicants, roster
 from storage.db import DatabaseUnavailable
 from storage.state import StateUnavailable
 
@@ -152,8 +152,7 @@ class Router:
 
     async def _run(self, ctx: Context, route: Route, *args: object) -> list[Reply]:
         """Resolve the sender once where the route asks, refuse non-staff on staff routes."""
-        if route.actor and not ctx.identified:
-            await self._identify(ctx)
+        await self._identify(ctx, route.actor, route.applicant)
         if route.refusal is not None and ctx.staff is None:
             return [Reply(render(route.refusal))]
         return await route.handler(ctx, *route.arguments(ctx, args))
@@ -165,17 +164,26 @@ class Router:
             return [with_menu("common/unknown_command.j2")]
         return await self._run(ctx, route, argument.strip())
 
-    async def _identify(self, ctx: Context) -> None:
-        """Look up the staff member behind this chat: one Actor for the whole update."""
+    async def _identify(self, ctx: Context, staff: bool = True, applicant: bool = False) -> None:
+        """Look up who is asking, once for the whole update and in one session: the staff
+        member behind this chat (one Actor), and where asked the applicant behind it."""
+        staff = staff and not ctx.identified
+        applicant = applicant and not ctx.applicant_known
+        if not (staff or applicant):
+            return
         user = ctx.event.user
         acting = self.acting_as.get(user.key)
         async with self.services.db.sessions() as session:
-            if acting is not None:
+            if staff and acting is not None:
                 ctx.staff = await roster.active_staff(session, acting)
-            else:
+            elif staff:
                 ctx.staff = await roster.staff_by_chat(session, user.channel, user.chat_id)
-        ctx.actor = Actor.of_staff(ctx.staff) if ctx.staff is not None else None
-        ctx.identified = True
+            if applicant:
+                ctx.applicant = await applicants.find(session, user.channel, user.chat_id)
+                ctx.applicant_known = True
+        if staff:
+            ctx.actor = Actor.of_staff(ctx.staff) if ctx.staff is not None else None
+            ctx.identified = True
 
     def act_as(self, user: ChatUser, staff_id: int) -> None:
         """Let this chat act as a staff member (the console's --as staff:NAME)."""
@@ -215,8 +223,7 @@ class Router:
             return [expired()]
         form = self.routes.forms[draft.form]
         if step.submit is not None:
-            if form.actor and not ctx.identified:
-                await self._identify(ctx)
+            await self._identify(ctx, form.actor, form.applicant)
             replies = await form.submit(ctx, draft.token, step.submit)
             if not ctx.extra.get("keep_draft"):
                 ctx.state.pop("draft", None)
@@ -241,7 +248,10 @@ class Router:
         """A second press of 提交 finds what the first one made."""
         if isinstance(pressed, DialogPress) and pressed.action == "submit":
             for form in self.routes.forms.values():
-                found = await form.resubmit(ctx, pressed.token) if form.resubmit else None
+                if form.resubmit is None:
+                    continue
+                await self._identify(ctx, form.actor, form.applicant)
+                found = await form.resubmit(ctx, pressed.token)
                 if found is not None:
                     return found
         return [expired()]

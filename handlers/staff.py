@@ -63,6 +63,7 @@ async def bind(ctx: Context, code: str) -> list[Reply]:
     return _reply("staff/bound.j2", staff=staff)
 
 
+@routes.on(QuestionShow, staff=True)
 async def show(ctx: Context, staff: Staff, question_id: int) -> list[Reply]:
     """The question with the buttons its owner (or the specialist it was forwarded to) may
     press; the work list at /desk links here."""
@@ -78,6 +79,7 @@ async def show(ctx: Context, staff: Staff, question_id: int) -> list[Reply]:
     return [Reply(text, buttons)]
 
 
+@routes.on(QuestionReply, staff=True)
 async def start_reply(ctx: Context, staff: Staff, question_id: int) -> list[Reply]:
     async with ctx.services.db.sessions() as session:
         question = await questions.get(session, question_id)
@@ -117,6 +119,7 @@ async def send_reply(ctx: Context, staff: Staff, question_id: int, text: str) ->
     return _reply("staff/reply_sent.j2")
 
 
+@routes.on(QuestionForward, staff=True)
 async def choose_forward(ctx: Context, staff: Staff, question_id: int) -> list[Reply]:
     async with ctx.services.db.sessions() as session:
         question = await questions.get(session, question_id)
@@ -131,6 +134,7 @@ async def choose_forward(ctx: Context, staff: Staff, question_id: int) -> list[R
     return [Reply(render("staff/forward_choose.j2"), rows)]
 
 
+@routes.on(ForwardTo, staff=True)
 async def forward(ctx: Context, staff: Staff, question_id: int, unit: str) -> list[Reply]:
     """转办: the unit's specialist answers; the owner stays the owner."""
     async with ctx.services.db.transaction(immediate=True) as session:
@@ -152,6 +156,7 @@ async def forward(ctx: Context, staff: Staff, question_id: int, unit: str) -> li
     return _reply("staff/forward_done.j2", question=question, assignee=assignee)
 
 
+@routes.on(QuestionDone, staff=True)
 async def close(ctx: Context, staff: Staff, question_id: int) -> list[Reply]:
     async with ctx.services.db.transaction(immediate=True) as session:
         question = await questions.get(session, question_id, lock=True)
@@ -182,6 +187,7 @@ async def duty(ctx: Context) -> list[Reply]:
     return [Reply(render("staff/duty.j2", people=people), rows)]
 
 
+@routes.on(ToggleDuty, actor=True)
 async def toggle_duty(ctx: Context, staff_id: int) -> list[Reply]:
     """Switch a window staff member's duty; queued questions go to whoever comes on duty."""
     if not is_admin(ctx.staff):
@@ -202,6 +208,7 @@ async def toggle_duty(ctx: Context, staff_id: int) -> list[Reply]:
     return await duty(ctx)
 
 
+@routes.on(OpenPage, actor=True)
 async def open_list(ctx: Context, page_text: str = "0") -> list[Reply]:
     """`/open`: the questions not yet closed, a page at a time (administrators)."""
     if not is_admin(ctx.staff):
@@ -247,11 +254,4 @@ routes.command("reassign", actor=True)(reassign)
 
 routes.command("duty", actor=True, bare=True)(duty)
 routes.command("open", actor=True, bare=True)(open_list)
-routes.on(ToggleDuty, toggle_duty, actor=True)
-routes.on(OpenPage, open_list, actor=True)
-routes.on(QuestionReply, start_reply, staff=True)
-routes.on(QuestionForward, choose_forward, staff=True)
-routes.on(ForwardTo, forward, staff=True)
-routes.on(QuestionDone, close, staff=True)
-routes.on(QuestionShow, show, staff=True)
 routes.on_text(ReplyText, send_reply, staff=True)

@@ -17,7 +17,7 @@ from domain.policy import Actor, NotAllowed
 from handlers.context import Context
 from handlers.menu import with_menu
 from handlers.routes import Routes
-from storage import applicants, cases, files
+from storage import cases, files
 from storage.models import Case, CaseStatus
 
 log = logging.getLogger(__name__)
@@ -48,10 +48,11 @@ def accepted_type(file: UploadedFile) -> str | None:
 
 
 async def _waiting_case(ctx: Context, number: str) -> Case | None:
-    user = ctx.event.user
+    applicant = ctx.sender()
+    if applicant is None:
+        return None
     async with ctx.services.db.sessions() as session:
-        applicant = await applicants.find(session, user.channel, user.chat_id)
-        case = await cases.for_applicant(session, applicant.id, number) if applicant else None
+        case = await cases.for_applicant(session, applicant.id, number)
     if case is None or case.status != CaseStatus.NEEDS_SUPPLEMENT:
         return None
     return case
@@ -89,12 +90,11 @@ async def receive(ctx: Context, number: str, file: UploadedFile) -> list[Reply]:
 
 async def finish(ctx: Context, case: Case) -> list[Reply]:
     """上传完成: the case goes back to 办理中 and its clock restarts."""
-    user = ctx.event.user
+    applicant = ctx.sender()
+    if applicant is None:
+        return [with_menu("cases/not_found.j2")]
     try:
         async with ctx.services.db.transaction(immediate=True) as session:
-            applicant = await applicants.find(session, user.channel, user.chat_id)
-            if applicant is None:
-                return [with_menu("cases/not_found.j2")]
             moved = await life.supplied(session, case.number, Actor.of_applicant(applicant.id))
             notices.enqueue(session, moved.notices)
     except (CaseNotFound, NotAllowed):
@@ -108,7 +108,7 @@ async def finish(ctx: Context, case: Case) -> list[Reply]:
     return [with_menu("casework/upload_done.j2")]
 
 
-@routes.button(UploadStart)
+@routes.button(UploadStart, applicant=True)
 async def _start(ctx: Context, data: UploadStart) -> list[Reply]:
     if await _waiting_case(ctx, data.number) is None:
         return [with_menu("cases/not_found.j2")]
@@ -116,7 +116,7 @@ async def _start(ctx: Context, data: UploadStart) -> list[Reply]:
     return [Reply(render("casework/upload_prompt.j2"), _done_button(data.number))]
 
 
-@routes.button(UploadDone)
+@routes.button(UploadDone, applicant=True)
 async def _done(ctx: Context, data: UploadDone) -> list[Reply]:
     case = await _waiting_case(ctx, data.number)
     if case is None:
@@ -124,4 +124,4 @@ async def _done(ctx: Context, data: UploadDone) -> list[Reply]:
     return await finish(ctx, case)
 
 
-routes.file(Upload, receive)
+routes.file(Upload, receive, applicant=True)

@@ -9,7 +9,7 @@ Updates are read as the Bot API's JSON and requests are written as JSON: no fram
 models are built per update or per send. The HTTP client is the selected stack's
 (`TELEGRAM_LIBRARY`): aiogram's aiohttp session (bot/channels/telegram_aiogram.py) or
 python-telegram-bot's httpx request (bot/channels/telegram_ptb.py). Both answer through
-`BotApi`, so the translation below is shared by both.
+`BotApi` (bot/channels/telegram_api.py), so the translation below is shared by both.
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from aiohttp import web
 
 from bot import ops
 from bot.app import App, build_app
+from bot.channels.telegram_api import BotApi, BotApiError, BotApiUnavailable
 from bot.config import Settings, SettingsError
 from bot.delivery import Delivery, scheduled_jobs, send_limiters
 from bot.outbox import Rejected, RetryLater, Unreachable, WorkerConfig
@@ -59,56 +60,6 @@ NO_PREVIEW = {"is_disabled": True}
 
 
 # -- talking to the Bot API --------------------------------------------------------------
-
-
-class BotApiError(Exception):
-    """The Bot API answered `ok: false` (4xx): its error code and description."""
-
-    def __init__(self, code: int, description: str, retry_after: float | None = None) -> None:
-        super().__init__(f"{code} {description}")
-        self.code, self.description, self.retry_after = code, description, retry_after
-
-
-class BotApiUnavailable(Exception):
-    """No answer, a timeout or a 5xx: the call may succeed if tried again."""
-
-
-class BotApi(Protocol):
-    """One bot's Bot API over some HTTP client: JSON in, the `result` JSON out."""
-
-    async def call(self, method: str, params: dict[str, Any], seconds: float | None = None) -> Any:
-        """Call `method`; raises BotApiError or BotApiUnavailable."""
-        ...
-
-    async def upload(
-        self, method: str, params: dict[str, Any], field: str, name: str, content: bytes
-    ) -> Any:
-        """Call `method` as multipart with one file in `field`."""
-        ...
-
-    async def download(self, file_path: str) -> bytes:
-        """The content of a file that getFile returned `file_path` for."""
-        ...
-
-    async def close(self) -> None: ...
-
-
-def parse_answer(status: int, body: bytes) -> Any:
-    """The `result` of a Bot API answer, or the matching exception."""
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict):
-        raise BotApiUnavailable(f"HTTP {status}: not a Bot API answer")
-    if answer.get("ok"):
-        return answer.get("result")
-    code = int(answer.get("error_code") or status)
-    description = str(answer.get("description") or "")
-    if code >= 500:
-        raise BotApiUnavailable(f"{code} {description}")
-    retry_after = (answer.get("parameters") or {}).get("retry_after")
-    raise BotApiError(code, description, float(retry_after) if retry_after is not None else None)
 
 
 def build_bot(settings: Settings) -> BotApi:

@@ -15,7 +15,7 @@ import aiohttp
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 
-from bot.channels.telegram import BotApiUnavailable, parse_answer
+from bot.channels.telegram_api import BotApiUnavailable, parse_answer
 
 TIMEOUT = 30.0  # seconds for a call other than a long poll
 CONNECTIONS = 100  # aiogram's default pool size

@@ -38,7 +38,7 @@ from telegram.error import (
 from telegram.request import BaseRequest, RequestData
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
-from bot.channels.telegram import BotApiError, BotApiUnavailable, parse_answer
+from bot.channels.telegram_api import BotApiError, BotApiUnavailable, parse_answer
 
 # do_api_request (uploads) suggests Bot.send_document & co.: those build PTB objects from
 # every answer, the per-call cost this stack avoids. RetryAfter warns while PTB moves to timedelta.

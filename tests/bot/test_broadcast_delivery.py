@@ -17,7 +17,8 @@ from bot.outbox import OutboxWorker, RetryLater, WorkerConfig
 from botapi_stub import too_many_requests
 from chat.events import Button, Document
 from conftest import REDIS_URL, redis_state
-from handlers.announcements import queue, report_finished
+from domain.announcement_reports import report_finished
+from handlers.announcements import queue
 from storage import outbox, roster
 from storage.db import Database
 from storage.models import Applicant, OutboxMessage, OutboxStatus

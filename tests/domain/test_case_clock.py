@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
+from domain.case_jobs import chase_cases
 from domain.cases import CLOCK, STEPS, CaseLimits, CaseVerb, Clock, allowed, set_clock
-from handlers.followup import chase_cases
 from storage import applicants, cases
 from storage.cases import ApplicationData
 from storage.models import Case, CaseStatus

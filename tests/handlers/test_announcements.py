@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 
 from bot.app import App
-from handlers.announcements import report_finished
+from domain.announcement_reports import report_finished
 from storage.models import Applicant, OutboxMessage, OutboxStatus
 from support import Chat, bind_staff, fill_application
 

@@ -10,8 +10,8 @@ from docx import Document as Docx
 from sqlalchemy import select, update
 
 from bot.app import App
+from domain.case_jobs import chase_cases
 from handlers.casework import CaseLimits
-from handlers.followup import chase_cases
 from services import documents
 from storage.models import Case, CaseEvent, CaseRating
 from support import Chat, bind_staff, fill_application, notices_to

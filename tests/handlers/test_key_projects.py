@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import select, update
 
 from bot.app import App
-from handlers.key_projects import KeyProjectLimits, escalate_problems, remind_follow_ups
+from domain.key_projects import KeyProjectLimits, escalate_problems, remind_follow_ups
 from storage import key_projects
 from storage.models import Case, KeyProject, OutboxMessage, Problem, Staff
 from support import Chat, bind_staff, fill_application, notices_to

@@ -10,19 +10,18 @@ import logging
 import re
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from aiohttp import web
 
 from bot.channels.web import render
+from bot.channels.web.channel import WebChannel, channel_of
 from bot.channels.web.staff_session import STAFF_COOKIE, StaffSession
 from dialogs.texts import label, labels
 from dialogs.texts import render as render_text
 from domain import desk
-from domain.buttons import CaseView, QuestionShow
+from domain.buttons import CaseView, ProjectView, QuestionShow
 from domain.policy import Actor
-from handlers.key_projects import ProjectView
 from services import export
 from storage import questions, staff_devices
 from storage.cases import ACTIVE
@@ -30,21 +29,12 @@ from storage.db import Database
 from storage.key_projects import TOP_LEVEL
 from storage.models import staff_web_chat
 
-if TYPE_CHECKING:
-    from bot.channels.web.server import WebChannel
-
 log = logging.getLogger(__name__)
 BIND_COMMAND = "/bind"
 CSRF_HEADER = "X-CSRF-Token"
 CASE_NUMBER = re.compile(r"BDB-\d{4}-\d{6}")
 HTML = "text/html"
 STAFF_RECHECK = 15.0  # seconds between checks of an open staff socket's session
-
-
-def _channel(request: web.Request) -> WebChannel:
-    from bot.channels.web.server import CHANNEL_KEY  # the server imports this module
-
-    return request.app[CHANNEL_KEY]
 
 
 def open_target(target: str) -> str | None:
@@ -133,7 +123,7 @@ def _root(channel: WebChannel) -> str:
 
 async def _csrf_subject(request: web.Request) -> tuple[str, StaffSession | None]:
     """The browser's chat (or staff device) if the POST carries its CSRF token; else 403."""
-    channel = _channel(request)
+    channel = channel_of(request)
     chat_id, signed_in = await channel.visitor(request)
     subject = signed_in.csrf_subject if signed_in else chat_id
     if subject is None or not channel.identity.csrf_ok(subject, request.headers.get(CSRF_HEADER)):
@@ -148,7 +138,7 @@ async def _csrf_subject(request: web.Request) -> tuple[str, StaffSession | None]
 async def bind(request: web.Request) -> web.Response:
     """`/bind CODE` typed in the page: this browser becomes the staff member's (a new
     device); their Telegram or other binding stays."""
-    channel = _channel(request)
+    channel = channel_of(request)
     chat_id, signed_in = await _csrf_subject(request)
     try:
         body = await request.json()
@@ -181,7 +171,7 @@ async def bind(request: web.Request) -> web.Response:
 
 async def unbind(request: web.Request) -> web.Response:
     """解除绑定 on the page: this browser's device ends; other channels stay bound."""
-    channel = _channel(request)
+    channel = channel_of(request)
     _, signed_in = await _csrf_subject(request)
     if signed_in is None:
         raise web.HTTPForbidden(text="staff")
@@ -216,7 +206,7 @@ def status_label(row: desk.Row) -> str:
 
 async def work_list(request: web.Request) -> web.Response:
     """GET desk: 待办事项 of the signed-in staff member, filtered by the query string."""
-    channel = _channel(request)
+    channel = channel_of(request)
     renewed: list[tuple[str, str]] = []
     signed_in = await channel.staff.resolve(request, renewed)
     if signed_in is None:
@@ -253,7 +243,7 @@ def _exports(actor: Actor) -> list[str]:
 
 async def download_export(request: web.Request) -> web.Response:
     """GET desk/export/{what}.xlsx: the 台账 or the case list, for the roles allowed."""
-    channel = _channel(request)
+    channel = channel_of(request)
     signed_in = await channel.staff.check(request.cookies.get(STAFF_COOKIE))
     if signed_in is None:
         return login_page(channel)

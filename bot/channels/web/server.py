@@ -8,15 +8,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from aiohttp import BodyPartReader, WSMsgType, web
 
 from bot.app import App, build_app
 from bot.channels.web import render
+from bot.channels.web.channel import CHANNEL_KEY, WebChannel, channel_of
 from bot.channels.web.delivery import CHANNEL, NoticeDelivery
 from bot.channels.web.desk import (
     BIND_COMMAND,
@@ -27,17 +29,15 @@ from bot.channels.web.desk import (
     watch_session,
 )
 from bot.channels.web.history import HistoryWriter
-from bot.channels.web.hub import Hub
-from bot.channels.web.identity import COOKIE, COOKIE_MAX_AGE, Identity, load_secret
-from bot.channels.web.staff_session import STAFF_COOKIE, StaffSession, StaffSessions
+from bot.channels.web.identity import Identity, load_secret
+from bot.channels.web.staff_session import StaffSessions
 from bot.config import Settings
-from chat.events import Button, ChatUser, Document, Incoming, Kind, Reply, UploadedFile
+from chat.events import ChatUser, Incoming, Kind, UploadedFile
 from dialogs.texts import labels
 from dialogs.texts import render as render_text
 from handlers.supplement import MAX_BYTES
 from services import documents
 from storage import applicants, cases, files, web_history
-from storage.models import OutboxMessage
 from storage.ratelimit import FloodGuard, MemoryFloodGuard, RedisFloodGuard, Verdict
 
 log = logging.getLogger(__name__)
@@ -47,138 +47,11 @@ WS_MESSAGE_LIMIT = 64 * 1024
 CSRF_HEADER = "X-CSRF-Token"
 
 
-@dataclass
-class WebChannel:
-    """Everything the request handlers share, made once per web application."""
-
-    app: App
-    settings: Settings
-    identity: Identity
-    chat_guard: FloodGuard
-    ip_guard: FloodGuard
-    history: HistoryWriter
-    staff: StaffSessions
-    hub: Hub = field(default_factory=Hub)
-
-    # -- who is asking ------------------------------------------------------------------
-
-    def chat_id(self, request: web.Request) -> str | None:
-        return self.identity.chat_id(request.cookies.get(COOKIE))
-
-    async def visitor(self, request: web.Request) -> tuple[str | None, StaffSession | None]:
-        """The chat of this browser: a signed-in staff member's, else the visitor's own."""
-        signed_in = await self.staff.check(request.cookies.get(STAFF_COOKIE))
-        if signed_in is not None:
-            return signed_in.chat_id, signed_in
-        return self.chat_id(request), None
-
-    def client_ip(self, request: web.Request) -> str:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if self.settings.web_trust_proxy and forwarded:
-            return forwarded.split(",")[-1].strip()  # the address our proxy saw
-        return request.remote or "unknown"
-
-    def is_https(self, request: web.Request) -> bool:
-        proto = request.headers.get("X-Forwarded-Proto", "")
-        return request.secure or (self.settings.web_trust_proxy and proto == "https")
-
-    def origin_ok(self, request: web.Request) -> bool:
-        """The page's own host (or a configured origin) opened this socket or sent this POST."""
-        origin = request.headers.get("Origin")
-        if not origin:
-            return False
-        allowed = {request.host}
-        if self.settings.web_trust_proxy and "X-Forwarded-Host" in request.headers:
-            allowed.add(request.headers["X-Forwarded-Host"].split(",")[0].strip())
-        extra = [o for o in self.settings.web_origins.split(",") if o.strip()]
-        allowed |= {urlsplit(o.strip()).netloc for o in [*extra, self.settings.web_url]}
-        return urlsplit(origin).netloc in allowed
-
-    def set_cookie(self, request: web.Request, response: web.StreamResponse, chat_id: str) -> None:
-        response.set_cookie(
-            COOKIE,
-            self.identity.cookie_value(chat_id),
-            max_age=COOKIE_MAX_AGE,
-            path=self.settings.web_base_path or "/",
-            httponly=True,
-            samesite="Lax",
-            secure=self.is_https(request),
-        )
-
-    # -- conversation -------------------------------------------------------------------
-
-    async def converse(self, chat_id: str, incoming: Incoming, echo: str | None) -> None:
-        """Run one message through the core; the visitor's tabs get the echo and replies."""
-        payloads: list[dict[str, Any]] = []
-        if echo is not None:
-            payloads.append(render.own_message(echo))
-            await self.push(chat_id, payloads[-1])
-        verdict = await self.chat_guard.hit(f"{CHANNEL}:{chat_id}")
-        if verdict is Verdict.DROP:
-            await self.hub.send(chat_id, {"type": "idle"})
-            self.history.add(chat_id, payloads)
-            return
-        if verdict is Verdict.WARN:
-            log.info("web flood guard engaged chat=%s", chat_id)
-            replies = [Reply(render_text("common/flood.j2"))]
-        else:
-            replies = await self.app.router.handle(incoming)
-        for reply in replies:
-            payloads.append(await self.reply_payload(chat_id, reply))
-            await self.push(chat_id, payloads[-1])
-        await self.hub.send(chat_id, {"type": "idle"})  # the answer to this message is complete
-        self.history.add(chat_id, payloads)
-
-    async def push(self, chat_id: str, payload: dict[str, Any]) -> None:
-        await self.hub.send(chat_id, {"type": "message", "message": payload})
-
-    async def reply_payload(self, chat_id: str, reply: Reply) -> dict[str, Any]:
-        links = []
-        if reply.document is not None:
-            links.append(await self.document_link(chat_id, reply.document))
-        return render.bot_message(reply.text, reply.buttons, links)
-
-    async def document_link(self, chat_id: str, document: Document) -> dict[str, str]:
-        """A file the core sent, kept by hash and offered by a link only this chat can open."""
-        root = self.app.services.files_dir
-        sha256 = await asyncio.to_thread(files.write_blob, root, document.content)
-        token = self.identity.file_token(chat_id, sha256, document.name, document.mime)
-        return {"label": document.name, "href": f"file/{token}"}
-
-    async def notice_payload(self, row: OutboxMessage) -> dict[str, Any]:
-        """An outbox row as a message; its document becomes download links."""
-        buttons = [[_button(b) for b in line] for line in row.buttons]
-        message = render.bot_message(row.text, buttons, _form_links(row.document, self))
-        message["notice"] = True
-        return message
-
-
-def _button(data: dict[str, Any]) -> Button:
-    return Button(str(data["label"]), str(data["data"]))
-
-
-def _form_links(spec: dict[str, Any] | None, channel: WebChannel) -> list[dict[str, str]]:
-    if not spec or spec.get("render") != documents.FORM:
-        return []
-    number = str(spec.get("case", ""))
-    formats = ["docx", "pdf"] if channel.app.services.form_font else ["docx"]
-    return [
-        {"label": render_text("web/form_link.j2", fmt=fmt), "href": f"form/{number}.{fmt}"}
-        for fmt in formats
-    ]
-
-
 # -- request handlers ---------------------------------------------------------------------
-
-CHANNEL_KEY = web.AppKey("web_channel", WebChannel)
-
-
-def _channel(request: web.Request) -> WebChannel:
-    return request.app[CHANNEL_KEY]
 
 
 async def index(request: web.Request) -> web.Response:
-    channel = _channel(request)
+    channel = channel_of(request)
     renewed: list[tuple[str, str]] = []
     signed_in = await channel.staff.resolve(request, renewed)
     if signed_in is not None:
@@ -200,7 +73,7 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
-    channel = _channel(request)
+    channel = channel_of(request)
     if not channel.origin_ok(request):
         log.info("web socket refused: origin")
         raise web.HTTPForbidden(text="origin")
@@ -263,7 +136,7 @@ def _incoming(chat_id: str, raw: str) -> tuple[Incoming | None, str | None]:
 
 def _visitor_for_post(request: web.Request) -> str:
     """The chat of a POST that carries its CSRF token; 403 otherwise."""
-    channel = _channel(request)
+    channel = channel_of(request)
     chat_id = channel.chat_id(request)
     if chat_id is None or not channel.identity.csrf_ok(chat_id, request.headers.get(CSRF_HEADER)):
         log.info("web post refused: csrf")
@@ -275,7 +148,7 @@ def _visitor_for_post(request: web.Request) -> str:
 
 async def upload(request: web.Request) -> web.Response:
     """补正 materials by multipart POST; the core applies Telegram's type and size rules."""
-    channel = _channel(request)
+    channel = channel_of(request)
     chat_id = _visitor_for_post(request)
     reader = await request.multipart()
     part = await reader.next()
@@ -299,7 +172,7 @@ async def upload(request: web.Request) -> web.Response:
 
 async def download_form(request: web.Request) -> web.Response:
     """The case's printable form, for the chat that owns (or bound) the case."""
-    channel = _channel(request)
+    channel = channel_of(request)
     chat_id = channel.chat_id(request)
     number, fmt = request.match_info["number"], request.match_info["fmt"]
     if chat_id is None or fmt not in FORMATS:
@@ -317,7 +190,7 @@ async def download_form(request: web.Request) -> web.Response:
 
 
 async def download_file(request: web.Request) -> web.Response:
-    channel = _channel(request)
+    channel = channel_of(request)
     chat_id = channel.chat_id(request)
     spec = channel.identity.file_of(chat_id, request.match_info["token"]) if chat_id else None
     if spec is None:
@@ -355,7 +228,7 @@ def _security_headers(request: web.Request, response: web.StreamResponse) -> Non
 @web.middleware
 async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
     """Per-IP rate limit and security headers on every response."""
-    channel = _channel(request)
+    channel = channel_of(request)
     if await channel.ip_guard.hit(f"webip:{channel.client_ip(request)}") is not Verdict.ALLOW:
         response: web.StreamResponse = web.json_response({"error": "rate_limited"}, status=429)
     else:
@@ -420,11 +293,15 @@ async def _to_slash(request: web.Request) -> web.Response:
     raise web.HTTPFound(f"{request.path}/")
 
 
-async def serve(settings: Settings, announce: Any = print) -> None:
-    """`bangdaiban web`: the web chat, the WeChat callback when WECHAT_TOKEN is set, and with
-    RUN_WORKER delivery and the scheduler, until SIGTERM/SIGINT."""
+async def serve(
+    settings: Settings,
+    background: Callable[[Settings, App], AbstractAsyncContextManager[None]],
+    announce: Any = print,
+) -> None:
+    """`bangdaiban web`: the web chat, the WeChat callback when WECHAT_TOKEN is set, and
+    `background` beside it (bot/worker.py: with RUN_WORKER delivery and the scheduler),
+    until SIGTERM/SIGINT."""
     from bot import ops
-    from bot.delivery import background_delivery
 
     app = await build_app(settings)
     web_app = build_web_app(app, settings)
@@ -437,7 +314,7 @@ async def serve(settings: Settings, announce: Any = print) -> None:
     stop = ops.stop_on_signals()
     watch = asyncio.create_task(ops.watch_calendar(stop))
     try:
-        async with ops.serving(settings, app), background_delivery(settings, app):
+        async with ops.serving(settings, app), background(settings, app):
             await web.TCPSite(runner, settings.web_host, settings.web_port).start()
             address = f"http://{settings.web_host}:{settings.web_port}{settings.web_base_path}/"
             announce(f"Web chat: {address}")
