@@ -225,20 +225,21 @@ class XlsxWriter:
             self.row += 1
             index = self.row
             for column, value in enumerate(row):
-                kind = value.__class__
-                if kind is str:
-                    if not value.isprintable():  # type: ignore[union-attr]
-                        value = ILLEGAL_CHARACTERS.sub("", value)  # type: ignore[arg-type]
+                if isinstance(value, str):
+                    if not value.isprintable():
+                        value = ILLEGAL_CHARACTERS.sub("", value)
                     if value:
-                        string(index, column, value)  # type: ignore[arg-type]
-                elif kind is dt.datetime:
-                    serial = excel_serial(value)  # type: ignore[arg-type]
+                        string(index, column, value)
+                elif value is None:
+                    continue
+                elif isinstance(value, dt.datetime):
+                    serial = excel_serial(value)
                     if serial is None:
-                        sheet.write_datetime(index, column, _local(value), time)  # type: ignore[arg-type]
+                        sheet.write_datetime(index, column, _local(value), time)
                     else:
                         number(index, column, serial, time)
-                elif value is not None:
-                    sheet.write(index, column, value)
+                else:
+                    number(index, column, value)
 
     def close(self) -> None:
         self.book.close()

@@ -512,5 +512,9 @@ async def export_batch(
     for case_id, name in found:
         items.setdefault(case_id, []).append(name)
     none: tuple[str, ...] = ()
-    lines = [CaseLine(*r[1:8], tuple(items.get(r[0], none)), *r[8:]) for r in rows]
+    lines = [
+        CaseLine(r[1], r[2], r[3], r[4], r[5], r[6], r[7], tuple(items.get(r[0], none)),
+                 r[8], r[9], r[10], r[11])
+        for r in rows
+    ]  # fmt: skip
     return last, lines
