@@ -16,6 +16,10 @@ SQL statements per call) — and drops the databases at the end:
 - `outbox.claim_due(20)` over the whole outbox.
 
     .venv/bin/python bench/scale_bench.py [--sizes 1000 10000 100000] [--repeat 30]
+    .venv/bin/python bench/scale_bench.py --export-only --exports 3 --sizes 10000 100000
+
+`--export-only` loads the data and runs only the export, `--exports N` times per size (sizes
+in turn, round after round), printing every run and the machine's load average beside it.
 """
 
 from __future__ import annotations
@@ -295,21 +299,36 @@ def export_run(url: str) -> tuple[float, float, float, int]:
         return seconds, cpu, usage.ru_maxrss / 1024, out.stat().st_size
 
 
+def export_cell(runs: list[tuple[float, float, float, int]]) -> str:
+    """The median run's wall time, CPU and peak RSS, and the spread when there are several."""
+    seconds, cpu, rss, size_bytes = sorted(runs)[len(runs) // 2]
+    cell = f"{seconds:.1f} s (CPU {cpu:.1f} s), {rss:.0f} MB; file {size_bytes / 1e6:.1f} MB"
+    if len(runs) > 1:
+        walls, cpus = [r[0] for r in runs], [r[1] for r in runs]
+        cell += (
+            f"; {len(runs)} runs {min(walls):.1f}–{max(walls):.1f} s wall, "
+            f"CPU {min(cpus):.1f}–{max(cpus):.1f} s"
+        )
+    return cell
+
+
 @dataclass
 class Loaded:
     url: str
-    app: App
+    app: App | None
     calls: dict[str, Call]
     notes: dict[str, str]
 
 
-async def load(size: int, files: Path) -> Loaded:
+async def load(size: int, files: Path, export_only: bool = False) -> Loaded:
     name = f"bdb_scale_bench_{os.getpid()}_{size}"
     url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
     await fresh_database(url)
     start = time.perf_counter()
     await bulk_load(f"{SERVER}/{name}", size)
     print(f"  {size:,} cases loaded in {time.perf_counter() - start:.1f} s", flush=True)
+    if export_only:
+        return Loaded(url, None, {}, {})
     settings = load_settings(database_url=url, redis_url="", files_dir=files)
     app = await build_app(settings, state=MemoryStateStore(), answering=False)
     calls, notes = await _operations(app)
@@ -372,6 +391,8 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--export-only", action="store_true", help="time only the export")
+    parser.add_argument("--exports", type=int, default=1, help="export runs per size")
     args = parser.parse_args()
     loaded: dict[int, Loaded] = {}
     cells: dict[int, dict[str, str]] = {size: {} for size in args.sizes}
@@ -379,20 +400,28 @@ async def main() -> None:
         with tempfile.TemporaryDirectory() as files:
             for size in args.sizes:
                 print(f"{size:,} cases …", flush=True)
-                loaded[size] = await load(size, Path(files))
+                loaded[size] = await load(size, Path(files), args.export_only)
             for key in loaded[args.sizes[0]].calls:
-                calls = {size: (run.app, run.calls[key]) for size, run in loaded.items()}
+                calls = {s: (r.app, r.calls[key]) for s, r in loaded.items() if r.app is not None}
                 for size, timing in (await interleaved(calls, args.repeat)).items():
                     note = loaded[size].notes.get(key)
                     cells[size][key] = timing.cell() + (f"; {note}" if note else "")
             for run in loaded.values():
-                await run.app.close()
-            for size, run in loaded.items():
-                seconds, cpu, rss, size_bytes = export_run(run.url)
-                cells[size]["export"] = (
-                    f"{seconds:.1f} s (CPU {cpu:.1f} s), {rss:.0f} MB; "
-                    f"file {size_bytes / 1e6:.1f} MB"
-                )
+                if run.app is not None:
+                    await run.app.close()
+            runs: dict[int, list[tuple[float, float, float, int]]] = {s: [] for s in loaded}
+            for round_ in range(1, args.exports + 1):
+                for size, run in loaded.items():
+                    before = os.getloadavg()[0]
+                    runs[size].append(export_run(run.url))
+                    seconds, cpu, rss, _ = runs[size][-1]
+                    print(
+                        f"  export {size:,} #{round_}: {seconds:.1f} s (CPU {cpu:.1f} s), "
+                        f"{rss:.0f} MB; load average {before:.1f} → {os.getloadavg()[0]:.1f}",
+                        flush=True,
+                    )
+            for size in loaded:
+                cells[size]["export"] = export_cell(runs[size])
     finally:
         for run in loaded.values():
             await drop_database(run.url)
@@ -400,6 +429,8 @@ async def main() -> None:
     print("| operation | " + " | ".join(f"{s:,} cases" for s in args.sizes) + " |")
     print("|---|" + "---|" * len(args.sizes))
     for key, title in OPERATIONS.items():
+        if args.export_only and key != "export":
+            continue
         print(f"| {title} | " + " | ".join(cells[s][key] for s in args.sizes) + " |")
 
 

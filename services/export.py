@@ -91,11 +91,6 @@ CASE_COLUMNS = [
 ]
 
 
-def _local(moment: dt.datetime | None) -> dt.datetime | None:
-    """Spreadsheet cells have no time zone: write the Changsha wall-clock time."""
-    return moment.astimezone(CHINA).replace(tzinfo=None) if moment else None
-
-
 def _summary(text: str | None) -> str | None:
     if not text:
         return None
@@ -114,8 +109,8 @@ def ledger_row(entry: LedgerEntry) -> list[Value]:
         team,
         _summary(project.service_plan),
         *(entry.open_by_level.get(level, 0) for level in range(1, TOP_LEVEL + 1)),
-        _local(project.last_contact_at),
-        _local(project.next_follow_up_at),
+        project.last_contact_at,
+        project.next_follow_up_at,
         entry.case_number,
     ]
 
@@ -131,19 +126,21 @@ def _phone(e164: str) -> str:
 
 
 def case_row(case: CaseLine) -> list[Value]:
+    (number, kind, company, name, contact, phone, status, items, handler, opinion, created,
+     updated) = case  # fmt: skip
     return [
-        case.number,
-        label("options", case.project_kind),
-        case.company,
-        case.project_name,
-        case.contact_name,
-        _phone(case.contact_phone),
-        label("status", case.status),
-        "、".join(case.items),
-        case.handler,
-        case.handler_opinion,
-        _local(case.created_at),
-        _local(case.updated_at),
+        number,
+        label("options", kind),
+        company,
+        name,
+        contact,
+        _phone(phone),
+        label("status", status),
+        "、".join(items),
+        handler,
+        opinion,
+        created,
+        updated,
     ]
 
 
@@ -165,17 +162,39 @@ class RowWriter(Protocol):
 
 # Characters XML 1.0 (and so a sheet) cannot hold; an enterprise's text may carry them.
 ILLEGAL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# Excel's day 0 (its serial dates count days from here), naive and in Changsha time.
+EXCEL_EPOCH = dt.datetime(1899, 12, 31)
+EXCEL_EPOCH_CHINA = EXCEL_EPOCH.replace(tzinfo=CHINA)
+DAY_SECONDS = 86_400.0
+EXCEL_LEAP_BUG_FROM = 61  # days: XlsxWriter's own conversion handles the dates before 1900-03-01
 
 
-def _xlsx_value(value: Value) -> Value:
-    return ILLEGAL_CHARACTERS.sub("", value) if isinstance(value, str) else value
+def _local(moment: dt.datetime) -> dt.datetime:
+    """Spreadsheet cells have no time zone: the Changsha wall-clock time (naive is taken as
+    already local)."""
+    return moment.astimezone(CHINA).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def excel_serial(moment: dt.datetime) -> float | None:
+    """The Changsha wall-clock time of `moment` as Excel's serial date, to the bit what
+    XlsxWriter's `write_datetime` stores (its arithmetic without its per-cell checks); None
+    before 1900-03-01, where Excel's calendar is odd and XlsxWriter's own conversion is used."""
+    delta = moment - (EXCEL_EPOCH_CHINA if moment.tzinfo else EXCEL_EPOCH)
+    if delta.days < EXCEL_LEAP_BUG_FROM:
+        return None
+    # 1900 counts as a leap year in Excel: every serial from 1900-03-01 on is one day more.
+    return delta.days + (delta.seconds + delta.microseconds / 1e6) / DAY_SECONDS + 1
 
 
 class XlsxWriter:
     """Header row bold and frozen, column widths set. XlsxWriter's constant-memory mode
     writes each row out as the next one starts (several times faster than openpyxl's
     write-only sheet, measured in bench/scale_bench.py); text is never read as a formula,
-    a number or a link."""
+    a number or a link.
+
+    Cells go in through XlsxWriter's typed writers (`write_string`, `write_number`) rather
+    than `write_row`, whose per-cell type dispatch and date conversion cost more than the
+    cell's XML; empty cells are left out, as `write_row` leaves them."""
 
     def __init__(self, out: IO[bytes], sheet_name: str, columns: list[Column]) -> None:
         import xlsxwriter
@@ -191,6 +210,7 @@ class XlsxWriter:
             },
         )
         self.sheet = self.book.add_worksheet(sheet_name)
+        self.time = self.book.add_format({"num_format": EXCEL_TIME_FORMAT})
         bold = self.book.add_format({"bold": True})
         for index, column in enumerate(columns):
             self.sheet.set_column(index, index, column.width)
@@ -199,9 +219,27 @@ class XlsxWriter:
         self.row = 0
 
     def write(self, rows: Sequence[Sequence[Value]]) -> None:
+        sheet, time = self.sheet, self.time
+        string, number = sheet.write_string, sheet.write_number
         for row in rows:
             self.row += 1
-            self.sheet.write_row(self.row, 0, [_xlsx_value(value) for value in row])
+            index = self.row
+            for column, value in enumerate(row):
+                if isinstance(value, str):
+                    if not value.isprintable():
+                        value = ILLEGAL_CHARACTERS.sub("", value)
+                    if value:
+                        string(index, column, value)
+                elif value is None:
+                    continue
+                elif isinstance(value, dt.datetime):
+                    serial = excel_serial(value)
+                    if serial is None:
+                        sheet.write_datetime(index, column, _local(value), time)
+                    else:
+                        number(index, column, serial, time)
+                else:
+                    number(index, column, value)
 
     def close(self) -> None:
         self.book.close()
@@ -211,7 +249,7 @@ def _csv_value(value: Value) -> str:
     if value is None:
         return ""
     if isinstance(value, dt.datetime):
-        return value.strftime(TIME_FORMAT)
+        return _local(value).strftime(TIME_FORMAT)
     if isinstance(value, str) and value.startswith(FORMULA_START):
         return "'" + value
     return str(value)
@@ -294,8 +332,10 @@ async def export_cases(
             last_id = 0
             # The next batch is read while the writer's thread writes this one: at most two
             # batches are held at any time.
-            while batch := await cases.export_batch(session, last_id, BATCH):
-                last_id = batch[-1].id
+            while True:
+                last_id, batch = await cases.export_batch(session, last_id, BATCH)
+                if not batch:
+                    break
                 rows = [case_row(case) for case in batch]
                 if writing is not None:
                     await writing

@@ -6,7 +6,7 @@ import datetime as dt
 import hmac
 import secrets
 from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -454,11 +454,10 @@ async def rating_of(session: AsyncSession, case_id: int) -> CaseRating | None:
     return await session.scalar(select(CaseRating).where(CaseRating.case_id == case_id))
 
 
-@dataclass(frozen=True)
-class CaseLine:
-    """One case as the case export writes it (read as plain columns, no ORM objects)."""
+class CaseLine(NamedTuple):
+    """One case as the case export writes it: plain columns, built positionally (a 100k-case
+    export makes 100k of these, so no ORM objects and no keyword construction)."""
 
-    id: int
     number: str
     project_kind: str
     company: str
@@ -473,9 +472,13 @@ class CaseLine:
     updated_at: dt.datetime
 
 
-async def export_batch(session: AsyncSession, after_id: int, size: int) -> list[CaseLine]:
+async def export_batch(
+    session: AsyncSession, after_id: int, size: int
+) -> tuple[int, list[CaseLine]]:
     """Cases in id order after `after_id` with their items and handler's name, in two
-    statements (a keyset page of cases, then the items of that id range)."""
+    statements (a keyset page of cases, then the items of that id range), read as core rows;
+    returns the last id read (the next page's `after_id`) and the lines."""
+    connection = await session.connection()
     query = (
         select(
             Case.id,
@@ -496,32 +499,22 @@ async def export_batch(session: AsyncSession, after_id: int, size: int) -> list[
         .order_by(Case.id)
         .limit(size)
     )
-    rows = list((await session.execute(query)).tuples())
+    rows = (await connection.execute(query)).all()
     if not rows:
-        return []
+        return after_id, []
+    first, last = rows[0][0], rows[-1][0]
     items: dict[int, list[str]] = {}
-    found = await session.execute(
+    found = await connection.execute(
         select(CaseItem.case_id, CaseItem.name)
-        .where(CaseItem.case_id.between(rows[0][0], rows[-1][0]))
+        .where(CaseItem.case_id.between(first, last))
         .order_by(CaseItem.case_id, CaseItem.id)
     )
-    for case_id, name in found.tuples():
+    for case_id, name in found:
         items.setdefault(case_id, []).append(name)
-    return [
-        CaseLine(
-            id=row[0],
-            number=row[1],
-            project_kind=row[2],
-            company=row[3],
-            project_name=row[4],
-            contact_name=row[5],
-            contact_phone=row[6],
-            status=row[7],
-            items=tuple(items.get(row[0], ())),
-            handler=row[8],
-            handler_opinion=row[9],
-            created_at=row[10],
-            updated_at=row[11],
-        )
-        for row in rows
-    ]
+    none: tuple[str, ...] = ()
+    lines = [
+        CaseLine(r[1], r[2], r[3], r[4], r[5], r[6], r[7], tuple(items.get(r[0], none)),
+                 r[8], r[9], r[10], r[11])
+        for r in rows
+    ]  # fmt: skip
+    return last, lines

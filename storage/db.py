@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
@@ -17,6 +16,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import ConnectionPoolEntry
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -90,6 +92,10 @@ class Database:
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
+    # Imported here: Alembic costs a quarter of a second at start-up, and only migrations
+    # need it (not the CLI's exports nor a bot process that is already migrated).
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -97,8 +103,12 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def _run_upgrade(connection: Connection, revision: str) -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(connection), revision)
 
 
 def _run_downgrade(connection: Connection, revision: str) -> None:
+    from alembic import command
+
     command.downgrade(alembic_config(connection), revision)

@@ -246,3 +246,38 @@ def test_mobile_numbers_are_written_as_the_dialog_formats_them() -> None:
 
     for number in ("+8613800138000", "+8619912345678", "+8617000000001", "+8673188880101"):
         assert _phone(number) == format_phone(number)
+
+
+def test_dates_are_the_serials_xlsxwriter_would_store() -> None:
+    """The case export turns dates into Excel serials itself: the sheet holds the same
+    numbers, to the last digit, as XlsxWriter's own `write_datetime` of the Changsha
+    wall-clock time (dates before 1900-03-01 are left to XlsxWriter)."""
+    import re
+    import zipfile
+
+    import xlsxwriter
+
+    from services.export import CHINA, Column, Format, Table, render
+
+    moments = [
+        SUBMITTED,
+        dt.datetime(2026, 10, 9, 2, 30, 59, 999_999, tzinfo=dt.UTC),
+        dt.datetime(2024, 2, 29, 23, 59, tzinfo=CHINA),
+        dt.datetime(1900, 3, 1, 0, 0, 1, tzinfo=CHINA),
+        dt.datetime(1900, 2, 28, 12, 0, tzinfo=CHINA),
+        dt.datetime(2030, 1, 1, 12, 0),  # naive: already local
+    ]
+
+    def numbers(content: bytes) -> list[str]:
+        with zipfile.ZipFile(io.BytesIO(content)) as book:
+            return re.findall(r"<v>([^<]*)</v>", book.read("xl/worksheets/sheet1.xml").decode())
+
+    ours = render(Table("s", [Column("created_at", 17)], [[m] for m in moments]), Format.XLSX)
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"constant_memory": True})
+    sheet = book.add_worksheet("s")
+    for row, moment in enumerate(moments, start=1):
+        local = moment.astimezone(CHINA).replace(tzinfo=None) if moment.tzinfo else moment
+        sheet.write_datetime(row, 0, local)
+    book.close()
+    assert numbers(ours) == numbers(buffer.getvalue()) and len(numbers(ours)) == len(moments)
