@@ -78,9 +78,9 @@ def test_report_on_the_test_split_meets_floors(measured: Report) -> None:
     print(measured.format())
     assert test.questions >= 150 and test.out_of_scope >= 10
     # Floors a little under the measured figures (README); the targets are 93 %, 1 %, 98 %.
-    assert test.direct_right_share >= 0.78
+    assert test.direct_right_share >= 0.82
     assert test.direct_wrong_share <= 0.02
-    assert test.choice_right_share >= 0.85
+    assert test.choice_right_share >= 0.88
     assert test.out_of_scope_routed >= 0.6 * test.out_of_scope
 
 
