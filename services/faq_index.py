@@ -385,14 +385,13 @@ class _Intents:
             for name, cues in intents.items()
             if cues
         }
-        self._share: dict[str, np.ndarray] = {}
-        for name in self._cues:
-            self._share[name] = np.asarray(
-                [
-                    sum(name in self.of(analyzer.normalise(t)) for t in entry) / max(len(entry), 1)
-                    for entry in texts
-                ]
+        asked = [[self.of(analyzer.normalise(text)) for text in entry] for entry in texts]
+        self._share: dict[str, np.ndarray] = {
+            name: np.asarray(
+                [sum(name in a for a in entry) / max(len(entry), 1) for entry in asked]
             )
+            for name in self._cues
+        }
         self._none = np.zeros(len(texts))
 
     def of(self, text: str) -> set[str]:
