@@ -1,4 +1,4 @@
-"""FAQ retrieval: jieba segmentation, synonym normalisation and BM25 ranking.
+"""FAQ retrieval: jieba segmentation, synonym normalisation, BM25 and overlaps, learned weights.
 
 Pure Python, no I/O except reading the jieba user dictionary once. The bot loads the
 knowledge base (data/faq.yaml) wherever it likes and hands the entries to `FaqIndex.build`.
@@ -406,10 +406,11 @@ class _Intents:
 
 
 class FaqIndex:
-    """Three views of each entry's question and phrasings, one learned decision.
+    """Five signals over each entry's question and phrasings, one learned decision.
 
     BM25 over words (best phrasing wins, plus the whole entry), the idf-weighted overlap of words
-    and that of characters and their bigrams rank the entries; a calibrated model over how well
+    and that of characters and their bigrams, the characters the whole entry holds and the
+    intent facet (SIGNALS) rank the entries by learned weights; a calibrated model over how well
     and how clearly the best entry matches (see Calibration) answers, offers a choice or routes.
     """
 
