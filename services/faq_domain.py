@@ -46,6 +46,7 @@ class Dictionary:
     synonyms: Sequence[Sequence[str]] = ()
     contact_terms: Sequence[str] = ()
     item_aliases: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    intents: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path = DEFAULT_DICTIONARY_PATH) -> Dictionary:
@@ -64,6 +65,10 @@ class Dictionary:
             item_aliases={
                 str(code): [str(a) for a in aliases]
                 for code, aliases in (data.get("items") or {}).items()
+            },
+            intents={
+                str(name): [str(c) for c in cues]
+                for name, cues in (data.get("intents") or {}).items()
             },
         )
 

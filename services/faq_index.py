@@ -1,4 +1,4 @@
-"""FAQ retrieval: jieba segmentation, synonym normalisation and BM25 ranking.
+"""FAQ retrieval: jieba segmentation, synonym normalisation, BM25 and overlaps, learned weights.
 
 Pure Python, no I/O except reading the jieba user dictionary once. The bot loads the
 knowledge base (data/faq.yaml) wherever it likes and hands the entries to `FaqIndex.build`.
@@ -10,11 +10,11 @@ import logging
 import math
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jieba
 import numpy as np
@@ -176,9 +176,14 @@ class Analyzer:
         tokenizer: jieba.Tokenizer,
         synonyms: Sequence[Sequence[str]],
         normalise: Normaliser | None = None,
+        intents: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self._tokenizer = tokenizer
         self.normalise = normalise or Normaliser({})
+        self.intents = {
+            name: [self.normalise(cue) for cue in cues if cue.strip()]
+            for name, cues in (intents or {}).items()
+        }
         self.canonical: dict[str, str] = {}
         for group in synonyms:
             terms = [self.normalise(term) for term in group if term.strip()]
@@ -321,7 +326,8 @@ class _Overlap:
         self._starts = np.minimum(np.searchsorted(owner, np.arange(entries)), size - 1)
         self._has_docs = np.bincount(owner, minlength=entries) > 0
 
-    def best_per_entry(self, terms: Iterable[str]) -> np.ndarray:
+    def best_per_entry(self, terms: Iterable[str], *, covered: bool = False) -> np.ndarray:
+        """Each entry's best Dice; with `covered`, the share of the query its best one holds."""
         query = dict.fromkeys(terms)
         common = np.zeros(self.size)
         query_mass = 0.0
@@ -332,8 +338,11 @@ class _Overlap:
                 continue
             query_mass += weight
             common[self.postings[term]] += weight
-        dice = 2 * common / np.maximum(query_mass + self.mass, 1e-9)
-        best = np.maximum.reduceat(dice, self._starts)
+        if covered:
+            alike = common / max(query_mass, 1e-9)
+        else:
+            alike = 2 * common / np.maximum(query_mass + self.mass, 1e-9)
+        best = np.maximum.reduceat(alike, self._starts)
         return np.where(self._has_docs, best, 0.0)
 
 
@@ -347,11 +356,61 @@ def char_grams(words: Sequence[str]) -> list[str]:
     return [*bigrams, *(ch for ch in text if _CJK_RE.match(ch))] or list(text)
 
 
+# What the ranking adds up for each entry, each in [0, 1]: BM25's share of the query explained;
+# the best phrasing's idf-weighted Dice with the query over words and over characters and
+# bigrams; the share of the query's characters and bigrams the whole entry holds (its phrasings
+# together); the share of the entry's phrasings that ask what the question asks (how, how long,
+# where, how much … the intents of data/faq_dictionary.yaml). The shares of the query held by
+# the best phrasing alone (words, characters) were tried too: the fit gave them no weight.
+SIGNALS = (
+    "explained",
+    "words_alike",
+    "chars_alike",
+    "entry_chars_covered",
+    "intent",
+)
+
+
+class _Intents:
+    """What kind of answer a text asks for, read from its wording before stop words go."""
+
+    def __init__(
+        self,
+        intents: Mapping[str, Sequence[str]],
+        texts: Sequence[Sequence[str]],
+        analyzer: Analyzer,
+    ) -> None:
+        self._cues = {
+            name: re.compile("|".join(map(re.escape, cues)))
+            for name, cues in intents.items()
+            if cues
+        }
+        asked = [[self.of(analyzer.normalise(text)) for text in entry] for entry in texts]
+        self._share: dict[str, np.ndarray] = {
+            name: np.asarray(
+                [sum(name in a for a in entry) / max(len(entry), 1) for entry in asked]
+            )
+            for name in self._cues
+        }
+        self._none = np.zeros(len(texts))
+
+    def of(self, text: str) -> set[str]:
+        return {name for name, cue in self._cues.items() if cue.search(text)}
+
+    def share(self, text: str) -> np.ndarray:
+        """Per entry, the largest share of its phrasings asking one thing `text` asks."""
+        asked = self.of(text)
+        if not asked:
+            return self._none
+        return np.max([self._share[name] for name in sorted(asked)], axis=0)
+
+
 class FaqIndex:
-    """Three views of each entry's question and phrasings, one learned decision.
+    """Five signals over each entry's question and phrasings, one learned decision.
 
     BM25 over words (best phrasing wins, plus the whole entry), the idf-weighted overlap of words
-    and that of characters and their bigrams rank the entries; a calibrated model over how well
+    and that of characters and their bigrams, the characters the whole entry holds and the
+    intent facet (SIGNALS) rank the entries by learned weights; a calibrated model over how well
     and how clearly the best entry matches (see Calibration) answers, offers a choice or routes.
     """
 
@@ -361,11 +420,15 @@ class FaqIndex:
     # Index the dictionary words inside long compounds too, so a query naming only a part
     # ("规划许可") still meets an entry that spells the whole term.
     DOC_SUBWORDS = True
-    # Ranking score = BM25 share explained + these shares of the word and character overlaps;
-    # chosen on phrasings held out of the index (`held_out`): top-1 0.864 → 0.894 and top-3
-    # 0.954 → 0.964 over BM25 alone (dev, 122 questions: top-1 118 → 117, top-3 120 → 121).
-    WORDS_WEIGHT = 0.5
-    CHARS_WEIGHT = 1.0
+    # Ranking score = a weighted sum of SIGNALS (each in [0, 1]); the weights are fitted by
+    # `python bench/faq_rank_fit.py` on the phrasings held out of the index and the train split.
+    RANK_WEIGHTS: ClassVar[dict[str, float]] = {
+        "explained": 0.84,
+        "words_alike": 0.0,
+        "chars_alike": 1.18,
+        "entry_chars_covered": 0.20,
+        "intent": 0.28,
+    }
 
     def __init__(
         self,
@@ -400,6 +463,14 @@ class FaqIndex:
         self._entries = _Field(whole, range(len(self.docs)), len(self.docs))
         self._word_overlap = _Overlap(plain, owners, len(self.docs))
         self._char_overlap = _Overlap([char_grams(w) for w in plain], owners, len(self.docs))
+        entry_grams: list[list[str]] = [[] for _ in self.docs]
+        for entry_no, words in zip(owners, plain, strict=True):
+            entry_grams[entry_no].extend(char_grams(words))
+        self._entry_chars = _Overlap(entry_grams, range(len(self.docs)), len(self.docs))
+        self._intents = _Intents(
+            self.analyzer.intents, [[doc.question, *doc.phrasings] for doc in self.docs], analyzer
+        )
+        self._weights = np.asarray([self.RANK_WEIGHTS[name] for name in SIGNALS])
 
     @property
     def answer_confidence(self) -> float:
@@ -436,7 +507,10 @@ class FaqIndex:
             route_floor=_first(route_floor, measured.route_floor),
         )
         analyzer = Analyzer(
-            tokenizer, [*domain.synonyms, *synonyms], Normaliser(domain.corrections)
+            tokenizer,
+            [*domain.synonyms, *synonyms],
+            Normaliser(domain.corrections),
+            domain.intents,
         )
         return cls(
             list(docs),
@@ -486,16 +560,19 @@ class FaqIndex:
 
     def search(self, text: str, limit: int = 3) -> list[FaqHit]:
         """Return up to `limit` entries, best first."""
-        return list(self._rank(self.analyzer.words(text), limit).hits)
+        return list(self._rank(self.analyzer.words(text), limit, text).hits)
 
     def rank(self, text: str) -> Ranking:
         """The three best entries for `text` and what the decision needs to know about them."""
-        return self._rank(self.analyzer.words(text), 3)
+        return self._rank(self.analyzer.words(text), 3, text)
 
-    def _rank(self, words: Sequence[str], limit: int) -> Ranking:
+    def signals(self, text: str) -> np.ndarray | None:
+        """SIGNALS × entries for `text` (None when nothing in it is indexable)."""
+        words = self.analyzer.words(text)
         terms = self._terms(words)
-        if not terms or limit <= 0:
-            return Ranking(())
+        return self._signals(words, terms, text) if terms else None
+
+    def _signals(self, words: Sequence[str], terms: Sequence[str], text: str) -> np.ndarray:
         phrasing = self._phrasings.best_per_entry(terms)
         entry = self._entries.best_per_entry(terms)
         phrasing_ceiling = self._phrasings.ceiling(terms)
@@ -503,10 +580,24 @@ class FaqIndex:
         # the entry field is rescaled to the phrasing field's units so raw scores rank alike.
         scale = phrasing_ceiling / self._entries.ceiling(terms)
         bm25 = phrasing + self.ENTRY_WEIGHT * scale * entry
-        explained = bm25 / (phrasing_ceiling * (1 + self.ENTRY_WEIGHT))
-        words_alike = self._word_overlap.best_per_entry(terms)
-        chars_alike = self._char_overlap.best_per_entry(char_grams(words))
-        raw = explained + self.WORDS_WEIGHT * words_alike + self.CHARS_WEIGHT * chars_alike
+        grams = char_grams(words)
+        return np.vstack(
+            [
+                bm25 / (phrasing_ceiling * (1 + self.ENTRY_WEIGHT)),
+                self._word_overlap.best_per_entry(terms),
+                self._char_overlap.best_per_entry(grams),
+                self._entry_chars.best_per_entry(grams, covered=True),
+                self._intents.share(self.analyzer.normalise(text)),
+            ]
+        )
+
+    def _rank(self, words: Sequence[str], limit: int, text: str) -> Ranking:
+        terms = self._terms(words)
+        if not terms or limit <= 0:
+            return Ranking(())
+        signals = self._signals(words, terms, text)
+        explained, words_alike, chars_alike = signals[0], signals[1], signals[2]
+        raw = self._weights @ signals
         order = np.argsort(-raw, kind="stable")
         hits = tuple(
             FaqHit(self.docs[n].key, float(raw[n]), min(1.0, float(raw[n]) / self._ceiling))
@@ -536,7 +627,7 @@ class FaqIndex:
     @property
     def _ceiling(self) -> float:
         """The ranking score of a perfect match (each signal at 1)."""
-        return 1 + self.WORDS_WEIGHT + self.CHARS_WEIGHT
+        return float(self._weights.sum())
 
     def decide(self, text: str) -> Decision:
         """Answer when one entry clearly fits, offer a choice when unsure, else route to staff.
@@ -548,7 +639,7 @@ class FaqIndex:
         unit = self._unit_question(words)
         if unit is not None:
             return Decision(Verdict.ANSWER, (unit,))
-        return self.judge(self._rank(words, 3))
+        return self.judge(self._rank(words, 3, text))
 
     def unit_question(self, text: str) -> FaqHit | None:
         """A hit for `unit:<item code>` when `text` asks who handles one catalog item."""

@@ -78,10 +78,10 @@ def test_report_on_the_test_split_meets_floors(measured: Report) -> None:
     print(measured.format())
     assert test.questions >= 150 and test.out_of_scope >= 10
     # Floors a little under the measured figures (README); the targets are 93 %, 1 %, 98 %.
-    assert test.direct_right_share >= 0.78
+    assert test.direct_right_share >= 0.82
     assert test.direct_wrong_share <= 0.02
-    assert test.choice_right_share >= 0.85
-    assert test.out_of_scope_routed >= 0.6 * test.out_of_scope
+    assert test.choice_right_share >= 0.88
+    assert test.out_of_scope_routed >= 0.65 * test.out_of_scope
 
 
 def test_held_out_phrasings_keep_the_precision_the_calibration_promises(measured: Report) -> None:
@@ -89,7 +89,7 @@ def test_held_out_phrasings_keep_the_precision_the_calibration_promises(measured
     assert held.questions >= 500
     # Harder than the tuning questions (about 97 % there): new wordings, and some entries
     # share phrasings (审批结果怎么送达: result_delivery or mailing_free).
-    assert held.precision >= 0.95
+    assert held.precision >= 0.97
 
 
 def test_calibration_meets_the_precision_target_on_what_it_measured(measured: Report) -> None:
