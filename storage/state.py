@@ -140,13 +140,20 @@ return 0
 """
 
 
+# How long a command waits for a free pooled connection: as long as an update may wait for
+# its conversation's lock. redis-py's pool is not first-come first-served (a woken waiter may
+# queue again behind newcomers), so under a 500-update burst on a starved machine some
+# waited over 10 s and were answered "busy" (the flood guard, failing open, used to hide that).
+POOL_WAIT_SECONDS = 30.0
+
+
 def connect(url: str, max_connections: int = 50) -> Redis:
     """The app's Redis client (bot/app.py makes one); a blocking pool: a burst waits for a
     free connection instead of raising."""
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
-        timeout=10,
+        timeout=POOL_WAIT_SECONDS,
         socket_timeout=5,
         socket_connect_timeout=3,
         health_check_interval=30,
