@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -85,28 +86,39 @@ class Router:
         # Console chats acting as a staff member without touching that person's binding.
         self.acting_as: dict[str, int] = {}
 
-    async def handle(self, event: Incoming, flood: FloodGuard | None = None) -> list[Reply]:
+    async def handle(
+        self,
+        event: Incoming,
+        flood: FloodGuard | None = None,
+        opened: Callable[[], object] | None = None,
+    ) -> list[Reply]:
         """Answer one update; its ids are bound to every log line meanwhile, and it is counted.
 
         With `flood`, the update is counted against the sender's flood window first — in the
         same Redis round trip as the conversation's lock — and one over the limit is answered
-        with the warning once, then with nothing."""
+        with the warning once, then with nothing. `opened` is called once the conversation is
+        open (locked and loaded): a channel times its "typing…" from there, not from the wait
+        for a Redis connection that a burst queues on."""
         event = entering(event)
         channel = event.user.channel
         started = time.perf_counter()
         with bound_contextvars(
             update=uuid.uuid4().hex[:12], channel=channel, chat=event.user.chat_id
         ):
-            replies, outcome = await self._handle(event, flood)
+            replies, outcome = await self._handle(event, flood, opened)
             log.debug("update handled kind=%s outcome=%s", event.kind, outcome)
         metrics.UPDATES.labels(channel, outcome).inc()
         metrics.UPDATE_SECONDS.labels(channel).observe(time.perf_counter() - started)
         return replies
 
-    async def _handle(self, event: Incoming, flood: FloodGuard | None) -> tuple[list[Reply], str]:
+    async def _handle(
+        self, event: Incoming, flood: FloodGuard | None, opened: Callable[[], object] | None
+    ) -> tuple[list[Reply], str]:
         key = event.user.key
         try:
             async with self.services.state.conversation(key, flood) as state:
+                if opened is not None:
+                    opened()
                 ctx = Context(event=event, services=self.services, state=state)
                 if key in self.acting_as:
                     await self._identify(ctx)

@@ -428,13 +428,21 @@ class TelegramChannel:
     ) -> None:
         loop = asyncio.get_running_loop()
         typing: list[asyncio.Task[None]] = []
-        timer = loop.call_later(
-            self.typing_after, lambda: typing.append(asyncio.create_task(self._typing(chat_id)))
-        )
+        timers: list[asyncio.TimerHandle] = []
+
+        def opened() -> None:  # "typing…" counts from the open conversation, not Redis's queue
+            timers.append(
+                loop.call_later(
+                    self.typing_after,
+                    lambda: typing.append(asyncio.create_task(self._typing(chat_id))),
+                )
+            )
+
         try:
-            replies = await self.router.handle(incoming, flood)
+            replies = await self.router.handle(incoming, flood, opened)
         finally:
-            timer.cancel()
+            for timer in timers:
+                timer.cancel()
             for task in typing:
                 task.cancel()
         await self.send_replies(chat_id, replies, edit_message_id)

@@ -224,9 +224,10 @@ async def test_a_slow_user_does_not_block_others_and_each_user_stays_in_order(
     seen: list[str] = []
     real = embedded_app.router.handle
 
-    async def handle(event, flood=None):  # type: ignore[no-untyped-def]
+    async def handle(event, flood=None, opened=None):  # type: ignore[no-untyped-def]
         seen.append(f"{event.user.chat_id}:{event.text}")
         if event.text == "slow":
+            opened()  # as the router does once the conversation is open
             await release.wait()
         return await real(event, flood)
 
@@ -259,10 +260,10 @@ async def test_shutdown_finishes_updates_in_hand(
     started = asyncio.Event()
     real = embedded_app.router.handle
 
-    async def handle(event, flood=None):  # type: ignore[no-untyped-def]
+    async def handle(event, flood=None, opened=None):  # type: ignore[no-untyped-def]
         started.set()
         await asyncio.sleep(0.3)
-        return await real(event, flood)
+        return await real(event, flood, opened)
 
     async with telegram(embedded_app, stub, telegram_library=library) as (
         service,
