@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -37,7 +38,8 @@ from handlers.routes import Route, Routes
 from services import metrics
 from storage import applicants, roster
 from storage.db import DatabaseUnavailable
-from storage.state import StateUnavailable
+from storage.ratelimit import FloodGuard, Verdict
+from storage.state import Flooded, StateUnavailable
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 4000  # longer than any answer we ask for; Telegram itself caps at 4096
@@ -84,30 +86,50 @@ class Router:
         # Console chats acting as a staff member without touching that person's binding.
         self.acting_as: dict[str, int] = {}
 
-    async def handle(self, event: Incoming) -> list[Reply]:
-        """Answer one update; its ids are bound to every log line meanwhile, and it is counted."""
+    async def handle(
+        self,
+        event: Incoming,
+        flood: FloodGuard | None = None,
+        opened: Callable[[], object] | None = None,
+    ) -> list[Reply]:
+        """Answer one update; its ids are bound to every log line meanwhile, and it is counted.
+
+        With `flood`, the update is counted against the sender's flood window first — in the
+        same Redis round trip as the conversation's lock — and one over the limit is answered
+        with the warning once, then with nothing. `opened` is called once the conversation is
+        open (locked and loaded): a channel times its "typing…" from there, not from the wait
+        for a Redis connection that a burst queues on."""
         event = entering(event)
         channel = event.user.channel
         started = time.perf_counter()
         with bound_contextvars(
             update=uuid.uuid4().hex[:12], channel=channel, chat=event.user.chat_id
         ):
-            replies, outcome = await self._handle(event)
+            replies, outcome = await self._handle(event, flood, opened)
             log.debug("update handled kind=%s outcome=%s", event.kind, outcome)
         metrics.UPDATES.labels(channel, outcome).inc()
         metrics.UPDATE_SECONDS.labels(channel).observe(time.perf_counter() - started)
         return replies
 
-    async def _handle(self, event: Incoming) -> tuple[list[Reply], str]:
+    async def _handle(
+        self, event: Incoming, flood: FloodGuard | None, opened: Callable[[], object] | None
+    ) -> tuple[list[Reply], str]:
         key = event.user.key
         try:
-            async with self.services.state.conversation(key) as state:
+            async with self.services.state.conversation(key, flood) as state:
+                if opened is not None:
+                    opened()
                 ctx = Context(event=event, services=self.services, state=state)
                 if key in self.acting_as:
                     await self._identify(ctx)
                 replies = fit(await self._dispatch(ctx))  # every reply fits the channel
                 remember_buttons(state, replies)
                 return replies, "ok"
+        except Flooded as exc:
+            if exc.verdict is Verdict.WARN:
+                log.info("flood guard engaged user=%s", key)
+                return [Reply(render("common/flood.j2"))], "flooded"
+            return [], "flooded"
         except UNAVAILABLE as exc:
             log.warning("service unavailable user=%s error=%s", key, type(exc).__name__)
         except DBAPIError as exc:

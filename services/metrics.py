@@ -10,7 +10,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 UPDATES = Counter(
     "bdb_updates_handled_total",
-    "Incoming updates handled by the core, by channel and outcome (ok, busy).",
+    "Incoming updates handled by the core, by channel and outcome (ok, busy, flooded).",
     ["channel", "outcome"],
 )
 UPDATE_SECONDS = Histogram(

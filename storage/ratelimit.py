@@ -77,13 +77,20 @@ class RedisFloodGuard:
         self.prefix = prefix
         self._hit = redis.register_script(_HIT)
 
+    def key(self, key: str) -> str:
+        """The Redis key of `key`'s window (the state store counts it with the lock too)."""
+        return f"{self.prefix}flood:{key}"
+
     async def hit(self, key: str) -> Verdict:
         try:
-            count = await self._hit(keys=[f"{self.prefix}flood:{key}"], args=[self.window_ms])
+            count = await self._hit(keys=[self.key(key)], args=[self.window_ms])
         except RedisError:
             # The guard protects the service; when Redis is down the router answers "busy".
             return Verdict.ALLOW
-        return verdict(int(count), self.limit)
+        return self.verdict(int(count))
+
+    def verdict(self, count: int) -> Verdict:
+        return verdict(count, self.limit)
 
 
 # -- outgoing messages: Telegram's 30 per second in total and 1 per second per chat ----------

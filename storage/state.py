@@ -14,12 +14,22 @@ from typing import Any, Protocol
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
+from storage.ratelimit import FloodGuard, RedisFloodGuard, Verdict
+
 State = dict[str, Any]
 log = logging.getLogger(__name__)
 
 
 class StateUnavailable(Exception):
     """The state store cannot be reached right now."""
+
+
+class Flooded(Exception):
+    """The update is over its flood limit: the conversation was not opened."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(verdict.value)
+        self.verdict = verdict
 
 
 class StateStore(Protocol):
@@ -32,7 +42,9 @@ class StateStore(Protocol):
     async def save(self, key: str, state: State) -> None: ...
     async def clear(self, key: str) -> None: ...
     def lock(self, key: str) -> AbstractAsyncContextManager[None]: ...
-    def conversation(self, key: str) -> AbstractAsyncContextManager[State]: ...
+    def conversation(
+        self, key: str, flood: FloodGuard | None = None
+    ) -> AbstractAsyncContextManager[State]: ...
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
 
@@ -83,8 +95,12 @@ class MemoryStateStore:
                 self._locks.pop(key, None)
 
     @asynccontextmanager
-    async def conversation(self, key: str) -> AsyncIterator[State]:
-        """The conversation's state under its lock; saved only if the block finishes."""
+    async def conversation(self, key: str, flood: FloodGuard | None = None) -> AsyncIterator[State]:
+        """The conversation's state under its lock; saved only if the block finishes.
+
+        With `flood`, the update is counted first and `Flooded` raised over the limit."""
+        if flood is not None and (verdict := await flood.hit(key)) is not Verdict.ALLOW:
+            raise Flooded(verdict)
         async with self.lock(key):
             state = await self.load(key)
             yield state
@@ -97,11 +113,19 @@ class MemoryStateStore:
         self._data.clear()
 
 
+# KEYS: lock, state[, flood window]; ARGV: token, lock ms[, window ms, flood limit].
+# Returns {1 locked | 0 held by another | 2 flooded (not locked), state, window count}.
 _LOCK_AND_GET = """
-if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {1, redis.call('get', KEYS[2])}
+local count = 0
+if KEYS[3] then
+  count = redis.call('incr', KEYS[3])
+  if count == 1 then redis.call('pexpire', KEYS[3], ARGV[3]) end
+  if count > tonumber(ARGV[4]) then return {2, false, count} end
 end
-return {0, false}
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {1, redis.call('get', KEYS[2]), count}
+end
+return {0, false, count}
 """
 _SAVE_AND_UNLOCK = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -116,13 +140,20 @@ return 0
 """
 
 
+# How long a command waits for a free pooled connection: as long as an update may wait for
+# its conversation's lock. redis-py's pool is not first-come first-served (a woken waiter may
+# queue again behind newcomers), so under a 500-update burst on a starved machine some
+# waited over 10 s and were answered "busy" (the flood guard, failing open, used to hide that).
+POOL_WAIT_SECONDS = 30.0
+
+
 def connect(url: str, max_connections: int = 50) -> Redis:
     """The app's Redis client (bot/app.py makes one); a blocking pool: a burst waits for a
     free connection instead of raising."""
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
-        timeout=10,
+        timeout=POOL_WAIT_SECONDS,
         socket_timeout=5,
         socket_connect_timeout=3,
         health_check_interval=30,
@@ -204,14 +235,20 @@ class RedisStateStore:
                 await lock.release()
 
     @asynccontextmanager
-    async def conversation(self, key: str) -> AsyncIterator[State]:
-        """Lock and load in one round trip, save and unlock in another.
+    async def conversation(self, key: str, flood: FloodGuard | None = None) -> AsyncIterator[State]:
+        """Count the update against `flood`, lock and load in one round trip; save and unlock
+        in another (`Flooded` over the limit, and nothing locked).
 
         The state is written only while this holder still owns the lock, so a holder whose
         lock expired can never overwrite a newer state; an exception leaves it untouched."""
         lock_key, state_key = f"{self.prefix}lock:{key}", self._key(key)
         token = secrets.token_hex(8)
-        raw = await self._acquire(lock_key, state_key, token)
+        window: RedisFloodGuard | None = None
+        if isinstance(flood, RedisFloodGuard) and flood.redis is self.redis:
+            window = flood  # counted by the lock+load script: no round trip of its own
+        elif flood is not None and (verdict := await flood.hit(key)) is not Verdict.ALLOW:
+            raise Flooded(verdict)
+        raw = await self._acquire(lock_key, state_key, token, window, key)
         state: State = json.loads(raw) if raw else {}
         try:
             yield state
@@ -229,18 +266,28 @@ class RedisStateStore:
         if not kept:
             log.warning("conversation lock expired before save key=%s", key)
 
-    async def _acquire(self, lock_key: str, state_key: str, token: str) -> bytes | None:
+    async def _acquire(
+        self,
+        lock_key: str,
+        state_key: str,
+        token: str,
+        flood: RedisFloodGuard | None = None,
+        key: str = "",
+    ) -> bytes | None:
         deadline = time.monotonic() + self.lock_timeout
         pause = 0.005
+        keys = [lock_key, state_key]
+        args: list[str | int] = [token, int(self.lock_timeout * 1000)]
+        if flood is not None:  # counted on the first try only
+            keys, args = [*keys, flood.key(key)], [*args, flood.window_ms, flood.limit]
         while True:
             try:
-                got, raw = await self._lock_and_get(
-                    keys=[lock_key, state_key],
-                    args=[token, int(self.lock_timeout * 1000)],
-                    client=self.redis,
-                )
+                got, raw, count = await self._lock_and_get(keys=keys, args=args, client=self.redis)
             except RedisError as exc:
                 raise StateUnavailable(str(exc)) from exc
+            if flood is not None and (verdict := flood.verdict(int(count))) is not Verdict.ALLOW:
+                raise Flooded(verdict)
+            keys, args = keys[:2], args[:2]
             if got:
                 return raw
             if time.monotonic() > deadline:

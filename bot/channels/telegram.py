@@ -299,15 +299,20 @@ class TelegramChannel:
     async def on_message(self, message: dict[str, Any]) -> None:
         chat_id = str(message["chat"]["id"])
         async with self._chats(chat_id):  # first await: keeps arrival order
-            if await self._flooded(chat_id):
-                return
+            # A file is counted before it is downloaded; anything else with the state's lock,
+            # in the same Redis round trip (the router's `flood`).
+            flood: FloodGuard | None = self.flood
+            if message.get("document") is not None or message.get("photo"):
+                if await self._flooded(chat_id):
+                    return
+                flood = None
             try:
                 incoming = await self.to_incoming(message)
             except Exception as exc:
                 log.warning("download failed chat=%s error=%s", chat_id, type(exc).__name__)
                 await self.send_replies(chat_id, [Reply(render("common/busy.j2"))])
                 return
-            await self._handle(chat_id, incoming, edit_message_id=None)
+            await self._handle(chat_id, incoming, edit_message_id=None, flood=flood)
 
     async def on_callback(self, callback: dict[str, Any]) -> None:
         message = callback.get("message")
@@ -316,14 +321,12 @@ class TelegramChannel:
         answered = asyncio.create_task(self._answer(str(callback["id"])))  # every query, at once
         try:
             async with self._chats(chat_id):
-                if await self._flooded(chat_id):
-                    return
                 message_id = int(message["message_id"]) if message else None
                 user = ChatUser(CHANNEL, chat_id, full_name(sender))
                 incoming = Incoming.press(
                     user, str(callback.get("data") or ""), str(message_id) if message_id else None
                 )
-                await self._handle(chat_id, incoming, edit_message_id=message_id)
+                await self._handle(chat_id, incoming, message_id, self.flood)
         finally:
             await answered
 
@@ -367,16 +370,30 @@ class TelegramChannel:
         content = await self.sender.retrying(lambda: self.api.download(path))
         return UploadedFile(name=name, mime=mime, size=len(content), content=content)
 
-    async def _handle(self, chat_id: str, incoming: Incoming, edit_message_id: int | None) -> None:
+    async def _handle(
+        self,
+        chat_id: str,
+        incoming: Incoming,
+        edit_message_id: int | None,
+        flood: FloodGuard | None = None,
+    ) -> None:
         loop = asyncio.get_running_loop()
         typing: list[asyncio.Task[None]] = []
-        timer = loop.call_later(
-            self.typing_after, lambda: typing.append(asyncio.create_task(self._typing(chat_id)))
-        )
+        timers: list[asyncio.TimerHandle] = []
+
+        def opened() -> None:  # "typing…" counts from the open conversation, not Redis's queue
+            timers.append(
+                loop.call_later(
+                    self.typing_after,
+                    lambda: typing.append(asyncio.create_task(self._typing(chat_id))),
+                )
+            )
+
         try:
-            replies = await self.router.handle(incoming)
+            replies = await self.router.handle(incoming, flood, opened)
         finally:
-            timer.cancel()
+            for timer in timers:
+                timer.cancel()
             for task in typing:
                 task.cancel()
         await self.send_replies(chat_id, replies, edit_message_id)

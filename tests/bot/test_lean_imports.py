@@ -28,3 +28,20 @@ def test_the_bot_and_worker_modules_load_no_renderer_index_or_telegram_library()
 def test_each_stack_loads_only_its_own_library() -> None:
     assert imported_after("import bot.channels.telegram_ptb", FRAMEWORKS) == ["telegram"]
     assert imported_after("import bot.channels.telegram_aiogram", FRAMEWORKS) == ["aiogram"]
+
+
+def test_the_aiogram_stack_leaves_aiogram_models_unbuilt_and_pydantic_as_it_was() -> None:
+    """aiogram completes its ~440 models on import (≈ 107 MB); the stack sends and reads
+    JSON, so it skips that, and only for aiogram's own models."""
+    probe = (
+        "import pydantic, bot.channels.telegram_aiogram\n"
+        "from aiogram.types import Message\n"
+        "class Later(pydantic.BaseModel):\n"
+        "    x: 'int'\n"
+        "Later.model_rebuild()\n"
+        "print(Message.__pydantic_complete__, Later.__pydantic_complete__, Later(x=1).x)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["False", "True", "1"]

@@ -177,6 +177,46 @@ async def test_flood_guard_warns_once_then_drops_without_stalling_others(
     assert len(other.last) == 1
 
 
+async def test_a_flooding_users_file_and_button_press_are_dropped_before_any_download(
+    app: App, stub: BotApiStub, library: str
+) -> None:
+    async with telegram(app, stub, telegram_library=library, flood_limit=3) as (_, handled):
+        spam = [stub.user_says(513, f"/help {n}") for n in range(4)]  # the 4th: the warning
+        await handled.wait(*spam)
+        await app.services.state.save("telegram:513", {"mode": "upload:BDB-2026-9"})
+        upload = stub.user_uploads(513, "营业执照.pdf", b"%PDF-1.4 test", "application/pdf")
+        press = stub.user_presses(513, 1, "m:apply")
+        await handled.wait(upload, press)
+    assert stub.called("getFile") == []
+    assert len(stub.sent(513)) == 4  # three answers and one warning, nothing after
+    assert len(stub.called("answerCallbackQuery")) == 1  # the press is still acknowledged
+
+
+@pytest.mark.parametrize("backend", ["production"])
+async def test_a_free_text_question_costs_two_redis_commands(
+    app: App, stub: BotApiStub, library: str
+) -> None:
+    """Flood window + lock + load in one script, save + unlock in another: as many round
+    trips as a bare aiogram bot with RedisStorage (read the state, write it)."""
+    redis = app.services.state.redis
+    assert redis is not None
+    commands: list[str] = []
+    real = redis.execute_command
+
+    async def counted(*args, **options):  # type: ignore[no-untyped-def]
+        commands.append(str(args[0]))
+        return await real(*args, **options)
+
+    async with telegram(app, stub, telegram_library=library) as (_, handled):
+        user = TgUser(stub, handled, 514)
+        await user.say("办理施工许可需要哪些材料？")  # the scripts are loaded into Redis
+        redis.execute_command = counted  # type: ignore[method-assign]
+        (answer,) = await user.say("施工许可证怎么办理？")
+        redis.execute_command = real  # type: ignore[method-assign]
+    assert answer.text
+    assert commands == ["EVALSHA", "EVALSHA"]
+
+
 async def test_a_slow_user_does_not_block_others_and_each_user_stays_in_order(
     embedded_app: App, stub: BotApiStub, library: str
 ) -> None:
@@ -184,11 +224,12 @@ async def test_a_slow_user_does_not_block_others_and_each_user_stays_in_order(
     seen: list[str] = []
     real = embedded_app.router.handle
 
-    async def handle(event):  # type: ignore[no-untyped-def]
+    async def handle(event, flood=None, opened=None):  # type: ignore[no-untyped-def]
         seen.append(f"{event.user.chat_id}:{event.text}")
         if event.text == "slow":
+            opened()  # as the router does once the conversation is open
             await release.wait()
-        return await real(event)
+        return await real(event, flood)
 
     async with telegram(embedded_app, stub, telegram_library=library) as (
         service,
@@ -219,10 +260,10 @@ async def test_shutdown_finishes_updates_in_hand(
     started = asyncio.Event()
     real = embedded_app.router.handle
 
-    async def handle(event):  # type: ignore[no-untyped-def]
+    async def handle(event, flood=None, opened=None):  # type: ignore[no-untyped-def]
         started.set()
         await asyncio.sleep(0.3)
-        return await real(event)
+        return await real(event, flood, opened)
 
     async with telegram(embedded_app, stub, telegram_library=library) as (
         service,

@@ -9,7 +9,14 @@ from collections.abc import AsyncIterator
 import pytest
 
 from conftest import _drop_prefix, redis_state
-from storage.state import MemoryStateStore, RedisStateStore, StateStore, StateUnavailable
+from storage.ratelimit import FloodGuard, MemoryFloodGuard, RedisFloodGuard, Verdict
+from storage.state import (
+    Flooded,
+    MemoryStateStore,
+    RedisStateStore,
+    StateStore,
+    StateUnavailable,
+)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -111,3 +118,55 @@ async def test_expired_holder_cannot_overwrite_a_newer_state() -> None:
     assert await store.load("test:x") == {"who": "fast"}
     await store.close()
     await _drop_prefix(prefix)
+
+
+def flood_guard(store: StateStore, limit: int) -> FloodGuard:
+    """The guard `bangdaiban run` pairs with the store: Redis shares the store's client."""
+    if store.redis is not None:
+        return RedisFloodGuard(store.redis, limit=limit, window_seconds=30, prefix=store.prefix)
+    return MemoryFloodGuard(limit=limit, window_seconds=30)
+
+
+async def test_a_conversation_over_the_flood_limit_is_refused_unlocked_and_unsaved(
+    store: StateStore,
+) -> None:
+    guard = flood_guard(store, limit=2)
+    verdicts = []
+    for n in range(4):
+        try:
+            async with store.conversation("test:f", guard) as state:
+                state["n"] = n
+                verdicts.append(Verdict.ALLOW)
+        except Flooded as flooded:
+            verdicts.append(flooded.verdict)
+    assert verdicts == [Verdict.ALLOW, Verdict.ALLOW, Verdict.WARN, Verdict.DROP]
+    assert await store.load("test:f") == {"n": 1}  # the refused ones wrote nothing
+    # Nothing was left locked: the next conversation without the guard opens at once.
+    async with asyncio.timeout(2), store.conversation("test:f") as state:
+        assert state == {"n": 1}
+    # The window is the guard's own: a plain hit counts on from the conversations'.
+    assert await guard.hit("test:f") == Verdict.DROP
+
+
+async def test_the_flood_window_is_counted_once_while_waiting_for_the_lock(
+    store: StateStore,
+) -> None:
+    guard = flood_guard(store, limit=2)
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with store.conversation("test:w", guard):
+            await release.wait()
+
+    held = asyncio.create_task(holder())
+    await asyncio.sleep(0.05)
+    waiting = asyncio.create_task(_open(store, "test:w", guard))
+    await asyncio.sleep(0.3)  # the Redis store retries the lock meanwhile
+    release.set()
+    await asyncio.gather(held, waiting)
+    assert await guard.hit("test:w") == Verdict.WARN  # the 3rd update: two were counted
+
+
+async def _open(store: StateStore, key: str, guard: FloodGuard) -> None:
+    async with store.conversation(key, guard):
+        pass
