@@ -22,7 +22,7 @@ from storage.models import (
     StaffInvite,
     utcnow,
 )
-from storage.roster import LEAD_UNIT, reachable_staff
+from storage.roster import LEAD_UNIT, lead_window_staff
 
 OPEN_STATES = OPEN_QUESTION_STATUSES
 REMINDED = 1  # escalation_level once the owner has been reminded
@@ -55,15 +55,8 @@ _LAST_ASSIGNED = (
     .scalar_subquery()
 )
 _FIRST_RESPONDER = (
-    select(Staff)
-    .join(Department)
-    .where(
-        Department.code == LEAD_UNIT,
-        Staff.role == Role.WINDOW,
-        Staff.on_duty.is_(True),
-        Staff.active.is_(True),
-        reachable_staff(bindparam("now", type_=Staff.web_until.type)),
-    )
+    lead_window_staff(bindparam("now", type_=Staff.web_until.type))
+    .where(Staff.on_duty.is_(True))
     .order_by(_LAST_ASSIGNED.asc().nulls_first(), Staff.id)
     .limit(1)
 )

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, and_, bindparam, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -158,19 +158,23 @@ async def bind_chat(session: AsyncSession, staff: Staff, channel: str, chat_id: 
     staff.channel, staff.chat_id = channel, chat_id
 
 
-async def window_recipients(session: AsyncSession) -> list[Staff]:
-    """Window staff of the lead unit who can be reached in chat; those on duty if any."""
-    query = (
+def lead_window_staff(now: ColumnElement[dt.datetime] | None = None) -> Select[tuple[Staff]]:
+    """Active window staff of the lead unit who can be reached now (see reachable_staff)."""
+    return (
         select(Staff)
         .join(Department)
         .where(
             Department.code == LEAD_UNIT,
             Staff.role == Role.WINDOW,
             Staff.active.is_(True),
-            reachable_staff(),
+            reachable_staff(now),
         )
-        .order_by(Staff.id)
     )
+
+
+async def window_recipients(session: AsyncSession) -> list[Staff]:
+    """Window staff of the lead unit who can be reached in chat; those on duty if any."""
+    query = lead_window_staff().order_by(Staff.id)
     reachable = list((await session.scalars(query)).all())
     on_duty = [s for s in reachable if s.on_duty]
     return on_duty or reachable

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
@@ -263,33 +264,34 @@ async def test_forged_expired_and_revoked_sessions_get_the_login_page(served: Se
             assert 'data-staff="true"' not in await response.text()
 
 
+@asynccontextmanager
+async def _revoked_socket(
+    served: Served, client: aiohttp.ClientSession
+) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """李娜 signed in with an open chat socket, then every browser revoked."""
+    await sign_in(served, client, "李娜")
+    origin = served.url.rsplit("/", 1)[0].rstrip("/")
+    ws_url = served.url.replace("http://", "ws://") + "ws"
+    async with client.ws_connect(ws_url, headers={"Origin": origin}) as ws:
+        assert (await ws.receive_json())["type"] == "history"
+        async with served.app.services.db.transaction() as session:
+            await session.execute(update(StaffDevice).values(revoked_at=utcnow()))
+        yield ws
+
+
 async def test_open_socket_of_a_revoked_browser_is_signed_out(served: Served) -> None:
-    async with new_client() as client:
-        await sign_in(served, client, "李娜")
-        origin = served.url.rsplit("/", 1)[0].rstrip("/")
-        ws_url = served.url.replace("http://", "ws://") + "ws"
-        async with client.ws_connect(ws_url, headers={"Origin": origin}) as ws:
-            assert (await ws.receive_json())["type"] == "history"
-            async with served.app.services.db.transaction() as session:
-                await session.execute(update(StaffDevice).values(revoked_at=utcnow()))
-            await ws.send_json({"type": "text", "text": "/inbox"})
-            assert (await ws.receive_json()) == {"type": "signed_out"}
+    async with new_client() as client, _revoked_socket(served, client) as ws:
+        await ws.send_json({"type": "text", "text": "/inbox"})
+        assert (await ws.receive_json()) == {"type": "signed_out"}
 
 
 async def test_idle_socket_of_a_revoked_browser_is_closed(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(desk, "STAFF_RECHECK", 0.1)
-    async with new_client() as client:
-        await sign_in(served, client, "李娜")
-        origin = served.url.rsplit("/", 1)[0].rstrip("/")
-        ws_url = served.url.replace("http://", "ws://") + "ws"
-        async with client.ws_connect(ws_url, headers={"Origin": origin}) as ws:
-            assert (await ws.receive_json())["type"] == "history"
-            async with served.app.services.db.transaction() as session:
-                await session.execute(update(StaffDevice).values(revoked_at=utcnow()))
-            assert (await ws.receive_json()) == {"type": "signed_out"}
-            assert (await ws.receive()).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    async with new_client() as client, _revoked_socket(served, client) as ws:
+        assert (await ws.receive_json()) == {"type": "signed_out"}
+        assert (await ws.receive()).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
 
 
 async def test_bind_needs_the_pages_csrf_token(served: Served) -> None:
