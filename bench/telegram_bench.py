@@ -11,7 +11,8 @@ against its own stub, with PostgreSQL + Redis:
 Two loads per bot: a throughput run (all users at once, no pause: updates/s) and a latency
 run (fewer users who pause between questions, as people do: update→reply p50/p99). Prints
 updates/s, latencies (measured by the stub, from the update being queued to the reply
-arriving), the bot process's peak RSS and the ratios to the bare bot; then the outbox
+arriving), the bot process's peak RSS, the CPU per update of the bot and of what it shares the
+machine with (the stub, Redis, PostgreSQL) and the ratios to the bare bot; then the outbox
 worker (`bangdaiban worker`) against a stub without flood limits: deliveries/s and its
 peak RSS (bench/outbox_bench.py).
 
@@ -273,8 +274,13 @@ def measure(stack: str, args: argparse.Namespace, first_chat: int) -> dict[str, 
     warm = Load(min(20, args.users), 2, 0.0, first_chat)
     ask(stub_conn, ("run", warm))  # imports and caches warm, connections open
     cpu_before = cpu_seconds(bot.pid)
+    shared_before = shared_cpu(stub.pid)
     throughput = ask(stub_conn, ("run", Load(args.users, args.questions, 0.0, first_chat + 1000)))
     throughput["cpu"] = cpu_seconds(bot.pid) - cpu_before  # the bot process's, this run only
+    throughput["shared_cpu"] = {
+        name: seconds - shared_before.get(name, 0.0)
+        for name, seconds in shared_cpu(stub.pid).items()
+    }
     paced = Load(args.latency_users, args.questions, args.think, first_chat + 5000)
     latency = ask(stub_conn, ("run", paced))
     finish = ask(bot_conn, "stop")
@@ -282,6 +288,32 @@ def measure(stack: str, args: argparse.Namespace, first_chat: int) -> dict[str, 
     stub_conn.send("bye")
     stub.join(10)
     return {"start": start_seconds, "throughput": throughput, "latency": latency, **finish}
+
+
+def shared_cpu(stub_pid: int) -> dict[str, float]:
+    """CPU seconds so far of what the bot shares the machine with: the stub (which also plays
+    the users), Redis and PostgreSQL (every server process; Linux)."""
+    redis = [int(pid) for pid in _pgrep("-x", "redis-server")]
+    postgres = [int(pid) for pid in _pgrep("-x", "postgres")]
+    return {
+        "stub": cpu_seconds(stub_pid),
+        "redis": sum(_cpu_or_zero(pid) for pid in redis),
+        "postgres": sum(_cpu_or_zero(pid) for pid in postgres),
+    }
+
+
+def _pgrep(*args: str) -> list[str]:
+    import subprocess
+
+    found = subprocess.run(["pgrep", *args], capture_output=True, text=True, check=False)
+    return found.stdout.split()
+
+
+def _cpu_or_zero(pid: int) -> float:
+    try:
+        return cpu_seconds(pid)
+    except (FileNotFoundError, ProcessLookupError):  # a backend that just ended
+        return 0.0
 
 
 # -- reporting ----------------------------------------------------------------------------------
@@ -309,6 +341,11 @@ def summarise(stack: str, result: dict[str, Any]) -> dict[str, Any]:
         # CPU of the bot process per update in the throughput run: less at the mercy of what
         # else runs on the machine than updates/s.
         "cpu_ms": fast["cpu"] / max(fast["updates"], 1) * 1000,
+        # …and of the processes it shares the two cores with, per update, same run.
+        "shared_ms": {
+            name: seconds / max(fast["updates"], 1) * 1000
+            for name, seconds in fast["shared_cpu"].items()
+        },
         "failed": fast["failed"] + paced["failed"],
         # Bot API calls per update in the throughput run, by method ("typing" is
         # sendChatAction: shown when an update takes longer than TYPING_AFTER).
@@ -324,13 +361,15 @@ def report(args: argparse.Namespace, rows: list[dict[str, Any]], ratios: bool = 
     print(
         f"{'stack':10} {'start s':>8} {'updates/s':>10} {'burst p50':>10} {'burst p99':>10} "
         f"{'p50 ms':>8} {'p99 ms':>8} {'peak RSS':>9} {'CPU/upd':>8} {'failed':>7}  "
-        "Bot API calls per update"
+        f"{'+stub':>6} {'+Redis':>6} {'+PG':>6} {'=all':>6}  Bot API calls per update"
     )
     for row in rows:
         print(
             f"{row['stack']:10} {row['start']:8.1f} {row['rate']:10.0f} {row['burst_p50']:10.0f} "
             f"{row['burst_p99']:10.0f} {row['p50']:8.1f} {row['p99']:8.1f} "
             f"{row['peak_mb']:7.0f}MB {row['cpu_ms']:6.2f}ms {row['failed']:7d}  "
+            + "".join(f"{row['shared_ms'][name]:6.2f} " for name in ("stub", "redis", "postgres"))
+            + f"{row['cpu_ms'] + sum(row['shared_ms'].values()):6.2f}  "
             + " ".join(f"{method} {n:.2f}" for method, n in row["calls"].items())
         )
     bare = next((row for row in rows if row["stack"] == "bare"), None)
@@ -342,8 +381,37 @@ def report(args: argparse.Namespace, rows: list[dict[str, Any]], ratios: bool = 
         print(
             f"{row['stack']} ÷ bare: updates/s {row['rate'] / bare['rate']:.2f} (target ≥ 1.0), "
             f"p99 {row['p99'] / bare['p99']:.2f}, peak RSS {row['peak_mb'] / bare['peak_mb']:.2f}, "
-            f"CPU per update {row['cpu_ms'] / bare['cpu_ms']:.2f}"
+            f"CPU per update {row['cpu_ms'] / bare['cpu_ms']:.2f} (bot), "
+            f"{total_cpu(row) / total_cpu(bare):.2f} (all processes)"
         )
+
+
+def paired(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    """Each round's ratios to the bare bot of that same round, and their median: the machine's
+    drift between rounds (the bare bot's own rate moves by up to 2×) cancels out."""
+    per_round = len(args.stacks)
+    rounds = [rows[i : i + per_round] for i in range(0, len(rows), per_round)]
+    print(f"\nratios to the bare bot of the same round, median of {len(rounds)} rounds [range]:")
+    for stack in (s for s in args.stacks if s != "bare"):
+        rates, cpus, totals = [], [], []
+        for group in rounds:
+            mine = next(row for row in group if row["stack"] == stack)
+            bare = next(row for row in group if row["stack"] == "bare")
+            rates.append(mine["rate"] / bare["rate"])
+            cpus.append(mine["cpu_ms"] / bare["cpu_ms"])
+            totals.append(total_cpu(mine) / total_cpu(bare))
+        print(
+            f"{stack} ÷ bare: updates/s {_spread(rates)} (target ≥ 1.0), CPU per update "
+            f"{_spread(cpus)} (bot), {_spread(totals)} (all processes)"
+        )
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} [{min(values):.2f}–{max(values):.2f}]"
+
+
+def total_cpu(row: dict[str, Any]) -> float:
+    return float(row["cpu_ms"] + sum(row["shared_ms"].values()))
 
 
 def outbox(args: argparse.Namespace, stack: str) -> None:
@@ -406,6 +474,8 @@ def main() -> None:
         if row["stack"] not in best or row["rate"] > best[row["stack"]]["rate"]:
             best[row["stack"]] = row
     report(args, list(best.values()))
+    if args.rounds > 1 and "bare" in args.stacks:
+        paired(args, rows)
     from bench_common import drop_database
 
     asyncio.run(drop_database(args.database_url))

@@ -67,6 +67,9 @@ class Consultation:
 
     # How often a running bot asks the database whether `faq import` changed the FAQ.
     RELOAD_CHECK_SECONDS = 5.0
+    # How long a unit's people, read from the roster for a "which unit" answer, are reused: a
+    # person deactivated in the roster leaves the answers within this time.
+    CONTACTS_SECONDS = 30.0
 
     def __init__(
         self,
@@ -80,6 +83,7 @@ class Consultation:
         self.items = items or {}
         self.version = version
         self._checked_at = time.monotonic()
+        self._contacts: dict[str, tuple[float, Department | None, list[Staff]]] = {}
 
     @classmethod
     async def load(cls, db: Database) -> Consultation:
@@ -151,11 +155,22 @@ class Consultation:
         department: Department | None = None
         people: list[Staff] = []
         if item.unit:
-            async with ctx.services.db.sessions() as session:
-                department, people = await roster.unit_contacts(session, item.unit)
+            department, people = await self._unit_contacts(ctx.services.db, item.unit)
         text = render("consult/unit_contacts.j2", item=item, unit=department, people=people)
         buttons = [[_human()], [menu_button("menu")]]
         return Reply(text, buttons)
+
+    async def _unit_contacts(
+        self, db: Database, unit: str
+    ) -> tuple[Department | None, list[Staff]]:
+        now = time.monotonic()
+        cached = self._contacts.get(unit)
+        if cached is not None and now - cached[0] < self.CONTACTS_SECONDS:
+            return cached[1], cached[2]
+        async with db.sessions() as session:
+            department, people = await roster.unit_contacts(session, unit)
+        self._contacts[unit] = (now, department, people)
+        return department, people
 
     async def to_human(self, ctx: Context) -> list[Reply]:
         text = ctx.state.get("last_question")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import time
@@ -11,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import Any, Protocol
 
+import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
@@ -18,6 +18,12 @@ from storage.ratelimit import FloodGuard, RedisFloodGuard, Verdict
 
 State = dict[str, Any]
 log = logging.getLogger(__name__)
+
+
+def dumps(state: State) -> bytes:
+    """The state as compact UTF-8 JSON (orjson: a tenth of `json.dumps`'s time per update);
+    keys that are not strings become strings, as `json` made them."""
+    return orjson.dumps(state, option=orjson.OPT_NON_STR_KEYS)
 
 
 class StateUnavailable(Exception):
@@ -57,7 +63,7 @@ class MemoryStateStore:
 
     def __init__(self, ttl_seconds: int = 7 * 24 * 3600) -> None:
         self.ttl = ttl_seconds
-        self._data: dict[str, tuple[float, str]] = {}
+        self._data: dict[str, tuple[float, bytes]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiters: dict[str, int] = {}
 
@@ -69,14 +75,14 @@ class MemoryStateStore:
         if expires < time.monotonic():
             del self._data[key]
             return {}
-        loaded: State = json.loads(raw)
+        loaded: State = orjson.loads(raw)
         return loaded
 
     async def save(self, key: str, state: State) -> None:
         if not state:
             await self.clear(key)
             return
-        self._data[key] = (time.monotonic() + self.ttl, json.dumps(state, ensure_ascii=False))
+        self._data[key] = (time.monotonic() + self.ttl, dumps(state))
 
     async def clear(self, key: str) -> None:
         self._data.pop(key, None)
@@ -194,7 +200,7 @@ class RedisStateStore:
             raise StateUnavailable(str(exc)) from exc
         if raw is None:
             return {}
-        loaded: State = json.loads(raw)
+        loaded: State = orjson.loads(raw)
         return loaded
 
     async def save(self, key: str, state: State) -> None:
@@ -202,7 +208,7 @@ class RedisStateStore:
             if not state:
                 await self.redis.delete(self._key(key))
                 return
-            payload = json.dumps(state, ensure_ascii=False)
+            payload = dumps(state)
             await self.redis.set(self._key(key), payload, ex=self.ttl)
         except RedisError as exc:
             raise StateUnavailable(str(exc)) from exc
@@ -249,14 +255,14 @@ class RedisStateStore:
         elif flood is not None and (verdict := await flood.hit(key)) is not Verdict.ALLOW:
             raise Flooded(verdict)
         raw = await self._acquire(lock_key, state_key, token, window, key)
-        state: State = json.loads(raw) if raw else {}
+        state: State = orjson.loads(raw) if raw else {}
         try:
             yield state
         except BaseException:
             with suppress(RedisError):
                 await self._release(keys=[lock_key], args=[token], client=self.redis)
             raise
-        payload = json.dumps(state, ensure_ascii=False) if state else ""
+        payload = dumps(state) if state else b""
         try:
             kept = await self._commit(
                 keys=[lock_key, state_key], args=[token, payload, self.ttl], client=self.redis

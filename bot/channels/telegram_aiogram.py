@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
+import orjson
 import pydantic
 
 from bot.channels.telegram_api import BotApiUnavailable, parse_answer
@@ -62,7 +63,7 @@ class AiogramBotApi:
 
     async def call(self, method: str, params: dict[str, Any], seconds: float | None = None) -> Any:
         http = await self.session.create_session()
-        body = json.dumps(params, ensure_ascii=False).encode()
+        body = orjson.dumps(params)
         return await self._request(http, method, seconds, data=body, headers=_JSON)
 
     async def upload(

@@ -4,8 +4,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Protocol
+
+import orjson
 
 
 class BotApiError(Exception):
@@ -43,7 +44,7 @@ class BotApi(Protocol):
 def parse_answer(status: int, body: bytes) -> Any:
     """The `result` of a Bot API answer, or the matching exception."""
     try:
-        answer = json.loads(body)
+        answer = orjson.loads(body)
     except ValueError:
         answer = None
     if not isinstance(answer, dict):

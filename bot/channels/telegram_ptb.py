@@ -16,13 +16,13 @@ its connection pool on every request (bench/telegram_bench.py, README).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
+import orjson
 from telegram import Bot, InputFile
 from telegram.error import (
     BadRequest,
@@ -48,6 +48,11 @@ warnings.filterwarnings("ignore", r".*`retry_after` will be", PTBDeprecationWarn
 _JSON = {"Content-Type": "application/json"}
 TIMEOUT = 30.0  # seconds for a call other than a long poll
 CONNECTIONS = 100  # requests at once; more wait for a free connection
+_TIMEOUT = aiohttp.ClientTimeout(total=TIMEOUT)
+
+
+def _timeout(seconds: float) -> aiohttp.ClientTimeout:
+    return _TIMEOUT if seconds == TIMEOUT else aiohttp.ClientTimeout(total=seconds)
 
 
 class AiohttpRequest(BaseRequest):
@@ -65,7 +70,7 @@ class AiohttpRequest(BaseRequest):
         """POST a JSON body; the HTTP status and the answer's bytes."""
         try:
             async with self._client().post(
-                url, data=body, headers=_JSON, timeout=aiohttp.ClientTimeout(total=seconds)
+                url, data=body, headers=_JSON, timeout=_timeout(seconds)
             ) as response:
                 return response.status, await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -82,7 +87,10 @@ class AiohttpRequest(BaseRequest):
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self.connections)
-            self._session = aiohttp.ClientSession(connector=connector)
+            # The Bot API sets no cookies: no jar to match every request against.
+            self._session = aiohttp.ClientSession(
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+            )
         return self._session
 
     async def do_request(
@@ -103,7 +111,7 @@ class AiohttpRequest(BaseRequest):
             for name, (filename, content, mime) in request_data.multipart_data.items():
                 data.add_field(name, content, filename=filename, content_type=mime)
         elif request_data is not None:  # JSON: no form encoding of Chinese text and markup
-            data = json.dumps(request_data.parameters, ensure_ascii=False).encode()
+            data = orjson.dumps(request_data.parameters)
             headers = _JSON
         try:
             async with self._client().request(
@@ -139,7 +147,7 @@ class PtbBotApi:
     async def call(self, method: str, params: dict[str, Any], seconds: float | None = None) -> Any:
         request = self.polling if method == "getUpdates" else self.requests
         url = f"{self.bot.base_url}/{method}"
-        body = json.dumps(params, ensure_ascii=False).encode()
+        body = orjson.dumps(params)
         status, answer = await request.post_json(url, body, seconds or TIMEOUT)
         return parse_answer(status, answer)
 

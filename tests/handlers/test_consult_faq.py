@@ -21,8 +21,9 @@ async def test_which_unit_question_names_the_unit_and_its_people(chat: Chat) -> 
 
 
 async def test_unit_answer_lists_the_chief_first_and_only_active_people(
-    app: App, chat: Chat
+    app: App, chat: Chat, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(Consultation, "CONTACTS_SECONDS", 0.0)
     async with app.services.db.transaction() as session:
         specialist = await roster.staff_by_name(session, "许芳")
         assert specialist is not None
@@ -36,6 +37,22 @@ async def test_unit_answer_lists_the_chief_first_and_only_active_people(
         chief.active = False
     await chat.say("施工證找哪個部門辦？")
     assert "住建环保局" in chat.text and "何军" not in chat.text
+
+
+async def test_unit_people_are_read_again_once_the_roster_may_have_changed(
+    app: App, chat: Chat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await chat.say("施工證找哪個部門辦？")
+    assert "许芳" in chat.text
+    async with app.services.db.transaction() as session:
+        specialist = await roster.staff_by_name(session, "许芳")
+        assert specialist is not None
+        specialist.active = False
+    await chat.say("施工证归哪个单位管")
+    assert "许芳" in chat.text  # within CONTACTS_SECONDS the roster is not read again
+    monkeypatch.setattr(Consultation, "CONTACTS_SECONDS", 0.0)
+    await chat.say("施工證找哪個部門辦？")
+    assert "住建环保局" in chat.text and "许芳" not in chat.text
 
 
 async def test_phone_question_about_an_item_gives_the_phone(chat: Chat) -> None:
