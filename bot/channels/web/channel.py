@@ -13,7 +13,6 @@ from aiohttp import web
 
 from bot.app import App
 from bot.channels.web import render
-from bot.channels.web.delivery import CHANNEL
 from bot.channels.web.history import HistoryWriter
 from bot.channels.web.hub import Hub
 from bot.channels.web.identity import COOKIE, COOKIE_MAX_AGE, Identity
@@ -24,7 +23,7 @@ from dialogs.texts import render as render_text
 from services import documents
 from storage import files
 from storage.models import OutboxMessage
-from storage.ratelimit import FloodGuard, Verdict
+from storage.ratelimit import FloodGuard
 
 log = logging.getLogger(__name__)
 
@@ -95,16 +94,9 @@ class WebChannel:
         if echo is not None:
             payloads.append(render.own_message(echo))
             await self.push(chat_id, payloads[-1])
-        verdict = await self.chat_guard.hit(f"{CHANNEL}:{chat_id}")
-        if verdict is Verdict.DROP:
-            await self.hub.send(chat_id, {"type": "idle"})
-            self.history.add(chat_id, payloads)
-            return
-        if verdict is Verdict.WARN:
-            log.info("web flood guard engaged chat=%s", chat_id)
-            replies = [Reply(render_text("common/flood.j2"))]
-        else:
-            replies = await self.app.router.handle(incoming)
+        # Counted against the chat's flood window in the conversation's own Redis round trip:
+        # over the limit, the warning once, then no reply (the page is told it is idle).
+        replies = await self.app.router.handle(incoming, self.chat_guard)
         for reply in replies:
             payloads.append(await self.reply_payload(chat_id, reply))
             await self.push(chat_id, payloads[-1])

@@ -121,6 +121,33 @@ async def test_one_chat_sending_too_fast_is_told_once_then_ignored(
         assert answers[4] == []
 
 
+@pytest.mark.parametrize("backend", ["production"])
+async def test_a_message_is_counted_in_the_same_round_trip_as_the_conversations_lock(
+    app: App, client: aiohttp.ClientSession
+) -> None:
+    redis = app.services.state.redis
+    assert redis is not None
+    commands: list[tuple[str, ...]] = []
+    real = redis.execute_command
+
+    async def counted(*args, **options):  # type: ignore[no-untyped-def]
+        commands.append(tuple(str(arg) for arg in args))
+        return await real(*args, **options)
+
+    async with serving(app) as served:
+        await visit(client, served.url)
+        async with client.ws_connect(f"{served.url}ws", origin=origin(served.url)) as ws:
+            await ws.receive_json()  # history
+            redis.execute_command = counted  # type: ignore[method-assign]
+            await ws.send_json({"type": "text", "text": "/help"})
+            while (await ws.receive_json())["type"] != "idle":
+                pass
+            redis.execute_command = real  # type: ignore[method-assign]
+    flood = [command for command in commands if any(":flood:web:" in arg for arg in command)]
+    assert len(flood) == 1  # counted once …
+    assert any(":lock:web:" in arg for arg in flood[0])  # … by the lock+load script
+
+
 async def test_page_has_a_strict_policy_and_no_inline_script(
     served: Served, client: aiohttp.ClientSession
 ) -> None:
