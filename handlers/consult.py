@@ -84,6 +84,7 @@ class Consultation:
         self.version = version
         self._checked_at = time.monotonic()
         self._contacts: dict[str, tuple[float, Department | None, list[Staff]]] = {}
+        self._answers: dict[str, str] = {}  # an entry's answer as sent, rendered once
 
     @classmethod
     async def load(cls, db: Database) -> Consultation:
@@ -115,7 +116,7 @@ class Consultation:
             return
         fresh = await Consultation.load(db)
         self.index, self.entries, self.items = fresh.index, fresh.entries, fresh.items
-        self.version = fresh.version
+        self.version, self._answers = fresh.version, {}
         log.info("FAQ reloaded entries=%s", len(self.entries))
 
     # -- enterprise side -------------------------------------------------------------------
@@ -144,10 +145,12 @@ class Consultation:
         return [Reply(render("consult/choose.j2"), rows)]
 
     def answer(self, key: str) -> Reply:
-        entry = self.entries[key]
-        text = render("consult/answer.j2", answer=entry.answer)  # data, escaped, never run
-        buttons = [[_human()], [menu_button("menu")]]
-        return Reply(f"<b>{_escape(entry.question)}</b>\n{text}", buttons)
+        text = self._answers.get(key)
+        if text is None:
+            entry = self.entries[key]
+            body = render("consult/answer.j2", answer=entry.answer)  # data, escaped, never run
+            text = self._answers[key] = f"<b>{_escape(entry.question)}</b>\n{body}"
+        return Reply(text, [[_human()], [menu_button("menu")]])
 
     async def unit_answer(self, ctx: Context, code: str) -> Reply:
         """Which unit handles a catalog item, and its 首席责任人 and 服务专员 from the roster."""

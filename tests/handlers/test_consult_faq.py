@@ -83,6 +83,11 @@ async def test_faq_import_is_answered_by_the_running_bot(
     await chat.say("政务中心能吃午饭吗")
     assert "一楼设有食堂" in chat.text
     assert "canteen" in _consultation(app).entries
+    entry["answer"] = "政务大厅食堂已迁至二楼，对办事群众开放。"  # an edited answer, imported again
+    async with app.services.db.transaction() as session:
+        await seed_faq(session, {"entries": [entry]})
+    await chat.say("政务中心能吃午饭吗")
+    assert "已迁至二楼" in chat.text and "一楼" not in chat.text
 
 
 async def test_without_changes_the_index_is_not_rebuilt(
