@@ -277,9 +277,10 @@ def measure(stack: str, args: argparse.Namespace, first_chat: int) -> dict[str, 
     shared_before = shared_cpu(stub.pid)
     throughput = ask(stub_conn, ("run", Load(args.users, args.questions, 0.0, first_chat + 1000)))
     throughput["cpu"] = cpu_seconds(bot.pid) - cpu_before  # the bot process's, this run only
-    throughput["shared_cpu"] = {
-        name: seconds - shared_before.get(name, 0.0)
-        for name, seconds in shared_cpu(stub.pid).items()
+    shared_after = shared_cpu(stub.pid)
+    throughput["shared_cpu"] = {  # per process alive at the end (one that ended is not known)
+        name: sum(seconds - shared_before[name].get(pid, 0.0) for pid, seconds in by_pid.items())
+        for name, by_pid in shared_after.items()
     }
     paced = Load(args.latency_users, args.questions, args.think, first_chat + 5000)
     latency = ask(stub_conn, ("run", paced))
@@ -290,16 +291,15 @@ def measure(stack: str, args: argparse.Namespace, first_chat: int) -> dict[str, 
     return {"start": start_seconds, "throughput": throughput, "latency": latency, **finish}
 
 
-def shared_cpu(stub_pid: int) -> dict[str, float]:
-    """CPU seconds so far of what the bot shares the machine with: the stub (which also plays
-    the users), Redis and PostgreSQL (every server process; Linux)."""
-    redis = [int(pid) for pid in _pgrep("-x", "redis-server")]
-    postgres = [int(pid) for pid in _pgrep("-x", "postgres")]
-    return {
-        "stub": cpu_seconds(stub_pid),
-        "redis": sum(_cpu_or_zero(pid) for pid in redis),
-        "postgres": sum(_cpu_or_zero(pid) for pid in postgres),
+def shared_cpu(stub_pid: int) -> dict[str, dict[int, float]]:
+    """CPU seconds so far, by process, of what the bot shares the machine with: the stub
+    (which also plays the users), Redis and PostgreSQL (every server process; Linux)."""
+    found = {
+        "stub": [stub_pid],
+        "redis": [int(pid) for pid in _pgrep("-x", "redis-server")],
+        "postgres": [int(pid) for pid in _pgrep("-x", "postgres")],
     }
+    return {name: {pid: _cpu_or_zero(pid) for pid in pids} for name, pids in found.items()}
 
 
 def _pgrep(*args: str) -> list[str]:
