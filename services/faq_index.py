@@ -250,6 +250,23 @@ class ConfusionReport:
         return "\n".join(lines)
 
 
+def _accumulate(
+    found: Sequence[np.ndarray],
+    weights: Sequence[float],
+    size: int,
+    parts: Sequence[np.ndarray] | None = None,
+) -> np.ndarray:
+    """The sum over postings of weight (times each posting's values) per document, in one pass:
+    a numpy call per posting cost more than the arithmetic at a thousand entries."""
+    if not found:
+        return np.zeros(size)
+    lengths = [len(ids) for ids in found]
+    values = np.repeat(np.asarray(weights), lengths)
+    if parts is not None:
+        values *= np.concatenate(parts)
+    return np.bincount(np.concatenate(found), weights=values, minlength=size)
+
+
 class _Field:
     """One BM25 index over term lists; each list belongs to an entry, which keeps its best.
 
@@ -339,16 +356,18 @@ class _Overlap:
 
     def best_per_entry(self, terms: Iterable[str], *, covered: bool = False) -> np.ndarray:
         """Each entry's best Dice; with `covered`, the share of the query its best one holds."""
-        query = dict.fromkeys(terms)
-        common = np.zeros(self.size)
         query_mass = 0.0
-        for term in query:
+        found: list[np.ndarray] = []
+        weights: list[float] = []
+        for term in dict.fromkeys(terms):
             weight = self.idf.get(term)
             if weight is None:
                 query_mass += self.unknown_idf
                 continue
             query_mass += weight
-            common[self.postings[term]] += weight
+            found.append(self.postings[term])
+            weights.append(weight)
+        common = _accumulate(found, weights, self.size)
         if covered:
             alike = common / max(query_mass, 1e-9)
         else:
@@ -466,8 +485,10 @@ class _Classifier:
         counts: dict[str, int] = {}
         for gram in features:
             counts[gram] = counts.get(gram, 0) + 1
-        total = np.zeros(self._entries)
         mass = 0.0
+        found: list[np.ndarray] = []
+        parts: list[np.ndarray] = []
+        weights: list[float] = []
         for gram, count in counts.items():
             idf = self.idf.get(gram)
             if idf is None:
@@ -476,8 +497,10 @@ class _Classifier:
             weight = count * idf
             mass += weight * weight
             ids, centroid = self.postings[gram]
-            total[ids] += weight * centroid
-        return total / max(math.sqrt(mass), 1e-9)
+            found.append(ids)
+            parts.append(centroid)
+            weights.append(weight)
+        return _accumulate(found, weights, self._entries, parts) / max(math.sqrt(mass), 1e-9)
 
 
 def classifier_features(text: str, words: Sequence[str]) -> list[str]:
@@ -689,7 +712,7 @@ class FaqIndex:
         explained, words_alike, chars_alike = signals[0], signals[1], signals[2]
         classifier = signals[5]
         raw = self._weights @ signals
-        order = np.argsort(-raw, kind="stable")
+        order = _best(raw, max(limit, 2))
         hits = tuple(
             FaqHit(self.docs[n].key, float(raw[n]), min(1.0, float(raw[n]) / self._ceiling))
             for n in order[:limit]
@@ -713,7 +736,7 @@ class FaqIndex:
             float(words_alike[best] >= words_alike.max()),
             float(chars_alike[best] >= chars_alike.max()),
             float(classifier[best]),
-            float(classifier[best] - np.delete(classifier, best).max(initial=0.0)),
+            float(classifier[best] - _best_but(classifier, best)),
             float(classifier[best] >= classifier.max()),
             _log_odds(1.0 / float(np.exp(RANK_SHARPNESS * (raw - raw[best])).sum())),
         )
@@ -756,6 +779,24 @@ class FaqIndex:
         if chance < measured.route_floor:
             return Decision(Verdict.ROUTE, hits)
         return Decision(Verdict.CHOOSE, hits)
+
+
+def _best(values: np.ndarray, count: int) -> np.ndarray:
+    """The positions of the `count` largest values, largest first, ties in position order
+    (as a stable sort of all of them would give, without sorting a thousand entries)."""
+    if len(values) <= count:
+        return np.argsort(-values, kind="stable")
+    floor = np.partition(values, len(values) - count)[len(values) - count]
+    candidates = np.flatnonzero(values >= floor)
+    return candidates[np.argsort(-values[candidates], kind="stable")][:count]
+
+
+def _best_but(values: np.ndarray, position: int) -> float:
+    """The largest value at any other position (0 where there is none)."""
+    if len(values) < 2:
+        return 0.0
+    top = np.partition(values, len(values) - 2)[len(values) - 2 :]
+    return float(top[0] if values[position] >= top[1] else top[1])
 
 
 def _log_odds(chance: float) -> float:
