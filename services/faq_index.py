@@ -105,9 +105,6 @@ FEATURES = (
     "agrees_explained",
     "agrees_words",
     "agrees_chars",
-    "classifier",
-    "classifier_margin",
-    "agrees_classifier",
     "rank_chance",
 )
 
@@ -710,7 +707,6 @@ class FaqIndex:
             return Ranking(())
         signals = self._signals(words, terms, text)
         explained, words_alike, chars_alike = signals[0], signals[1], signals[2]
-        classifier = signals[5]
         raw = self._weights @ signals
         order = _best(raw, max(limit, 2))
         hits = tuple(
@@ -735,9 +731,6 @@ class FaqIndex:
             float(explained[best] >= explained.max()),
             float(words_alike[best] >= words_alike.max()),
             float(chars_alike[best] >= chars_alike.max()),
-            float(classifier[best]),
-            float(classifier[best] - _best_but(classifier, best)),
-            float(classifier[best] >= classifier.max()),
             _log_odds(1.0 / float(np.exp(RANK_SHARPNESS * (raw - raw[best])).sum())),
         )
         return Ranking(hits, features)
@@ -789,14 +782,6 @@ def _best(values: np.ndarray, count: int) -> np.ndarray:
     floor = np.partition(values, len(values) - count)[len(values) - count]
     candidates = np.flatnonzero(values >= floor)
     return candidates[np.argsort(-values[candidates], kind="stable")][:count]
-
-
-def _best_but(values: np.ndarray, position: int) -> float:
-    """The largest value at any other position (0 where there is none)."""
-    if len(values) < 2:
-        return 0.0
-    top = np.partition(values, len(values) - 2)[len(values) - 2 :]
-    return float(top[0] if values[position] >= top[1] else top[1])
 
 
 def _log_odds(chance: float) -> float:
