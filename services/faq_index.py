@@ -121,9 +121,10 @@ class Ranking:
 class Calibration:
     """The decision measured by `bangdaiban faq report`.
 
-    A logistic model over FEATURES (bias first) gives the chance that the best entry is the
-    right one: answer directly at answer_confidence or more. Below that, offer the three best
-    entries while the best one's score is at least route_floor; below it, route to a person.
+    A logistic model over FEATURES (bias first), capped by the ranking's own chance, gives the
+    chance that the best entry is the right one: answer directly at answer_confidence or more.
+    Below that, offer the three best entries while that chance is at least route_floor; below
+    it, route to a person.
     """
 
     answer_confidence: float
@@ -168,7 +169,7 @@ def _default_weights(**named: float) -> tuple[float, ...]:
 
 
 # Used only until `bangdaiban faq report` has written data/faq_calibration.yaml: answer a
-# clear, well-separated match, route what hardly matches anything.
+# clear, well-separated match, route what is unlikely to match anything.
 DEFAULT_CALIBRATION = Calibration(
     answer_confidence=0.9,
     route_floor=0.3,
