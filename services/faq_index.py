@@ -389,7 +389,8 @@ def char_grams(words: Sequence[str]) -> list[str]:
 # bigrams; the share of the query's characters and bigrams the whole entry holds (its phrasings
 # together); the share of the entry's phrasings that ask what the question asks (how, how long,
 # where, how much … the intents of data/faq_dictionary.yaml). The shares of the query held by
-# the best phrasing alone (words, characters) were tried too: the fit gave them no weight.
+# the best phrasing alone (words, characters) were tried too: the fit gave them no weight. Last,
+# the cosine of the question with the entry's tf-idf centroid (_Classifier).
 # The ranking's own chance for its best entry is a softmax of the scores at this sharpness (the
 # one bench/faq_rank_fit.py fits the weights with): near ties read as a coin toss.
 RANK_SHARPNESS = 10.0
@@ -509,12 +510,13 @@ def classifier_features(text: str, words: Sequence[str]) -> list[str]:
 
 
 class FaqIndex:
-    """Five signals over each entry's question and phrasings, one learned decision.
+    """Six signals over each entry's question and phrasings, one learned decision.
 
     BM25 over words (best phrasing wins, plus the whole entry), the idf-weighted overlap of words
-    and that of characters and their bigrams, the characters the whole entry holds and the
-    intent facet (SIGNALS) rank the entries by learned weights; a calibrated model over how well
-    and how clearly the best entry matches (see Calibration) answers, offers a choice or routes.
+    and that of characters and their bigrams, the characters the whole entry holds, the intent
+    facet and the cosine with the entry's centroid (SIGNALS) rank the entries by learned weights;
+    a calibrated model over how well and how clearly the best entry matches (see Calibration)
+    answers, offers a choice or routes.
     """
 
     # Share of the BM25 score taken from the whole entry: it rewards a query that mixes words
