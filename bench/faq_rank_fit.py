@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from services.faq_domain import read_catalog  # noqa: E402
-from services.faq_index import SIGNALS, FaqIndex, parse_faq_yaml  # noqa: E402
+from services.faq_index import RANK_SHARPNESS, SIGNALS, FaqIndex, parse_faq_yaml  # noqa: E402
 from services.faq_report import (  # noqa: E402
     DEFAULT_SPLITS,
     HELD_OUT_FOLDS,
@@ -32,7 +32,7 @@ from services.faq_report import (  # noqa: E402
 RIDGE = 0.01
 STEPS = 3000
 RATE = 0.5
-SHARPNESS = 10.0  # softmax temperature: scores differ by tenths between near entries
+SHARPNESS = RANK_SHARPNESS  # softmax temperature: scores differ by tenths between near entries
 
 Example = tuple[np.ndarray, int]  # SIGNALS × entries, the right entry's position
 

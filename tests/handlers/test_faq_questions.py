@@ -78,10 +78,14 @@ def test_report_on_the_test_split_meets_floors(measured: Report) -> None:
     print(measured.format())
     assert test.questions >= 150 and test.out_of_scope >= 10
     # Floors a little under the measured figures (README); the targets are 93 %, 1 %, 98 %.
-    assert test.direct_right_share >= 0.82
+    assert test.direct_right_share >= 0.90
     assert test.direct_wrong_share <= 0.02
-    assert test.choice_right_share >= 0.88
-    assert test.out_of_scope_routed >= 0.65 * test.out_of_scope
+    # Most questions that got the choice are now answered directly, so the share offered the
+    # right entry is taken over the few hard ones left (9 of 14; 24 of 27 in round 2): it was
+    # lowered from 0.88. What it guards is kept whole below: the right entry answered or offered.
+    assert test.choice_right_share >= 0.6
+    assert test.direct_right + test.rest_right_offered >= 0.95 * test.in_scope
+    assert test.out_of_scope_routed >= 0.75 * test.out_of_scope
 
 
 def test_held_out_phrasings_keep_the_precision_the_calibration_promises(measured: Report) -> None:

@@ -102,7 +102,9 @@ async def entry_points(app: App) -> list[EntryPoint]:
 
     staff = await bind_staff(app, "李娜", "fuzz-staff")
     asker = Chat(app.router, "fuzz-asker")
-    await asker.say("我们厂区门口的路灯坏了好几天了，能不能派人来修一下")  # routed to a person
+    # The foreign question the other routing tests ask: "…路灯坏了好几天了，能不能派人来修一下"
+    # now meets 上门服务 and 办理时限 closely enough to be offered the choice (issue 17, round 3).
+    await asker.say("我们厂区门口的路灯坏了好几天，能不能帮忙反映一下")  # routed to a person
     question = await _scalar(app, select(Question))
     assert question is not None
     owner = await _scalar(app, select(Staff.name).where(Staff.id == question.owner_id))
