@@ -207,12 +207,15 @@ class Analyzer:
 
     def words(self, text: str, *, subwords: bool = False) -> list[str]:
         """Segment `text` and return its meaningful, synonym-normalised words in order."""
+        return self.segment(self.normalise(text), subwords=subwords)
+
+    def segment(self, normalised: str, *, subwords: bool = False) -> list[str]:
+        """The words of already normalised text (see `words`)."""
         result: list[str] = []
-        text = self.normalise(text)
         pieces = (
-            self._tokenizer.cut_for_search(text, HMM=False)
+            self._tokenizer.cut_for_search(normalised, HMM=False)
             if subwords
-            else self._tokenizer.cut(text, HMM=False)
+            else self._tokenizer.cut(normalised, HMM=False)
         )
         for raw in pieces:
             word = raw.strip()
@@ -671,19 +674,22 @@ class FaqIndex:
 
     def search(self, text: str, limit: int = 3) -> list[FaqHit]:
         """Return up to `limit` entries, best first."""
-        return list(self._rank(self.analyzer.words(text), limit, text).hits)
+        normalised = self.analyzer.normalise(text)
+        return list(self._rank(self.analyzer.segment(normalised), limit, normalised).hits)
 
     def rank(self, text: str) -> Ranking:
         """The three best entries for `text` and what the decision needs to know about them."""
-        return self._rank(self.analyzer.words(text), 3, text)
+        normalised = self.analyzer.normalise(text)
+        return self._rank(self.analyzer.segment(normalised), 3, normalised)
 
     def signals(self, text: str) -> np.ndarray | None:
         """SIGNALS × entries for `text` (None when nothing in it is indexable)."""
-        words = self.analyzer.words(text)
+        normalised = self.analyzer.normalise(text)
+        words = self.analyzer.segment(normalised)
         terms = self._terms(words)
-        return self._signals(words, terms, text) if terms else None
+        return self._signals(words, terms, normalised) if terms else None
 
-    def _signals(self, words: Sequence[str], terms: Sequence[str], text: str) -> np.ndarray:
+    def _signals(self, words: Sequence[str], terms: Sequence[str], normalised: str) -> np.ndarray:
         phrasing = self._phrasings.best_per_entry(terms)
         entry = self._entries.best_per_entry(terms)
         phrasing_ceiling = self._phrasings.ceiling(terms)
@@ -692,7 +698,6 @@ class FaqIndex:
         scale = phrasing_ceiling / self._entries.ceiling(terms)
         bm25 = phrasing + self.ENTRY_WEIGHT * scale * entry
         grams = char_grams(words)
-        normalised = self.analyzer.normalise(text)
         return np.vstack(
             [
                 bm25 / (phrasing_ceiling * (1 + self.ENTRY_WEIGHT)),
@@ -704,11 +709,11 @@ class FaqIndex:
             ]
         )
 
-    def _rank(self, words: Sequence[str], limit: int, text: str) -> Ranking:
+    def _rank(self, words: Sequence[str], limit: int, normalised: str) -> Ranking:
         terms = self._terms(words)
         if not terms or limit <= 0:
             return Ranking(())
-        signals = self._signals(words, terms, text)
+        signals = self._signals(words, terms, normalised)
         explained, words_alike, chars_alike = signals[0], signals[1], signals[2]
         raw = self._weights @ signals
         order = _best(raw, max(limit, 2))
@@ -749,11 +754,12 @@ class FaqIndex:
         A question about which unit, person or phone handles one catalog item is answered from
         the catalog and the roster (key `unit:<item code>`) rather than from an FAQ entry.
         """
-        words = self.analyzer.words(text)
+        normalised = self.analyzer.normalise(text)
+        words = self.analyzer.segment(normalised)
         unit = self._unit_question(words)
         if unit is not None:
             return Decision(Verdict.ANSWER, (unit,))
-        return self.judge(self._rank(words, 3, text))
+        return self.judge(self._rank(words, 3, normalised))
 
     def unit_question(self, text: str) -> FaqHit | None:
         """A hit for `unit:<item code>` when `text` asks who handles one catalog item."""
