@@ -268,6 +268,24 @@ def _accumulate(
     return np.bincount(np.concatenate(found), weights=values, minlength=size)
 
 
+def _entry_groups(owners: Sequence[int], entries: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Where each entry's documents start, and the entries without any (None if there are none)."""
+    owner = np.asarray(owners, dtype=np.int64)
+    starts = np.minimum(np.searchsorted(owner, np.arange(entries)), len(owner) - 1)
+    empty = np.bincount(owner, minlength=entries) == 0
+    return starts, empty if empty.any() else None
+
+
+def _best_of_entries(
+    values: np.ndarray, starts: np.ndarray, empty: np.ndarray | None
+) -> np.ndarray:
+    """Each entry's largest document value; 0 for an entry without documents."""
+    best = np.maximum.reduceat(values, starts)
+    if empty is not None:
+        best[empty] = 0.0
+    return best
+
+
 class _Field:
     """One BM25 index over term lists; each list belongs to an entry, which keeps its best.
 
@@ -301,8 +319,7 @@ class _Field:
         self.postings: dict[str, tuple[np.ndarray, np.ndarray]] = {
             term: (np.asarray(ids[term], dtype=np.int64), np.asarray(weights[term])) for term in ids
         }
-        self._starts = np.minimum(np.searchsorted(owner, np.arange(entries)), self.size - 1)
-        self._has_docs = np.bincount(owner, minlength=entries) > 0
+        self._starts, self._empty = _entry_groups(owner, entries)
 
     def scores(self, terms: Sequence[str]) -> np.ndarray:
         """BM25 score of every document for the query `terms`."""
@@ -314,8 +331,7 @@ class _Field:
         return scores
 
     def best_per_entry(self, terms: Sequence[str]) -> np.ndarray:
-        best = np.maximum.reduceat(self.scores(terms), self._starts)
-        return np.where(self._has_docs, best, 0.0)
+        return _best_of_entries(self.scores(terms), self._starts, self._empty)
 
     def ceiling(self, terms: Sequence[str]) -> float:
         """Score of a document of average length holding every query term once."""
@@ -350,10 +366,8 @@ class _Overlap:
             for term in terms:
                 ids.setdefault(term, []).append(doc_no)
         self.postings = {t: np.asarray(d, dtype=np.int64) for t, d in ids.items()}
-        owner = np.asarray(owners, dtype=np.int64)
         self.size = size
-        self._starts = np.minimum(np.searchsorted(owner, np.arange(entries)), size - 1)
-        self._has_docs = np.bincount(owner, minlength=entries) > 0
+        self._starts, self._empty = _entry_groups(owners, entries)
 
     def best_per_entry(self, terms: Iterable[str], *, covered: bool = False) -> np.ndarray:
         """Each entry's best Dice; with `covered`, the share of the query its best one holds."""
@@ -368,13 +382,13 @@ class _Overlap:
             query_mass += weight
             found.append(self.postings[term])
             weights.append(weight)
-        common = _accumulate(found, weights, self.size)
+        alike = _accumulate(found, weights, self.size)
         if covered:
-            alike = common / max(query_mass, 1e-9)
+            alike /= max(query_mass, 1e-9)
         else:
-            alike = 2 * common / np.maximum(query_mass + self.mass, 1e-9)
-        best = np.maximum.reduceat(alike, self._starts)
-        return np.where(self._has_docs, best, 0.0)
+            alike *= 2
+            alike /= np.maximum(self.mass + query_mass, 1e-9)
+        return _best_of_entries(alike, self._starts, self._empty)
 
 
 def char_grams(words: Sequence[str]) -> list[str]:
@@ -585,6 +599,8 @@ class FaqIndex:
         )
         self._classifier = _Classifier(examples)
         self._weights = np.asarray([self.RANK_WEIGHTS[name] for name in SIGNALS])
+        # The ranking score of a perfect match (each signal at 1).
+        self._ceiling = float(self._weights.sum())
 
     @property
     def answer_confidence(self) -> float:
@@ -696,18 +712,17 @@ class FaqIndex:
         # Each field's score over its ceiling says how much of the query the entry explains;
         # the entry field is rescaled to the phrasing field's units so raw scores rank alike.
         scale = phrasing_ceiling / self._entries.ceiling(terms)
-        bm25 = phrasing + self.ENTRY_WEIGHT * scale * entry
+        entry *= self.ENTRY_WEIGHT * scale
         grams = char_grams(words)
-        return np.vstack(
-            [
-                bm25 / (phrasing_ceiling * (1 + self.ENTRY_WEIGHT)),
-                self._word_overlap.best_per_entry(terms),
-                self._char_overlap.best_per_entry(grams),
-                self._entry_chars.best_per_entry(grams, covered=True),
-                self._intents.share(normalised),
-                self._classifier.scores(classifier_features(normalised, words)),
-            ]
-        )
+        signals = np.empty((len(SIGNALS), len(self.docs)))
+        np.add(phrasing, entry, out=signals[0])
+        signals[0] /= phrasing_ceiling * (1 + self.ENTRY_WEIGHT)
+        signals[1] = self._word_overlap.best_per_entry(terms)
+        signals[2] = self._char_overlap.best_per_entry(grams)
+        signals[3] = self._entry_chars.best_per_entry(grams, covered=True)
+        signals[4] = self._intents.share(normalised)
+        signals[5] = self._classifier.scores(classifier_features(normalised, words))
+        return signals
 
     def _rank(self, words: Sequence[str], limit: int, normalised: str) -> Ranking:
         terms = self._terms(words)
@@ -742,11 +757,6 @@ class FaqIndex:
             _log_odds(1.0 / float(np.exp(RANK_SHARPNESS * (raw - raw[best])).sum())),
         )
         return Ranking(hits, features)
-
-    @property
-    def _ceiling(self) -> float:
-        """The ranking score of a perfect match (each signal at 1)."""
-        return float(self._weights.sum())
 
     def decide(self, text: str) -> Decision:
         """Answer when one entry clearly fits, offer a choice when unsure, else route to staff.
