@@ -10,6 +10,7 @@ import logging
 import math
 import re
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -251,21 +252,12 @@ class ConfusionReport:
         return "\n".join(lines)
 
 
-def _accumulate(
-    found: Sequence[np.ndarray],
-    weights: Sequence[float],
-    size: int,
-    parts: Sequence[np.ndarray] | None = None,
-) -> np.ndarray:
-    """The sum over postings of weight (times each posting's values) per document, in one pass:
+def _accumulate(found: Sequence[np.ndarray], values: Sequence[np.ndarray], size: int) -> np.ndarray:
+    """The sum of the postings' values per document, in one pass (postings in the given order):
     a numpy call per posting cost more than the arithmetic at a thousand entries."""
     if not found:
         return np.zeros(size)
-    lengths = [len(ids) for ids in found]
-    values = np.repeat(np.asarray(weights), lengths)
-    if parts is not None:
-        values *= np.concatenate(parts)
-    return np.bincount(np.concatenate(found), weights=values, minlength=size)
+    return np.bincount(np.concatenate(found), weights=np.concatenate(values), minlength=size)
 
 
 def _entry_groups(owners: Sequence[int], entries: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -366,6 +358,10 @@ class _Overlap:
             for term in terms:
                 ids.setdefault(term, []).append(doc_no)
         self.postings = {t: np.asarray(d, dtype=np.int64) for t, d in ids.items()}
+        # Each term's idf once per posting, laid out ahead so a query only concatenates them.
+        self._weighted = {
+            t: (self.idf[t], d, np.full(len(d), self.idf[t])) for t, d in self.postings.items()
+        }
         self.size = size
         self._starts, self._empty = _entry_groups(owners, entries)
 
@@ -373,16 +369,16 @@ class _Overlap:
         """Each entry's best Dice; with `covered`, the share of the query its best one holds."""
         query_mass = 0.0
         found: list[np.ndarray] = []
-        weights: list[float] = []
+        values: list[np.ndarray] = []
         for term in dict.fromkeys(terms):
-            weight = self.idf.get(term)
-            if weight is None:
+            posting = self._weighted.get(term)
+            if posting is None:
                 query_mass += self.unknown_idf
                 continue
-            query_mass += weight
-            found.append(self.postings[term])
-            weights.append(weight)
-        alike = _accumulate(found, weights, self.size)
+            query_mass += posting[0]
+            found.append(posting[1])
+            values.append(posting[2])
+        alike = _accumulate(found, values, self.size)
         if covered:
             alike /= max(query_mass, 1e-9)
         else:
@@ -491,6 +487,11 @@ class _Classifier:
         for gram, row in centroids.items():
             ids = np.asarray(sorted(row), dtype=np.int64)
             self.postings[gram] = (ids, np.asarray([row[i] for i in ids]) / norms[ids])
+        # What a gram met once in a query adds: its idf times the centroids, laid out ahead.
+        self._weighted = {
+            gram: (self.idf[gram], ids, centroid, self.idf[gram] * centroid)
+            for gram, (ids, centroid) in self.postings.items()
+        }
         self._entries = len(examples)
         # A query gram no phrasing uses weighs like the rarest known one: it is evidence of a
         # question the FAQ does not cover, so it lowers the cosine with every entry.
@@ -498,25 +499,22 @@ class _Classifier:
 
     def scores(self, features: Sequence[str]) -> np.ndarray:
         """The cosine of the query's tf-idf vector with every entry's centroid."""
-        counts: dict[str, int] = {}
-        for gram in features:
-            counts[gram] = counts.get(gram, 0) + 1
         mass = 0.0
         found: list[np.ndarray] = []
-        parts: list[np.ndarray] = []
-        weights: list[float] = []
-        for gram, count in counts.items():
-            idf = self.idf.get(gram)
-            if idf is None:
+        values: list[np.ndarray] = []
+        for gram, count in Counter(features).items():
+            posting = self._weighted.get(gram)
+            if posting is None:
                 mass += (count * self._unknown_idf) ** 2
                 continue
+            idf, ids, centroid, once = posting
             weight = count * idf
             mass += weight * weight
-            ids, centroid = self.postings[gram]
             found.append(ids)
-            parts.append(centroid)
-            weights.append(weight)
-        return _accumulate(found, weights, self._entries, parts) / max(math.sqrt(mass), 1e-9)
+            values.append(once if count == 1 else weight * centroid)
+        scores = _accumulate(found, values, self._entries)
+        scores /= max(math.sqrt(mass), 1e-9)
+        return scores
 
 
 def classifier_features(text: str, words: Sequence[str]) -> list[str]:
