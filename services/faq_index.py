@@ -727,32 +727,38 @@ class FaqIndex:
         if not terms or limit <= 0:
             return Ranking(())
         signals = self._signals(words, terms, normalised)
-        explained, words_alike, chars_alike = signals[0], signals[1], signals[2]
         raw = self._weights @ signals
-        order = _best(raw, max(limit, 2))
+        order = _best(raw, max(limit, 2)).tolist()
+        top = raw[order].tolist()
         hits = tuple(
-            FaqHit(self.docs[n].key, float(raw[n]), min(1.0, float(raw[n]) / self._ceiling))
-            for n in order[:limit]
-            if raw[n] > 0
+            FaqHit(self.docs[n].key, score, min(1.0, score / self._ceiling))
+            for n, score in zip(order[:limit], top, strict=False)
+            if score > 0
         )
         if not hits:
             return Ranking(())
-        best, second = int(order[0]), int(order[1]) if len(order) > 1 else int(order[0])
+        best, second = order[0], order[1] if len(order) > 1 else order[0]
+        # Python floats from here: the same doubles, without a numpy scalar per operation.
+        explained, words_alike, chars_alike = signals[:3, best].tolist()
+        explained_2nd, _, chars_alike_2nd = signals[:3, second].tolist()
+        explained_max, words_alike_max, chars_alike_max = signals[:3].max(axis=1).tolist()
+        spread = raw - top[0]
+        spread *= RANK_SHARPNESS
         known = sum(term in self._phrasings.postings for term in terms) / len(terms)
         features = (
-            float(raw[best]) / self._ceiling,
-            float(raw[best] - raw[second]) / self._ceiling,
-            float(explained[best]),
-            float(words_alike[best]),
-            float(chars_alike[best]),
-            float(explained[best] - explained[second]),
-            float(chars_alike[best] - chars_alike[second]),
+            top[0] / self._ceiling,
+            (top[0] - top[1 if len(top) > 1 else 0]) / self._ceiling,
+            explained,
+            words_alike,
+            chars_alike,
+            explained - explained_2nd,
+            chars_alike - chars_alike_2nd,
             known,
             min(len(terms), 8) / 8,
-            float(explained[best] >= explained.max()),
-            float(words_alike[best] >= words_alike.max()),
-            float(chars_alike[best] >= chars_alike.max()),
-            _log_odds(1.0 / float(np.exp(RANK_SHARPNESS * (raw - raw[best])).sum())),
+            float(explained >= explained_max),
+            float(words_alike >= words_alike_max),
+            float(chars_alike >= chars_alike_max),
+            _log_odds(1.0 / float(np.exp(spread, out=spread).sum())),
         )
         return Ranking(hits, features)
 
