@@ -797,11 +797,16 @@ class FaqIndex:
         return Decision(Verdict.CHOOSE, hits)
 
 
+# Up to this many entries one stable sort is cheaper than partition, select and sort (5 µs → 2 µs
+# at the real FAQ's hundred entries; 6 µs → 16 µs at a thousand).
+_SORT_ALL_UP_TO = 256
+
+
 def _best(values: np.ndarray, count: int) -> np.ndarray:
     """The positions of the `count` largest values, largest first, ties in position order
     (as a stable sort of all of them would give, without sorting a thousand entries)."""
-    if len(values) <= count:
-        return np.argsort(-values, kind="stable")
+    if len(values) <= max(count, _SORT_ALL_UP_TO):
+        return np.argsort(-values, kind="stable")[:count]
     floor = np.partition(values, len(values) - count)[len(values) - count]
     candidates = np.flatnonzero(values >= floor)
     return candidates[np.argsort(-values[candidates], kind="stable")][:count]
