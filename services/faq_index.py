@@ -313,7 +313,7 @@ class _Field:
         self.postings: dict[str, tuple[np.ndarray, np.ndarray]] = {
             term: (np.asarray(ids[term], dtype=np.int64), np.asarray(weights[term])) for term in ids
         }
-        self._starts, self._empty = _entry_groups(owner, entries)
+        self._starts, self._empty = _entry_groups(owners, entries)
 
     def scores(self, terms: Sequence[str]) -> np.ndarray:
         """BM25 score of every document for the query `terms`."""
