@@ -361,7 +361,7 @@ class _Overlap:
                 ids.setdefault(term, []).append(doc_no)
         self.postings = {t: np.asarray(d, dtype=np.int64) for t, d in ids.items()}
         # Each term's idf once per posting, laid out ahead so a query only concatenates them.
-        self._weighted = {
+        self.weighted = {
             t: (self.idf[t], d, np.full(len(d), self.idf[t])) for t, d in self.postings.items()
         }
         self.size = size
@@ -373,20 +373,66 @@ class _Overlap:
         found: list[np.ndarray] = []
         values: list[np.ndarray] = []
         for term in dict.fromkeys(terms):
-            posting = self._weighted.get(term)
+            posting = self.weighted.get(term)
             if posting is None:
                 query_mass += self.unknown_idf
                 continue
             query_mass += posting[0]
             found.append(posting[1])
             values.append(posting[2])
-        alike = _accumulate(found, values, self.size)
+        return self.finish(_accumulate(found, values, self.size), query_mass, covered=covered)
+
+    def finish(self, common: np.ndarray, query_mass: float, *, covered: bool) -> np.ndarray:
+        """best_per_entry from the idf mass each document shares with the query (overwritten)."""
         if covered:
-            alike /= max(query_mass, 1e-9)
+            common /= max(query_mass, 1e-9)
         else:
-            alike *= 2
-            alike /= np.maximum(self.mass + query_mass, 1e-9)
-        return _best_of_entries(alike, self._starts, self._empty)
+            common *= 2
+            common /= np.maximum(self.mass + query_mass, 1e-9)
+        return _best_of_entries(common, self._starts, self._empty)
+
+
+class _CharOverlaps:
+    """The phrasings' overlap over characters and bigrams and the share of the query each whole
+    entry holds, asked in one pass: they index the same grams, so a query gram is looked up
+    once and both document sets (the entries numbered after the phrasings) summed at once."""
+
+    def __init__(self, phrasings: _Overlap, entries: _Overlap) -> None:
+        if phrasings.idf.keys() != entries.idf.keys():
+            raise ValueError("both overlaps must index the same grams")
+        self.phrasings = phrasings
+        self.entries = entries
+        self._postings = {
+            gram: (
+                phrasings.idf[gram],
+                entries.idf[gram],
+                np.concatenate([phrasings.postings[gram], entries.postings[gram] + phrasings.size]),
+                np.concatenate([phrasings.weighted[gram][2], entries.weighted[gram][2]]),
+            )
+            for gram in phrasings.idf
+        }
+
+    def best_per_entry(self, grams: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Each entry's best phrasing Dice, and the share of the query the whole entry holds."""
+        phrasing_mass = entry_mass = 0.0
+        found: list[np.ndarray] = []
+        values: list[np.ndarray] = []
+        for gram in dict.fromkeys(grams):
+            posting = self._postings.get(gram)
+            if posting is None:
+                phrasing_mass += self.phrasings.unknown_idf
+                entry_mass += self.entries.unknown_idf
+                continue
+            phrasing_mass += posting[0]
+            entry_mass += posting[1]
+            found.append(posting[2])
+            values.append(posting[3])
+        split = self.phrasings.size
+        common = _accumulate(found, values, split + self.entries.size)
+        return (
+            self.phrasings.finish(common[:split], phrasing_mass, covered=False),
+            self.entries.finish(common[split:], entry_mass, covered=True),
+        )
 
 
 def char_grams(words: Sequence[str]) -> list[str]:
@@ -590,11 +636,13 @@ class FaqIndex:
         self._phrasings = _Field(phrasings, owners, len(self.docs))
         self._entries = _Field(whole, range(len(self.docs)), len(self.docs))
         self._word_overlap = _Overlap(plain, owners, len(self.docs))
-        self._char_overlap = _Overlap([char_grams(w) for w in plain], owners, len(self.docs))
         entry_grams: list[list[str]] = [[] for _ in self.docs]
         for entry_no, words in zip(owners, plain, strict=True):
             entry_grams[entry_no].extend(char_grams(words))
-        self._entry_chars = _Overlap(entry_grams, range(len(self.docs)), len(self.docs))
+        self._char_overlaps = _CharOverlaps(
+            _Overlap([char_grams(w) for w in plain], owners, len(self.docs)),
+            _Overlap(entry_grams, range(len(self.docs)), len(self.docs)),
+        )
         self._intents = _Intents(
             self.analyzer.intents, [[doc.question, *doc.phrasings] for doc in self.docs], analyzer
         )
@@ -719,8 +767,7 @@ class FaqIndex:
         np.add(phrasing, entry, out=signals[0])
         signals[0] /= phrasing_ceiling * (1 + self.ENTRY_WEIGHT)
         signals[1] = self._word_overlap.best_per_entry(terms)
-        signals[2] = self._char_overlap.best_per_entry(grams)
-        signals[3] = self._entry_chars.best_per_entry(grams, covered=True)
+        signals[2], signals[3] = self._char_overlaps.best_per_entry(grams)
         signals[4] = self._intents.share(normalised)
         signals[5] = self._classifier.scores(classifier_features(normalised, words))
         return signals
