@@ -26,6 +26,7 @@ from services.faq_index import (  # noqa: E402
     confusion_report,
     parse_faq_yaml,
 )
+from services.faq_report import DEFAULT_SPLITS, read_split  # noqa: E402
 from services.faq_report import report as calibrated_report  # noqa: E402
 
 ENTRIES = 1_000
@@ -54,6 +55,17 @@ def variants(docs: list[FaqDoc], total: int, rng: random.Random) -> list[FaqDoc]
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def cpu_per_decide(index: FaqIndex, questions: list[str], repeats: int = 5) -> list[float]:
+    """CPU milliseconds of each decide() call (this thread only: the machine is shared)."""
+    costs: list[float] = []
+    for _ in range(repeats):
+        for question in questions:
+            started = time.thread_time()
+            index.decide(question)
+            costs.append((time.thread_time() - started) * 1000)
+    return costs
 
 
 def main() -> None:
@@ -115,7 +127,18 @@ def main() -> None:
     print(f"  off-topic verdicts: { {v: off.count(v) for v in sorted(set(off))} }")
 
     items = read_catalog((ROOT / "data" / "items.yaml").read_text(encoding="utf-8"))
-    calibrated = calibrated_report(FaqIndex.build(docs, synonyms, items=items))
+    answering = FaqIndex.build(docs, synonyms, items=items)
+    tuning = [
+        q for split in ("train", "dev") for q, _ in read_split(DEFAULT_SPLITS / f"{split}.yaml")
+    ]
+    for question in tuning:
+        answering.decide(question)
+    costs = cpu_per_decide(answering, tuning)
+    print(
+        f"CPU per decide() on the real FAQ ({len(tuning)} train and dev questions x5): "
+        f"p50 {statistics.median(costs):.3f} ms, p99 {percentile(costs, 0.99):.3f} ms"
+    )
+    calibrated = calibrated_report(answering)
     print(calibrated.tuning.format("enterprise-worded train + dev (calibration)"))
     print(calibrated.held_out.format("FAQ phrasings held out of the index (calibration)"))
     print(calibrated.test.format("enterprise-worded test split, calibrated on the above"))

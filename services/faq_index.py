@@ -10,6 +10,7 @@ import logging
 import math
 import re
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -42,6 +43,8 @@ STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 
 _WORD_RE = re.compile(r"\w", re.UNICODE)
 _CJK_RE = re.compile(r"^[\u4e00-\u9fff]+$")
+_CJK_CHAR_RE = re.compile(r"[\u4e00-\u9fff]")
+_NON_WORD_RE = re.compile(r"\W")
 
 _tokenizer_lock = threading.Lock()
 _tokenizers: dict[Path, jieba.Tokenizer] = {}
@@ -207,12 +210,15 @@ class Analyzer:
 
     def words(self, text: str, *, subwords: bool = False) -> list[str]:
         """Segment `text` and return its meaningful, synonym-normalised words in order."""
+        return self.segment(self.normalise(text), subwords=subwords)
+
+    def segment(self, normalised: str, *, subwords: bool = False) -> list[str]:
+        """The words of already normalised text (see `words`)."""
         result: list[str] = []
-        text = self.normalise(text)
         pieces = (
-            self._tokenizer.cut_for_search(text, HMM=False)
+            self._tokenizer.cut_for_search(normalised, HMM=False)
             if subwords
-            else self._tokenizer.cut(text, HMM=False)
+            else self._tokenizer.cut(normalised, HMM=False)
         )
         for raw in pieces:
             word = raw.strip()
@@ -248,21 +254,30 @@ class ConfusionReport:
         return "\n".join(lines)
 
 
-def _accumulate(
-    found: Sequence[np.ndarray],
-    weights: Sequence[float],
-    size: int,
-    parts: Sequence[np.ndarray] | None = None,
-) -> np.ndarray:
-    """The sum over postings of weight (times each posting's values) per document, in one pass:
+def _accumulate(found: Sequence[np.ndarray], values: Sequence[np.ndarray], size: int) -> np.ndarray:
+    """The sum of the postings' values per document, in one pass (postings in the given order):
     a numpy call per posting cost more than the arithmetic at a thousand entries."""
     if not found:
         return np.zeros(size)
-    lengths = [len(ids) for ids in found]
-    values = np.repeat(np.asarray(weights), lengths)
-    if parts is not None:
-        values *= np.concatenate(parts)
-    return np.bincount(np.concatenate(found), weights=values, minlength=size)
+    return np.bincount(np.concatenate(found), weights=np.concatenate(values), minlength=size)
+
+
+def _entry_groups(owners: Sequence[int], entries: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Where each entry's documents start, and the entries without any (None if there are none)."""
+    owner = np.asarray(owners, dtype=np.int64)
+    starts = np.minimum(np.searchsorted(owner, np.arange(entries)), len(owner) - 1)
+    empty = np.bincount(owner, minlength=entries) == 0
+    return starts, empty if empty.any() else None
+
+
+def _best_of_entries(
+    values: np.ndarray, starts: np.ndarray, empty: np.ndarray | None
+) -> np.ndarray:
+    """Each entry's largest document value; 0 for an entry without documents."""
+    best = np.maximum.reduceat(values, starts)
+    if empty is not None:
+        best[empty] = 0.0
+    return best
 
 
 class _Field:
@@ -298,8 +313,7 @@ class _Field:
         self.postings: dict[str, tuple[np.ndarray, np.ndarray]] = {
             term: (np.asarray(ids[term], dtype=np.int64), np.asarray(weights[term])) for term in ids
         }
-        self._starts = np.minimum(np.searchsorted(owner, np.arange(entries)), self.size - 1)
-        self._has_docs = np.bincount(owner, minlength=entries) > 0
+        self._starts, self._empty = _entry_groups(owners, entries)
 
     def scores(self, terms: Sequence[str]) -> np.ndarray:
         """BM25 score of every document for the query `terms`."""
@@ -311,8 +325,7 @@ class _Field:
         return scores
 
     def best_per_entry(self, terms: Sequence[str]) -> np.ndarray:
-        best = np.maximum.reduceat(self.scores(terms), self._starts)
-        return np.where(self._has_docs, best, 0.0)
+        return _best_of_entries(self.scores(terms), self._starts, self._empty)
 
     def ceiling(self, terms: Sequence[str]) -> float:
         """Score of a document of average length holding every query term once."""
@@ -347,31 +360,79 @@ class _Overlap:
             for term in terms:
                 ids.setdefault(term, []).append(doc_no)
         self.postings = {t: np.asarray(d, dtype=np.int64) for t, d in ids.items()}
-        owner = np.asarray(owners, dtype=np.int64)
+        # Each term's idf once per posting, laid out ahead so a query only concatenates them.
+        self.weighted = {
+            t: (self.idf[t], d, np.full(len(d), self.idf[t])) for t, d in self.postings.items()
+        }
         self.size = size
-        self._starts = np.minimum(np.searchsorted(owner, np.arange(entries)), size - 1)
-        self._has_docs = np.bincount(owner, minlength=entries) > 0
+        self._starts, self._empty = _entry_groups(owners, entries)
 
     def best_per_entry(self, terms: Iterable[str], *, covered: bool = False) -> np.ndarray:
         """Each entry's best Dice; with `covered`, the share of the query its best one holds."""
         query_mass = 0.0
         found: list[np.ndarray] = []
-        weights: list[float] = []
+        values: list[np.ndarray] = []
         for term in dict.fromkeys(terms):
-            weight = self.idf.get(term)
-            if weight is None:
+            posting = self.weighted.get(term)
+            if posting is None:
                 query_mass += self.unknown_idf
                 continue
-            query_mass += weight
-            found.append(self.postings[term])
-            weights.append(weight)
-        common = _accumulate(found, weights, self.size)
+            query_mass += posting[0]
+            found.append(posting[1])
+            values.append(posting[2])
+        return self.finish(_accumulate(found, values, self.size), query_mass, covered=covered)
+
+    def finish(self, common: np.ndarray, query_mass: float, *, covered: bool) -> np.ndarray:
+        """best_per_entry from the idf mass each document shares with the query (overwritten)."""
         if covered:
-            alike = common / max(query_mass, 1e-9)
+            common /= max(query_mass, 1e-9)
         else:
-            alike = 2 * common / np.maximum(query_mass + self.mass, 1e-9)
-        best = np.maximum.reduceat(alike, self._starts)
-        return np.where(self._has_docs, best, 0.0)
+            common *= 2
+            common /= np.maximum(self.mass + query_mass, 1e-9)
+        return _best_of_entries(common, self._starts, self._empty)
+
+
+class _CharOverlaps:
+    """The phrasings' overlap over characters and bigrams and the share of the query each whole
+    entry holds, asked in one pass: they index the same grams, so a query gram is looked up
+    once and both document sets (the entries numbered after the phrasings) summed at once."""
+
+    def __init__(self, phrasings: _Overlap, entries: _Overlap) -> None:
+        if phrasings.idf.keys() != entries.idf.keys():
+            raise ValueError("both overlaps must index the same grams")
+        self.phrasings = phrasings
+        self.entries = entries
+        self._postings = {
+            gram: (
+                phrasings.idf[gram],
+                entries.idf[gram],
+                np.concatenate([phrasings.postings[gram], entries.postings[gram] + phrasings.size]),
+                np.concatenate([phrasings.weighted[gram][2], entries.weighted[gram][2]]),
+            )
+            for gram in phrasings.idf
+        }
+
+    def best_per_entry(self, grams: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Each entry's best phrasing Dice, and the share of the query the whole entry holds."""
+        phrasing_mass = entry_mass = 0.0
+        found: list[np.ndarray] = []
+        values: list[np.ndarray] = []
+        for gram in dict.fromkeys(grams):
+            posting = self._postings.get(gram)
+            if posting is None:
+                phrasing_mass += self.phrasings.unknown_idf
+                entry_mass += self.entries.unknown_idf
+                continue
+            phrasing_mass += posting[0]
+            entry_mass += posting[1]
+            found.append(posting[2])
+            values.append(posting[3])
+        split = self.phrasings.size
+        common = _accumulate(found, values, split + self.entries.size)
+        return (
+            self.phrasings.finish(common[:split], phrasing_mass, covered=False),
+            self.entries.finish(common[split:], entry_mass, covered=True),
+        )
 
 
 def char_grams(words: Sequence[str]) -> list[str]:
@@ -381,7 +442,7 @@ def char_grams(words: Sequence[str]) -> list[str]:
     0.962 → 0.964 (dev: 0.951 → 0.959, 0.975 → 0.992)."""
     text = "".join(words)
     bigrams = [text[i : i + 2] for i in range(len(text) - 1)]
-    return [*bigrams, *(ch for ch in text if _CJK_RE.match(ch))] or list(text)
+    return [*bigrams, *_CJK_CHAR_RE.findall(text)] or list(text)
 
 
 # What the ranking adds up for each entry, each in [0, 1]: BM25's share of the query explained;
@@ -436,7 +497,8 @@ class _Intents:
         asked = self.of(text)
         if not asked:
             return self._none
-        return np.max([self._share[name] for name in sorted(asked)], axis=0)
+        shares = [self._share[name] for name in sorted(asked)]
+        return shares[0] if len(shares) == 1 else np.max(shares, axis=0)
 
 
 class _Classifier:
@@ -474,6 +536,11 @@ class _Classifier:
         for gram, row in centroids.items():
             ids = np.asarray(sorted(row), dtype=np.int64)
             self.postings[gram] = (ids, np.asarray([row[i] for i in ids]) / norms[ids])
+        # What a gram met once in a query adds: its idf times the centroids, laid out ahead.
+        self._weighted = {
+            gram: (self.idf[gram], ids, centroid, self.idf[gram] * centroid)
+            for gram, (ids, centroid) in self.postings.items()
+        }
         self._entries = len(examples)
         # A query gram no phrasing uses weighs like the rarest known one: it is evidence of a
         # question the FAQ does not cover, so it lowers the cosine with every entry.
@@ -481,30 +548,27 @@ class _Classifier:
 
     def scores(self, features: Sequence[str]) -> np.ndarray:
         """The cosine of the query's tf-idf vector with every entry's centroid."""
-        counts: dict[str, int] = {}
-        for gram in features:
-            counts[gram] = counts.get(gram, 0) + 1
         mass = 0.0
         found: list[np.ndarray] = []
-        parts: list[np.ndarray] = []
-        weights: list[float] = []
-        for gram, count in counts.items():
-            idf = self.idf.get(gram)
-            if idf is None:
+        values: list[np.ndarray] = []
+        for gram, count in Counter(features).items():
+            posting = self._weighted.get(gram)
+            if posting is None:
                 mass += (count * self._unknown_idf) ** 2
                 continue
+            idf, ids, centroid, once = posting
             weight = count * idf
             mass += weight * weight
-            ids, centroid = self.postings[gram]
             found.append(ids)
-            parts.append(centroid)
-            weights.append(weight)
-        return _accumulate(found, weights, self._entries, parts) / max(math.sqrt(mass), 1e-9)
+            values.append(once if count == 1 else weight * centroid)
+        scores = _accumulate(found, values, self._entries)
+        scores /= max(math.sqrt(mass), 1e-9)
+        return scores
 
 
 def classifier_features(text: str, words: Sequence[str]) -> list[str]:
     """Character 1-3-grams of the normalised text (punctuation dropped) and its words."""
-    chars = "".join(ch for ch in text if _WORD_RE.match(ch))
+    chars = _NON_WORD_RE.sub("", text)
     grams = [chars[i : i + n] for n in (1, 2, 3) for i in range(len(chars) - n + 1)]
     return [*grams, *(f"w:{word}" for word in words)]
 
@@ -572,16 +636,20 @@ class FaqIndex:
         self._phrasings = _Field(phrasings, owners, len(self.docs))
         self._entries = _Field(whole, range(len(self.docs)), len(self.docs))
         self._word_overlap = _Overlap(plain, owners, len(self.docs))
-        self._char_overlap = _Overlap([char_grams(w) for w in plain], owners, len(self.docs))
         entry_grams: list[list[str]] = [[] for _ in self.docs]
         for entry_no, words in zip(owners, plain, strict=True):
             entry_grams[entry_no].extend(char_grams(words))
-        self._entry_chars = _Overlap(entry_grams, range(len(self.docs)), len(self.docs))
+        self._char_overlaps = _CharOverlaps(
+            _Overlap([char_grams(w) for w in plain], owners, len(self.docs)),
+            _Overlap(entry_grams, range(len(self.docs)), len(self.docs)),
+        )
         self._intents = _Intents(
             self.analyzer.intents, [[doc.question, *doc.phrasings] for doc in self.docs], analyzer
         )
         self._classifier = _Classifier(examples)
         self._weights = np.asarray([self.RANK_WEIGHTS[name] for name in SIGNALS])
+        # The ranking score of a perfect match (each signal at 1).
+        self._ceiling = float(self._weights.sum())
 
     @property
     def answer_confidence(self) -> float:
@@ -671,77 +739,78 @@ class FaqIndex:
 
     def search(self, text: str, limit: int = 3) -> list[FaqHit]:
         """Return up to `limit` entries, best first."""
-        return list(self._rank(self.analyzer.words(text), limit, text).hits)
+        normalised = self.analyzer.normalise(text)
+        return list(self._rank(self.analyzer.segment(normalised), limit, normalised).hits)
 
     def rank(self, text: str) -> Ranking:
         """The three best entries for `text` and what the decision needs to know about them."""
-        return self._rank(self.analyzer.words(text), 3, text)
+        normalised = self.analyzer.normalise(text)
+        return self._rank(self.analyzer.segment(normalised), 3, normalised)
 
     def signals(self, text: str) -> np.ndarray | None:
         """SIGNALS × entries for `text` (None when nothing in it is indexable)."""
-        words = self.analyzer.words(text)
+        normalised = self.analyzer.normalise(text)
+        words = self.analyzer.segment(normalised)
         terms = self._terms(words)
-        return self._signals(words, terms, text) if terms else None
+        return self._signals(words, terms, normalised) if terms else None
 
-    def _signals(self, words: Sequence[str], terms: Sequence[str], text: str) -> np.ndarray:
+    def _signals(self, words: Sequence[str], terms: Sequence[str], normalised: str) -> np.ndarray:
         phrasing = self._phrasings.best_per_entry(terms)
         entry = self._entries.best_per_entry(terms)
         phrasing_ceiling = self._phrasings.ceiling(terms)
         # Each field's score over its ceiling says how much of the query the entry explains;
         # the entry field is rescaled to the phrasing field's units so raw scores rank alike.
         scale = phrasing_ceiling / self._entries.ceiling(terms)
-        bm25 = phrasing + self.ENTRY_WEIGHT * scale * entry
+        entry *= self.ENTRY_WEIGHT * scale
         grams = char_grams(words)
-        normalised = self.analyzer.normalise(text)
-        return np.vstack(
-            [
-                bm25 / (phrasing_ceiling * (1 + self.ENTRY_WEIGHT)),
-                self._word_overlap.best_per_entry(terms),
-                self._char_overlap.best_per_entry(grams),
-                self._entry_chars.best_per_entry(grams, covered=True),
-                self._intents.share(normalised),
-                self._classifier.scores(classifier_features(normalised, words)),
-            ]
-        )
+        signals = np.empty((len(SIGNALS), len(self.docs)))
+        np.add(phrasing, entry, out=signals[0])
+        signals[0] /= phrasing_ceiling * (1 + self.ENTRY_WEIGHT)
+        signals[1] = self._word_overlap.best_per_entry(terms)
+        signals[2], signals[3] = self._char_overlaps.best_per_entry(grams)
+        signals[4] = self._intents.share(normalised)
+        signals[5] = self._classifier.scores(classifier_features(normalised, words))
+        return signals
 
-    def _rank(self, words: Sequence[str], limit: int, text: str) -> Ranking:
+    def _rank(self, words: Sequence[str], limit: int, normalised: str) -> Ranking:
         terms = self._terms(words)
         if not terms or limit <= 0:
             return Ranking(())
-        signals = self._signals(words, terms, text)
-        explained, words_alike, chars_alike = signals[0], signals[1], signals[2]
+        signals = self._signals(words, terms, normalised)
         raw = self._weights @ signals
-        order = _best(raw, max(limit, 2))
+        order = _best(raw, max(limit, 2)).tolist()
+        top = raw[order].tolist()
         hits = tuple(
-            FaqHit(self.docs[n].key, float(raw[n]), min(1.0, float(raw[n]) / self._ceiling))
-            for n in order[:limit]
-            if raw[n] > 0
+            FaqHit(self.docs[n].key, score, min(1.0, score / self._ceiling))
+            for n, score in zip(order[:limit], top, strict=False)
+            if score > 0
         )
         if not hits:
             return Ranking(())
-        best, second = int(order[0]), int(order[1]) if len(order) > 1 else int(order[0])
+        best, second = order[0], order[1] if len(order) > 1 else order[0]
+        # Python floats from here: the same doubles, without a numpy scalar per operation.
+        explained, words_alike, chars_alike = signals[:3, best].tolist()
+        explained_2nd, _, chars_alike_2nd = signals[:3, second].tolist()
+        explained_max, words_alike_max, chars_alike_max = signals[:3].max(axis=1).tolist()
+        spread = raw - top[0]
+        spread *= RANK_SHARPNESS
         known = sum(term in self._phrasings.postings for term in terms) / len(terms)
         features = (
-            float(raw[best]) / self._ceiling,
-            float(raw[best] - raw[second]) / self._ceiling,
-            float(explained[best]),
-            float(words_alike[best]),
-            float(chars_alike[best]),
-            float(explained[best] - explained[second]),
-            float(chars_alike[best] - chars_alike[second]),
+            top[0] / self._ceiling,
+            (top[0] - top[1 if len(top) > 1 else 0]) / self._ceiling,
+            explained,
+            words_alike,
+            chars_alike,
+            explained - explained_2nd,
+            chars_alike - chars_alike_2nd,
             known,
             min(len(terms), 8) / 8,
-            float(explained[best] >= explained.max()),
-            float(words_alike[best] >= words_alike.max()),
-            float(chars_alike[best] >= chars_alike.max()),
-            _log_odds(1.0 / float(np.exp(RANK_SHARPNESS * (raw - raw[best])).sum())),
+            float(explained >= explained_max),
+            float(words_alike >= words_alike_max),
+            float(chars_alike >= chars_alike_max),
+            _log_odds(1.0 / float(np.exp(spread, out=spread).sum())),
         )
         return Ranking(hits, features)
-
-    @property
-    def _ceiling(self) -> float:
-        """The ranking score of a perfect match (each signal at 1)."""
-        return float(self._weights.sum())
 
     def decide(self, text: str) -> Decision:
         """Answer when one entry clearly fits, offer a choice when unsure, else route to staff.
@@ -749,11 +818,12 @@ class FaqIndex:
         A question about which unit, person or phone handles one catalog item is answered from
         the catalog and the roster (key `unit:<item code>`) rather than from an FAQ entry.
         """
-        words = self.analyzer.words(text)
+        normalised = self.analyzer.normalise(text)
+        words = self.analyzer.segment(normalised)
         unit = self._unit_question(words)
         if unit is not None:
             return Decision(Verdict.ANSWER, (unit,))
-        return self.judge(self._rank(words, 3, text))
+        return self.judge(self._rank(words, 3, normalised))
 
     def unit_question(self, text: str) -> FaqHit | None:
         """A hit for `unit:<item code>` when `text` asks who handles one catalog item."""
@@ -777,11 +847,16 @@ class FaqIndex:
         return Decision(Verdict.CHOOSE, hits)
 
 
+# Up to this many entries one stable sort is cheaper than partition, select and sort (5 µs → 2 µs
+# at the real FAQ's hundred entries; 6 µs → 16 µs at a thousand).
+_SORT_ALL_UP_TO = 256
+
+
 def _best(values: np.ndarray, count: int) -> np.ndarray:
     """The positions of the `count` largest values, largest first, ties in position order
     (as a stable sort of all of them would give, without sorting a thousand entries)."""
-    if len(values) <= count:
-        return np.argsort(-values, kind="stable")
+    if len(values) <= max(count, _SORT_ALL_UP_TO):
+        return np.argsort(-values, kind="stable")[:count]
     floor = np.partition(values, len(values) - count)[len(values) - count]
     candidates = np.flatnonzero(values >= floor)
     return candidates[np.argsort(-values[candidates], kind="stable")][:count]
