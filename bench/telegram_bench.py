@@ -34,6 +34,7 @@ import pstats
 import random
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -303,8 +304,6 @@ def shared_cpu(stub_pid: int) -> dict[str, dict[int, float]]:
 
 
 def _pgrep(*args: str) -> list[str]:
-    import subprocess
-
     found = subprocess.run(["pgrep", *args], capture_output=True, text=True, check=False)
     return found.stdout.split()
 

@@ -110,6 +110,7 @@ FEATURES = (
     "agrees_chars",
     "rank_chance",
 )
+_RANK_CHANCE = FEATURES.index("rank_chance")
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ class Calibration:
         whatever else the features say; the ranking's softmax chance is about as well
         calibrated as the model on the tuning data (0.6-0.7 → 69 % right, 0.9 and more → 99 %).
         """
-        ranked = 1.0 / (1.0 + math.exp(-features[FEATURES.index("rank_chance")]))
+        ranked = 1.0 / (1.0 + math.exp(-features[_RANK_CHANCE]))
         return min(_logistic(self.weights, features), ranked)
 
 
@@ -532,15 +533,13 @@ class _Classifier:
             for entry_no, weight in row.items():
                 norms[entry_no] += weight * weight
         norms = np.sqrt(np.maximum(norms, 1e-12))
-        self.postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        # Per gram: its idf, the entries whose centroid holds it, their centroid values, and
+        # what the gram met once in a query adds (idf times the centroids), laid out ahead.
+        self._weighted: dict[str, tuple[float, np.ndarray, np.ndarray, np.ndarray]] = {}
         for gram, row in centroids.items():
             ids = np.asarray(sorted(row), dtype=np.int64)
-            self.postings[gram] = (ids, np.asarray([row[i] for i in ids]) / norms[ids])
-        # What a gram met once in a query adds: its idf times the centroids, laid out ahead.
-        self._weighted = {
-            gram: (self.idf[gram], ids, centroid, self.idf[gram] * centroid)
-            for gram, (ids, centroid) in self.postings.items()
-        }
+            centroid = np.asarray([row[i] for i in ids]) / norms[ids]
+            self._weighted[gram] = (self.idf[gram], ids, centroid, self.idf[gram] * centroid)
         self._entries = len(examples)
         # A query gram no phrasing uses weighs like the rarest known one: it is evidence of a
         # question the FAQ does not cover, so it lowers the cosine with every entry.
@@ -737,20 +736,24 @@ class FaqIndex:
                 terms.append(word)
         return list(dict.fromkeys(terms))
 
+    def _read(self, text: str) -> tuple[str, list[str]]:
+        """The question normalised once, and its words."""
+        normalised = self.analyzer.normalise(text)
+        return normalised, self.analyzer.segment(normalised)
+
     def search(self, text: str, limit: int = 3) -> list[FaqHit]:
         """Return up to `limit` entries, best first."""
-        normalised = self.analyzer.normalise(text)
-        return list(self._rank(self.analyzer.segment(normalised), limit, normalised).hits)
+        normalised, words = self._read(text)
+        return list(self._rank(words, limit, normalised).hits)
 
     def rank(self, text: str) -> Ranking:
         """The three best entries for `text` and what the decision needs to know about them."""
-        normalised = self.analyzer.normalise(text)
-        return self._rank(self.analyzer.segment(normalised), 3, normalised)
+        normalised, words = self._read(text)
+        return self._rank(words, 3, normalised)
 
     def signals(self, text: str) -> np.ndarray | None:
         """SIGNALS × entries for `text` (None when nothing in it is indexable)."""
-        normalised = self.analyzer.normalise(text)
-        words = self.analyzer.segment(normalised)
+        normalised, words = self._read(text)
         terms = self._terms(words)
         return self._signals(words, terms, normalised) if terms else None
 
@@ -818,8 +821,7 @@ class FaqIndex:
         A question about which unit, person or phone handles one catalog item is answered from
         the catalog and the roster (key `unit:<item code>`) rather than from an FAQ entry.
         """
-        normalised = self.analyzer.normalise(text)
-        words = self.analyzer.segment(normalised)
+        normalised, words = self._read(text)
         unit = self._unit_question(words)
         if unit is not None:
             return Decision(Verdict.ANSWER, (unit,))

@@ -48,11 +48,6 @@ warnings.filterwarnings("ignore", r".*`retry_after` will be", PTBDeprecationWarn
 _JSON = {"Content-Type": "application/json"}
 TIMEOUT = 30.0  # seconds for a call other than a long poll
 CONNECTIONS = 100  # requests at once; more wait for a free connection
-_TIMEOUT = aiohttp.ClientTimeout(total=TIMEOUT)
-
-
-def _timeout(seconds: float) -> aiohttp.ClientTimeout:
-    return _TIMEOUT if seconds == TIMEOUT else aiohttp.ClientTimeout(total=seconds)
 
 
 class AiohttpRequest(BaseRequest):
@@ -70,7 +65,7 @@ class AiohttpRequest(BaseRequest):
         """POST a JSON body; the HTTP status and the answer's bytes."""
         try:
             async with self._client().post(
-                url, data=body, headers=_JSON, timeout=_timeout(seconds)
+                url, data=body, headers=_JSON, timeout=aiohttp.ClientTimeout(total=seconds)
             ) as response:
                 return response.status, await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
