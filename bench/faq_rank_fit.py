@@ -19,14 +19,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from services.faq_domain import read_catalog  # noqa: E402
-from services.faq_index import RANK_SHARPNESS, SIGNALS, FaqIndex, parse_faq_yaml  # noqa: E402
+from services.faq_index import RANK_SHARPNESS, SIGNALS, FaqIndex  # noqa: E402
 from services.faq_report import (  # noqa: E402
     DEFAULT_SPLITS,
     HELD_OUT_FOLDS,
     OUT_OF_SCOPE,
     new_to,
     read_split,
+    shipped_index,
 )
 
 RIDGE = 0.01
@@ -74,9 +74,7 @@ def accuracy(data: list[Example], weights: np.ndarray) -> tuple[float, float]:
 
 
 def main() -> None:
-    docs, synonyms, _ = parse_faq_yaml((ROOT / "data" / "faq.yaml").read_text(encoding="utf-8"))
-    items = read_catalog((ROOT / "data" / "items.yaml").read_text(encoding="utf-8"))
-    index = FaqIndex.build(docs, synonyms, items=items)
+    index = shipped_index()
     folds = []
     for fold in range(HELD_OUT_FOLDS):
         smaller, held = index.held_out(fold, HELD_OUT_FOLDS)

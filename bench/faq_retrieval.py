@@ -15,8 +15,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from services.faq_domain import read_catalog  # noqa: E402
-from services.faq_index import FaqIndex, parse_faq_yaml  # noqa: E402
 from services.faq_report import (  # noqa: E402
     DEFAULT_SPLITS,
     OUT_OF_SCOPE,
@@ -25,6 +23,7 @@ from services.faq_report import (  # noqa: E402
     observe,
     observe_held_out,
     read_split,
+    shipped_index,
 )
 
 
@@ -52,9 +51,7 @@ def main() -> None:
     parser.add_argument("--misses", action="store_true")
     parser.add_argument("--test", action="store_true", help="also the test split (aggregate)")
     args = parser.parse_args()
-    docs, synonyms, _ = parse_faq_yaml((ROOT / "data" / "faq.yaml").read_text(encoding="utf-8"))
-    items = read_catalog((ROOT / "data" / "items.yaml").read_text(encoding="utf-8"))
-    index = FaqIndex.build(docs, synonyms, items=items)
+    index = shipped_index()
     train = observe(index, new_to(index, read_split(DEFAULT_SPLITS / "train.yaml")))
     dev = observe(index, new_to(index, read_split(DEFAULT_SPLITS / "dev.yaml")))
     held = observe_held_out(index)

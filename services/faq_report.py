@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from services.faq_domain import read_catalog
 from services.faq_index import (
     DEFAULT_CALIBRATION_PATH,
     FEATURES,
@@ -32,8 +33,10 @@ from services.faq_index import (
     FaqIndex,
     Ranking,
     Verdict,
+    parse_faq_yaml,
 )
 
+DATA = Path(__file__).resolve().parent.parent / "data"
 DEFAULT_SPLITS = Path(__file__).resolve().parent.parent / "tests" / "data" / "faq_questions"
 OUT_OF_SCOPE = "none"
 # Answer directly only where the tuning data show at least this precision; the bound used is
@@ -46,6 +49,13 @@ HELD_OUT_FOLDS = 5
 # Ridge penalty of the logistic fits (on standardised features): a dozen features, a thousand
 # examples; it keeps the weights of features that rarely vary from running off.
 RIDGE = 1.0
+
+
+def shipped_index(data: Path = DATA) -> FaqIndex:
+    """The index over the FAQ and catalog shipped in data/: what the labelled questions measure."""
+    docs, synonyms, _ = parse_faq_yaml((data / "faq.yaml").read_text(encoding="utf-8"))
+    items = read_catalog((data / "items.yaml").read_text(encoding="utf-8"))
+    return FaqIndex.build(docs, synonyms, items=items)
 
 
 def read_split(path: Path) -> list[tuple[str, str]]:

@@ -18,6 +18,7 @@ from services.faq_report import (
     new_to,
     read_split,
     report,
+    shipped_index,
 )
 from services.faq_suggest import Answered, format_suggestions, suggest
 
@@ -28,9 +29,7 @@ BUCKETS = {0: "train", 1: "train", 2: "dev", 3: "test"}
 
 @pytest.fixture(scope="module")
 def index() -> FaqIndex:
-    docs, synonyms, _ = parse_faq_yaml((ROOT / "data" / "faq.yaml").read_text(encoding="utf-8"))
-    items = read_catalog((ROOT / "data" / "items.yaml").read_text(encoding="utf-8"))
-    return FaqIndex.build(docs, synonyms, items=items)
+    return shipped_index()
 
 
 @pytest.fixture(scope="module")
