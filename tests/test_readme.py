@@ -41,7 +41,7 @@ RUN_TIMEOUT = 120.0  # seconds per block; a first start migrates and seeds the e
 START_TIMEOUT = 120.0
 FRONT_PAGE_LINES = 250  # issue 26: a README a newcomer reads in five minutes
 # Settings a developer's shell may export; the README's commands run on the embedded defaults.
-ENVIRONMENT = ("DATABASE_URL", "REDIS_URL", "WEB_BASE_PATH", "WEB_PUBLIC_URL", "OPS_PORT", "CI")
+ENVIRONMENT = ("DATABASE_URL", "REDIS_URL", "WEB_BASE_PATH", "WEB_PUBLIC_URL", "OPS_PORT")
 
 
 @dataclass(frozen=True)
