@@ -1,4 +1,4 @@
-# The usual tasks. `make console` and `make test` are the README's two commands.
+# The usual tasks. `make web` and `make console` are the README's two commands.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

@@ -1,4 +1,4 @@
-"""Embedded broadcast: the README's `bangdaiban run` plus `bangdaiban worker` on SQLite + memory.
+"""Embedded broadcast: `bangdaiban run` plus `bangdaiban worker` on SQLite + memory.
 
 Both processes are started as an operator would (RUN_WORKER left at its default, so `run`
 delivers too), against the flood-limiting Bot API stub in its own process (30 messages a

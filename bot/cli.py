@@ -455,7 +455,7 @@ def purge(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only count what would go")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="delete it")] = False,
 ) -> None:
-    """Delete personal data past its retention period (RETENTION_* settings; see README)."""
+    """Delete personal data past its retention period (RETENTION_*; see docs/operations.md)."""
     from bot.delivery import retention
     from domain.retention import purge as run_purge
     from storage.models import utcnow

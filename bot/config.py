@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     telegram_bot_token: str | None = None
     telegram_api_url: str = "https://api.telegram.org"
-    telegram_library: Literal["aiogram", "ptb"] = "ptb"  # see the README benchmark table
+    telegram_library: Literal["aiogram", "ptb"] = "ptb"  # see docs/benchmarks.md
     webhook_url: str | None = None
     webhook_secret: str | None = None
     webhook_host: str = "0.0.0.0"

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Retention:
-    """Days each kind of personal data is kept (defaults and reasons: README)."""
+    """Days each kind of personal data is kept (defaults and reasons: docs/operations.md)."""
 
     closed_cases_days: int = 3 * 365
     answered_questions_days: int = 365

@@ -1,4 +1,4 @@
-"""Personal-data retention: delete what is past its retention period (see README)."""
+"""Personal-data retention: delete what is past its retention period (see docs/operations.md)."""
 
 from __future__ import annotations
 

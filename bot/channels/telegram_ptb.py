@@ -10,7 +10,7 @@ bot/channels/telegram.py. No PTB objects are built per update or per send.
 
 The HTTP transport is PTB's own extension point, a `BaseRequest`, here over one aiohttp
 ClientSession: PTB's default (httpx) spent most of a loaded bot's time in httpcore scanning
-its connection pool on every request (bench/telegram_bench.py, README).
+its connection pool on every request (bench/telegram_bench.py, docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ def notice_kind(key: str, buttons: list[list[Button]]) -> str:
 
 
 def template_data(text: str, when: str, api: str) -> dict[str, str]:
-    """The fields a notice template is filled with (see README: WeChat templates)."""
+    """The fields a notice template is filled with (see docs/channels/wechat.md)."""
     lines = [line for line in plain(text).splitlines() if line.strip()]
     headline = lines[0] if lines else ""
     found = CASE_NUMBER.search(text)
