@@ -75,11 +75,13 @@ class SqliteStateStore:
         # Wall-clock time: expiry and leases outlive this process and are shared with others.
         self.clock = clock
         self._db: sqlite3.Connection | None = None
-        self._closed = False
+        self._closed = False  # on the thread: the connection is closed for good
+        self._stopping = False  # on the loop: close() was called
         self._purged: float | None = None  # purged at the first write
         # One thread owns the connection: statements never interleave, and jobs run in order.
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="state-sqlite")
         self._locks = KeyLocks()
+        self._owner = secrets.token_hex(6)  # this store's leases, given back all at once on close
 
     async def load(self, key: str) -> State:
         return _parse(await self._call(self._read, key))
@@ -93,7 +95,7 @@ class SqliteStateStore:
     @asynccontextmanager
     async def lock(self, key: str) -> AsyncIterator[None]:
         async with self._locks.hold(key, self.lock_timeout):
-            token = secrets.token_hex(8)
+            token = self._token()
             await self._acquire(key, token, load=False)
             try:
                 yield
@@ -107,7 +109,7 @@ class SqliteStateStore:
         if flood is not None and (verdict := await flood.hit(key)) is not Verdict.ALLOW:
             raise Flooded(verdict)
         async with self._locks.hold(key, self.lock_timeout):
-            token = secrets.token_hex(8)
+            token = self._token()
             state = _parse(await self._acquire(key, token, load=True))
             try:
                 yield state
@@ -123,10 +125,16 @@ class SqliteStateStore:
         await self._call(lambda: self._open().execute("SELECT 1").fetchone())
 
     async def close(self) -> None:
+        if self._stopping:  # closed already (or closing)
+            return
+        self._stopping = True
         try:
             await self._call(self._close)
         finally:
-            self._thread.shutdown(wait=True)
+            self._thread.shutdown(wait=True)  # idle by now: the close ran after every job
+
+    def _token(self) -> str:
+        return f"{self._owner}:{secrets.token_hex(8)}"
 
     async def _acquire(self, key: str, token: str, load: bool) -> bytes | None:
         """Take the key's lease (waiting while another process holds it), and its state."""
@@ -257,10 +265,15 @@ class SqliteStateStore:
             log.warning("conversation lease not released key=%s error=%s", key, exc)
 
     def _close(self) -> None:
-        self._closed = True
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        try:
+            if self._db is not None:  # leases of updates cut short: a restart finds them free
+                with self._transaction() as db:
+                    db.execute("DELETE FROM lease WHERE token LIKE ?", (f"{self._owner}:%",))
+        finally:
+            self._closed = True
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
 
 def _parse(raw: bytes | None) -> State:

@@ -295,3 +295,16 @@ async def test_an_unusable_state_file_raises_state_unavailable(tmp_path: Path) -
     await closed.close()
     with pytest.raises(StateUnavailable):
         await closed.load("test:1")
+
+
+async def test_closing_gives_back_the_leases_of_updates_cut_short(tmp_path: Path) -> None:
+    store = SqliteStateStore(tmp_path / "state.db")
+    held = store.lock("test:k")
+    await held.__aenter__()  # an update still running when the process shuts down
+    await store.close()
+    # Without the lease given back, the next process would wait out the lease and give up.
+    restarted = SqliteStateStore(tmp_path / "state.db", lock_timeout=0.2)
+    async with restarted.conversation("test:k") as state:
+        state["resumed"] = True
+    assert await restarted.load("test:k") == {"resumed": True}
+    await restarted.close()
