@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -99,6 +100,21 @@ async def test_dialog_survives_a_restart_with_redis(tmp_path: Path) -> None:
     assert "您有一份尚未提交的申请" in second
     assert "第 3/" in second and "统一社会信用代码" in second
     await _drop_prefix(f"bdb:state:console:{user}")
+
+
+def test_dialog_survives_a_restart_on_the_embedded_default(tmp_path: Path) -> None:
+    first = console(
+        tmp_path,
+        ["/apply", "一般项目（非房地产）", "1", "不是房地产开发项目", GOOD_ANSWERS["company"]],
+    )
+    assert "第 5/" in first and "统一社会信用代码" in first
+    # A new process: the options it printed are gone, the conversation is not.
+    second = console(tmp_path, ["跳过", GOOD_ANSWERS["project_name"]])
+    assert "已过期" not in second
+    assert "第 6/" in second and "第 7/" in second and "投资项目统一代码" in second
+    with sqlite3.connect(tmp_path / "bdb.db") as db:
+        assert db.execute("SELECT count(*) FROM questions").fetchone() == (0,)
+    assert (tmp_path / "bdb.state.db").exists()
 
 
 def test_staff_console_needs_a_known_name(tmp_path: Path) -> None:
