@@ -97,6 +97,11 @@ class Settings(BaseSettings):
             raise ValueError("use redis://host:port/db")
         return value
 
+    @field_validator("state_path", mode="before")
+    @classmethod
+    def _state_path(cls, value: object) -> object:
+        return None if value == "" else value  # STATE_PATH= means unset, not the current directory
+
     @field_validator("wechat_aes_key")
     @classmethod
     def _wechat_aes_key(cls, value: str | None) -> str | None:

@@ -160,6 +160,26 @@ def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_unusable_state_file_is_one_clear_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "console"],
+        input="",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "REDIS_URL"},
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bdb.db'}",
+            "STATE_PATH": str(tmp_path / "a-file" / "state.db"),
+        },
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("STATE_PATH: cannot keep conversations in")
+    assert "Traceback" not in result.stderr
+
+
 async def test_staff_console_leaves_the_real_binding_alone(tmp_path: Path) -> None:
     settings = load_settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'bdb.db'}", files_dir=tmp_path / "files"
