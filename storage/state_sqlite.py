@@ -116,7 +116,11 @@ class SqliteStateStore:
             except BaseException:
                 self._release(key, token)
                 raise
-            kept = await self._call(self._commit, key, token, dumps(state) if state else None)
+            try:
+                kept = await self._call(self._commit, key, token, dumps(state) if state else None)
+            except StateUnavailable:  # nothing was written: not even the lease's release
+                self._release(key, token)
+                raise
             if not kept:
                 log.warning("conversation lease taken over before save key=%s", key)
 
@@ -258,6 +262,8 @@ class SqliteStateStore:
         return bool(held)
 
     def _give_back(self, key: str, token: str) -> None:
+        if self._closed:  # closing gave back every lease of this store
+            return
         try:
             with self._transaction() as db:
                 db.execute("DELETE FROM lease WHERE key = ? AND token = ?", (key, token))
