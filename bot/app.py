@@ -19,6 +19,7 @@ from storage import roster
 from storage.db import Database
 from storage.seed import is_empty, seed_all
 from storage.state import MemoryStateStore, RedisStateStore, StateStore, connect
+from storage.state_sqlite import SqliteStateStore
 
 if TYPE_CHECKING:
     from handlers.consult import Consultation
@@ -41,6 +42,8 @@ def build_state(settings: Settings) -> StateStore:
             redis=connect(settings.redis_url, settings.redis_max_connections),
             ttl_seconds=settings.state_ttl_seconds,
         )
+    if (path := settings.state_file) is not None:  # the embedded default: resumes after a restart
+        return SqliteStateStore(path, ttl_seconds=settings.state_ttl_seconds)
     return MemoryStateStore(ttl_seconds=settings.state_ttl_seconds)
 
 

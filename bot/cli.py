@@ -46,7 +46,11 @@ def _run(main: Callable[[Settings], Coroutine[object, object, T]]) -> T:
         err.print(f"DATABASE_URL: cannot connect to the database ({exc})", markup=False)
         raise typer.Exit(2) from None
     except StateUnavailable as exc:
-        err.print(f"REDIS_URL: cannot connect to Redis ({exc})", markup=False)
+        if settings.redis_url:
+            err.print(f"REDIS_URL: cannot connect to Redis ({exc})", markup=False)
+        else:
+            where = settings.state_file
+            err.print(f"STATE_PATH: cannot keep conversations in {where} ({exc})", markup=False)
         raise typer.Exit(2) from None
     except SettingsError as exc:
         err.print(f"Configuration error — {exc}", markup=False)

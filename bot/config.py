@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     files_dir: Path = Path("./var/files")
     form_font_path: Path | None = None
     state_ttl_seconds: int = Field(7 * 24 * 3600, ge=3600, le=90 * 24 * 3600)
+    # Conversation state without Redis: a SQLite file (unset: beside a SQLite database file).
+    state_path: Path | None = None
     redis_max_connections: int = Field(50, ge=2, le=10_000)
     db_pool_size: int = Field(10, ge=1, le=1000)
     # Updates per user per flood window; the next one gets one warning.
@@ -94,6 +96,11 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("use redis://host:port/db")
         return value
+
+    @field_validator("state_path", mode="before")
+    @classmethod
+    def _state_path(cls, value: object) -> object:
+        return None if value == "" else value  # STATE_PATH= means unset, not the current directory
 
     @field_validator("wechat_aes_key")
     @classmethod
@@ -175,6 +182,18 @@ class Settings(BaseSettings):
     @property
     def is_postgres(self) -> bool:
         return self.database_url.startswith("postgresql")
+
+    @property
+    def state_file(self) -> Path | None:
+        """Where conversation state is kept without Redis: STATE_PATH, else beside the SQLite
+        database (bangdaiban.db → bangdaiban.state.db); None: in memory only."""
+        if self.state_path is not None:
+            return self.state_path
+        url = make_url(self.database_url)
+        if not url.drivername.startswith("sqlite") or url.database in {None, "", ":memory:"}:
+            return None
+        database = Path(url.database or "")
+        return database.with_name(f"{database.stem}.state{database.suffix or '.db'}")
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -27,6 +27,7 @@ from services import metrics
 from services.workdays import official, today_in_china
 from storage import stats
 from storage.models import utcnow
+from storage.state_sqlite import SqliteStateStore
 
 log = logging.getLogger(__name__)
 CHECK_TIMEOUT = 3.0
@@ -61,12 +62,14 @@ def readiness_checks(app: App) -> list[Check]:
     async def database() -> None:
         await services.db.ping()
 
-    async def redis() -> None:
+    async def state_store() -> None:
         await services.state.ping()
 
     checks = [Check("database", True, database)]
     if app.settings.redis_url:
-        checks.append(Check("redis", True, redis))
+        checks.append(Check("redis", True, state_store))
+    elif isinstance(services.state, SqliteStateStore):  # every update reads and writes it
+        checks.append(Check("state", True, state_store))
     checks.append(Check("files", True, lambda: asyncio.to_thread(check_files, services.files_dir)))
     checks.append(Check("calendar", False, check_calendar))
     return checks

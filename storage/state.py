@@ -55,6 +55,36 @@ class StateStore(Protocol):
     async def close(self) -> None: ...
 
 
+class KeyLocks:
+    """An asyncio lock per key, forgotten once nobody holds or awaits it: the updates of one
+    conversation in this process run one at a time, in the order they arrived."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._waiters: dict[str, int] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str, within: float | None = None) -> AsyncIterator[None]:
+        """Hold `key`'s lock; StateUnavailable if it is not free `within` seconds."""
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._waiters[key] = self._waiters.get(key, 0) + 1
+        try:
+            try:
+                async with asyncio.timeout(within):
+                    await lock.acquire()
+            except TimeoutError:
+                raise StateUnavailable("lock wait timed out") from None
+            try:
+                yield
+            finally:
+                lock.release()
+        finally:
+            self._waiters[key] -= 1
+            if not self._waiters[key]:  # nobody else waits: forget the lock
+                del self._waiters[key]
+                self._locks.pop(key, None)
+
+
 class MemoryStateStore:
     """In-process state for one process (the embedded default)."""
 
@@ -64,8 +94,7 @@ class MemoryStateStore:
     def __init__(self, ttl_seconds: int = 7 * 24 * 3600) -> None:
         self.ttl = ttl_seconds
         self._data: dict[str, tuple[float, bytes]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._waiters: dict[str, int] = {}
+        self._locks = KeyLocks()
 
     async def load(self, key: str) -> State:
         entry = self._data.get(key)
@@ -87,18 +116,8 @@ class MemoryStateStore:
     async def clear(self, key: str) -> None:
         self._data.pop(key, None)
 
-    @asynccontextmanager
-    async def lock(self, key: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._waiters[key] = self._waiters.get(key, 0) + 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._waiters[key] -= 1
-            if not self._waiters[key]:  # nobody else waits: forget the lock
-                del self._waiters[key]
-                self._locks.pop(key, None)
+    def lock(self, key: str) -> AbstractAsyncContextManager[None]:
+        return self._locks.hold(key)
 
     @asynccontextmanager
     async def conversation(self, key: str, flood: FloodGuard | None = None) -> AsyncIterator[State]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -101,6 +102,21 @@ async def test_dialog_survives_a_restart_with_redis(tmp_path: Path) -> None:
     await _drop_prefix(f"bdb:state:console:{user}")
 
 
+def test_dialog_survives_a_restart_on_the_embedded_default(tmp_path: Path) -> None:
+    first = console(
+        tmp_path,
+        ["/apply", "一般项目（非房地产）", "1", "不是房地产开发项目", GOOD_ANSWERS["company"]],
+    )
+    assert "第 5/" in first and "统一社会信用代码" in first
+    # A new process: the options it printed are gone, the conversation is not.
+    second = console(tmp_path, ["跳过", GOOD_ANSWERS["project_name"]])
+    assert "已过期" not in second
+    assert "第 6/" in second and "第 7/" in second and "投资项目统一代码" in second
+    with sqlite3.connect(tmp_path / "bdb.db") as db:
+        assert db.execute("SELECT count(*) FROM questions").fetchone() == (0,)
+    assert (tmp_path / "bdb.state.db").exists()
+
+
 def test_staff_console_needs_a_known_name(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bot", "console", "--as", "staff:无此人"],
@@ -141,6 +157,26 @@ def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "DATABASE_URL: cannot connect" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unusable_state_file_is_one_clear_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "console"],
+        input="",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "REDIS_URL"},
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bdb.db'}",
+            "STATE_PATH": str(tmp_path / "a-file" / "state.db"),
+        },
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("STATE_PATH: cannot keep conversations in")
     assert "Traceback" not in result.stderr
 
 

@@ -60,6 +60,21 @@ async def test_healthz_and_readyz_on_a_working_setup(ops: str, app: App) -> None
     assert checks["calendar"]["required"] is False
 
 
+async def test_readyz_reports_the_embedded_state_file(embedded_app: App) -> None:
+    server = OpsServer(embedded_app, "127.0.0.1", 0)
+    await server.start()
+    assert server.address is not None
+    url = f"http://127.0.0.1:{server.address[1]}/readyz"
+    try:
+        status, body = await get_json(url)
+        assert status == 200 and body["checks"]["state"] == {"ok": True, "required": True}
+        await embedded_app.services.state.close()  # conversations can no longer be kept
+        status, body = await get_json(url)
+        assert status == 503 and body["checks"]["state"]["ok"] is False
+    finally:
+        await server.stop()
+
+
 async def test_metrics_count_a_handled_update_and_the_outbox(
     ops: str, chat: Chat, app: App
 ) -> None:

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bot.app import App
+from bot.app import App, build_app
 from bot.channels.telegram import running
 from botapi_stub import BotApiStub, blocked, too_many_requests
 from storage import outbox
@@ -329,3 +329,26 @@ async def test_webhook_checks_the_secret_and_processes_updates(
     refused = [r for r in caplog.records if "webhook body refused" in r.getMessage()]
     assert len(refused) == 5 and not any(r.exc_info for r in refused)  # every bad body
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_restart_mid_application_resumes_on_the_embedded_default(
+    embedded_app: App, stub: BotApiStub, library: str
+) -> None:
+    async with telegram(embedded_app, stub, telegram_library=library) as (_, handled):
+        user = TgUser(stub, handled, 509)
+        await user.say("/apply")
+        for label in ("一般项目", "是，已在新区立项", "不是房地产"):
+            await user.press(label)
+        await user.say(GOOD_ANSWERS["company"])
+        assert "第 5/11 步" in user.text
+    await embedded_app.close()  # the fixture's close afterwards finds it closed already
+    again = await build_app(embedded_app.settings)
+    try:
+        async with telegram(again, stub, telegram_library=library) as (_, handled):
+            user = TgUser(stub, handled, 509)
+            await user.press("跳过")  # on the message sent before the restart
+            assert "第 6/11 步" in user.text and "已过期" not in user.text
+            await user.say(GOOD_ANSWERS["project_name"])
+            assert "第 7/11 步" in user.text and "投资项目统一代码" in user.text
+    finally:
+        await again.close()

@@ -1,10 +1,12 @@
-"""Both conversation-state stores keep state, expire it and serialise one conversation."""
+"""Every conversation-state store keeps state, expires it and serialises one conversation."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -17,12 +19,18 @@ from storage.state import (
     StateStore,
     StateUnavailable,
 )
+from storage.state_sqlite import SqliteStateStore
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
+@pytest.fixture(params=["memory", "redis", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateStore]:
     if request.param == "memory":
         yield MemoryStateStore(ttl_seconds=60)
+        return
+    if request.param == "sqlite":
+        sqlite = SqliteStateStore(tmp_path / "state.db", ttl_seconds=60)
+        yield sqlite
+        await sqlite.close()
         return
     prefix = f"bdbtest:{uuid.uuid4().hex[:8]}:"
     redis = await redis_state(prefix)
@@ -170,3 +178,133 @@ async def test_the_flood_window_is_counted_once_while_waiting_for_the_lock(
 async def _open(store: StateStore, key: str, guard: FloodGuard) -> None:
     async with store.conversation(key, guard):
         pass
+
+
+class FakeClock:
+    """Wall-clock seconds that move only when a test moves them."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def stored_keys(path: Path) -> list[str]:
+    """The keys with a row in the state file, expired or not, read as another process would."""
+    with sqlite3.connect(path) as db:
+        return [key for (key,) in db.execute("SELECT key FROM state ORDER BY key")]
+
+
+async def test_sqlite_state_outlives_the_store_that_wrote_it(tmp_path: Path) -> None:
+    first = SqliteStateStore(tmp_path / "state.db")
+    async with first.conversation("test:r") as state:
+        state["draft"] = {"form": "application", "step": 4}
+    await first.close()
+    second = SqliteStateStore(tmp_path / "state.db")
+    assert await second.load("test:r") == {"draft": {"form": "application", "step": 4}}
+    await second.close()
+
+
+async def test_sqlite_state_expires_after_its_ttl_and_is_purged(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = SqliteStateStore(tmp_path / "state.db", ttl_seconds=3600, clock=clock)
+    await store.save("test:old", {"a": 1})
+    clock.now += 1800
+    async with store.conversation("test:new") as state:
+        state["b"] = 2
+    clock.now += 1801  # test:old is past its hour, test:new is not
+    assert await store.load("test:old") == {}
+    assert await store.load("test:new") == {"b": 2}
+    assert stored_keys(tmp_path / "state.db") == ["test:new", "test:old"]  # not yet purged
+    await store.save("test:other", {"c": 3})  # an hour after the last purge: purges now
+    assert stored_keys(tmp_path / "state.db") == ["test:new", "test:other"]
+    await store.close()
+
+
+async def test_two_processes_on_one_file_run_a_conversation_one_at_a_time(
+    tmp_path: Path,
+) -> None:
+    # Two stores on one file stand for `bangdaiban web` and a console: separate connections,
+    # separate in-process locks; only the lease row keeps them apart.
+    web, console = (SqliteStateStore(tmp_path / "state.db") for _ in range(2))
+
+    async def increment(store: SqliteStateStore) -> None:
+        async with store.conversation("test:n") as state:
+            value = state.get("n", 0)
+            await asyncio.sleep(0.002)
+            state["n"] = value + 1
+
+    await asyncio.gather(*(increment(store) for _ in range(10) for store in (web, console)))
+    assert await web.load("test:n") == {"n": 20}
+    await web.close()
+    await console.close()
+
+
+async def test_a_lease_whose_holder_died_is_taken_over_and_its_late_save_dropped(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    slow, fast = (
+        SqliteStateStore(tmp_path / "state.db", lock_timeout=30, clock=clock) for _ in range(2)
+    )
+    async with slow.conversation("test:x") as state:
+        state["who"] = "slow"
+        clock.now += 31  # past the lease: as if this holder had died
+        async with asyncio.timeout(5), fast.conversation("test:x") as newer:
+            newer["who"] = "fast"
+    assert await fast.load("test:x") == {"who": "fast"}
+    async with asyncio.timeout(5), slow.conversation("test:x") as state:  # nothing left held
+        assert state == {"who": "fast"}
+    await slow.close()
+    await fast.close()
+
+
+async def test_a_held_lease_keeps_another_process_waiting_until_released(
+    tmp_path: Path,
+) -> None:
+    web, console = (SqliteStateStore(tmp_path / "state.db") for _ in range(2))
+    order: list[str] = []
+    entered = asyncio.Event()
+
+    async def hold() -> None:
+        async with web.lock("test:l"):
+            order.append("web in")
+            entered.set()
+            await asyncio.sleep(0.1)
+            order.append("web out")
+
+    async def wait() -> None:
+        await entered.wait()
+        async with console.lock("test:l"):
+            order.append("console in")
+
+    await asyncio.gather(hold(), wait())
+    assert order == ["web in", "web out", "console in"]
+    await web.close()
+    await console.close()
+
+
+async def test_an_unusable_state_file_raises_state_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    store = SqliteStateStore(tmp_path / "file" / "state.db")
+    with pytest.raises(StateUnavailable):
+        await store.ping()
+    await store.close()
+    closed = SqliteStateStore(tmp_path / "state.db")
+    await closed.close()
+    with pytest.raises(StateUnavailable):
+        await closed.load("test:1")
+
+
+async def test_closing_gives_back_the_leases_of_updates_cut_short(tmp_path: Path) -> None:
+    store = SqliteStateStore(tmp_path / "state.db")
+    held = store.lock("test:k")
+    await held.__aenter__()  # an update still running when the process shuts down
+    await store.close()
+    # Without the lease given back, the next process would wait out the lease and give up.
+    restarted = SqliteStateStore(tmp_path / "state.db", lock_timeout=0.2)
+    async with restarted.conversation("test:k") as state:
+        state["resumed"] = True
+    assert await restarted.load("test:k") == {"resumed": True}
+    await restarted.close()
