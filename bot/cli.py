@@ -206,7 +206,13 @@ def web_chat() -> None:
     from bot.worker import background_delivery
 
     async def main(settings: Settings) -> None:
-        await serve(settings, background_delivery, lambda line: err.print(line, markup=False))
+        beside = []
+        if settings.wecom_corp_id:
+            from bot.channels.wecom import setup_wecom
+
+            beside.append(setup_wecom)
+        announce = lambda line: err.print(line, markup=False)  # noqa: E731
+        await serve(settings, background_delivery, announce, beside)
 
     _run(main)
 
