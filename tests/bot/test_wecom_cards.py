@@ -75,3 +75,17 @@ def test_a_missing_or_bad_setting_is_named_in_one_line() -> None:
         settings(wecom_api_url="qyapi.weixin.qq.com")
     with pytest.raises(SettingsError, match=r"^WECOM_AGENT_ID: "):
         settings(wecom_agent_id=0)
+
+
+async def test_sends_to_one_member_are_spaced_within_wecoms_minute_and_hour_limits() -> None:
+    from bot.delivery import send_limiters
+    from storage.ratelimit import Grant
+    from storage.state import MemoryStateStore
+
+    config = settings()  # 30 a minute, 1,000 an hour: the hour is the stricter, 3.6 s apart
+    assert config.wecom_member_spacing == 3.6
+    limiter = send_limiters(config, MemoryStateStore(), ["wecom"])["wecom"]
+    first, other = await limiter.reserve(["wecom:LiNa", "wecom:WangLei"])
+    (again,) = await limiter.reserve(["wecom:LiNa"])
+    assert first.grant is Grant.SEND and other.grant is Grant.SEND
+    assert again.grant is Grant.CHAT_BUSY and 3.5 < again.seconds <= 3.6 * 1.03
