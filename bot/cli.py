@@ -210,7 +210,13 @@ def web_chat() -> None:
     from bot.worker import background_delivery
 
     async def main(settings: Settings) -> None:
-        await serve(settings, background_delivery, lambda line: err.print(line, markup=False))
+        beside = []
+        if settings.wecom_corp_id:
+            from bot.channels.wecom import setup_wecom
+
+            beside.append(setup_wecom)
+        announce = lambda line: err.print(line, markup=False)  # noqa: E731
+        await serve(settings, background_delivery, announce, beside)
 
     _run(main)
 
@@ -596,6 +602,76 @@ def wechat_status() -> None:
         )
         for scene, count in sorted(figures.scenes.items()):
             out.print(f"  scene {scene}: {count}", markup=False)
+
+    _run(main)
+
+
+wecom_app = typer.Typer(help="WeCom (企业微信) / 政务微信 app for staff.", no_args_is_help=True)
+app.add_typer(wecom_app, name="wecom")
+
+
+@wecom_app.command("sync")
+def wecom_sync() -> None:
+    """Find the WeCom UserID of staff without one by their mobile; list whom it could not."""
+    from bot.channels.wecom import command_api
+    from bot.channels.wecom.api import WeChatApiError
+    from bot.channels.wecom.commands import sync
+
+    async def main(settings: Settings) -> None:
+        db = Database(settings.database_url)
+        try:
+            async with command_api(settings) as api:
+                result = await sync(db, api)
+        except WeChatApiError as exc:
+            err.print(f"WeCom refused the look-up — {exc}", markup=False)
+            raise typer.Exit(1) from None
+        finally:
+            await db.dispose()
+        out = Console(highlight=False)
+        out.print(f"matched {len(result.matched)}:", markup=False)
+        for name, userid in result.matched:
+            out.print(f"  {name} → {userid}", markup=False)
+        out.print(f"not matched {len(result.unmatched)}:", markup=False)
+        for name, why in result.unmatched:
+            out.print(f"  {name}: {why}", markup=False)
+
+    _run(main)
+
+
+@wecom_app.command("menu")
+def wecom_menu() -> None:
+    """Publish the app's menu: 待办事项 opens /desk signed in through WeCom."""
+    from bot.channels.wecom import command_api
+    from bot.channels.wecom.api import WeChatApiError
+    from bot.channels.wecom.menu import app_menu
+
+    async def main(settings: Settings) -> None:
+        async with command_api(settings) as api:
+            menu = app_menu(settings)
+            try:
+                await api.create_menu(menu)
+            except WeChatApiError as exc:
+                err.print(f"WeCom refused the menu — {exc}", markup=False)
+                raise typer.Exit(1) from None
+        err.print(f"Menu published: {menu['button'][0]['url']}", markup=False)
+
+    _run(main)
+
+
+@wecom_app.command("status")
+def wecom_status() -> None:
+    """Who is bound in WeCom, reachable or not (81013), and sends in the last day."""
+    from bot.channels.wecom.commands import status_lines
+
+    async def main(settings: Settings) -> None:
+        db = Database(settings.database_url)
+        try:
+            lines = await status_lines(db)
+        finally:
+            await db.dispose()
+        out = Console(highlight=False)
+        for line in lines:
+            out.print(line, markup=False)
 
     _run(main)
 

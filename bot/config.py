@@ -74,6 +74,21 @@ class Settings(BaseSettings):
     wechat_notice_api: str = "template"  # template (模板消息) | subscribe (订阅通知)
     wechat_templates: dict[str, str] = {}  # notice kind -> template id, JSON in the environment
     wechat_reply_within: float = 4.0  # seconds the callback waits to answer passively
+    # WeCom (企业微信) / 政务微信 self-built app for staff; unset WECOM_CORP_ID: no WeCom.
+    wecom_corp_id: str | None = None
+    wecom_agent_id: int | None = Field(None, ge=1)
+    wecom_secret: str | None = None
+    wecom_token: str | None = None  # the callback's Token
+    wecom_aes_key: str | None = None  # the callback's 43-character EncodingAESKey
+    wecom_api_url: str = "https://qyapi.weixin.qq.com"  # 政务微信: the deployment's own host
+    wecom_oauth_url: str = "https://open.weixin.qq.com/connect/oauth2/authorize"
+    # WeCom drops what exceeds 30 messages a minute or 1,000 an hour to one member (per app).
+    wecom_member_per_minute: int = Field(30, ge=1, le=10_000)
+    wecom_member_per_hour: int = Field(1000, ge=1, le=100_000)
+    wecom_send_rate_per_second: float = Field(20.0, ge=0, le=10_000)  # all members; 0: none
+    wecom_duplicate_check_seconds: int = Field(1800, ge=1, le=4 * 3600)  # a resend is dropped
+    wecom_reply_within: float = Field(4.0, gt=0, le=4.5)  # WeCom retries after 5 s
+    wecom_callback_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
     open_questions_limit: int = Field(5, ge=1, le=1000)  # unanswered questions per applicant
     daily_applications_limit: int = Field(3, ge=1, le=1000)  # applications per applicant per day
 
@@ -109,6 +124,13 @@ class Settings(BaseSettings):
             raise ValueError("the EncodingAESKey has 43 characters")
         return value or None
 
+    @field_validator("wecom_aes_key")
+    @classmethod
+    def _wecom_aes_key(cls, value: str | None) -> str | None:
+        if value and len(value) != 43:
+            raise ValueError("the EncodingAESKey has 43 characters")
+        return value or None
+
     @field_validator("wechat_notice_api")
     @classmethod
     def _wechat_notice_api(cls, value: str) -> str:
@@ -116,7 +138,9 @@ class Settings(BaseSettings):
             raise ValueError("use template or subscribe")
         return value
 
-    @field_validator("telegram_api_url", "webhook_url", "wechat_api_url")
+    @field_validator(
+        "telegram_api_url", "webhook_url", "wechat_api_url", "wecom_api_url", "wecom_oauth_url"
+    )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value and not value.startswith(("http://", "https://")):
@@ -178,6 +202,11 @@ class Settings(BaseSettings):
         if not 1 <= value <= 36500:
             raise ValueError("use a number of days from 1 to 36500")
         return value
+
+    @property
+    def wecom_member_spacing(self) -> float:
+        """Seconds between two messages to one WeCom member: within both of its limits."""
+        return max(60.0 / self.wecom_member_per_minute, 3600.0 / self.wecom_member_per_hour)
 
     @property
     def is_postgres(self) -> bool:

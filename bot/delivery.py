@@ -30,8 +30,8 @@ from handlers.context import Services
 from services import documents
 from storage import leases
 from storage.db import Database
-from storage.models import utcnow
-from storage.ratelimit import SendLimiter
+from storage.models import WECOM_CHANNEL, utcnow
+from storage.ratelimit import MemorySendLimiter, RedisSendLimiter, SendLimiter
 from storage.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -187,5 +187,18 @@ def scheduled_jobs(settings: Settings, every: float = PURGE_EVERY) -> tuple[sche
 def send_limiters(
     settings: Settings, state: StateStore, channels: list[str]
 ) -> dict[str, SendLimiter]:
-    """Each channel's pacing; only Telegram has published limits so far."""
-    return {c: build_send_limiter(settings, state) for c in channels if c == "telegram"}
+    """Each channel's pacing: Telegram's, and WeCom's per member (see wecom_send_limiter)."""
+    limiters = {c: build_send_limiter(settings, state) for c in channels if c == "telegram"}
+    if WECOM_CHANNEL in channels:
+        limiters[WECOM_CHANNEL] = wecom_send_limiter(settings, state)
+    return limiters
+
+
+def wecom_send_limiter(settings: Settings, state: StateStore) -> SendLimiter:
+    """WeCom drops messages beyond 30 a minute or 1,000 an hour to one member: sends to a
+    member are spaced to stay within both, across every worker (keys apart from Telegram's)."""
+    rate, spacing = settings.wecom_send_rate_per_second, settings.wecom_member_spacing
+    if state.redis is not None:
+        prefix = f"{state.prefix}{WECOM_CHANNEL}:"
+        return RedisSendLimiter(state.redis, rate, chat_spacing=spacing, prefix=prefix)
+    return MemorySendLimiter(rate, chat_spacing=spacing)

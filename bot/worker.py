@@ -37,6 +37,12 @@ async def channel_senders(settings: Settings, app: App) -> AsyncIterator[dict[st
             sender = wechat.build_sender(settings, app)
             stack.push_async_callback(sender.api.close)
             senders[wechat.CHANNEL] = sender
+        if settings.wecom_corp_id:
+            from bot.channels import wecom
+
+            staff_sender = wecom.build_sender(settings, app)
+            stack.push_async_callback(staff_sender.api.close)
+            senders[wecom.CHANNEL] = staff_sender
         yield senders
 
 

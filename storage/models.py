@@ -174,6 +174,10 @@ class Staff(Base):
     # Until when a browser bound with /bind stays signed in (the latest device expiry); the
     # web chat is a second channel beside `channel`, never instead of it.
     web_until: Mapped[dt.datetime | None]
+    # The person's UserID in WeCom (企业微信 / 政务微信): a third channel beside the others.
+    wecom_userid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # WeCom answered 81013 (not visible to the app): no notices there until they write again.
+    wecom_unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
 
     department: Mapped[Department] = relationship(back_populates="staff", lazy="joined")
 
@@ -185,15 +189,18 @@ class Staff(Base):
         return staff_web_chat(self.id)
 
     def chats(self) -> list[tuple[str, str]]:
-        """Every bound chat as (channel, chat id): the bound channel, then the web."""
+        """Every bound chat as (channel, chat id): the bound channel, the web, then WeCom."""
         bound = [(self.channel, self.chat_id)] if self.channel and self.chat_id else []
         web = self.web_chat_id
         if web is not None and (WEB_CHANNEL, web) not in bound:
             bound.append((WEB_CHANNEL, web))
+        if self.wecom_userid and not self.wecom_unreachable:
+            bound.append((WECOM_CHANNEL, self.wecom_userid))
         return bound
 
 
 WEB_CHANNEL = "web"
+WECOM_CHANNEL = "wecom"
 
 
 def staff_web_chat(staff_id: int) -> str:
@@ -590,4 +597,24 @@ class WeChatFollower(Base):
     scene: Mapped[str | None] = mapped_column(String(64))  # the parametric QR code scanned first
     subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
     last_message_at: Mapped[dt.datetime | None]  # opens the 48-hour customer-service window
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class WeComCard(Base):
+    """A 模板卡片 sent to one staff member in WeCom: what its buttons mean (never taken from
+    the client), the code that updates it, and who acted on its notice first."""
+
+    __tablename__ = "wecom_cards"
+
+    task_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    userid: Mapped[str] = mapped_column(String(64))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    # The notice the card belongs to: every copy of one notice (window staff) shares it.
+    notice: Mapped[str] = mapped_column(String(200), index=True)
+    buttons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    response_code: Mapped[str | None] = mapped_column(String(200))  # once, within 72 h
+    sent_at: Mapped[dt.datetime | None]
+    updated_at: Mapped[dt.datetime | None]  # the card was changed to say who acted
+    done_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    done_label: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

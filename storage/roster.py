@@ -12,6 +12,7 @@ from sqlalchemy.orm import selectinload
 
 from storage.models import (
     WEB_CHANNEL,
+    WECOM_CHANNEL,
     CatalogItem,
     Department,
     Role,
@@ -103,6 +104,7 @@ _STAFF_BY_CHAT = (
         or_(
             and_(Staff.channel == bindparam("channel"), Staff.chat_id == bindparam("chat_id")),
             and_(Staff.id == bindparam("web_staff"), Staff.web_until > bindparam("now")),
+            Staff.wecom_userid == bindparam("wecom_user"),
         ),
         Staff.active.is_(True),
     )
@@ -127,14 +129,19 @@ async def staff_by_chat(session: AsyncSession, channel: str, chat_id: str) -> St
         "chat_id": chat_id,
         "web_staff": _web_staff_id(channel, chat_id),
         "now": utcnow(),
+        "wecom_user": chat_id if channel == WECOM_CHANNEL else None,  # NULL matches nobody
     }
     return await session.scalar(_STAFF_BY_CHAT, params)
 
 
 def reachable_staff(now: ColumnElement[dt.datetime] | None = None) -> ColumnElement[bool]:
-    """Staff with a bound chat or a browser signed in now (`now` may be a bound parameter, for
-    a statement built once)."""
-    return or_(Staff.chat_id.is_not(None), Staff.web_until > (utcnow() if now is None else now))
+    """Staff with a bound chat, a browser signed in now or a reachable WeCom UserID (`now` may
+    be a bound parameter, for a statement built once)."""
+    return or_(
+        Staff.chat_id.is_not(None),
+        Staff.web_until > (utcnow() if now is None else now),
+        and_(Staff.wecom_userid.is_not(None), Staff.wecom_unreachable.is_(False)),
+    )
 
 
 async def active_staff(session: AsyncSession, staff_id: int) -> Staff | None:
@@ -150,12 +157,26 @@ async def staff_by_name(session: AsyncSession, name: str) -> Staff | None:
 
 
 async def bind_chat(session: AsyncSession, staff: Staff, channel: str, chat_id: str) -> None:
-    """Attach a chat to a staff member, detaching it from anyone else first."""
+    """Attach a chat to a staff member, detaching it from anyone else first. A WeCom UserID
+    is a channel of its own: binding it keeps the person's other chat."""
+    if channel == WECOM_CHANNEL:
+        await bind_wecom(session, staff, chat_id)
+        return
     previous = await staff_by_chat(session, channel, chat_id)
     if previous is not None and previous.id != staff.id:
         previous.channel = previous.chat_id = None
         await session.flush()
     staff.channel, staff.chat_id = channel, chat_id
+
+
+async def bind_wecom(session: AsyncSession, staff: Staff, userid: str) -> None:
+    """Give a staff member this WeCom UserID (taken from anyone who had it) and let notices
+    reach them there again."""
+    holder = await session.scalar(select(Staff).where(Staff.wecom_userid == userid))
+    if holder is not None and holder.id != staff.id:
+        holder.wecom_userid = None
+        await session.flush()
+    staff.wecom_userid, staff.wecom_unreachable = userid, False
 
 
 def lead_window_staff(now: ColumnElement[dt.datetime] | None = None) -> Select[tuple[Staff]]:

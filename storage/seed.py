@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import CatalogItem, Department, FaqEntry, FaqSynonyms, Role, Staff, utcnow
+from storage.roster import bind_wecom
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -80,6 +81,9 @@ async def seed_roster(session: AsyncSession, roster: dict[str, Any]) -> RosterRe
             staff.role, staff.phone, staff.email = role, person.get("phone"), person.get("email")
             staff.active = True
             await session.flush()
+            userid = person.get("wecom_userid")  # in the roster; else kept from /bind or sync
+            if userid and staff.wecom_userid != str(userid):
+                await bind_wecom(session, staff, str(userid))
             kept.add(staff.id)
     units = {unit["code"] for unit in roster.get("departments", [])}
     retired_units, retired_staff = [], []

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -297,6 +297,7 @@ async def serve(
     settings: Settings,
     background: Callable[[Settings, App], AbstractAsyncContextManager[None]],
     announce: Any = print,
+    beside: Sequence[Callable[[web.Application, App, Settings, str], None]] = (),
 ) -> None:
     """`bangdaiban web`: the web chat, the WeChat callback when WECHAT_TOKEN is set, and
     `background` beside it (bot/worker.py: with RUN_WORKER delivery and the scheduler),
@@ -309,6 +310,8 @@ async def serve(
         from bot.channels.wechat import setup_wechat
 
         setup_wechat(web_app, app, settings, prefix=settings.web_base_path)
+    for add in beside:  # channels living on this server (WeCom: its callback and OAuth)
+        add(web_app, app, settings, settings.web_base_path)
     runner = web.AppRunner(web_app, access_log=None, handle_signals=False)
     await runner.setup()
     stop = ops.stop_on_signals()
@@ -320,6 +323,8 @@ async def serve(
             announce(f"Web chat: {address}")
             if settings.wechat_token:
                 announce(f"WeChat callback: {address}wechat")
+            if settings.wecom_corp_id:
+                announce(f"WeCom callback: {address}wecom")
             await stop.wait()
     finally:
         stop.set()
