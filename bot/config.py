@@ -72,6 +72,16 @@ class Settings(BaseSettings):
     wechat_notice_api: str = "template"  # template (模板消息) | subscribe (订阅通知)
     wechat_templates: dict[str, str] = {}  # notice kind -> template id, JSON in the environment
     wechat_reply_within: float = 4.0  # seconds the callback waits to answer passively
+    # 安全模式 (an AES key set) refuses plaintext callbacks; this accepts them too (兼容模式),
+    # for the switch-over only: a plaintext body is signed by nothing, whoever logged a query
+    # could write it.
+    wechat_accept_plaintext: bool = False
+    # Seconds a callback's timestamp may differ from our clock; its (timestamp, nonce) is
+    # accepted once within that window.
+    wechat_max_age: int = Field(300, ge=30, le=3600)
+    # (timestamp, nonce) pairs remembered in memory on the embedded default (Redis: no cap).
+    wechat_nonce_cache: int = Field(100_000, ge=1000, le=10_000_000)
+    wechat_body_limit: int = Field(64 * 1024, ge=4096, le=1024 * 1024)  # bytes per callback
     open_questions_limit: int = Field(5, ge=1, le=1000)  # unanswered questions per applicant
     daily_applications_limit: int = Field(3, ge=1, le=1000)  # applications per applicant per day
 

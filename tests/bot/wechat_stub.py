@@ -158,7 +158,10 @@ class WeChatServer:
     def next_msg_id(self) -> str:
         return str(next(MSG_IDS))
 
-    async def post(self, inner: str, *, token: str = TOKEN, timestamp: int | None = None) -> Answer:
+    def signed(
+        self, inner: str, *, token: str = TOKEN, timestamp: int | None = None
+    ) -> tuple[dict[str, str], bytes]:
+        """The query and body WeChat's server would post for the message `inner`."""
         stamp, nonce = str(timestamp or int(time.time())), secrets.token_hex(5)
         params = {"signature": sign(token, stamp, nonce), "timestamp": stamp, "nonce": nonce}
         body = inner
@@ -169,7 +172,14 @@ class WeChatServer:
                 f"<xml><ToUserName>{cdata(ACCOUNT)}</ToUserName>"
                 f"<Encrypt>{cdata(encrypted)}</Encrypt></xml>"
             )
-        response = await self.client.post("/wechat", params=params, data=body.encode())
+        return params, body.encode()
+
+    async def post(self, inner: str, *, token: str = TOKEN, timestamp: int | None = None) -> Answer:
+        return await self.send(*self.signed(inner, token=token, timestamp=timestamp))
+
+    async def send(self, params: dict[str, str], body: bytes) -> Answer:
+        """Post a query and body as they are (a replay, a forgery, a fuzzed body)."""
+        response = await self.client.post("/wechat", params=params, data=body)
         raw = await response.text()
         return Answer(response.status, raw, self._content(raw))
 

@@ -17,6 +17,7 @@ from urllib.parse import quote
 from aiohttp import BodyPartReader, WSMsgType, web
 
 from bot.app import App, build_app
+from bot.channels.signed import is_signed
 from bot.channels.web import render
 from bot.channels.web.channel import CHANNEL_KEY, WebChannel, channel_of
 from bot.channels.web.delivery import CHANNEL, NoticeDelivery
@@ -227,9 +228,12 @@ def _security_headers(request: web.Request, response: web.StreamResponse) -> Non
 
 @web.middleware
 async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Per-IP rate limit and security headers on every response."""
+    """Per-IP rate limit (not on validly signed callbacks: those all come from the sender's
+    few addresses) and security headers on every response."""
     channel = channel_of(request)
-    if await channel.ip_guard.hit(f"webip:{channel.client_ip(request)}") is not Verdict.ALLOW:
+    if not is_signed(request) and (
+        await channel.ip_guard.hit(f"webip:{channel.client_ip(request)}") is not Verdict.ALLOW
+    ):
         response: web.StreamResponse = web.json_response({"error": "rate_limited"}, status=429)
     else:
         try:
