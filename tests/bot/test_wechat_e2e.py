@@ -24,9 +24,15 @@ from storage import outbox, wechat
 from storage.models import Applicant, Case, OutboxMessage, OutboxStatus, WeChatFollower, utcnow
 from storage.outbox import Recipient
 from support import GOOD_ANSWERS, bind_staff, notices_to
-from wechat_stub import APP_ID, APP_SECRET, TOKEN, WeChatApiStub, WeChatServer, WxUser
+from wechat_stub import (
+    PUBLIC,
+    TOKEN,
+    WeChatApiStub,
+    WeChatServer,
+    WxUser,
+    wechat_settings,
+)
 
-PUBLIC = "https://bdb.example.gov.cn"
 CUSTOM = "/cgi-bin/message/custom/send"
 TEMPLATE = "/cgi-bin/message/template/send"
 
@@ -37,19 +43,6 @@ async def stub() -> AsyncIterator[WeChatApiStub]:
     await api.server.start_server()
     yield api
     await api.server.close()
-
-
-def wechat_settings(app: App, stub: WeChatApiStub, **extra: Any) -> Settings:
-    values: dict[str, Any] = {
-        "wechat_token": TOKEN,
-        "wechat_app_id": APP_ID,
-        "wechat_app_secret": APP_SECRET,
-        "wechat_aes_key": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
-        "wechat_api_url": stub.url,
-        "web_public_url": PUBLIC,
-        "download_secret": "test-download-secret",
-    }
-    return app.settings.model_copy(update=values | extra)
 
 
 class Running:
