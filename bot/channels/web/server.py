@@ -20,6 +20,7 @@ from bot.app import App, build_app
 from bot.channels.signed import is_signed
 from bot.channels.web import render
 from bot.channels.web.channel import CHANNEL_KEY, WebChannel, channel_of
+from bot.channels.web.client_errors import quiet_client_mistakes
 from bot.channels.web.delivery import CHANNEL, NoticeDelivery
 from bot.channels.web.desk import (
     BIND_COMMAND,
@@ -261,6 +262,7 @@ def build_guards(settings: Settings, app: App) -> tuple[FloodGuard, FloodGuard]:
 
 def build_web_app(app: App, settings: Settings, poll_interval: float = 1.0) -> web.Application:
     """The web chat as an aiohttp application (other HTTP channels may add their routes)."""
+    quiet_client_mistakes()
     chat_guard, ip_guard = build_guards(settings, app)
     history = HistoryWriter(app.services.db)
     secret = load_secret(settings)
