@@ -83,13 +83,15 @@ async def test_500_messages_from_many_followers_through_one_address_are_all_answ
     assert await count(app, select(func.count()).select_from(WeChatFollower)) == 101
 
 
-async def test_requests_that_fail_the_signature_still_count_against_the_address(
+async def test_requests_that_fail_the_signature_or_the_mode_still_count_against_the_address(
     embedded_app: App, stub: WeChatApiStub
 ) -> None:
     async with served(embedded_app, stub, web_ip_limit=5, web_ip_window_seconds=3600) as client:
         server = WeChatServer(client, encrypted=True)
         user = WxUser(server, "o-forger")
-        forged = [await server.post(user.text_xml("/start"), token="guessed") for _ in range(8)]
+        forged = [await server.post(user.text_xml("/start"), token="guessed") for _ in range(4)]
+        downgraded = WeChatServer(client, encrypted=False)  # signed query, plaintext body
+        forged += [await downgraded.post(user.text_xml("/start")) for _ in range(4)]
         genuine = [await WxUser(server, f"o-real-{n}").say("/start") for n in range(8)]
     assert [a.status for a in forged] == [403] * 5 + [429] * 3
     assert all(WELCOME in text for text in genuine)  # WeChat's own are not counted

@@ -84,8 +84,12 @@ class Gate:
         return Signed(timestamp, nonce, encrypted, query.get("msg_signature", ""))
 
     def is_signed(self, request: web.Request) -> bool:
-        """For the web server's per-IP limit: WeChat's own requests are not counted."""
-        return self.signed(request.query) is not None
+        """For the web server's per-IP limit: WeChat's own requests are not counted (a
+        plaintext post in 安全模式 is not WeChat's: counted, then refused)."""
+        checked = self.signed(request.query)
+        if checked is None:
+            return False
+        return request.method == "GET" or checked.encrypted or self.accept_plaintext
 
     async def admit(self, query: Mapping[str, str], *, body: bool = True) -> Signed:
         """The signed query, its pair recorded as used; `Refused` otherwise."""
