@@ -27,6 +27,7 @@ from bot.channels.wechat.sender import CHANNEL, WeChatSender, options_key
 from chat.events import Button, ChatUser, Incoming, Kind, UploadedFile
 from dialogs.texts import render
 from handlers.routing import UNAVAILABLE, Router
+from services import metrics
 from storage import outbox, wechat
 from storage.db import Database
 from storage.outbox import Recipient
@@ -110,6 +111,8 @@ class WeChatCallback:
         if message.msg_type not in USER_MESSAGES and message.event not in CONVERSING_EVENTS:
             return Verdict.ALLOW  # unfollowing, views, job reports: bookkeeping only
         verdict = await self.flood.hit(f"{CHANNEL}:{message.from_user}")
+        if verdict is not Verdict.ALLOW:  # counted as the router counts the other channels'
+            metrics.UPDATES.labels(CHANNEL, "flooded").inc()
         if verdict is Verdict.WARN:
             log.info("flood guard engaged chat=%s", message.from_user)
         return verdict

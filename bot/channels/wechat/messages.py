@@ -8,9 +8,6 @@ from xml.etree.ElementTree import Element
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
-BODY_LIMIT = 64 * 1024  # bytes; a text message is at most a few KB
-
-
 # Characters per field, beyond which the message is not WeChat's: openids are 28, the
 # database keeps 64; menu keys are at most 128 bytes; a MediaId is 64 or so.
 FIELD_LIMITS = {
