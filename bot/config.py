@@ -72,9 +72,9 @@ class Settings(BaseSettings):
     wechat_notice_api: str = "template"  # template (模板消息) | subscribe (订阅通知)
     wechat_templates: dict[str, str] = {}  # notice kind -> template id, JSON in the environment
     wechat_reply_within: float = 4.0  # seconds the callback waits to answer passively
-    # 安全模式 (an AES key set) refuses plaintext callbacks; this accepts them too (兼容模式),
-    # for the switch-over only: a plaintext body is signed by nothing, whoever logged a query
-    # could write it.
+    # With an AES key, plaintext callbacks are refused (WeChat's 安全模式 and 兼容模式 both post
+    # encrypt_type=aes); this accepts them too, only while the console is switched over from
+    # 明文模式: a plaintext body is signed by nothing, whoever logged a query could write it.
     wechat_accept_plaintext: bool = False
     # Seconds a callback's timestamp may differ from our clock; its (timestamp, nonce) is
     # accepted once within that window.

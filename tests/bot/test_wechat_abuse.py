@@ -135,6 +135,22 @@ async def test_plaintext_is_accepted_in_safe_mode_only_when_the_setting_says_so(
         assert WELCOME in await encrypted.say("/start")
 
 
+async def test_in_compatibility_mode_only_the_encrypted_message_counts(
+    app: App, stub: WeChatApiStub
+) -> None:
+    """WeChat's 兼容模式 posts plaintext fields beside Encrypt: what is read is the ciphertext."""
+    async with served(app, stub) as client:
+        server = WeChatServer(client, encrypted=True)
+        params, body = server.signed(WxUser(server, "o-inner").text_xml("/start"))
+        outer = WxUser(server, "o-outer").text_xml("/start").removesuffix("</xml>")
+        both = outer.encode() + body.removeprefix(b"<xml>")  # plaintext fields, then Encrypt
+        answer = await server.send(params, both)
+    assert answer.status == 200 and WELCOME in answer.text
+    async with app.services.db.sessions() as session:
+        openids = set((await session.scalars(select(WeChatFollower.openid))).all())
+    assert openids == {"o-inner"}
+
+
 async def test_a_logged_signature_with_a_forged_plaintext_body_is_refused(
     app: App, stub: WeChatApiStub
 ) -> None:
