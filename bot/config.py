@@ -74,6 +74,16 @@ class Settings(BaseSettings):
     wechat_notice_api: str = "template"  # template (模板消息) | subscribe (订阅通知)
     wechat_templates: dict[str, str] = {}  # notice kind -> template id, JSON in the environment
     wechat_reply_within: float = 4.0  # seconds the callback waits to answer passively
+    # With an AES key, plaintext callbacks are refused (WeChat's 安全模式 and 兼容模式 both post
+    # encrypt_type=aes); this accepts them too, only while the console is switched over from
+    # 明文模式: a plaintext body is signed by nothing, whoever logged a query could write it.
+    wechat_accept_plaintext: bool = False
+    # Seconds a callback's timestamp may differ from our clock; its (timestamp, nonce) is
+    # accepted once within that window.
+    wechat_max_age: int = Field(300, ge=30, le=3600)
+    # (timestamp, nonce) pairs remembered in memory on the embedded default (Redis: no cap).
+    wechat_nonce_cache: int = Field(100_000, ge=1000, le=10_000_000)
+    wechat_body_limit: int = Field(64 * 1024, ge=4096, le=1024 * 1024)  # bytes per callback
     # WeCom (企业微信) / 政务微信 self-built app for staff; unset WECOM_CORP_ID: no WeCom.
     wecom_corp_id: str | None = None
     wecom_agent_id: int | None = Field(None, ge=1)

@@ -1,9 +1,11 @@
-"""WeChat followers, callbacks already taken, and the shared access token."""
+"""WeChat followers, callbacks already taken, signed queries already used, and the shared
+access token."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import heapq
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
@@ -182,6 +184,61 @@ class RedisSeenCallbacks:
             f"{self.prefix}wechat:seen:{key}", 1, nx=True, ex=self.seconds
         )
         return bool(stored)
+
+
+# -- (timestamp, nonce) pairs already used: a signed query is accepted once -----------------
+
+
+class NoncesUnavailable(Exception):
+    """The pair cannot be recorded now: the memory store is full, or Redis is unreachable."""
+
+
+class CallbackNonces(Protocol):
+    async def claim(self, timestamp: int, nonce: str, seconds: int) -> bool:
+        """Record the pair for `seconds` past `timestamp`; False when it was used before."""
+        ...
+
+
+class MemoryCallbackNonces:
+    """The embedded default: one process takes every callback. Entries leave when their
+    timestamp is too old to be accepted anyway (a heap keeps that O(log n)); a full store
+    refuses (NoncesUnavailable) rather than forget a pair that could still be replayed."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self._expires: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
+
+    async def claim(self, timestamp: int, nonce: str, seconds: int) -> bool:
+        now = time.time()  # the clock the callback's freshness check reads
+        while self._heap and self._heap[0][0] < now:
+            _, old = heapq.heappop(self._heap)
+            self._expires.pop(old, None)
+        key = f"{timestamp}:{nonce}"
+        if key in self._expires:
+            return False
+        if len(self._expires) >= self.limit:
+            raise NoncesUnavailable(f"{self.limit} pairs within their window")
+        expires = timestamp + seconds + 1.0
+        self._expires[key] = expires
+        heapq.heappush(self._heap, (expires, key))
+        return True
+
+
+class RedisCallbackNonces:
+    """Shared by every web process: SET NX, kept until the timestamp is stale everywhere."""
+
+    def __init__(self, redis: Redis, prefix: str = "bdb:") -> None:
+        self.redis, self.prefix = redis, prefix
+
+    async def claim(self, timestamp: int, nonce: str, seconds: int) -> bool:
+        # Twice the window: a timestamp up to `seconds` ahead of this clock stays acceptable
+        # that much longer, and instances' clocks differ a little.
+        key = f"{self.prefix}wechat:nonce:{timestamp}:{nonce}"
+        try:
+            return bool(await self.redis.set(key, 1, nx=True, ex=2 * seconds + 1))
+        except RedisError as exc:
+            raise NoncesUnavailable(type(exc).__name__) from exc
 
 
 # -- the access token, one for every process ---------------------------------------------

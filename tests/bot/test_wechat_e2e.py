@@ -24,9 +24,15 @@ from storage import outbox, wechat
 from storage.models import Applicant, Case, OutboxMessage, OutboxStatus, WeChatFollower, utcnow
 from storage.outbox import Recipient
 from support import GOOD_ANSWERS, bind_staff, notices_to
-from wechat_stub import APP_ID, APP_SECRET, TOKEN, WeChatApiStub, WeChatServer, WxUser
+from wechat_stub import (
+    PUBLIC,
+    TOKEN,
+    WeChatApiStub,
+    WeChatServer,
+    WxUser,
+    wechat_settings,
+)
 
-PUBLIC = "https://bdb.example.gov.cn"
 CUSTOM = "/cgi-bin/message/custom/send"
 TEMPLATE = "/cgi-bin/message/template/send"
 
@@ -39,27 +45,17 @@ async def stub() -> AsyncIterator[WeChatApiStub]:
     await api.server.close()
 
 
-def wechat_settings(app: App, stub: WeChatApiStub, **extra: Any) -> Settings:
-    values: dict[str, Any] = {
-        "wechat_token": TOKEN,
-        "wechat_app_id": APP_ID,
-        "wechat_app_secret": APP_SECRET,
-        "wechat_aes_key": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
-        "wechat_api_url": stub.url,
-        "web_public_url": PUBLIC,
-        "download_secret": "test-download-secret",
-    }
-    return app.settings.model_copy(update=values | extra)
-
-
 class Running:
-    def __init__(self, client: TestClient, web_app: web.Application, app: App) -> None:
+    def __init__(
+        self, client: TestClient, web_app: web.Application, app: App, settings: Settings
+    ) -> None:
         self.client, self.web_app, self.app = client, web_app, app
+        self.encrypted = settings.wechat_aes_key is not None  # 安全模式 posts encrypted
         delivery = Delivery(app.services, {"wechat": web_app[SENDER_KEY]})
         self.worker: OutboxWorker = delivery.workers["wechat"]
 
-    def server(self, encrypted: bool = False) -> WeChatServer:
-        return WeChatServer(self.client, encrypted)
+    def server(self, encrypted: bool | None = None) -> WeChatServer:
+        return WeChatServer(self.client, self.encrypted if encrypted is None else encrypted)
 
     async def deliver(self) -> None:
         """Run the wechat outbox worker until nothing is due."""
@@ -70,9 +66,10 @@ class Running:
 @asynccontextmanager
 async def wechat_channel(app: App, stub: WeChatApiStub, **extra: Any) -> AsyncIterator[Running]:
     web_app = web.Application()
-    setup_wechat(web_app, app, wechat_settings(app, stub, **extra))
+    settings = wechat_settings(app, stub, **extra)
+    setup_wechat(web_app, app, settings)
     async with TestClient(TestServer(web_app)) as client:
-        yield Running(client, web_app, app)
+        yield Running(client, web_app, app, settings)
 
 
 def option(text: str, label: str) -> tuple[str, str]:
@@ -195,8 +192,9 @@ async def test_xml_entities_and_oversized_bodies_are_refused(
 async def test_application_end_to_end_with_the_form_as_a_signed_download_link(
     app: App, stub: WeChatApiStub, encrypted: bool
 ) -> None:
-    async with wechat_channel(app, stub) as running:
-        user = WxUser(running.server(encrypted), f"o-apply-{int(encrypted)}")
+    mode = {} if encrypted else {"wechat_aes_key": None}  # 明文模式 or 安全模式
+    async with wechat_channel(app, stub, **mode) as running:
+        user = WxUser(running.server(), f"o-apply-{int(encrypted)}")
         welcome = await user.subscribe(scene="窗口")
         assert "帮代办" in welcome and option(welcome, "申请帮代办")
         await fill_application(user)

@@ -22,7 +22,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from defusedxml import ElementTree
 
+from bot.app import App
 from bot.channels.wechat.crypto import MessageCrypto
+from bot.config import Settings
 
 APP_ID = "wx0123456789abcdef"
 APP_SECRET = "stub-app-secret"
@@ -30,7 +32,22 @@ TOKEN = "callbacktoken"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 ACCOUNT = "gh_0123456789ab"
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 200
+PUBLIC = "https://bdb.example.gov.cn"
 MSG_IDS = itertools.count(int(time.time()) * 1000)  # WeChat's MsgIds are unique across users
+
+
+def wechat_settings(app: App, stub: WeChatApiStub, **extra: Any) -> Settings:
+    """The app's settings with the WeChat channel on, in 安全模式, against `stub`."""
+    values: dict[str, Any] = {
+        "wechat_token": TOKEN,
+        "wechat_app_id": APP_ID,
+        "wechat_app_secret": APP_SECRET,
+        "wechat_aes_key": AES_KEY,
+        "wechat_api_url": stub.url,
+        "web_public_url": PUBLIC,
+        "download_secret": "test-download-secret",
+    }
+    return app.settings.model_copy(update=values | extra)
 
 
 @dataclass
@@ -158,7 +175,10 @@ class WeChatServer:
     def next_msg_id(self) -> str:
         return str(next(MSG_IDS))
 
-    async def post(self, inner: str, *, token: str = TOKEN, timestamp: int | None = None) -> Answer:
+    def signed(
+        self, inner: str, *, token: str = TOKEN, timestamp: int | None = None
+    ) -> tuple[dict[str, str], bytes]:
+        """The query and body WeChat's server would post for the message `inner`."""
         stamp, nonce = str(timestamp or int(time.time())), secrets.token_hex(5)
         params = {"signature": sign(token, stamp, nonce), "timestamp": stamp, "nonce": nonce}
         body = inner
@@ -169,7 +189,14 @@ class WeChatServer:
                 f"<xml><ToUserName>{cdata(ACCOUNT)}</ToUserName>"
                 f"<Encrypt>{cdata(encrypted)}</Encrypt></xml>"
             )
-        response = await self.client.post("/wechat", params=params, data=body.encode())
+        return params, body.encode()
+
+    async def post(self, inner: str, *, token: str = TOKEN, timestamp: int | None = None) -> Answer:
+        return await self.send(*self.signed(inner, token=token, timestamp=timestamp))
+
+    async def send(self, params: dict[str, str], body: bytes) -> Answer:
+        """Post a query and body as they are (a replay, a forgery, a fuzzed body)."""
+        response = await self.client.post("/wechat", params=params, data=body)
         raw = await response.text()
         return Answer(response.status, raw, self._content(raw))
 

@@ -17,8 +17,10 @@ from urllib.parse import quote
 from aiohttp import BodyPartReader, WSMsgType, web
 
 from bot.app import App, build_app
+from bot.channels.signed import is_signed
 from bot.channels.web import render
 from bot.channels.web.channel import CHANNEL_KEY, WebChannel, channel_of
+from bot.channels.web.client_errors import quiet_client_mistakes
 from bot.channels.web.delivery import CHANNEL, NoticeDelivery
 from bot.channels.web.desk import (
     BIND_COMMAND,
@@ -227,9 +229,12 @@ def _security_headers(request: web.Request, response: web.StreamResponse) -> Non
 
 @web.middleware
 async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Per-IP rate limit and security headers on every response."""
+    """Per-IP rate limit (not on validly signed callbacks: those all come from the sender's
+    few addresses) and security headers on every response."""
     channel = channel_of(request)
-    if await channel.ip_guard.hit(f"webip:{channel.client_ip(request)}") is not Verdict.ALLOW:
+    if not is_signed(request) and (
+        await channel.ip_guard.hit(f"webip:{channel.client_ip(request)}") is not Verdict.ALLOW
+    ):
         response: web.StreamResponse = web.json_response({"error": "rate_limited"}, status=429)
     else:
         try:
@@ -257,6 +262,7 @@ def build_guards(settings: Settings, app: App) -> tuple[FloodGuard, FloodGuard]:
 
 def build_web_app(app: App, settings: Settings, poll_interval: float = 1.0) -> web.Application:
     """The web chat as an aiohttp application (other HTTP channels may add their routes)."""
+    quiet_client_mistakes()
     chat_guard, ip_guard = build_guards(settings, app)
     history = HistoryWriter(app.services.db)
     secret = load_secret(settings)

@@ -11,15 +11,21 @@ from aiohttp import web
 
 from bot.app import App
 from bot.channels.downloads import ROUTE, download_links
+from bot.channels.signed import add_signed_route
 from bot.channels.wechat.api import WeChatApi
 from bot.channels.wechat.callback import WeChatCallback
 from bot.channels.wechat.crypto import MessageCrypto
+from bot.channels.wechat.gate import Gate
 from bot.channels.wechat.sender import CHANNEL as CHANNEL
 from bot.channels.wechat.sender import WeChatSender
 from bot.config import Settings, SettingsError
+from storage.ratelimit import FloodGuard, MemoryFloodGuard, RedisFloodGuard
 from storage.wechat import (
+    CallbackNonces,
+    MemoryCallbackNonces,
     MemorySeenCallbacks,
     MemoryTokenCache,
+    RedisCallbackNonces,
     RedisSeenCallbacks,
     RedisTokenCache,
     SeenCallbacks,
@@ -57,6 +63,36 @@ def seen_callbacks(app: App) -> SeenCallbacks:
     return MemorySeenCallbacks()
 
 
+def callback_nonces(settings: Settings, app: App) -> CallbackNonces:
+    """Where used (timestamp, nonce) pairs are kept: Redis when there, else this process."""
+    state = app.services.state
+    if state.redis is not None:
+        return RedisCallbackNonces(state.redis, state.prefix)
+    return MemoryCallbackNonces(settings.wechat_nonce_cache)
+
+
+def flood_guard(settings: Settings, app: App) -> FloodGuard:
+    """FLOOD_LIMIT per follower, shared through Redis like the other channels' windows."""
+    state = app.services.state
+    limit, window = settings.flood_limit, settings.flood_window_seconds
+    if state.redis is not None:
+        return RedisFloodGuard(state.redis, limit, window, state.prefix)
+    return MemoryFloodGuard(limit, window)
+
+
+def build_gate(settings: Settings, app: App) -> Gate:
+    token, app_id, _ = _required(settings)
+    aes_key = settings.wechat_aes_key
+    return Gate(
+        token,
+        MessageCrypto(token, aes_key, app_id) if aes_key else None,
+        callback_nonces(settings, app),
+        max_age=settings.wechat_max_age,
+        body_limit=settings.wechat_body_limit,
+        accept_plaintext=settings.wechat_accept_plaintext,
+    )
+
+
 def build_api(settings: Settings, app: App) -> WeChatApi:
     _, app_id, secret = _required(settings)
     return WeChatApi(settings.wechat_api_url, app_id, secret, token_cache(settings, app))
@@ -86,25 +122,23 @@ def build_sender(settings: Settings, app: App, api: WeChatApi | None = None) -> 
 
 def setup_wechat(web_app: web.Application, app: App, settings: Settings, prefix: str = "") -> None:
     """Add the `/wechat` callback and the download route to `web_app` (under `prefix`)."""
-    token, app_id, _ = _required(settings)
     sender = build_sender(settings, app)
-    crypto = (
-        MessageCrypto(token, settings.wechat_aes_key, app_id) if settings.wechat_aes_key else None
-    )
+    gate = build_gate(settings, app)
     callback = WeChatCallback(
-        token,
+        gate,
         app.router,
         app.services.db,
         sender.api,
         sender,
-        crypto,
         seen_callbacks(app),
+        flood_guard(settings, app),
         settings.wechat_reply_within,
     )
     web_app[CALLBACK_KEY] = callback
     web_app[SENDER_KEY] = sender
     web_app.router.add_get(prefix + CALLBACK, callback.verify)
     web_app.router.add_post(prefix + CALLBACK, callback.receive)
+    add_signed_route(web_app, prefix + CALLBACK, gate.is_signed)  # no per-IP limit: Tencent's
     web_app.router.add_get(prefix + ROUTE, sender.links.serve)
 
     async def cleanup(_: web.Application) -> None:

@@ -1,9 +1,10 @@
 """The `/wechat` callback: WeChat's server posts each user message and event here.
 
-Checks come first (signature, freshness, size, 安全模式 decryption), then the retry guard
-(MsgId, or sender + time for events, kept in Redis or memory), then the core. Its replies go
-back passively in the HTTP answer when they are ready within WECHAT_REPLY_WITHIN seconds;
-otherwise the answer is `success` and the replies follow as customer-service messages.
+The gate checks come first (gate.py: signature, age, 安全模式, one use per query, size,
+decryption), then the retry guard (MsgId, or sender + time for events, kept in Redis or
+memory), then the sender's flood window, then the core. Its replies go back passively in the
+HTTP answer when they are ready within WECHAT_REPLY_WITHIN seconds; otherwise the answer is
+`success` and the replies follow as customer-service messages.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass
+from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -21,53 +21,40 @@ from aiohttp import web
 from bot.channels.options import pick
 from bot.channels.wechat.api import WeChatApi
 from bot.channels.wechat.compose import Composed, compose
-from bot.channels.wechat.crypto import CryptoError, MessageCrypto, signed
-from bot.channels.wechat.messages import (
-    BODY_LIMIT,
-    BadMessage,
-    WeChatMessage,
-    encrypted_reply,
-    fields,
-    text_reply,
-)
+from bot.channels.wechat.gate import Gate, Refused, Signed
+from bot.channels.wechat.messages import WeChatMessage, encrypted_reply, text_reply
 from bot.channels.wechat.sender import CHANNEL, WeChatSender, options_key
 from chat.events import Button, ChatUser, Incoming, Kind, UploadedFile
+from dialogs.texts import render
 from handlers.routing import UNAVAILABLE, Router
+from services import metrics
 from storage import outbox, wechat
 from storage.db import Database
 from storage.outbox import Recipient
+from storage.ratelimit import FloodGuard, Verdict
 
 log = logging.getLogger(__name__)
-MAX_AGE = 300  # seconds: an older (or replayed) callback is refused
 SUCCESS = "success"  # tells WeChat: nothing to reply passively, do not retry
 IMAGE_LIMIT = 10 * 1024 * 1024  # WeChat's own limit for an image message
 USER_MESSAGES = frozenset({"text", "image", "voice", "video", "shortvideo", "location", "link"})
-
-
-@dataclass(frozen=True)
-class Signed:
-    """The query of a callback whose signature and age were checked."""
-
-    timestamp: str
-    nonce: str
-    encrypted: bool
-    msg_signature: str
+CONVERSING_EVENTS = frozenset({"subscribe", "scan", "click"})  # the core answers these
 
 
 class WeChatCallback:
     def __init__(
         self,
-        token: str,
+        gate: Gate,
         router: Router,
         db: Database,
         api: WeChatApi,
         sender: WeChatSender,
-        crypto: MessageCrypto | None,
         seen: wechat.SeenCallbacks,
+        flood: FloodGuard,
         reply_within: float,
     ) -> None:
-        self.token, self.router, self.db, self.api = token, router, db, api
-        self.sender, self.crypto, self.seen = sender, crypto, seen
+        self.gate, self.router, self.db, self.api = gate, router, db, api
+        self.sender, self.seen, self.flood = sender, seen, flood
+        self.crypto = gate.crypto
         self.reply_within = reply_within
         self._later: set[asyncio.Task[None]] = set()  # replies that missed the passive window
 
@@ -75,34 +62,35 @@ class WeChatCallback:
 
     async def verify(self, request: web.Request) -> web.Response:
         """Server verification in the admin console: echo `echostr` when signed by our token."""
-        if self._signed(request.query) is None:
-            return _refused(request, "verification")
+        try:
+            await self.gate.admit(request.query, body=False)
+        except Refused as refused:
+            return refused.response(request)
         return web.Response(text=request.query.get("echostr", ""))
 
     async def receive(self, request: web.Request) -> web.Response:
-        query = self._signed(request.query)
-        if query is None:
-            return _refused(request, "message")
-        if (request.content_length or 0) > BODY_LIMIT:
-            raise web.HTTPRequestEntityTooLarge(max_size=BODY_LIMIT, actual_size=0)
-        body = await request.content.read(BODY_LIMIT + 1)
-        if len(body) > BODY_LIMIT:
-            raise web.HTTPRequestEntityTooLarge(max_size=BODY_LIMIT, actual_size=len(body))
         try:
-            message = WeChatMessage.parse(self._open(body, query))
-        except CryptoError as exc:
-            return _refused(request, f"encrypted message ({exc})")
-        except BadMessage as exc:
-            log.warning("wechat callback malformed error=%s", exc)
-            raise web.HTTPBadRequest() from exc
+            query = await self.gate.admit(request.query)
+            message = await self.gate.message(request, query)
+        except Refused as refused:
+            return refused.response(request)
         try:
-            fresh = await self._first_sight(message)
+            fresh = await self.seen.first(message.dedupe_key)
         except UNAVAILABLE as exc:  # answer anyway: a retry is rarer than a lost message
             log.warning("wechat callback not recorded error=%s", type(exc).__name__)
             fresh = True
         if not fresh:
             log.info("wechat callback retried key=%s", message.dedupe_key)
             return web.Response(text=SUCCESS)
+        verdict = await self._flood(message)
+        if verdict is Verdict.DROP:
+            return web.Response(text=SUCCESS)
+        try:
+            await self._touch(message)
+        except UNAVAILABLE as exc:
+            log.warning("wechat follower not recorded error=%s", type(exc).__name__)
+        if verdict is Verdict.WARN:  # once per window; the follower's row is kept meanwhile
+            return self._passive(message, render("common/flood.j2"), query)
         composed = await self._answer_in_time(message)
         if composed is None or not composed.parts:
             return web.Response(text=SUCCESS)
@@ -116,32 +104,21 @@ class WeChatCallback:
         if self._later:
             await asyncio.wait(self._later, timeout=10)
 
-    # -- checks ---------------------------------------------------------------------------
+    # -- before the conversation ------------------------------------------------------------
 
-    def _signed(self, query: Mapping[str, str]) -> Signed | None:
-        timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
-        if not signed(query.get("signature", ""), self.token, timestamp, nonce):
-            return None
-        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_AGE:
-            return None
-        encrypted = query.get("encrypt_type", "raw") == "aes"
-        return Signed(timestamp, nonce, encrypted, query.get("msg_signature", ""))
+    async def _flood(self, message: WeChatMessage) -> Verdict:
+        """Count what would reach the core against its sender's window (FLOOD_LIMIT)."""
+        if message.msg_type not in USER_MESSAGES and message.event not in CONVERSING_EVENTS:
+            return Verdict.ALLOW  # unfollowing, views, job reports: bookkeeping only
+        verdict = await self.flood.hit(f"{CHANNEL}:{message.from_user}")
+        if verdict is not Verdict.ALLOW:  # counted as the router counts the other channels'
+            metrics.UPDATES.labels(CHANNEL, "flooded").inc()
+        if verdict is Verdict.WARN:
+            log.info("flood guard engaged chat=%s", message.from_user)
+        return verdict
 
-    def _open(self, body: bytes, query: Signed) -> dict[str, str]:
-        values = fields(body)
-        if not query.encrypted:
-            return values
-        if self.crypto is None:
-            raise CryptoError("encrypted message but WECHAT_AES_KEY is not set")
-        inner = self.crypto.decrypt(
-            values.get("Encrypt", ""), query.msg_signature, query.timestamp, query.nonce
-        )
-        return fields(inner)
-
-    async def _first_sight(self, message: WeChatMessage) -> bool:
-        """Record the callback and what it says about its sender, once."""
-        if not await self.seen.first(message.dedupe_key):
-            return False
+    async def _touch(self, message: WeChatMessage) -> None:
+        """Record what the callback says about its sender (most say nothing new: no write)."""
         openid = message.from_user
         change: dict[str, Any] = {
             "wrote": message.msg_type in USER_MESSAGES,
@@ -152,14 +129,13 @@ class WeChatCallback:
             follower = await wechat.follower(session, openid)
             blocked = await wechat.blocked(session, openid)
         if not wechat.needs_touch(follower, blocked=blocked, **change):
-            return True
+            return
         async with self.db.transaction() as session:
             await wechat.touch(session, openid, **change)
             if message.event == "unsubscribe":
                 await outbox.mark_unreachable(session, Recipient(CHANNEL, openid))
         if message.scene:
             log.info("wechat follower source chat=%s scene=%s", openid, message.scene)
-        return True
 
     # -- the conversation -------------------------------------------------------------------
 
@@ -244,8 +220,3 @@ class WeChatCallback:
             encrypted, signature = self.crypto.encrypt(xml.encode(), timestamp, nonce)
             xml = encrypted_reply(encrypted, signature, timestamp, nonce)
         return web.Response(text=xml, content_type="application/xml")
-
-
-def _refused(request: web.Request, what: str) -> web.Response:
-    log.warning("wechat callback refused: bad signature or stale %s from=%s", what, request.remote)
-    return web.Response(status=403, text="forbidden")

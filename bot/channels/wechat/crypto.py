@@ -26,11 +26,14 @@ class CryptoError(Exception):
 
 def signature(*parts: str) -> str:
     """SHA-1 of the parts sorted and joined: WeChat's signature and msg_signature."""
-    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+    # surrogatepass: a query may decode to lone surrogates; they must not raise here.
+    return hashlib.sha1("".join(sorted(parts)).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def signed(expected: str, *parts: str) -> bool:
-    return hmac.compare_digest(signature(*parts), expected.lower())
+    """`expected` is the parts' signature (compared as bytes: any text, in constant time)."""
+    given = expected.lower().encode("utf-8", "surrogatepass")
+    return hmac.compare_digest(signature(*parts).encode(), given)
 
 
 class MessageCrypto:

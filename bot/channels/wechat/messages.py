@@ -8,7 +8,20 @@ from xml.etree.ElementTree import Element
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
-BODY_LIMIT = 64 * 1024  # bytes; a text message is at most a few KB
+# Characters per field, beyond which the message is not WeChat's: openids are 28, the
+# database keeps 64; menu keys are at most 128 bytes; a MediaId is 64 or so.
+FIELD_LIMITS = {
+    "to_user": 64,
+    "from_user": 64,
+    "msg_type": 32,
+    "msg_id": 64,
+    "media_id": 256,
+    "event": 64,
+    "event_key": 256,
+}
+REQUIRED = frozenset({"to_user", "from_user", "msg_type"})
+SCENE_LIMIT = 64  # characters: WeChat's scene_str, and the column that keeps it
+TIME_DIGITS = 12
 
 
 class BadMessage(Exception):
@@ -24,6 +37,13 @@ def fields(body: bytes) -> dict[str, str]:
     if root.tag != "xml":
         raise BadMessage("root is not <xml>")
     return {child.tag: (child.text or "").strip() for child in root}
+
+
+def _time(value: str) -> int:
+    """CreateTime: seconds since 1970 in ASCII digits."""
+    if not (value.isascii() and value.isdigit() and len(value) <= TIME_DIGITS):
+        raise BadMessage("field CreateTime: not a time")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -43,10 +63,10 @@ class WeChatMessage:
     @classmethod
     def parse(cls, values: dict[str, str]) -> WeChatMessage:
         try:
-            return cls(
+            message = cls(
                 to_user=values["ToUserName"],
                 from_user=values["FromUserName"],
-                create_time=int(values["CreateTime"]),
+                create_time=_time(values["CreateTime"]),
                 msg_type=values["MsgType"].lower(),
                 content=values.get("Content", ""),
                 msg_id=values.get("MsgId", ""),
@@ -54,8 +74,13 @@ class WeChatMessage:
                 event=values.get("Event", "").lower(),
                 event_key=values.get("EventKey", ""),
             )
-        except (KeyError, ValueError) as exc:
-            raise BadMessage(f"field {exc}") from exc
+        except KeyError as exc:
+            raise BadMessage(f"field {exc} missing") from exc
+        for name, limit in FIELD_LIMITS.items():
+            length = len(getattr(message, name))
+            if length > limit or (length == 0 and name in REQUIRED):
+                raise BadMessage(f"field {name}: empty or over {limit} characters")
+        return message
 
     @property
     def dedupe_key(self) -> str:
@@ -67,11 +92,12 @@ class WeChatMessage:
     @property
     def scene(self) -> str | None:
         """The parametric QR code's scene of a subscribe or SCAN event."""
+        scene = None
         if self.event == "subscribe" and self.event_key.startswith("qrscene_"):
-            return self.event_key.removeprefix("qrscene_") or None
-        if self.event == "scan":
-            return self.event_key or None
-        return None
+            scene = self.event_key.removeprefix("qrscene_")
+        elif self.event == "scan":
+            scene = self.event_key
+        return scene if scene and len(scene) <= SCENE_LIMIT else None  # ours are short
 
 
 def _cdata(value: str) -> str:
