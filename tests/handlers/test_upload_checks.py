@@ -104,7 +104,7 @@ async def test_a_word_file_over_a_cap_is_refused_and_the_step_stays(
 ) -> None:
     app.services.uploads = UploadChecker(UploadCaps(office_max_unpacked_bytes=2 * 1024 * 1024))
     await waiting.upload("规划许可证.docx", BOMBS[case], DOCX_MIME)
-    assert f"“规划许可证.docx”未接收" in waiting.text and DAMAGED in waiting.text, waiting.text
+    assert "“规划许可证.docx”未接收" in waiting.text and DAMAGED in waiting.text, waiting.text
     assert "上传完成" in [b.label for b in waiting.buttons]
     assert await app.router.expects_file(waiting.user)
     assert await stored(app) == []
@@ -137,9 +137,7 @@ async def test_the_check_runs_in_a_worker_thread(
     assert threads and threads[0] is not threading.main_thread()
 
 
-async def test_a_file_over_the_size_cap_is_refused_with_the_limit(
-    app: App, waiting: Chat
-) -> None:
+async def test_a_file_over_the_size_cap_is_refused_with_the_limit(app: App, waiting: Chat) -> None:
     app.services.uploads = UploadChecker(UploadCaps(max_bytes=1024 * 1024))
     await waiting.upload("扫描件.pdf", b"%PDF-1.4\n" + bytes(1024 * 1024), "application/pdf")
     assert "“扫描件.pdf”未接收" in waiting.text and "超过 1 MB" in waiting.text

@@ -19,6 +19,7 @@ from aiohttp import WSMsgType, web
 from bot.app import App, build_app
 from bot.channels.web import receiving, render
 from bot.channels.web.channel import CHANNEL_KEY, WebChannel, channel_of
+from bot.channels.web.client_errors import quiet_client_mistakes
 from bot.channels.web.delivery import CHANNEL, NoticeDelivery
 from bot.channels.web.desk import (
     BIND_COMMAND,
@@ -263,6 +264,7 @@ def build_web_app(app: App, settings: Settings, poll_interval: float = 1.0) -> w
     sessions = StaffSessions(secret, app.services.db, settings.web_staff_session_days)
     channel = WebChannel(app, settings, identity, chat_guard, ip_guard, history, sessions)
     receiving.prepare(app.services.files_dir)
+    quiet_client_mistakes()
     # Uploads stream past this (receiving.py); no other request needs more than a form's worth.
     web_app = web.Application(middlewares=[guard], client_max_size=1024 * 1024)
     web_app[CHANNEL_KEY] = channel
