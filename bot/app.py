@@ -15,6 +15,7 @@ from dialogs.fields import Option
 from dialogs.printable import find_cjk_font
 from handlers.context import ApplicantLimits, Services
 from handlers.routing import Router
+from services.uploads import UploadCaps, UploadChecker
 from storage import roster
 from storage.db import Database
 from storage.seed import is_empty, seed_all
@@ -55,6 +56,15 @@ def check_files_dir(path: Path) -> None:
             pass
     except OSError as exc:
         raise SettingsError(f"FILES_DIR: cannot write to {path} ({exc.strerror})") from None
+
+
+def upload_caps(settings: Settings) -> UploadCaps:
+    return UploadCaps(
+        max_bytes=settings.upload_max_bytes,
+        office_max_unpacked_bytes=settings.office_max_unpacked_bytes,
+        office_max_entries=settings.office_max_entries,
+        office_max_ratio=settings.office_max_ratio,
+    )
 
 
 async def load_options(db: Database) -> dict[str, list[Option]]:
@@ -104,5 +114,6 @@ async def build_app(
         consultation=await load_consultation(db) if answering else None,
         web_url=settings.web_url,
         limits=ApplicantLimits(settings.open_questions_limit, settings.daily_applications_limit),
+        uploads=UploadChecker(upload_caps(settings), settings.upload_checks_at_once),
     )
     return App(settings=settings, services=services, router=Router(services))

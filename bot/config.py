@@ -99,6 +99,14 @@ class Settings(BaseSettings):
     wecom_duplicate_check_seconds: int = Field(1800, ge=1, le=4 * 3600)  # a resend is dropped
     wecom_reply_within: float = Field(4.0, gt=0, le=4.5)  # WeCom retries after 5 s
     wecom_callback_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
+    # Uploads (补正): bytes per file, counted while it is received; for Office files (zips)
+    # the inflated bytes in all, the entries, the inflation ratio of an entry; and how many
+    # files are checked at once (each check takes a worker thread, never the event loop).
+    upload_max_bytes: int = Field(20 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    office_max_unpacked_bytes: int = Field(100 * 1024 * 1024, ge=1024 * 1024, le=2**31)
+    office_max_entries: int = Field(1000, ge=10, le=65_000)
+    office_max_ratio: int = Field(100, ge=10, le=100_000)
+    upload_checks_at_once: int = Field(2, ge=1, le=64)
     open_questions_limit: int = Field(5, ge=1, le=1000)  # unanswered questions per applicant
     daily_applications_limit: int = Field(3, ge=1, le=1000)  # applications per applicant per day
 

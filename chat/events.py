@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
+from typing import BinaryIO
 
 
 class Kind(StrEnum):
@@ -28,10 +31,18 @@ class ChatUser:
 
 @dataclass(frozen=True)
 class UploadedFile:
+    """A file someone sent: in memory (a few MB fetched from Telegram or WeChat), or spooled to
+    `path` by the channel that received it (the web), which removes it after the update."""
+
     name: str
     mime: str
-    size: int
-    content: bytes
+    size: int  # bytes received; over the upload cap, the content was not kept
+    content: bytes = b""
+    path: Path | None = None
+
+    def open(self) -> BinaryIO:
+        """The content to read (blocking: call it in a worker thread for a spooled file)."""
+        return self.path.open("rb") if self.path is not None else io.BytesIO(self.content)
 
 
 @dataclass(frozen=True)

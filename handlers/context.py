@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chat.events import Incoming, Reply
 from dialogs.engine import DialogEngine
 from domain.policy import Actor
+from services.uploads import UploadChecker
 from storage import applicants
 from storage.db import Database
 from storage.models import Applicant, Staff
@@ -46,6 +47,7 @@ class Services:
     consultation: Consultation | None = None
     web_url: str = ""  # the web chat's address, for links and QR codes on printed forms
     limits: ApplicantLimits = field(default_factory=ApplicantLimits)
+    uploads: UploadChecker = field(default_factory=UploadChecker)
 
 
 @dataclass

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import unicodedata
+from pathlib import Path
 
 from chat.callbacks import Prompt
 from chat.events import Button, Reply, UploadedFile
@@ -17,12 +19,17 @@ from domain.policy import Actor, NotAllowed
 from handlers.context import Context
 from handlers.menu import with_menu
 from handlers.routes import Routes
+from services.uploads import MIB, Refusal, UploadCaps
 from storage import cases, files
 from storage.models import Case, CaseStatus
 
 log = logging.getLogger(__name__)
 routes = Routes("supplement")
-MAX_BYTES = 20 * 1024 * 1024
+REFUSALS = {
+    Refusal.TOO_LARGE: "casework/upload_too_large.j2",
+    Refusal.TYPE: "casework/upload_refused.j2",
+    Refusal.DAMAGED: "casework/upload_damaged.j2",
+}
 _UNSAFE = re.compile(r"[^\w.\-（）()]+")
 
 
@@ -42,9 +49,15 @@ def safe_name(name: str, extension: str) -> str:
     return f"{stem[:80]}{extension}"
 
 
-def accepted_type(file: UploadedFile) -> str | None:
-    """The extension for an allowed type the bytes really have (storage/files.py), else None."""
-    return files.sniff(file.content)
+def limit_text(caps: UploadCaps) -> str:
+    """The size cap as people read it: 20 MB."""
+    size = caps.max_bytes
+    return f"{size // MIB} MB" if size % MIB == 0 else f"{max(1, size // 1024)} KB"
+
+
+def _keep(file: UploadedFile, root: Path) -> tuple[str, int]:
+    with file.open() as source:
+        return files.keep(root, source)
 
 
 async def _waiting_case(ctx: Context, number: str) -> Case | None:
@@ -69,22 +82,19 @@ async def receive(ctx: Context, number: str, file: UploadedFile) -> list[Reply]:
     if case is None:
         ctx.state.pop("mode", None)
         return [with_menu("cases/not_found.j2")]
-    extension = accepted_type(file)
-    if file.size > MAX_BYTES or len(file.content) > MAX_BYTES or extension is None:
-        return [Reply(render("casework/upload_refused.j2", name=file.name), _done_button(number))]
-    name = safe_name(file.name, extension)
+    checker = ctx.services.uploads
+    checked = await checker.check(file)  # in a worker thread, within the caps
+    if checked.extension is None:
+        template = REFUSALS[checked.refusal or Refusal.TYPE]
+        text = render(template, name=file.name, limit=limit_text(checker.caps))
+        return [Reply(text, _done_button(number))]
+    name = safe_name(file.name, checked.extension)
+    sha256, size = await asyncio.to_thread(_keep, file, ctx.services.files_dir)
     async with ctx.services.db.transaction() as session:
-        await files.attach(
-            session,
-            ctx.services.files_dir,
-            case.id,
-            name,
-            file.content,
-            file.mime,
-            "supplement",
-            "applicant",
+        await files.link(
+            session, case.id, sha256, size, name, checked.mime, "supplement", "applicant"
         )
-    log.info("supplement received case=%s bytes=%s", number, len(file.content))
+    log.info("supplement received case=%s bytes=%s", number, size)
     return [Reply(render("casework/upload_ok.j2", name=name), _done_button(number))]
 
 
@@ -113,7 +123,8 @@ async def _start(ctx: Context, data: UploadStart) -> list[Reply]:
     if await _waiting_case(ctx, data.number) is None:
         return [with_menu("cases/not_found.j2")]
     ctx.state["mode"] = Upload(data.number).pack()
-    return [Reply(render("casework/upload_prompt.j2"), _done_button(data.number))]
+    prompt = render("casework/upload_prompt.j2", limit=limit_text(ctx.services.uploads.caps))
+    return [Reply(prompt, _done_button(data.number))]
 
 
 @routes.button(UploadDone, applicant=True)

@@ -6,50 +6,15 @@ import hashlib
 import io
 import os
 import tempfile
-import zipfile
 from pathlib import Path
+from typing import BinaryIO
 
-import filetype
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import CaseFile, StoredFile
 
-# What an applicant may upload, by the type its bytes show (not its name or claimed MIME).
-EXTENSIONS = {
-    "application/pdf": ".pdf",
-    "image/jpeg": ".jpg",
-    "image/png": ".png",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
-}
-DOCX_PARTS = ("[Content_Types].xml", "word/document.xml")
-DOCX_MAX_UNPACKED = 200 * 1024 * 1024  # a zip bomb is not a document
-
-
-def sniff(content: bytes) -> str | None:
-    """The extension of an accepted file type the content really has, else None."""
-    kind = filetype.guess(content)
-    extension = EXTENSIONS.get(kind.mime) if kind is not None else None
-    if extension == ".docx" and not _is_docx(content):
-        return None
-    return extension
-
-
-def _is_docx(content: bytes) -> bool:
-    """A readable zip with the parts of a Word document, of a sane unpacked size."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(content)) as archive:
-            entries = archive.infolist()
-            names = {entry.filename for entry in entries}
-            unpacked = sum(entry.file_size for entry in entries)
-            types = archive.read(DOCX_PARTS[0]) if DOCX_PARTS[0] in names else b""
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, KeyError, RuntimeError):
-        return False
-    return (
-        all(part in names for part in DOCX_PARTS)
-        and unpacked <= DOCX_MAX_UNPACKED
-        and b"wordprocessingml.document.main+xml" in types
-    )
+CHUNK = 64 * 1024
 
 
 def path_for(root: Path, sha256: str) -> Path:
@@ -58,16 +23,29 @@ def path_for(root: Path, sha256: str) -> Path:
 
 def write_blob(root: Path, content: bytes) -> str:
     """Write content under its SHA-256 (atomically; a second write of it is a no-op)."""
-    sha256 = hashlib.sha256(content).hexdigest()
-    target = path_for(root, sha256)
-    if target.exists():
-        return sha256
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(content)
-    os.replace(tmp, target)
-    return sha256
+    return keep(root, io.BytesIO(content))[0]
+
+
+def keep(root: Path, source: BinaryIO) -> tuple[str, int]:
+    """Copy a stream under its SHA-256, in chunks and atomically (blocking: run it in a
+    thread for a large file); returns (sha256, size)."""
+    root.mkdir(parents=True, exist_ok=True)
+    digest, size = hashlib.sha256(), 0
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=".incoming-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            while chunk := source.read(CHUNK):
+                digest.update(chunk)
+                handle.write(chunk)
+                size += len(chunk)
+        sha256 = digest.hexdigest()
+        target = path_for(root, sha256)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return sha256, size
 
 
 async def attach(
@@ -82,17 +60,31 @@ async def attach(
 ) -> CaseFile:
     """Store the content and link it to the case in the caller's transaction."""
     sha256 = write_blob(root, content)
+    return await link(session, case_id, sha256, len(content), name, mime, kind, uploaded_by)
+
+
+async def link(
+    session: AsyncSession,
+    case_id: int,
+    sha256: str,
+    size: int,
+    name: str,
+    mime: str,
+    kind: str,
+    uploaded_by: str,
+) -> CaseFile:
+    """Link stored content (files.keep) to the case in the caller's transaction."""
     if await session.get(StoredFile, sha256) is None:
-        session.add(StoredFile(sha256=sha256, size=len(content), mime=mime))
+        session.add(StoredFile(sha256=sha256, size=size, mime=mime))
         await session.flush()
     existing = await session.scalar(
         select(CaseFile).where(CaseFile.case_id == case_id, CaseFile.sha256 == sha256)
     )
     if existing is not None:  # the same content again: one link is enough
         return existing
-    link = CaseFile(case_id=case_id, sha256=sha256, name=name, kind=kind, uploaded_by=uploaded_by)
-    session.add(link)
-    return link
+    linked = CaseFile(case_id=case_id, sha256=sha256, name=name, kind=kind, uploaded_by=uploaded_by)
+    session.add(linked)
+    return linked
 
 
 def remove_blob(root: Path, sha256: str) -> None:

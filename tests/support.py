@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from sqlalchemy import select
 
@@ -122,3 +123,24 @@ def case_values(number: str, applicant_id: int, **columns: object) -> dict[str, 
         "project_summary": "批量测试。",
         **columns,
     }
+
+
+async def waiting_for_supplement(app: App, chat: Chat) -> str:
+    """Submit an application from `chat`, have 李娜 ask for 补正, and open the upload step;
+    returns the case number."""
+    window = await bind_staff(app, "李娜")
+    await fill_application(chat)
+    await chat.press("提交")
+    found = re.search(r"BDB-\d{4}-\d{6}", chat.text)
+    assert found, chat.text
+    number = found.group(0)
+    await window.press_data(f"w:view:{number}")
+    await window.press("受理")
+    await window.say("材料齐全")
+    await window.press("材料交接完成")
+    await window.press("要求补正")
+    await window.say("请补充规划许可证")
+    await chat.press_data(f"u:start:{number}")
+    assert "上传完成" in [b.label for b in chat.buttons]
+    assert await app.router.expects_file(chat.user)
+    return number

@@ -363,6 +363,8 @@ class TelegramChannel:
     async def _download(
         self, file_id: str, name: str, mime: str, size: int | None
     ) -> UploadedFile | None:
+        if size is not None and size > self.router.services.uploads.caps.max_bytes:
+            return UploadedFile(name, mime, size)  # the core refuses it by its size, unread
         if size is not None and size > DOWNLOAD_LIMIT:
             return None  # the Bot API will not serve it
         found = await self.sender.retrying(lambda: self.api.call("getFile", {"file_id": file_id}))

@@ -14,10 +14,11 @@ from sqlalchemy import select
 from bot.app import App, build_app
 from bot.channels.telegram import running
 from botapi_stub import BotApiStub, blocked, too_many_requests
+from services.uploads import UploadCaps, UploadChecker
 from storage import outbox
 from storage.models import Applicant, Case, OutboxMessage, OutboxStatus
 from storage.outbox import Recipient
-from support import GOOD_ANSWERS
+from support import GOOD_ANSWERS, Chat, waiting_for_supplement
 from tgchat import Handled, TgUser, bot_settings, stub_server, telegram, until_sent
 
 
@@ -117,6 +118,18 @@ async def test_documents_and_photos_are_downloaded_and_stickers_are_unsupported(
         update = stub.user_sends_sticker(503)
         await handled.wait(update)
         assert "只能识别文字" in stub.sent(503)[-1].text
+
+
+async def test_a_file_over_the_upload_cap_is_refused_without_downloading_it(
+    embedded_app: App, stub: BotApiStub, library: str
+) -> None:
+    embedded_app.services.uploads = UploadChecker(UploadCaps(max_bytes=1024))
+    async with telegram(embedded_app, stub, telegram_library=library) as (_, handled):
+        user = TgUser(stub, handled, 503)
+        await waiting_for_supplement(embedded_app, Chat(embedded_app.router, "503", "telegram"))
+        await user.upload("营业执照.pdf", b"%PDF-1.4 " + bytes(2048), "application/pdf")
+        assert stub.called("getFile") == []
+        assert "“营业执照.pdf”未接收" in user.text and "超过 1 KB" in user.text
 
 
 async def test_blocked_user_is_marked_unreachable_and_gets_nothing_more(

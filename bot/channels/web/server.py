@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from aiohttp import BodyPartReader, WSMsgType, web
+from aiohttp import WSMsgType, web
 
 from bot.app import App, build_app
 from bot.channels.signed import is_signed
-from bot.channels.web import render
+from bot.channels.web import receiving, render
 from bot.channels.web.channel import CHANNEL_KEY, WebChannel, channel_of
 from bot.channels.web.client_errors import quiet_client_mistakes
 from bot.channels.web.delivery import CHANNEL, NoticeDelivery
@@ -37,7 +37,6 @@ from bot.config import Settings
 from chat.events import ChatUser, Incoming, Kind, UploadedFile
 from dialogs.texts import labels
 from dialogs.texts import render as render_text
-from handlers.supplement import MAX_BYTES
 from services import documents
 from storage import applicants, cases, files, web_history
 from storage.ratelimit import FloodGuard, MemoryFloodGuard, RedisFloodGuard, Verdict
@@ -149,26 +148,26 @@ def _visitor_for_post(request: web.Request) -> str:
 
 
 async def upload(request: web.Request) -> web.Response:
-    """补正 materials by multipart POST; the core applies Telegram's type and size rules."""
+    """补正 materials by multipart POST: refused before the body is read unless the chat is at
+    an upload step; streamed to disk within the size cap; the core checks and answers."""
     channel = channel_of(request)
     chat_id = _visitor_for_post(request)
-    reader = await request.multipart()
-    part = await reader.next()
-    if part is None or not isinstance(part, BodyPartReader) or part.name != "file":
-        raise web.HTTPBadRequest(text="file")
-    content = bytearray()
-    while chunk := await part.read_chunk():
-        content += chunk
-        if len(content) > MAX_BYTES:  # the handler refuses it with the limit stated
-            break
-    file = UploadedFile(
-        name=part.filename or "file",
-        mime=part.headers.get("Content-Type", "application/octet-stream"),
-        size=len(content),
-        content=bytes(content),
-    )
+    reader = receiving.multipart(request)
     user = ChatUser(CHANNEL, chat_id)
-    await channel.converse(chat_id, Incoming(user, Kind.FILE, file=file), f"📎 {file.name}")
+    if not await channel.app.router.expects_file(user):
+        await channel.converse(chat_id, Incoming(user, Kind.FILE), None)  # the core says why
+        raise web.HTTPConflict(text="no upload is expected now")
+    part = await receiving.file_part(reader)
+    limit = channel.app.services.uploads.caps.max_bytes
+    root = channel.app.services.files_dir
+    received = await receiving.receive(part, limit, request.content_length, root)
+    file = UploadedFile(received.name, received.mime, received.size, path=received.path)
+    try:  # over the cap, the core refuses it by its size, with the limit stated
+        await channel.converse(chat_id, Incoming(user, Kind.FILE, file=file), f"📎 {file.name}")
+    finally:
+        receiving.discard(received)
+    if received.path is None:
+        raise web.HTTPRequestEntityTooLarge(limit, received.size, text="file too large")
     return web.json_response({"ok": True})
 
 
@@ -269,7 +268,10 @@ def build_web_app(app: App, settings: Settings, poll_interval: float = 1.0) -> w
     identity = Identity(secret)
     sessions = StaffSessions(secret, app.services.db, settings.web_staff_session_days)
     channel = WebChannel(app, settings, identity, chat_guard, ip_guard, history, sessions)
-    web_app = web.Application(middlewares=[guard], client_max_size=MAX_BYTES + 1024 * 1024)
+    receiving.prepare(app.services.files_dir)
+    quiet_client_mistakes()
+    # Uploads stream past this (receiving.py); no other request needs more than a form's worth.
+    web_app = web.Application(middlewares=[guard], client_max_size=1024 * 1024)
     web_app[CHANNEL_KEY] = channel
     base = settings.web_base_path
     if base:

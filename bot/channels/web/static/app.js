@@ -233,7 +233,8 @@
     fetch("upload", {
       method: "POST", body: body, credentials: "same-origin", headers: { "X-CSRF-Token": csrf }
     }).then(function (response) {
-      if (!response.ok) {
+      // 409 (no upload asked for) and 413 (too large): the chat already says why.
+      if (!response.ok && response.status !== 409 && response.status !== 413) {
         setWaiting(waiting - 1);
         say("upload-failed");
       }
