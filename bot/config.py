@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     wechat_reply_within: float = 4.0  # seconds the callback waits to answer passively
     open_questions_limit: int = Field(5, ge=1, le=1000)  # unanswered questions per applicant
     daily_applications_limit: int = Field(3, ge=1, le=1000)  # applications per applicant per day
+    # Wrong 查询码 accepted per case (whoever sends them) and per chat within the window;
+    # then that case (or chat) is refused until the window has passed since the last one.
+    query_code_limit: int = Field(10, ge=1, le=1000)
+    query_code_window_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
 
     @field_validator("database_url")
     @classmethod
