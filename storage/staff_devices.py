@@ -64,6 +64,26 @@ async def signed_in(
     return row[0], row[1]
 
 
+async def live(
+    session: AsyncSession, device_ids: set[int], now: dt.datetime | None = None
+) -> set[int]:
+    """Which of these devices are still signed in (not revoked, not expired, staff active)."""
+    if not device_ids:
+        return set()
+    now = now or utcnow()
+    found = await session.scalars(
+        select(StaffDevice.id)
+        .join(Staff, Staff.id == StaffDevice.staff_id)
+        .where(
+            StaffDevice.id.in_(device_ids),
+            StaffDevice.revoked_at.is_(None),
+            StaffDevice.expires_at > now,
+            Staff.active.is_(True),
+        )
+    )
+    return set(found.all())
+
+
 async def renew(
     session: AsyncSession, device_id: int, lifetime: dt.timedelta, now: dt.datetime | None = None
 ) -> bool:

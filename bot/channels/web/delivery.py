@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.channels.web.hub import Hub
-from storage import outbox, web_history
+from storage import outbox, staff_devices, web_history
 from storage.db import Database
 from storage.models import OutboxMessage
 
@@ -39,11 +39,24 @@ class NoticeDelivery:
 
     async def deliver_once(self) -> int:
         """Deliver what is pending for the connected chats; returns how many were sent."""
+        await self.sign_out_revoked()
         chat_ids = sorted(self.hub.chat_ids())
         sent = 0
         for start in range(0, len(chat_ids), CHUNK):
             sent += await self._deliver(set(chat_ids[start : start + CHUNK]))
         return sent
+
+    async def sign_out_revoked(self) -> None:
+        """Close the sockets of staff browsers signed out since (revoked from the chat, the CLI
+        or another instance; expired), every tick and before any notice could reach them."""
+        chat_ids = self.hub.chat_ids()
+        devices = self.hub.devices(chat_ids)
+        if not devices:
+            return
+        async with self.db.sessions() as session:
+            live = await staff_devices.live(session, devices)
+        if live != devices:
+            await self.hub.sign_out(live, chat_ids)
 
     async def _deliver(self, chat_ids: set[str]) -> int:
         async with self.db.transaction() as session:
