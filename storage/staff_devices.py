@@ -13,6 +13,7 @@ import secrets
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import signals
 from storage.models import Staff, StaffDevice, utcnow
 
 LABEL_LIMIT = 120
@@ -121,6 +122,7 @@ async def revoke(session: AsyncSession, staff_id: int, device_id: int) -> bool:
         return False
     device.revoked_at = utcnow()
     await session.flush()
+    await signals.notify(session, signals.STAFF_SIGNED_OUT, str(device_id))  # every web process
     staff = await session.get(Staff, staff_id)
     if staff is not None:
         latest = await session.scalar(
