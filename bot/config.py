@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # Requests and messages per IP per web_ip_window_seconds.
     web_ip_limit: int = Field(120, ge=1, le=1_000_000_000)
     web_ip_window_seconds: float = Field(60.0, ge=1, le=3600)
+    # How often a web process looks for notices nobody woke it for (on PostgreSQL, NOTIFY
+    # wakes it at once; this is the safety net, and the only way on SQLite).
+    web_poll_seconds: float = Field(1.0, ge=0.05, le=3600)
     run_worker: bool = True  # `run` delivers and schedules too (embedded); false with a worker
     ops_port: int | None = None  # /healthz, /readyz, /metrics; unset: no ops server
     ops_host: str = "0.0.0.0"

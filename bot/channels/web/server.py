@@ -259,7 +259,9 @@ def build_guards(settings: Settings, app: App) -> tuple[FloodGuard, FloodGuard]:
     return MemoryFloodGuard(chat_limit, chat_window), MemoryFloodGuard(ip_limit, ip_window)
 
 
-def build_web_app(app: App, settings: Settings, poll_interval: float = 1.0) -> web.Application:
+def build_web_app(
+    app: App, settings: Settings, poll_interval: float | None = None
+) -> web.Application:
     """The web chat as an aiohttp application (other HTTP channels may add their routes)."""
     chat_guard, ip_guard = build_guards(settings, app)
     history = HistoryWriter(app.services.db)
@@ -279,7 +281,8 @@ def build_web_app(app: App, settings: Settings, poll_interval: float = 1.0) -> w
     web_app.router.add_get(f"{base}/file/{{token}}", download_file)
     web_app.router.add_static(f"{base}/static", STATIC)
     add_staff_routes(web_app, base)
-    delivery = NoticeDelivery(app.services.db, channel.hub, channel.notice_payload, poll_interval)
+    poll = settings.web_poll_seconds if poll_interval is None else poll_interval
+    delivery = NoticeDelivery(app.services.db, channel.hub, channel.notice_payload, poll)
     stop = asyncio.Event()
 
     async def deliver(_: web.Application) -> Any:
