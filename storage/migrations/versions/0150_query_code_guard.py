@@ -1,7 +1,7 @@
 """查询码 guard: 8-character codes, wrong guesses counted per case
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0150
+Revises: 0100
 Create Date: 2026-12-06 06:00:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012"
-down_revision: str | None = "0011"
+revision: str = "0150"
+down_revision: str | None = "0100"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
