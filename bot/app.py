@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from handlers.context import ApplicantLimits, Services
 from handlers.routing import Router
 from services.uploads import UploadCaps, UploadChecker
 from storage import roster
+from storage.cases import CodeGuard
 from storage.db import Database
 from storage.seed import is_empty, seed_all
 from storage.state import MemoryStateStore, RedisStateStore, StateStore, connect
@@ -113,7 +115,13 @@ async def build_app(
         form_font=find_cjk_font(settings.form_font_path),
         consultation=await load_consultation(db) if answering else None,
         web_url=settings.web_url,
-        limits=ApplicantLimits(settings.open_questions_limit, settings.daily_applications_limit),
+        limits=ApplicantLimits(
+            settings.open_questions_limit,
+            settings.daily_applications_limit,
+            CodeGuard(
+                settings.query_code_limit, dt.timedelta(minutes=settings.query_code_window_minutes)
+            ),
+        ),
         uploads=UploadChecker(upload_caps(settings), settings.upload_checks_at_once),
     )
     return App(settings=settings, services=services, router=Router(services))

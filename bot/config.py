@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # Requests and messages per IP per web_ip_window_seconds.
     web_ip_limit: int = Field(120, ge=1, le=1_000_000_000)
     web_ip_window_seconds: float = Field(60.0, ge=1, le=3600)
+    # How often a web process looks for notices nobody woke it for (on PostgreSQL, NOTIFY
+    # wakes it at once; this is the safety net, and the only way on SQLite).
+    web_poll_seconds: float = Field(1.0, ge=0.05, le=3600)
     run_worker: bool = True  # `run` delivers and schedules too (embedded); false with a worker
     ops_port: int | None = None  # /healthz, /readyz, /metrics; unset: no ops server
     ops_host: str = "0.0.0.0"
@@ -109,6 +112,10 @@ class Settings(BaseSettings):
     upload_checks_at_once: int = Field(2, ge=1, le=64)
     open_questions_limit: int = Field(5, ge=1, le=1000)  # unanswered questions per applicant
     daily_applications_limit: int = Field(3, ge=1, le=1000)  # applications per applicant per day
+    # Wrong 查询码 accepted per case (whoever sends them) and per chat within the window;
+    # then that case (or chat) is refused until the window has passed since the last one.
+    query_code_limit: int = Field(10, ge=1, le=1000)
+    query_code_window_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
 
     @field_validator("database_url")
     @classmethod

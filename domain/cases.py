@@ -200,6 +200,18 @@ async def _locked(
     return case, target
 
 
+async def visible_to_staff(session: AsyncSession, number: str, actor: Actor) -> Case | None:
+    """The case if the staff actor may see it (for its printable form), else None."""
+    case = await cases.by_number(session, number)
+    if case is None:
+        return None
+    return (
+        case
+        if policy.sees(actor, CaseTarget(case, await cases.team_of(session, case.id)))
+        else None
+    )
+
+
 def _refuse_step(case: Case, verb: CaseVerb) -> None:
     """Stale if the case was once where `verb` applied (someone acted first), else not now."""
     step = STEPS[verb]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from sqlalchemy.exc import IntegrityError
@@ -205,7 +206,7 @@ async def _own_case(ctx: Context, number: str) -> Case | None:
     if applicant is None:
         return None
     async with ctx.services.db.sessions() as session:
-        return await cases.for_applicant(session, applicant.id, number)
+        return await cases.for_applicant(session, applicant.id, cases.normalise_code(number))
 
 
 def _not_found() -> list[Reply]:
@@ -219,21 +220,49 @@ async def show_case(ctx: Context, number: str) -> list[Reply]:
         return _not_found()
     text = render("cases/timeline.j2", case=case, events=cases.visible_events(case))
     actions = [CaseForm(case.number).button(label("buttons", "form"))]
-    if life.allowed(case.status, CaseVerb.WITHDRAW):
+    applicant = ctx.sender()
+    # Only the chat that applied may withdraw; one following by 查询码 only follows.
+    owner = applicant is not None and case.applicant_id == applicant.id
+    if owner and life.allowed(case.status, CaseVerb.WITHDRAW):
         actions.append(CaseWithdraw(case.number).button(label("buttons", "withdraw")))
     return [Reply(text, [actions, [menu_button("cases"), menu_button("menu")]])]
 
 
+CODE_FAILURES = "code_failures"  # conversation state: times of this chat's wrong 查询码
+
+
+def _chat_code_failures(ctx: Context, window: dt.timedelta) -> list[str]:
+    """This chat's wrong 查询码 within the window (ISO times, oldest first)."""
+    since = (utcnow() - window).isoformat()
+    kept = ctx.state.get(CODE_FAILURES)
+    return [t for t in kept if isinstance(t, str) and t > since] if isinstance(kept, list) else []
+
+
 async def bind_case(ctx: Context, number: str, code: str) -> list[Reply]:
-    """`/status BDB-… 查询码`: the code proves the case is theirs; this chat may follow it."""
+    """`/status BDB-… 查询码`: the code proves the case is theirs; this chat may follow it.
+    Wrong codes are limited per case (whoever guesses) and per chat; a chat that already
+    follows the case is shown it without a code, so its owner is never locked out."""
+    number = cases.normalise_code(number)
+    if await _own_case(ctx, number) is not None:
+        return await show_case(ctx, number)
+    guard = ctx.services.limits.query_codes
+    failures = _chat_code_failures(ctx, guard.window)
+    minutes = int(guard.window.total_seconds() // 60)
+    if len(failures) >= guard.limit:
+        return [with_menu("cases/code_locked.j2", minutes=minutes)]
     user = ctx.event.user
-    async with ctx.services.db.transaction() as session:
-        case = await cases.by_query_code(session, number, code)
-        if case is None:
-            log.info("query code refused user=%s", user.key)
-            return [with_menu("cases/bad_code.j2")]
-        await cases.bind_viewer(session, case, (await ctx.enrol(session)).id)
-    return await show_case(ctx, case.number)
+    async with ctx.services.db.transaction(immediate=True) as session:
+        checked = await cases.check_query_code(session, number, code, guard)
+        if checked.case is not None:
+            await cases.bind_viewer(session, checked.case, (await ctx.enrol(session)).id)
+    if checked.case is not None:
+        ctx.state.pop(CODE_FAILURES, None)
+        return await show_case(ctx, checked.case.number)
+    ctx.state[CODE_FAILURES] = [*failures, utcnow().isoformat()]
+    log.info("query code refused user=%s locked=%s", user.key, checked.locked)
+    if checked.locked:
+        return [with_menu("cases/code_locked.j2", minutes=minutes)]
+    return [with_menu("cases/bad_code.j2")]
 
 
 @routes.on(CaseForm, applicant=True)

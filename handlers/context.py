@@ -13,6 +13,7 @@ from dialogs.engine import DialogEngine
 from domain.policy import Actor
 from services.uploads import UploadChecker
 from storage import applicants
+from storage.cases import CodeGuard
 from storage.db import Database
 from storage.models import Applicant, Staff
 from storage.state import StateStore
@@ -27,6 +28,8 @@ class ApplicantLimits:
 
     open_questions: int = 5
     daily_applications: int = 3
+    # Wrong 查询码 per case and per chat within the window, then a cool-down (storage/cases.py).
+    query_codes: CodeGuard = field(default_factory=CodeGuard)
 
 
 class Consultation(Protocol):

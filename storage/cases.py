@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import secrets
+import unicodedata
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple, TypeVar
 
@@ -51,7 +52,7 @@ T = TypeVar("T", bound=tuple[Any, ...])
 CHINA = dt.timezone(dt.timedelta(hours=8))
 # 查询码 letters: no 0/O, 1/I/L, so it can be read off paper and typed on a phone.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-CODE_LENGTH = 6
+CODE_LENGTH = 8  # 31^8 ≈ 8.5e11 codes: see the odds in docs/security.md
 
 
 def new_query_code() -> str:
@@ -265,14 +266,50 @@ async def count_visible(session: AsyncSession, applicant_id: int) -> int:
     return int(await session.scalar(select(own + bound)) or 0)
 
 
-async def by_query_code(session: AsyncSession, number: str, code: str) -> Case | None:
-    """The case if `code` is its 查询码, else None (compared in constant time)."""
-    case = await session.scalar(select(Case).where(Case.number == number.strip().upper()))
+@dataclass(frozen=True)
+class CodeGuard:
+    """How many wrong 查询码 a case takes within `window` before it refuses every guess
+    until `window` has passed since the last wrong one."""
+
+    limit: int = 10
+    window: dt.timedelta = dt.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class CodeCheck:
+    case: Case | None  # the case when the code is right
+    locked: bool = False  # too many wrong codes: refused without comparing
+
+
+def normalise_code(text: str) -> str:
+    """Full-width letters and digits, spaces and case do not matter (read off paper, typed
+    on a phone)."""
+    return unicodedata.normalize("NFKC", text).strip().upper()
+
+
+async def check_query_code(
+    session: AsyncSession,
+    number: str,
+    code: str,
+    guard: CodeGuard,
+    now: dt.datetime | None = None,
+) -> CodeCheck:
+    """The case if `code` is its 查询码 (compared in constant time); wrong codes are counted on
+    the case, whoever sends them, in the caller's transaction (the row stays locked)."""
+    now = now or utcnow()
+    query = select(Case).where(Case.number == normalise_code(number)).with_for_update(of=Case)
+    case = await session.scalar(query)
     if case is None or not case.query_code:
-        return None
-    if not hmac.compare_digest(case.query_code.encode(), code.strip().upper().encode()):
-        return None
-    return case
+        return CodeCheck(None)
+    recent = case.code_failed_at is not None and now - case.code_failed_at < guard.window
+    if recent and case.code_failures >= guard.limit:
+        return CodeCheck(None, locked=True)
+    if hmac.compare_digest(case.query_code.encode(), normalise_code(code).encode()):
+        case.code_failures, case.code_failed_at = 0, None
+        return CodeCheck(case)
+    case.code_failures = case.code_failures + 1 if recent else 1
+    case.code_failed_at = now
+    return CodeCheck(None, locked=case.code_failures >= guard.limit)
 
 
 async def viewers(session: AsyncSession, case_id: int) -> list[Applicant]:

@@ -15,7 +15,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from storage.signals import SignallingSession
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -57,7 +60,12 @@ class Database:
                 pool_timeout=30,
                 pool_pre_ping=True,
             )
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessions = async_sessionmaker(
+            self.engine,
+            expire_on_commit=False,
+            # PostgreSQL: new web notices wake the web processes at commit (storage/signals.py).
+            sync_session_class=Session if self.is_sqlite else SignallingSession,
+        )
 
     @asynccontextmanager
     async def transaction(self, immediate: bool = False) -> AsyncIterator[AsyncSession]:

@@ -287,7 +287,10 @@ class Case(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(20), unique=True)
     submission_key: Mapped[str] = mapped_column(String(64))
-    query_code: Mapped[str | None] = mapped_column(String(6))  # 查询码: proves the case is yours
+    query_code: Mapped[str | None] = mapped_column(String(8))  # 查询码: proves the case is yours
+    # Wrong 查询码 guesses in the current window (storage/cases.py check_query_code).
+    code_failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    code_failed_at: Mapped[dt.datetime | None]
     applicant_id: Mapped[int] = mapped_column(ForeignKey("applicants.id"))
     status: Mapped[str] = mapped_column(String(20), default=CaseStatus.SUBMITTED)
     project_kind: Mapped[str] = mapped_column(String(10))

@@ -98,6 +98,18 @@ async def claim_for_chats(
     return list((await session.scalars(query)).all())
 
 
+async def by_ids(session: AsyncSession, chat_id: str, ids: list[int]) -> list[OutboxMessage]:
+    """These rows of one chat, in order (another web process delivered them)."""
+    if not ids:
+        return []
+    query = (
+        select(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids), OutboxMessage.chat_id == chat_id)
+        .order_by(OutboxMessage.id)
+    )
+    return list((await session.scalars(query)).all())
+
+
 # Built once (every outbox batch runs them): SQLAlchemy reuses its cache key instead of
 # rebuilding each statement and hashing it per batch.
 _MARK_SENT = (

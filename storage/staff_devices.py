@@ -13,6 +13,7 @@ import secrets
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import signals
 from storage.models import Staff, StaffDevice, utcnow
 
 LABEL_LIMIT = 120
@@ -64,6 +65,26 @@ async def signed_in(
     return row[0], row[1]
 
 
+async def live(
+    session: AsyncSession, device_ids: set[int], now: dt.datetime | None = None
+) -> set[int]:
+    """Which of these devices are still signed in (not revoked, not expired, staff active)."""
+    if not device_ids:
+        return set()
+    now = now or utcnow()
+    found = await session.scalars(
+        select(StaffDevice.id)
+        .join(Staff, Staff.id == StaffDevice.staff_id)
+        .where(
+            StaffDevice.id.in_(device_ids),
+            StaffDevice.revoked_at.is_(None),
+            StaffDevice.expires_at > now,
+            Staff.active.is_(True),
+        )
+    )
+    return set(found.all())
+
+
 async def renew(
     session: AsyncSession, device_id: int, lifetime: dt.timedelta, now: dt.datetime | None = None
 ) -> bool:
@@ -101,6 +122,7 @@ async def revoke(session: AsyncSession, staff_id: int, device_id: int) -> bool:
         return False
     device.revoked_at = utcnow()
     await session.flush()
+    await signals.notify(session, signals.STAFF_SIGNED_OUT, str(device_id))  # every web process
     staff = await session.get(Staff, staff_id)
     if staff is not None:
         latest = await session.scalar(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from sqlalchemy import select
@@ -75,3 +76,81 @@ async def test_a_chat_bound_with_the_code_is_told_of_each_step(app: App, chat: C
     assert viewer_notice.text == owner_notice.text
     assert viewer_notice.buttons == []  # the owner's buttons act for the owner only
     assert await notices_to(app, stranger) == []
+
+
+def wrong_code(code: str, shift: int = 1) -> str:
+    """Another valid-looking code: each letter moved `shift` places along the alphabet."""
+    return "".join(
+        CODE_ALPHABET[(CODE_ALPHABET.index(c) + shift) % len(CODE_ALPHABET)] for c in code
+    )
+
+
+async def failures_of(app: App, number: str) -> int:
+    async with app.services.db.sessions() as session:
+        case = await session.scalar(select(Case).where(Case.number == number))
+    assert case is not None
+    return case.code_failures
+
+
+async def test_guessing_stops_per_case_whoever_guesses(app: App, chat: Chat) -> None:
+    number, code = await submit(chat)
+    limit = app.services.limits.query_codes.limit
+    for n in range(limit):  # each guess from a fresh browser: no per-chat limit is reached
+        guesser = Chat(app.router, f"guesser-{n}")
+        await guesser.say(f"/status {number} {wrong_code(code, n + 1)}")
+        assert "建设单位" not in guesser.text
+    assert await failures_of(app, number) == limit
+    late = Chat(app.router, "late-device")
+    await late.say(f"/status {number} {code}")  # even the right code is refused now
+    assert "输错次数过多" in late.text and "建设单位" not in late.text
+    assert await failures_of(app, number) == limit  # refused without counting or comparing
+    await chat.say(f"/status {number} {code}")  # the owner's own chat is never locked out
+    assert number in chat.text and "建设单位" in chat.text
+    async with app.services.db.transaction() as session:  # the cool-down has passed
+        case = await session.scalar(select(Case).where(Case.number == number))
+        assert case is not None and case.code_failed_at is not None
+        case.code_failed_at -= app.services.limits.query_codes.window
+    await late.say(f"/status {number} {code}")
+    assert number in late.text and "建设单位" in late.text
+    assert await failures_of(app, number) == 0
+
+
+async def test_guessing_stops_per_chat_across_cases(app: App, chat: Chat) -> None:
+    number, code = await submit(chat)
+    guesser = Chat(app.router, "guesser")
+    limit = app.services.limits.query_codes.limit
+    for n in range(limit):  # wrong codes spread over case numbers that do not exist
+        await guesser.say(f"/status BDB-2026-{900000 + n} {code}")
+        assert "查询码不正确" in guesser.text
+    await guesser.say(f"/status {number} {code}")
+    assert "输错次数过多" in guesser.text and "建设单位" not in guesser.text
+    assert await failures_of(app, number) == 0  # the chat was stopped before the case
+
+
+async def test_concurrent_guesses_are_counted_one_at_a_time(app: App, chat: Chat) -> None:
+    number, code = await submit(chat)
+    limit = app.services.limits.query_codes.limit
+    guessers = [Chat(app.router, f"guesser-{n}") for n in range(2 * limit)]
+    await asyncio.gather(
+        *(g.say(f"/status {number} {wrong_code(code, n % 20 + 1)}") for n, g in enumerate(guessers))
+    )
+    assert await failures_of(app, number) == limit
+    assert sum("输错次数过多" in g.text for g in guessers) == limit + 1  # the limit-th and after
+    assert not any("建设单位" in g.text for g in guessers)
+
+
+async def test_full_width_code_and_number_are_accepted(app: App, chat: Chat) -> None:
+    number, code = await submit(chat)
+    wide = str.maketrans({c: chr(ord(c) + 0xFEE0) for c in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-"})
+    other = Chat(app.router, "other-device")
+    await other.say(f"/status {number.translate(wide)}　{code.lower().translate(wide)}")
+    assert number in other.text and "建设单位" in other.text
+
+
+async def test_a_follower_is_not_offered_the_owners_withdrawal(app: App, chat: Chat) -> None:
+    number, code = await submit(chat)
+    other = Chat(app.router, "other-device")
+    await other.say(f"/status {number} {code}")
+    assert number in other.text and "撤回申请" not in [b.label for b in other.buttons]
+    await chat.say(f"/status {number}")
+    assert "撤回申请" in [b.label for b in chat.buttons]

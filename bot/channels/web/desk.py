@@ -5,7 +5,6 @@ visibility policy; without a live session the answer is the login page, never da
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import tempfile
@@ -34,7 +33,6 @@ BIND_COMMAND = "/bind"
 CSRF_HEADER = "X-CSRF-Token"
 CASE_NUMBER = re.compile(r"BDB-\d{4}-\d{6}")
 HTML = "text/html"
-STAFF_RECHECK = 15.0  # seconds between checks of an open staff socket's session
 
 
 def open_target(target: str) -> str | None:
@@ -55,25 +53,6 @@ async def still_signed_in(channel: WebChannel, signed_in: StaffSession) -> bool:
     async with channel.app.services.db.sessions() as session:
         found = await staff_devices.signed_in(session, signed_in.device_id, signed_in.nonce)
     return found is not None
-
-
-async def watch_session(
-    channel: WebChannel, signed_in: StaffSession, ws: web.WebSocketResponse
-) -> None:
-    """Close the socket of a browser signed out meanwhile (revoked, expired), so notices
-    stop reaching it within STAFF_RECHECK seconds even if it sends nothing."""
-    while not ws.closed:
-        await asyncio.sleep(STAFF_RECHECK)
-        try:
-            live = await still_signed_in(channel, signed_in)
-        except Exception as exc:  # the database is down: look again on the next tick
-            log.warning("web staff session check failed error=%s", type(exc).__name__)
-            continue
-        if not live:
-            with contextlib.suppress(Exception):
-                await ws.send_json({"type": "signed_out"})
-                await ws.close()
-            return
 
 
 def _page(text: str, status: int = 200) -> web.Response:
@@ -146,11 +125,13 @@ async def bind(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text="json") from None
     code = str(body.get("code", ""))[:64] if isinstance(body, dict) else ""
     services = channel.app.services
+    ended: int | None = None
     async with services.db.transaction() as session:
         staff = await questions.redeem_invite(session, code) if code else None
         if staff is not None:
             if signed_in is not None:  # bound again in this browser: the old device ends
                 await staff_devices.revoke(session, signed_in.staff.id, signed_in.device_id)
+                ended = signed_in.device_id
             agent = request.headers.get("User-Agent", "")
             device = await staff_devices.bind(session, staff, channel.staff.lifetime, agent)
             text = render_text("staff/bound.j2", staff=staff)
@@ -161,6 +142,8 @@ async def bind(request: web.Request) -> web.Response:
         channel.history.add(chat_id, [message])
         return web.json_response({"ok": False})
     log.info("web staff bound staff=%s device=%s", staff.id, device.id)
+    if ended is not None:
+        await channel.hub.sign_out_device(ended)
     channel.history.add(staff_web_chat(staff.id), [render.bot_message(text, [])])
     await channel.history.flush()
     response = web.json_response({"ok": True})
@@ -178,6 +161,7 @@ async def unbind(request: web.Request) -> web.Response:
     async with channel.app.services.db.transaction() as session:
         await staff_devices.revoke(session, signed_in.staff.id, signed_in.device_id)
     log.info("web staff unbound staff=%s device=%s", signed_in.staff.id, signed_in.device_id)
+    await channel.hub.sign_out_device(signed_in.device_id)
     response = web.json_response({"ok": True})
     response.del_cookie(STAFF_COOKIE, path=_cookie_path(channel))
     return response

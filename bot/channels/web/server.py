@@ -28,7 +28,6 @@ from bot.channels.web.desk import (
     open_target,
     staff_page,
     still_signed_in,
-    watch_session,
 )
 from bot.channels.web.history import HistoryWriter
 from bot.channels.web.identity import Identity, load_secret
@@ -37,6 +36,8 @@ from bot.config import Settings
 from chat.events import ChatUser, Incoming, Kind, UploadedFile
 from dialogs.texts import labels
 from dialogs.texts import render as render_text
+from domain import cases as life
+from domain.policy import Actor
 from services import documents
 from storage import applicants, cases, files, web_history
 from storage.ratelimit import FloodGuard, MemoryFloodGuard, RedisFloodGuard, Verdict
@@ -88,9 +89,9 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         await web_history.prune(session, chat_id)
         history = await web_history.recent(session, chat_id)
     await ws.send_json({"type": "history", "messages": history})
-    channel.hub.add(chat_id, ws)  # wakes the notice delivery for this chat
+    device = signed_in.device_id if signed_in else None
+    channel.hub.add(chat_id, ws, device)  # wakes the notice delivery for this chat
     ip = channel.client_ip(request)
-    watch = asyncio.create_task(watch_session(channel, signed_in, ws)) if signed_in else None
     try:
         async for message in ws:
             if message.type != WSMsgType.TEXT:
@@ -110,8 +111,6 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 await channel.converse(chat_id, incoming, echo)
     finally:
         channel.hub.remove(chat_id, ws)
-        if watch is not None:
-            watch.cancel()
     return ws
 
 
@@ -172,16 +171,21 @@ async def upload(request: web.Request) -> web.Response:
 
 
 async def download_form(request: web.Request) -> web.Response:
-    """The case's printable form, for the chat that owns (or bound) the case."""
+    """The case's printable form, for the chat that owns (or bound) the case, or for a
+    signed-in staff browser whose role may see the case."""
     channel = channel_of(request)
-    chat_id = channel.chat_id(request)
+    chat_id, signed_in = await channel.visitor(request)
     number, fmt = request.match_info["number"], request.match_info["fmt"]
     if chat_id is None or fmt not in FORMATS:
         raise web.HTTPNotFound()
     services = channel.app.services
     async with services.db.sessions() as session:
-        applicant = await applicants.find(session, CHANNEL, chat_id)
-        case = await cases.for_applicant(session, applicant.id, number) if applicant else None
+        if signed_in is not None:
+            actor = Actor.of_staff(signed_in.staff)
+            case = await life.visible_to_staff(session, number, actor)
+        else:
+            applicant = await applicants.find(session, CHANNEL, chat_id)
+            case = await cases.for_applicant(session, applicant.id, number) if applicant else None
     if case is None:
         raise web.HTTPNotFound()
     document = await documents.application_form(services, case, fmt)
@@ -259,7 +263,9 @@ def build_guards(settings: Settings, app: App) -> tuple[FloodGuard, FloodGuard]:
     return MemoryFloodGuard(chat_limit, chat_window), MemoryFloodGuard(ip_limit, ip_window)
 
 
-def build_web_app(app: App, settings: Settings, poll_interval: float = 1.0) -> web.Application:
+def build_web_app(
+    app: App, settings: Settings, poll_interval: float | None = None
+) -> web.Application:
     """The web chat as an aiohttp application (other HTTP channels may add their routes)."""
     quiet_client_mistakes()
     chat_guard, ip_guard = build_guards(settings, app)
@@ -283,7 +289,8 @@ def build_web_app(app: App, settings: Settings, poll_interval: float = 1.0) -> w
     web_app.router.add_get(f"{base}/file/{{token}}", download_file)
     web_app.router.add_static(f"{base}/static", STATIC)
     add_staff_routes(web_app, base)
-    delivery = NoticeDelivery(app.services.db, channel.hub, channel.notice_payload, poll_interval)
+    poll = settings.web_poll_seconds if poll_interval is None else poll_interval
+    delivery = NoticeDelivery(app.services.db, channel.hub, channel.notice_payload, poll)
     stop = asyncio.Event()
 
     async def deliver(_: web.Application) -> Any:
