@@ -13,6 +13,7 @@ from dialogs.application import APPLICATION, catalog_options
 from dialogs.engine import DialogEngine
 from dialogs.fields import Option
 from dialogs.printable import find_cjk_font
+from domain.bad_ratings import BadRatingLimits
 from handlers.context import ApplicantLimits, Services
 from handlers.routing import Router
 from storage import roster
@@ -101,5 +102,9 @@ async def build_app(
         consultation=await load_consultation(db) if answering else None,
         web_url=settings.web_url,
         limits=ApplicantLimits(settings.open_questions_limit, settings.daily_applications_limit),
+        bad_ratings=BadRatingLimits(
+            verify_workdays=settings.bad_rating_verify_days,
+            fix_workdays=settings.bad_rating_fix_days,
+        ),
     )
     return App(settings=settings, services=services, router=Router(services))

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     wechat_reply_within: float = 4.0  # seconds the callback waits to answer passively
     open_questions_limit: int = Field(5, ge=1, le=1000)  # unanswered questions per applicant
     daily_applications_limit: int = Field(3, ge=1, le=1000)  # applications per applicant per day
+    # 差评: working days for 回访核实 and for 整改 and 反馈 to the enterprise (some provinces: 5).
+    bad_rating_verify_days: int = Field(1, ge=1, le=30)
+    bad_rating_fix_days: int = Field(15, ge=1, le=60)
 
     @field_validator("database_url")
     @classmethod

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chat.events import Incoming, Reply
 from dialogs.engine import DialogEngine
+from domain.bad_ratings import BadRatingLimits
 from domain.policy import Actor
 from storage import applicants
 from storage.db import Database
@@ -46,6 +47,7 @@ class Services:
     consultation: Consultation | None = None
     web_url: str = ""  # the web chat's address, for links and QR codes on printed forms
     limits: ApplicantLimits = field(default_factory=ApplicantLimits)
+    bad_ratings: BadRatingLimits = field(default_factory=BadRatingLimits)
 
 
 @dataclass
