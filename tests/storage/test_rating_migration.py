@@ -12,7 +12,6 @@ from conftest import SERVER_URL, _admin
 from storage.db import Database
 
 
-
 async def _old_ratings(db: Database) -> None:
     """Five closed cases rated 5 … 1 the old way, at revision 0011."""
     await db.upgrade("0011")
