@@ -101,7 +101,11 @@ def view_button(item: BadRating) -> list[list[Button]]:
 
 
 async def responsible_unit(session: AsyncSession, case: Case) -> int | None:
-    """The unit answering for the case: its handler's, else 政务服务中心 (the window)."""
+    """The unit answering for the case: the one with most of its approval items; for a case
+    of 其他事项 only, its handler's, else 政务服务中心 (the window)."""
+    unit = await bad_ratings.main_unit(session, case.id)
+    if unit is not None:
+        return unit
     handler = await questions.staff(session, case.handler_id)
     if handler is not None:
         return handler.department_id

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import BadRating, BadRatingStatus, Case, CaseRating, Role, Staff
+from storage.models import BadRating, BadRatingStatus, Case, CaseItem, CaseRating, Role, Staff
 from storage.roster import reachable_staff
 
 OPEN = (BadRatingStatus.VERIFYING, BadRatingStatus.FIXING, BadRatingStatus.REVIEWING)
@@ -47,15 +47,27 @@ async def for_rating(session: AsyncSession, rating_id: int) -> BadRating | None:
     return await session.scalar(select(BadRating).where(BadRating.rating_id == rating_id))
 
 
+async def main_unit(session: AsyncSession, case_id: int) -> int | None:
+    """The unit with the most approval items in the case (the first such item's on a tie)."""
+    query = (
+        select(CaseItem.department_id)
+        .where(CaseItem.case_id == case_id, CaseItem.department_id.is_not(None))
+        .group_by(CaseItem.department_id)
+        .order_by(func.count().desc(), func.min(CaseItem.id))
+        .limit(1)
+    )
+    return await session.scalar(query)
+
+
 async def unit_people(session: AsyncSession, department_id: int | None) -> list[Staff]:
-    """The reachable chief and specialists of a unit: the item's owners."""
+    """The reachable chief, specialists and window staff of a unit: the item's owners."""
     if department_id is None:
         return []
     query = (
         select(Staff)
         .where(
             Staff.department_id == department_id,
-            Staff.role.in_([Role.CHIEF, Role.SPECIALIST]),
+            Staff.role.in_([Role.CHIEF, Role.SPECIALIST, Role.WINDOW]),
             Staff.active.is_(True),
             reachable_staff(),
         )

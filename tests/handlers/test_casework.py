@@ -184,7 +184,7 @@ async def test_reminder_before_due_and_an_old_one_point_button_opens_a_bad_ratin
     app: App, chat: Chat
 ) -> None:
     window = await bind_staff(app, "李娜")
-    chief = await bind_staff(app, "周静")
+    chief = await bind_staff(app, "何军")  # 住建环保局: owns 施工许可, the case's one item
     number = await submit(chat)
     await window.press_data(f"w:view:{number}")
     await window.press("受理")
@@ -211,7 +211,7 @@ async def test_reminder_before_due_and_an_old_one_point_button_opens_a_bad_ratin
         rating = await session.scalar(select(CaseRating))
     assert rating is not None and rating.level == "very_dissatisfied"
     assert rating.points == ["slow"] and rating.comment == "等了很久"
-    low = await notices_to(app, chief)  # the window's unit is 政务服务中心: its chief owns it
+    low = await notices_to(app, chief)
     assert any("差评待处理" in m.text and "非常不满意" in m.text for m in low)
 
 
