@@ -300,6 +300,7 @@ class Case(Base):
         # The scheduler: clocks not yet reminded, and 回访 waiting since follow_up_asked_at.
         _partial("ix_cases_due", "due_at", "id", where=CASES_REMINDABLE),
         Index("ix_cases_follow_up", "status", "follow_up_asked_at"),
+        Index("ix_cases_created", "created_at"),  # 服务统计: cases received in a range
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -52,6 +52,7 @@ def upgrade() -> None:
     op.add_column("questions", sa.Column("answer_hours", sa.Integer(), nullable=True))
     op.add_column("questions", sa.Column("answered_on_time", sa.Boolean(), nullable=True))
     op.create_index("ix_case_events_status_at", "case_events", ["to_status", "at"])
+    op.create_index("ix_cases_created", "cases", ["created_at"])
 
     op.create_table(
         "consultations",
@@ -118,6 +119,7 @@ def downgrade() -> None:
     op.drop_table("bad_ratings")
     op.drop_table("consultations")
     op.drop_index("ix_case_events_status_at", table_name="case_events")
+    op.drop_index("ix_cases_created", table_name="cases")
     for table, column in (
         ("questions", "answered_on_time"),
         ("questions", "answer_hours"),
