@@ -47,8 +47,11 @@ from sqlalchemy import event, text  # noqa: E402
 from bench_common import drop_database, fresh_database  # noqa: E402
 from bot import scheduler  # noqa: E402
 from bot.app import App, build_app  # noqa: E402
+from bot.channels.web.stats import default_range  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from chat.events import ChatUser, Incoming  # noqa: E402
+from domain import stats  # noqa: E402
+from services.workdays import today_in_china  # noqa: E402
 from storage import outbox  # noqa: E402
 from storage.state import MemoryStateStore  # noqa: E402
 
@@ -354,6 +357,12 @@ async def _operations(app: App) -> tuple[dict[str, Call], dict[str, str]]:
             await outbox.claim_due(session, CHANNEL, 20)
             await session.rollback()
 
+    async def service_stats() -> None:  # /desk/stats' figures: the last twelve months
+        today = today_in_china()
+        first, last = default_range(today)
+        async with app.services.db.sessions() as session:
+            await stats.gather(session, stats.day_span(first, last), stats.StatsScope(), today)
+
     replies = await router.handle(Incoming.say(ChatUser("test", "busy"), "/cases"))
     next_page = next(
         b.data for r in replies for b in r.all_buttons() if b.data.startswith("c:page:")
@@ -371,6 +380,7 @@ async def _operations(app: App) -> tuple[dict[str, Call], dict[str, str]]:
         "cases_next": press("busy", next_page),
         "inbox": say("window", "/inbox"),
         "claim": claim,
+        "stats": service_stats,
     }
     notes = {"open": f"{open_now} open", "cases": f"{busy} cases", "claim": f"{outbox_rows:,} rows"}
     return calls, notes
@@ -384,6 +394,7 @@ OPERATIONS = {
     "inbox": "staff `/inbox` (window: every active case)",
     "export": "`export cases --format xlsx`: time, peak RSS",
     "claim": "`outbox.claim_due(20)`",
+    "stats": "`/desk/stats` figures, last 12 months, whole service",
 }
 
 

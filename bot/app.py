@@ -14,6 +14,7 @@ from dialogs.application import APPLICATION, catalog_options
 from dialogs.engine import DialogEngine
 from dialogs.fields import Option
 from dialogs.printable import find_cjk_font
+from domain.bad_ratings import BadRatingLimits
 from handlers.context import ApplicantLimits, Services
 from handlers.routing import Router
 from services.uploads import UploadCaps, UploadChecker
@@ -123,5 +124,9 @@ async def build_app(
             ),
         ),
         uploads=UploadChecker(upload_caps(settings), settings.upload_checks_at_once),
+        bad_ratings=BadRatingLimits(
+            verify_workdays=settings.bad_rating_verify_days,
+            fix_workdays=settings.bad_rating_fix_days,
+        ),
     )
     return App(settings=settings, services=services, router=Router(services))

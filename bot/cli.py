@@ -736,5 +736,35 @@ def export_cases(
     _export("cases", fmt, out)
 
 
+@app.command()
+def report(
+    month: Annotated[str, typer.Option("--month", help="YYYY-MM")],
+    out: Annotated[Path, typer.Option("--out", help="file to write")],
+    fmt: Annotated[str, typer.Option("--format", help="xlsx or docx")] = "xlsx",
+) -> None:
+    """工作简报: one month's service statistics (xlsx with charts, or docx)."""
+    from services import report as monthly
+
+    if fmt not in monthly.FORMATS:
+        err.print(f"--format is one of {', '.join(monthly.FORMATS)}", markup=False)
+        raise typer.Exit(2)
+    try:
+        monthly.parse_month(month)
+    except monthly.BadMonth:
+        err.print("--month is YYYY-MM, for example 2026-11", markup=False)
+        raise typer.Exit(2) from None
+
+    async def main(settings: Settings) -> None:
+        db = Database(settings.database_url)
+        try:
+            await db.ping()
+            await monthly.write_report(db, month, fmt, out)
+        finally:
+            await db.dispose()
+        err.print(f"Wrote the {month} report to {out}.", markup=False)
+
+    _run(main)
+
+
 def main() -> None:
     app()

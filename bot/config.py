@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     # then that case (or chat) is refused until the window has passed since the last one.
     query_code_limit: int = Field(10, ge=1, le=1000)
     query_code_window_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
+    # 差评: working days for 回访核实 and for 整改 and 反馈 to the enterprise (some provinces: 5).
+    bad_rating_verify_days: int = Field(1, ge=1, le=30)
+    bad_rating_fix_days: int = Field(15, ge=1, le=60)
+    stats_max_days: int = Field(3 * 366, ge=31, le=20 * 366)  # the longest range /desk/stats takes
 
     @field_validator("database_url")
     @classmethod

@@ -1,5 +1,5 @@
 """Periodic work: the domain's jobs (question reminders and escalations, case time limits,
-回访 closing, broadcast reports, the key-project ladder) ticked once a minute."""
+回访 closing, 差评 deadlines, broadcast reports, the key-project ladder) ticked once a minute."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from domain.announcement_reports import report_finished
+from domain.bad_ratings import chase_bad_ratings
 from domain.case_jobs import chase_cases
 from domain.key_projects import escalate_problems, remind_follow_ups
 from domain.reminders import QuestionLimits, chase_questions
@@ -25,6 +26,7 @@ async def tick(services: Services, extra: tuple[Job, ...] = ()) -> int:
     jobs: list[Job] = [
         lambda s: chase_questions(s, now, QuestionLimits()),
         lambda s: chase_cases(s, now),
+        lambda s: chase_bad_ratings(s, now, s.bad_ratings),
         report_finished,
         lambda s: escalate_problems(s, now),
         lambda s: remind_follow_ups(s, now),

@@ -24,6 +24,7 @@ def environment() -> Environment:
         auto_reload=False,  # templates ship with the code; no stat() per render
     )
     env.globals["label"] = label
+    env.globals["label_group"] = labels
     env.filters["local_time"] = _local_time
     return env
 

@@ -26,10 +26,21 @@ class UploadStart(CaseRef, prefix="u:start"): ...  # an applicant: upload the �
 
 
 class Rate(CallbackData, prefix="r"):
-    """An applicant: rate a closed case 1-5, or `skip` the comment after rating."""
+    """An applicant: rate a delivered case on a 好差评 level (or an old button's 1-5), or
+    `skip` the comment after rating."""
 
     number: str
     choice: str
+
+
+class RatePoint(CallbackData, prefix="rp"):
+    """An applicant: tick or untick a second-level point (or reason) of their rating."""
+
+    number: str
+    point: str
+
+
+class RateDone(CaseRef, prefix="rd"): ...  # the points are chosen
 
 
 class QuestionRef(CallbackData):
@@ -72,3 +83,16 @@ class ProblemUp(ProblemRef, prefix="k:up"): ...  # one level up the ladder by ha
 
 
 class ProblemSolve(ProblemRef, prefix="k:solve"): ...
+
+
+class BadRatingView(CallbackData, prefix="br:view"):
+    """Staff: open a 差评 item."""
+
+    item_id: int
+
+
+class FixRate(CallbackData, prefix="rf"):
+    """An applicant: rate the fix of their 差评, once."""
+
+    item_id: int
+    level: str

@@ -19,13 +19,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chat.events import Button
 from dialogs.fields import format_phone
 from dialogs.texts import label, render
-from domain import policy
+from domain import bad_ratings, policy
+from domain.bad_ratings import BadRatingLimits
 from domain.buttons import CaseInstruct, CaseView, Rate, UploadStart
 from domain.notices import Notice
 from domain.policy import Actor, CaseTarget, Right
-from services.workdays import add_workdays
+from services.workdays import add_workdays, workdays_between
 from storage import cases, files, questions, roster
-from storage.models import Case, CaseEvent, CaseItem, CaseRating, CaseStatus, utcnow
+from storage.models import (
+    Case,
+    CaseEvent,
+    CaseItem,
+    CaseRating,
+    CaseStatus,
+    RatingLevel,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 S = CaseStatus
@@ -228,10 +237,22 @@ def _record(
 ) -> CaseEvent:
     step = STEPS[verb]
     shown = note if step.note_shown else None
+    keep_figures(case, step.target, now)
     event = cases.record(case, step.target, actor.kind, actor.id, shown)
     event.at = now
     set_clock(case, now)
     return event
+
+
+def keep_figures(case: Case, target: CaseStatus, now: dt.datetime) -> None:
+    """What the statistics count, kept on the case as it moves: a clock that ran out, and
+    the working days from 提交 to 受理 and to 办结."""
+    if case.due_at is not None and now > case.due_at:
+        case.late = True
+    if target == S.ACCEPTED:
+        case.accepted_workdays = workdays_between(case.created_at, now)
+    elif target == S.COMPLETED:
+        case.completed_workdays = workdays_between(case.created_at, now)
 
 
 async def move(
@@ -311,8 +332,11 @@ def _applicant_notice(
 
 
 def rating_buttons(number: str) -> list[list[Button]]:
-    unit = label("buttons", "score")
-    return [[Rate(number, str(score)).button(f"{score}{unit}") for score in range(5, 0, -1)]]
+    """The five levels of 好差评, the good ones on the first row."""
+    return [
+        [Rate(number, level).button(label("rating_levels", level)) for level in row]
+        for row in bad_ratings.LEVEL_ROWS
+    ]
 
 
 async def window_notices(session: AsyncSession, case: Case, text: str, event: str) -> list[Notice]:
@@ -366,41 +390,28 @@ async def supplied(
     return Moved(case, event, notices)
 
 
-LOW_SCORE = 2
-
-
 async def rate(
-    session: AsyncSession, number: str, actor: Actor, score: int, now: dt.datetime | None = None
+    session: AsyncSession,
+    number: str,
+    actor: Actor,
+    level: RatingLevel,
+    channel: str | None,
+    limits: BadRatingLimits,
+    now: dt.datetime | None = None,
 ) -> tuple[Moved, CaseRating]:
-    """回访: the rating (once) closes a delivered case; a low one goes to a chief."""
+    """好差评: the one rating of a delivered case closes it; 不满意 or 非常不满意 opens a 差评
+    item owned by the case's responsible unit (domain/bad_ratings.py)."""
     now = now or utcnow()
     case, _ = await _locked(session, number, actor, Right.OWN)
     _refuse_step(case, CaseVerb.RATE)
-    rating = await cases.rate(session, case, score, None)
+    rating = await cases.rate(session, case, level, channel)
     if rating is None:
         raise StaleAction(case)
+    rating.at = now
     event = _record(case, CaseVerb.RATE, actor, None, now)
     await session.flush()
-    notices = await low_rating_notices(session, case, rating, "score")
+    notices = await bad_ratings.open_item(session, case, rating, now, limits)
     return Moved(case, event, notices), rating
-
-
-async def low_rating_notices(
-    session: AsyncSession, case: Case, rating: CaseRating, suffix: str
-) -> list[Notice]:
-    """A low score goes to the 首席责任人 of the handler's unit for a second 回访."""
-    if rating.score > LOW_SCORE:
-        return []
-    handler = await questions.staff(session, case.handler_id)
-    department_id = handler.department_id if handler else None
-    if department_id is None:
-        lead = await roster.department_by_code(session, roster.LEAD_UNIT)
-        department_id = lead.id if lead else None
-    chief = await questions.chief_of(session, department_id)
-    if chief is None:
-        return []
-    text = render("casework/staff_low_rating.j2", case=case, rating=rating)
-    return [Notice(chief, text, f"case:{case.number}:low_rating:{suffix}")]
 
 
 # -- staff fields and items ---------------------------------------------------------------

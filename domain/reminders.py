@@ -35,6 +35,14 @@ class QuestionLimits:
     escalate_after_workdays: int = 1
 
 
+def keep_answer_figures(question: Question, now: dt.datetime) -> None:
+    """At a question's first answer: whole hours it took, and whether it came before the
+    chief would be told (the time limit of the first-responder rule)."""
+    question.answer_hours = int((now - question.created_at).total_seconds() // 3600)
+    limit = QuestionLimits().escalate_after_workdays
+    question.answered_on_time = workdays_between(question.created_at, now) < limit
+
+
 async def chase_questions(services: Services, now: dt.datetime, limits: QuestionLimits) -> int:
     """Send due reminders and escalations once each; returns how many were sent. Only the
     questions that can be due now are read, oldest first, BATCH at a time, at most

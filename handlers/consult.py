@@ -23,7 +23,7 @@ from handlers.routes import Routes
 from services import metrics
 from services.faq_domain import CatalogItem, item_code
 from services.workdays import next_office_opening
-from storage import faq, questions, roster
+from storage import faq, questions, roster, stats
 from storage.db import Database
 from storage.models import Department, Question, QuestionStatus, Staff, utcnow
 
@@ -127,6 +127,9 @@ class Consultation:
         ctx.state["last_question"] = text
         await self.refresh(ctx.services.db)
         decision = self.index.decide(text) if self.entries else None
+        verdict = Verdict.ROUTE if decision is None else decision.verdict
+        async with ctx.services.db.transaction() as session:  # 服务统计 counts each outcome
+            stats.record_consultation(session, ctx.event.user.channel, verdict)
         if decision is None or decision.verdict == Verdict.ROUTE:
             metrics.FAQ_VERDICTS.labels("routed").inc()
             hint = decision.hits[0].key if decision and decision.hits else None

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chat.events import Incoming, Reply
 from dialogs.engine import DialogEngine
+from domain.bad_ratings import BadRatingLimits
 from domain.policy import Actor
 from services.uploads import UploadChecker
 from storage import applicants
@@ -51,6 +52,7 @@ class Services:
     web_url: str = ""  # the web chat's address, for links and QR codes on printed forms
     limits: ApplicantLimits = field(default_factory=ApplicantLimits)
     uploads: UploadChecker = field(default_factory=UploadChecker)
+    bad_ratings: BadRatingLimits = field(default_factory=BadRatingLimits)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from domain.policy import Actor
 from handlers import (
     announcements,
     applicant,
+    bad_ratings,
     casework,
     consult,
     devices,
@@ -62,6 +63,7 @@ ROUTES = (
     announcements.routes,
     supplement.routes,
     followup.routes,
+    bad_ratings.routes,
     staff.routes,
     casework.routes,
     key_projects.routes,

@@ -11,6 +11,7 @@ from dialogs.texts import label, render
 from domain.buttons import QuestionDone, QuestionForward, QuestionReply, QuestionShow
 from domain.notices import notify_question_staff, staff_question_buttons
 from domain.policy import is_admin
+from domain.reminders import keep_answer_figures
 from handlers.consult import (
     FollowQuestion,
     age_label,
@@ -97,6 +98,8 @@ async def send_reply(ctx: Context, staff: Staff, question_id: int, text: str) ->
             return _reply("staff/question_not_found.j2")
         message = await questions.add_message(session, question, "staff", staff.id, text)
         question.status = QuestionStatus.ANSWERED
+        if question.answered_at is None:  # the first answer: what the statistics count
+            keep_answer_figures(question, utcnow())
         question.answered_at = utcnow()
         owner = await questions.staff(session, question.owner_id)
         applicant = await session.get(Applicant, question.applicant_id)

@@ -30,6 +30,7 @@ from sqlalchemy.orm import InstrumentedAttribute, aliased, selectinload
 from storage.models import (
     ACTIVE_CASE_STATUSES,
     CLOCK_RUNNING,
+    LEVEL_SCORES,
     ActorKind,
     Applicant,
     Case,
@@ -43,6 +44,7 @@ from storage.models import (
     KeyProject,
     KeyProjectMember,
     ProjectKind,
+    RatingLevel,
     Staff,
     utcnow,
 )
@@ -477,13 +479,21 @@ async def waiting_for_follow_up(
 
 
 async def rate(
-    session: AsyncSession, case: Case, score: int, comment: str | None
+    session: AsyncSession, case: Case, level: RatingLevel, channel: str | None
 ) -> CaseRating | None:
-    """Store the 回访 rating once per case; None if the case was rated already."""
-    if await session.scalar(select(CaseRating).where(CaseRating.case_id == case.id)):
+    """Store the case's one rating (一事一评); None if the case was rated already."""
+    if await session.scalar(select(CaseRating.id).where(CaseRating.case_id == case.id)):
         return None
-    rating = CaseRating(case_id=case.id, staff_id=case.handler_id, score=score, comment=comment)
+    rating = CaseRating(
+        case_id=case.id,
+        staff_id=case.handler_id,
+        level=level,
+        score=LEVEL_SCORES[level],
+        points=[],
+        channel=channel,
+    )
     session.add(rating)
+    await session.flush()
     return rating
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
     true,
 )
@@ -103,6 +104,30 @@ class QuestionStatus(StrEnum):
     OPEN = "open"
     FORWARDED = "forwarded"
     ANSWERED = "answered"
+    CLOSED = "closed"
+
+
+class RatingLevel(StrEnum):
+    """好差评's five levels, best first (national rules for rating government services)."""
+
+    VERY_SATISFIED = "very_satisfied"  # 非常满意
+    SATISFIED = "satisfied"  # 满意
+    BASIC = "basic"  # 基本满意
+    DISSATISFIED = "dissatisfied"  # 不满意
+    VERY_DISSATISFIED = "very_dissatisfied"  # 非常不满意
+
+
+# The old 1–5 回访 score of each level (5 best): kept in `score` for averages and old buttons.
+LEVEL_SCORES = {level: 5 - index for index, level in enumerate(RatingLevel)}
+BAD_LEVELS = (RatingLevel.DISSATISFIED, RatingLevel.VERY_DISSATISFIED)  # 差评
+
+
+class BadRatingStatus(StrEnum):
+    """A 差评 item: 回访核实 → 整改 and 反馈 → 复核 by 政务服务中心 → closed."""
+
+    VERIFYING = "verifying"
+    FIXING = "fixing"
+    REVIEWING = "reviewing"
     CLOSED = "closed"
 
 
@@ -282,6 +307,7 @@ class Case(Base):
         # The scheduler: clocks not yet reminded, and 回访 waiting since follow_up_asked_at.
         _partial("ix_cases_due", "due_at", "id", where=CASES_REMINDABLE),
         Index("ix_cases_follow_up", "status", "follow_up_asked_at"),
+        Index("ix_cases_created", "created_at"),  # 服务统计: cases received in a range
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -312,6 +338,11 @@ class Case(Base):
     paused_seconds: Mapped[int | None]  # time left on the clock while needs_supplement
     reminded_at: Mapped[dt.datetime | None]
     follow_up_asked_at: Mapped[dt.datetime | None]  # delivered: the 回访 wait runs from here
+    # Figures for the statistics, set as the case moves (SQL aggregates never walk events):
+    # whole working days from 提交 to 受理 and to 办结, and whether a clock ever ran out.
+    accepted_workdays: Mapped[int | None]
+    completed_workdays: Mapped[int | None]
+    late: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -354,6 +385,8 @@ class CaseItem(Base):
 
 class CaseEvent(Base):
     __tablename__ = "case_events"
+    # The statistics count the events of one kind in a date range.
+    __table_args__ = (Index("ix_case_events_status_at", "to_status", "at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
@@ -431,6 +464,21 @@ class Question(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     answered_at: Mapped[dt.datetime | None]
+    # Set at the first answer, for the statistics: whole hours it took, within the limit or not.
+    answer_hours: Mapped[int | None]
+    answered_on_time: Mapped[bool | None]
+
+
+class ConsultationRecord(Base):
+    """One consultation's outcome (FAQ answered, choice offered, routed), for the statistics."""
+
+    __tablename__ = "consultations"
+    __table_args__ = (Index("ix_consultations_at", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    channel: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[str] = mapped_column(String(10))
 
 
 class QuestionMessage(Base):
@@ -492,16 +540,53 @@ class OutboxMessage(Base):
 
 
 class CaseRating(Base):
-    """回访: the applicant's rating of a delivered case, per handling staff member."""
+    """好差评: the applicant's one rating of a delivered case (一事一评), per handling staff."""
 
     __tablename__ = "case_ratings"
+    __table_args__ = (Index("ix_case_ratings_at", "at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), unique=True)
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
-    score: Mapped[int]
+    level: Mapped[str] = mapped_column(String(20))  # RatingLevel
+    score: Mapped[int]  # LEVEL_SCORES[level]
+    points: Mapped[list[Any]] = mapped_column(default=list)  # second-level points or reasons
     comment: Mapped[str | None] = mapped_column(Text)
+    channel: Mapped[str | None] = mapped_column(String(20))  # the chat's channel, or "link"
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class BadRating(Base):
+    """A 差评 item owned by the case's responsible unit, followed up to 复核."""
+
+    __tablename__ = "bad_ratings"
+    __table_args__ = (
+        Index("ix_bad_ratings_status", "status", "id"),
+        Index("ix_bad_ratings_opened", "opened_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rating_id: Mapped[int] = mapped_column(ForeignKey("case_ratings.id"), unique=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
+    status: Mapped[str] = mapped_column(String(20), default=BadRatingStatus.VERIFYING)
+    opened_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    verify_due_at: Mapped[dt.datetime]
+    fix_due_at: Mapped[dt.datetime]
+    verified_at: Mapped[dt.datetime | None]
+    verified_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    verify_note: Mapped[str | None] = mapped_column(Text)
+    fixed_at: Mapped[dt.datetime | None]  # 整改 done and 反馈 sent to the enterprise
+    fixed_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    fix_note: Mapped[str | None] = mapped_column(Text)
+    reviewed_at: Mapped[dt.datetime | None]
+    reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    review_note: Mapped[str | None] = mapped_column(Text)
+    # 0: on time; 1: 核实 missed (the unit's chief told); 2: 反馈 missed (and 政务服务中心).
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    reminded_at: Mapped[dt.datetime | None]  # the owners were reminded of the 反馈 deadline
+    fix_level: Mapped[str | None] = mapped_column(String(20))  # the enterprise rates the fix
+    fix_rated_at: Mapped[dt.datetime | None]
 
 
 class KeyProject(Base):

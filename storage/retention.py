@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
     Applicant,
+    BadRating,
     Case,
     CaseEvent,
     CaseFile,
@@ -72,7 +73,7 @@ async def purge_cases(session: AsyncSession, before: dt.datetime) -> int:
         .values(case_id=None)
         .execution_options(synchronize_session=False)
     )
-    for child in (CaseItem, CaseEvent, CaseFile, CaseRating):
+    for child in (CaseItem, CaseEvent, CaseFile, BadRating, CaseRating):  # 差评 before its rating
         await session.execute(delete(child).where(child.case_id.in_(ids)))
     await session.execute(delete(Case).where(Case.id.in_(ids)))
     return len(ids)

@@ -92,8 +92,16 @@ async def test_case_walks_from_submitted_to_closed(app: App, chat: Chat) -> None
     await window.press("送达")
     await window.say("顺丰 SF1234567890")
     delivered = (await notices_to(app, chat))[-1]
-    assert "SF1234567890" in delivered.text and "评分" in delivered.text
-    await chat.press_data(delivered.buttons[0][0]["data"])  # 5分
+    assert "SF1234567890" in delivered.text and "好差评" in delivered.text
+    levels = [b["label"] for row in delivered.buttons for b in row]
+    assert levels == ["非常满意", "满意", "基本满意", "不满意", "非常不满意"]
+    await chat.press_data(delivered.buttons[0][0]["data"])  # 非常满意
+    assert "非常满意" in chat.text and "满意的方面" in chat.text
+    await chat.press("办事效率")
+    await chat.press("办事便捷度")
+    await chat.press("办事效率")  # ticked twice: off again
+    assert "已选：办事便捷度" in chat.text
+    await chat.press("完成")
     assert "意见或建议" in chat.text
     await chat.say("服务很周到")
     assert "已完结" in chat.text
@@ -114,7 +122,9 @@ async def test_case_walks_from_submitted_to_closed(app: App, chat: Chat) -> None
         "delivered",
         "closed",
     ]
-    assert rating is not None and rating.score == 5 and rating.comment == "服务很周到"
+    assert rating is not None and rating.level == "very_satisfied" and rating.score == 5
+    assert rating.points == ["convenience"] and rating.comment == "服务很周到"
+    assert rating.channel == "test"
     assert rating.staff_id == case.handler_id
 
     # Staff-only fields never reach the applicant: every notice, the timeline, the form.
@@ -170,9 +180,11 @@ async def test_forbidden_transitions_and_roles_are_refused(app: App, chat: Chat)
     assert (await case_row(app, number)).status == "submitted"
 
 
-async def test_reminder_before_due_and_low_rating_goes_to_the_chief(app: App, chat: Chat) -> None:
+async def test_reminder_before_due_and_an_old_one_point_button_opens_a_bad_rating(
+    app: App, chat: Chat
+) -> None:
     window = await bind_staff(app, "李娜")
-    chief = await bind_staff(app, "周静")
+    chief = await bind_staff(app, "何军")  # 住建环保局: owns 施工许可, the case's one item
     number = await submit(chat)
     await window.press_data(f"w:view:{number}")
     await window.press("受理")
@@ -190,10 +202,17 @@ async def test_reminder_before_due_and_low_rating_goes_to_the_chief(app: App, ch
     await window.press_data(f"w:view:{number}")
     await window.press("送达")
     await window.press("现场领取")
-    await chat.press_data(f"r:{number}:1")
+    await chat.press_data(f"r:{number}:1")  # a 1–5 button sent before the five levels
+    assert "非常不满意" in chat.text and "原因" in chat.text
+    await chat.press("办事效率低")
+    await chat.press("完成")
     await chat.say("等了很久")
+    async with app.services.db.sessions() as session:
+        rating = await session.scalar(select(CaseRating))
+    assert rating is not None and rating.level == "very_dissatisfied"
+    assert rating.points == ["slow"] and rating.comment == "等了很久"
     low = await notices_to(app, chief)
-    assert any("1 分" in m.text and "二次回访" in m.text for m in low)
+    assert any("差评待处理" in m.text and "非常不满意" in m.text for m in low)
 
 
 async def test_unanswered_follow_up_closes_after_the_limit(app: App, chat: Chat) -> None:

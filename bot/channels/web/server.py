@@ -32,6 +32,7 @@ from bot.channels.web.desk import (
 from bot.channels.web.history import HistoryWriter
 from bot.channels.web.identity import Identity, load_secret
 from bot.channels.web.staff_session import StaffSessions
+from bot.channels.web.stats import add_stats_routes
 from bot.config import Settings
 from chat.events import ChatUser, Incoming, Kind, UploadedFile
 from dialogs.texts import labels
@@ -289,6 +290,7 @@ def build_web_app(
     web_app.router.add_get(f"{base}/file/{{token}}", download_file)
     web_app.router.add_static(f"{base}/static", STATIC)
     add_staff_routes(web_app, base)
+    add_stats_routes(web_app, base)
     poll = settings.web_poll_seconds if poll_interval is None else poll_interval
     delivery = NoticeDelivery(app.services.db, channel.hub, channel.notice_payload, poll)
     stop = asyncio.Event()
