@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     wechat_reply_within: float = 4.0  # seconds the callback waits to answer passively
     open_questions_limit: int = Field(5, ge=1, le=1000)  # unanswered questions per applicant
     daily_applications_limit: int = Field(3, ge=1, le=1000)  # applications per applicant per day
+    # 预约洽谈: cancel or move up to this many hours before; bookable days ahead; the least
+    # notice for a new booking; upcoming bookings per applicant; slots offered when taken.
+    booking_change_hours: int = Field(2, ge=0, le=72)
+    booking_days_ahead: int = Field(14, ge=1, le=60)
+    booking_lead_minutes: int = Field(60, ge=0, le=24 * 60)
+    booking_open_limit: int = Field(3, ge=1, le=100)
+    booking_offers: int = Field(5, ge=1, le=10)
 
     @field_validator("database_url")
     @classmethod

@@ -72,3 +72,12 @@ class ProblemUp(ProblemRef, prefix="k:up"): ...  # one level up the ladder by ha
 
 
 class ProblemSolve(ProblemRef, prefix="k:solve"): ...
+
+
+class BookingRef(CallbackData):
+    """A button about one booking, by its 预约号."""
+
+    number: str
+
+
+class BookingConfirm(BookingRef, prefix="b:confirm"): ...  # a unit's staff: 确认参加

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -10,10 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chat.events import Incoming, Reply
 from dialogs.engine import DialogEngine
+from domain.bookings import BookingLimits
 from domain.policy import Actor
 from storage import applicants
 from storage.db import Database
-from storage.models import Applicant, Staff
+from storage.models import Applicant, Staff, utcnow
 from storage.state import StateStore
 
 if TYPE_CHECKING:
@@ -46,6 +49,8 @@ class Services:
     consultation: Consultation | None = None
     web_url: str = ""  # the web chat's address, for links and QR codes on printed forms
     limits: ApplicantLimits = field(default_factory=ApplicantLimits)
+    bookings: BookingLimits = field(default_factory=BookingLimits)
+    clock: Callable[[], dt.datetime] = utcnow  # tests set a fake one
 
 
 @dataclass
