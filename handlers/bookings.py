@@ -159,10 +159,11 @@ async def submit(ctx: Context, token: str, answers: dict[str, Value]) -> list[Re
     staff = ctx.staff if "topic" not in answers else None  # the window's form has no topic
     if "topic" not in answers and (ctx.actor is None or not policy.books_for_callers(ctx.actor)):
         return [Reply(render("bookings/not_allowed.j2"))]
+    seen: dict[str, int | None] = {}  # the row expires with a failed transaction
     try:
         async with services.db.transaction(immediate=True) as session:
             applicant = None if staff else await ctx.enrol(session, lock=True)
-            applicant_id = applicant.id if applicant else None
+            applicant_id = seen["applicant"] = applicant.id if applicant else None
             existing = await bookings.by_submission_key(session, applicant_id, token)
             if existing is not None:
                 return [with_menu("bookings/already.j2", booking=existing)]
@@ -209,10 +210,7 @@ async def submit(ctx: Context, token: str, answers: dict[str, Value]) -> list[Re
         return _ask_again(ctx, token, answers, refused.template)
     except IntegrityError:
         async with services.db.sessions() as session:
-            person = None if staff else ctx.applicant
-            existing = await bookings.by_submission_key(
-                session, person.id if person else None, token
-            )
+            existing = await bookings.by_submission_key(session, seen.get("applicant"), token)
             if existing is not None:
                 return [with_menu("bookings/already.j2", booking=existing)]
             wanted = life.parse_slot(str(answers.get("slot") or ""))
