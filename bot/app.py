@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING
 from bot.config import Settings, SettingsError
 from dialogs.announcement import ANNOUNCEMENT
 from dialogs.application import APPLICATION, catalog_options
+from dialogs.booking import BOOKING, WINDOW_BOOKING
 from dialogs.engine import DialogEngine
 from dialogs.fields import Option
 from dialogs.printable import find_cjk_font
 from domain.bad_ratings import BadRatingLimits
+from domain.bookings import BookingLimits
 from handlers.context import ApplicantLimits, Services
 from handlers.routing import Router
 from services.uploads import UploadCaps, UploadChecker
@@ -111,7 +113,9 @@ async def build_app(
     services = Services(
         db=db,
         state=state,
-        engine=DialogEngine({form.name: form for form in (APPLICATION, ANNOUNCEMENT)}, options),
+        engine=DialogEngine(
+            {f.name: f for f in (APPLICATION, ANNOUNCEMENT, BOOKING, WINDOW_BOOKING)}, options
+        ),
         files_dir=settings.files_dir,
         form_font=find_cjk_font(settings.form_font_path),
         consultation=await load_consultation(db) if answering else None,
@@ -127,6 +131,13 @@ async def build_app(
         bad_ratings=BadRatingLimits(
             verify_workdays=settings.bad_rating_verify_days,
             fix_workdays=settings.bad_rating_fix_days,
+        ),
+        bookings=BookingLimits(
+            change_hours=settings.booking_change_hours,
+            days_ahead=settings.booking_days_ahead,
+            lead_minutes=settings.booking_lead_minutes,
+            open_per_applicant=settings.booking_open_limit,
+            offers=settings.booking_offers,
         ),
     )
     return App(settings=settings, services=services, router=Router(services))

@@ -165,7 +165,7 @@ def seed(
             await db.dispose()
         err.print(
             f"Seeded {report.departments} units, {report.staff} staff, {report.items} items, "
-            f"{report.faq} FAQ entries.",
+            f"{report.faq} FAQ entries, {report.rooms} meeting rooms.",
             markup=False,
         )
         for kind, names in (("units", report.retired_units), ("staff", report.retired_staff)):

@@ -120,6 +120,13 @@ class Settings(BaseSettings):
     bad_rating_verify_days: int = Field(1, ge=1, le=30)
     bad_rating_fix_days: int = Field(15, ge=1, le=60)
     stats_max_days: int = Field(3 * 366, ge=31, le=20 * 366)  # the longest range /desk/stats takes
+    # 预约洽谈: cancel or move up to this many hours before; bookable days ahead; the least
+    # notice for a new booking; upcoming bookings per applicant; slots offered when taken.
+    booking_change_hours: int = Field(2, ge=0, le=72)
+    booking_days_ahead: int = Field(14, ge=1, le=60)
+    booking_lead_minutes: int = Field(60, ge=0, le=24 * 60)
+    booking_open_limit: int = Field(3, ge=1, le=100)
+    booking_offers: int = Field(5, ge=1, le=10)
 
     @field_validator("database_url")
     @classmethod

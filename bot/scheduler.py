@@ -1,5 +1,6 @@
 """Periodic work: the domain's jobs (question reminders and escalations, case time limits,
-回访 closing, 差评 deadlines, broadcast reports, the key-project ladder) ticked once a minute."""
+回访 closing, 差评 deadlines, broadcast reports, the key-project ladder, booking reminders) ticked
+once a minute."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from domain.announcement_reports import report_finished
 from domain.bad_ratings import chase_bad_ratings
+from domain.bookings import remind_bookings
 from domain.case_jobs import chase_cases
 from domain.key_projects import escalate_problems, remind_follow_ups
 from domain.reminders import QuestionLimits, chase_questions
@@ -30,6 +32,7 @@ async def tick(services: Services, extra: tuple[Job, ...] = ()) -> int:
         report_finished,
         lambda s: escalate_problems(s, now),
         lambda s: remind_follow_ups(s, now),
+        lambda s: remind_bookings(s, now),
         *extra,
     ]
     sent = 0

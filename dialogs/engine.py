@@ -8,7 +8,16 @@ from typing import Any, Literal
 
 from chat.callbacks import CallbackData
 from chat.events import Button, Reply
-from dialogs.fields import Choice, Field, Form, Invalid, MultiChoice, OptionSource, Value
+from dialogs.fields import (
+    Choice,
+    Field,
+    Form,
+    Invalid,
+    MultiChoice,
+    Option,
+    OptionSource,
+    Value,
+)
 from dialogs.texts import label, render
 
 
@@ -63,6 +72,8 @@ class Draft:
     answers: dict[str, Value]
     current: str | None  # field being asked; None means the review page
     editing: bool = False  # answer one field, then go back to review
+    # Options looked up for this draft alone (a booking's free slots): name → [value, label].
+    choices: dict[str, list[list[str]]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, data: dict[str, Any]) -> Draft:
@@ -75,6 +86,7 @@ class Draft:
             "answers": self.answers,
             "current": self.current,
             "editing": self.editing,
+            "choices": self.choices,
         }
 
 
@@ -102,7 +114,7 @@ class DialogEngine:
             return Step([self._screen(form, draft, error=render("invalid/use_review_buttons.j2"))])
         current = form.field_by_name[draft.current]
         try:
-            value = current.parse(text, self.options)
+            value = current.parse(text, self._source(draft))
         except Invalid as bad:
             return Step([self._screen(form, draft, error=render(bad.template, **bad.params))])
         return self._accept(form, draft, current, value)
@@ -138,9 +150,10 @@ class DialogEngine:
         if action == "keep" and draft.editing:
             return self._accept(form, draft, current, draft.answers.get(current.name))
         if action == "pick" and isinstance(current, Choice) and len(args) == 2:
-            return self._accept(form, draft, current, self._option_value(current, args[1]))
+            return self._accept(form, draft, current, self._option_value(draft, current, args[1]))
         if action == "toggle" and isinstance(current, MultiChoice) and len(args) == 2:
-            return self._toggle(form, draft, current, self._option_value(current, args[1]))
+            value = self._option_value(draft, current, args[1])
+            return self._toggle(form, draft, current, value)
         if action == "done" and isinstance(current, MultiChoice):
             if not draft.answers.get(current.name):
                 error = render("invalid/choose_at_least_one.j2")
@@ -153,7 +166,7 @@ class DialogEngine:
     def _accept(self, form: Form, draft: Draft, current: Field, value: Value) -> Step:
         draft.answers[current.name] = value
         if isinstance(current, Choice):
-            option = current.option(value, self.options)
+            option = current.option(value, self._source(draft))
             if option is not None and option.stop:
                 return Step([Reply(render(option.stop))], finished=True, stopped=True)
         return self._advance(form, draft)
@@ -192,8 +205,19 @@ class DialogEngine:
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _option_value(self, current: Choice | MultiChoice, index: str) -> str:
-        choices = current.choices(self.options)
+    def show(self, draft: Draft) -> Reply:
+        """The draft's current screen again (after its options were looked up anew)."""
+        return self._screen(self.forms[draft.form], draft)
+
+    def _source(self, draft: Draft) -> OptionSource:
+        """The engine's options, with the draft's own looked-up options over them."""
+        if not draft.choices:
+            return self.options
+        own = {k: [Option(v, text) for v, text in pairs] for k, pairs in draft.choices.items()}
+        return {**self.options, **own}
+
+    def _option_value(self, draft: Draft, current: Choice | MultiChoice, index: str) -> str:
+        choices = current.choices(self._source(draft))
         if not index.isdigit() or int(index) >= len(choices):
             raise Expired
         return choices[int(index)].value
@@ -241,23 +265,23 @@ class DialogEngine:
             step=[f.name for f in fields].index(current.name) + 1,
             total=len(fields),
             question=render(current.prompt),
-            current=current.display(value, self.options) if draft.editing else None,
+            current=current.display(value, self._source(draft)) if draft.editing else None,
             error=error,
             resumed=resumed,
         )
         return Reply(text, self._buttons(current, draft), replace=replace and error is None)
 
     def _buttons(self, current: Field, draft: Draft) -> list[list[Button]]:
-        token, name = draft.token, current.name
+        token, name, source = draft.token, current.name, self._source(draft)
         rows: list[list[Button]] = []
         if isinstance(current, Choice):
             rows += [
                 [DialogOption(token, "pick", name, str(i)).button(o.label)]
-                for i, o in enumerate(current.choices(self.options))
+                for i, o in enumerate(current.choices(source))
             ]
         if isinstance(current, MultiChoice):
             chosen = set(draft.answers.get(name) or [])
-            for i, o in enumerate(current.choices(self.options)):
+            for i, o in enumerate(current.choices(source)):
                 mark = label("marks", "checked" if o.value in chosen else "unchecked")
                 rows.append(
                     [DialogOption(token, "toggle", name, str(i)).button(f"{mark} {o.label}")]
@@ -280,7 +304,8 @@ class DialogEngine:
 
     def _review(self, form: Form, draft: Draft, error: str | None, resumed: bool) -> Reply:
         fields = form.applicable(draft.answers)
-        rows = [(f.name, f.display(draft.answers.get(f.name), self.options)) for f in fields]
+        source = self._source(draft)
+        rows = [(f.name, f.display(draft.answers.get(f.name), source)) for f in fields]
         text = render(form.review, rows=rows, error=error, resumed=resumed)
         edit = [
             DialogField(draft.token, "edit", f.name).button(

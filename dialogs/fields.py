@@ -127,7 +127,8 @@ class Choice(Field):
     options: str | tuple[Option, ...] = ()
 
     def choices(self, options: OptionSource) -> Sequence[Option]:
-        return options[self.options] if isinstance(self.options, str) else self.options
+        # A named source may be a draft's own, looked up after the first screen (bookings).
+        return options.get(self.options, ()) if isinstance(self.options, str) else self.options
 
     def parse(self, text: str, options: OptionSource) -> Value:
         wanted = clean(text, fold=True, single_line=True)
@@ -152,7 +153,8 @@ class MultiChoice(Field):
     max_selected: int = 20
 
     def choices(self, options: OptionSource) -> Sequence[Option]:
-        return options[self.options] if isinstance(self.options, str) else self.options
+        # A named source may be a draft's own, looked up after the first screen (bookings).
+        return options.get(self.options, ()) if isinstance(self.options, str) else self.options
 
     def parse(self, text: str, options: OptionSource) -> Value:
         raise Invalid("invalid/choose_buttons.j2")

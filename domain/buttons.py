@@ -96,3 +96,12 @@ class FixRate(CallbackData, prefix="rf"):
 
     item_id: int
     level: str
+
+
+class BookingRef(CallbackData):
+    """A button about one booking, by its 预约号."""
+
+    number: str
+
+
+class BookingConfirm(BookingRef, prefix="b:confirm"): ...  # a unit's staff: 确认参加

@@ -171,3 +171,16 @@ def check(actor: Actor, right: Right, target: CaseTarget) -> None:
     hidden = not sees(actor, target)
     log.info("refused actor=%s right=%s case=%s hidden=%s", actor, right, target.case.id, hidden)
     raise NotAllowed(hidden)
+
+
+# -- 预约洽谈 -------------------------------------------------------------------------------
+
+
+def books_for_callers(actor: Actor) -> bool:
+    """Window staff (and admins) book the 对接洽谈室 on behalf of a caller."""
+    return is_window(actor)
+
+
+def attends(actor: Actor, unit_ids: frozenset[int]) -> bool:
+    """Staff who see a booking and may mark it: the window, or a unit asked to attend."""
+    return actor.kind == ActorKind.STAFF and (is_window(actor) or actor.unit_id in unit_ids)

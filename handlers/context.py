@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -11,12 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chat.events import Incoming, Reply
 from dialogs.engine import DialogEngine
 from domain.bad_ratings import BadRatingLimits
+from domain.bookings import BookingLimits
 from domain.policy import Actor
 from services.uploads import UploadChecker
 from storage import applicants
 from storage.cases import CodeGuard
 from storage.db import Database
-from storage.models import Applicant, Staff
+from storage.models import Applicant, Staff, utcnow
 from storage.state import StateStore
 
 if TYPE_CHECKING:
@@ -53,6 +56,8 @@ class Services:
     limits: ApplicantLimits = field(default_factory=ApplicantLimits)
     uploads: UploadChecker = field(default_factory=UploadChecker)
     bad_ratings: BadRatingLimits = field(default_factory=BadRatingLimits)
+    bookings: BookingLimits = field(default_factory=BookingLimits)
+    clock: Callable[[], dt.datetime] = utcnow  # tests set a fake one
 
 
 @dataclass

@@ -21,7 +21,7 @@ def menu_buttons(subscribed: bool = False) -> list[list[Button]]:
     return [
         [menu_button("ask"), menu_button("apply")],
         [menu_button("cases"), menu_button("contact")],
-        [menu_button("unsubscribe" if subscribed else "subscribe")],
+        [menu_button("book"), menu_button("unsubscribe" if subscribed else "subscribe")],
     ]
 
 

@@ -66,6 +66,8 @@ class FormRoute:
     review: Callable[[Context, Draft], Awaitable[Reply]] | None = None
     resubmit: Callable[[Context, str], Awaitable[list[Reply] | None]] | None = None
     stopped: Callable[[Context], Awaitable[list[Reply]]] | None = None  # an answer ruled it out
+    # Looks up the draft's own options after each step (free slots); True: show it again.
+    prepare: Callable[[Context, Draft], Awaitable[bool]] | None = None
 
 
 @dataclass

@@ -24,6 +24,7 @@ from handlers import (
     announcements,
     applicant,
     bad_ratings,
+    bookings,
     casework,
     consult,
     devices,
@@ -68,6 +69,7 @@ ROUTES = (
     casework.routes,
     key_projects.routes,
     devices.routes,
+    bookings.routes,
 )
 
 
@@ -233,8 +235,9 @@ class Router:
     async def _dialog_text(self, ctx: Context, text: str) -> list[Reply]:
         draft = Draft.load(ctx.state["draft"])
         step = self.services.engine.on_text(draft, text)
+        replies = await self._prepared(ctx, draft, step.replies)
         ctx.state["draft"] = draft.dump()
-        return await self._with_review(ctx, draft, step.replies)
+        return await self._with_review(ctx, draft, replies)
 
     async def _dialog_button(self, ctx: Context, pressed: DialogButton) -> list[Reply]:
         saved = ctx.state.get("draft")
@@ -258,8 +261,17 @@ class Router:
             if step.stopped and form.stopped is not None:
                 replies = [*replies, *await form.stopped(ctx)]
             return [*replies[:-1], _with_menu_buttons(replies[-1])]
+        replies = await self._prepared(ctx, draft, step.replies)
         ctx.state["draft"] = draft.dump()
-        return await self._with_review(ctx, draft, step.replies)
+        return await self._with_review(ctx, draft, replies)
+
+    async def _prepared(self, ctx: Context, draft: Draft, replies: list[Reply]) -> list[Reply]:
+        """A form with options of its own looks them up after each step and, where they
+        changed, its screen is shown again with them."""
+        prepare = self.routes.forms[draft.form].prepare
+        if prepare is None or not await prepare(ctx, draft):
+            return replies
+        return [*replies[:-1], self.services.engine.show(draft)]
 
     async def _with_review(self, ctx: Context, draft: Draft, replies: list[Reply]) -> list[Reply]:
         """A form's review page may add to itself (an announcement: how many it would reach)."""

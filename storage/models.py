@@ -706,3 +706,94 @@ class WeComCard(Base):
     done_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     done_label: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# -- 预约洽谈: rooms, bookings and the units that attend -------------------------------------
+
+
+class BookingStatus(StrEnum):
+    BOOKED = "booked"
+    CANCELLED = "cancelled"
+    ATTENDED = "attended"  # 已到
+    ABSENT = "absent"  # 未到
+
+
+# A slot holds one booking that is not cancelled; the same literal in migration 0300.
+BOOKINGS_HOLDING = "status <> 'cancelled'"
+
+
+class Room(Base):
+    """对接洽谈室: loaded from data/rooms.yaml; hours are [start, end] pairs of "HH:MM"."""
+
+    __tablename__ = "rooms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(60))
+    capacity: Mapped[int] = mapped_column(Integer, default=6)
+    slot_minutes: Mapped[int] = mapped_column(Integer, default=60)
+    hours: Mapped[list[Any]] = mapped_column(default=list)
+    sort: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Booking(Base):
+    """预约洽谈: one room at one start time, for an applicant or a caller booked at the window."""
+
+    __tablename__ = "bookings"
+    __table_args__ = (
+        # Never double-booked: the database refuses a second holding booking of a slot.
+        Index(
+            "uq_bookings_slot",
+            "room_id",
+            "starts_at",
+            unique=True,
+            postgresql_where=text(BOOKINGS_HOLDING),
+            sqlite_where=text(BOOKINGS_HOLDING),
+        ),
+        UniqueConstraint("applicant_id", "submission_key"),
+        Index("ix_bookings_starts", "starts_at", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(24), unique=True)  # 预约号
+    submission_key: Mapped[str] = mapped_column(String(64))
+    applicant_id: Mapped[int | None] = mapped_column(ForeignKey("applicants.id"), index=True)
+    booked_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))  # at the window
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"))
+    starts_at: Mapped[dt.datetime]
+    ends_at: Mapped[dt.datetime]
+    status: Mapped[str] = mapped_column(String(20), default=BookingStatus.BOOKED)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    key_project_id: Mapped[int | None] = mapped_column(ForeignKey("key_projects.id"))
+    subject: Mapped[str] = mapped_column(String(200))
+    company: Mapped[str | None] = mapped_column(String(100))
+    contact_name: Mapped[str] = mapped_column(String(40))
+    contact_phone: Mapped[str] = mapped_column(String(32))
+    record: Mapped[str | None] = mapped_column(Text)  # what was discussed, by staff
+    marked_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    reminded_day_at: Mapped[dt.datetime | None]  # the working day before, 16:00
+    reminded_hour_at: Mapped[dt.datetime | None]  # one hour before
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    room: Mapped[Room] = relationship(lazy="joined")
+    applicant: Mapped[Applicant | None] = relationship(lazy="joined")
+    units: Mapped[list[BookingUnit]] = relationship(
+        order_by="BookingUnit.id", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class BookingUnit(Base):
+    """A unit asked to attend a booking; its staff confirm."""
+
+    __tablename__ = "booking_units"
+    __table_args__ = (UniqueConstraint("booking_id", "department_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    confirmed_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    confirmed_at: Mapped[dt.datetime | None]
+
+    department: Mapped[Department] = relationship(lazy="joined")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,16 @@ import yaml
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import CatalogItem, Department, FaqEntry, FaqSynonyms, Role, Staff, utcnow
+from storage.models import (
+    CatalogItem,
+    Department,
+    FaqEntry,
+    FaqSynonyms,
+    Role,
+    Room,
+    Staff,
+    utcnow,
+)
 from storage.roster import bind_wecom
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -28,6 +38,7 @@ class SeedReport:
     faq: int
     retired_units: tuple[str, ...] = ()  # deactivated: no longer in roster.yaml
     retired_staff: tuple[str, ...] = ()
+    rooms: int = 0
 
 
 @dataclass(frozen=True)
@@ -137,11 +148,59 @@ async def seed_faq(session: AsyncSession, faq: dict[str, Any]) -> int:
     return len(entries)
 
 
+HHMM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+
+
+def _hours(code: str, spec: Any) -> list[list[str]]:
+    """A room's [start, end] pairs, each "HH:MM", start before end, in order."""
+    if not isinstance(spec, list) or not spec:
+        raise SeedError(f"rooms: {code}: hours must be a list of [start, end] pairs")
+    pairs = []
+    for pair in spec:
+        if (
+            not isinstance(pair, list)
+            or len(pair) != 2
+            or not all(isinstance(t, str) and HHMM.fullmatch(t) for t in pair)
+            or pair[0] >= pair[1]
+        ):
+            raise SeedError(f'rooms: {code}: {pair!r} is not a ["HH:MM", "HH:MM"] span')
+        pairs.append([pair[0], pair[1]])
+    return pairs
+
+
+async def seed_rooms(session: AsyncSession, rooms: dict[str, Any]) -> int:
+    """Upsert rooms by code; rooms no longer listed are deactivated (bookings keep them)."""
+    listed = rooms.get("rooms") or []
+    codes = set()
+    for sort, entry in enumerate(listed):
+        code = str(entry.get("code") or "")
+        slot = entry.get("slot_minutes", 60)
+        if not code or not entry.get("name"):
+            raise SeedError(f"rooms: entry {sort + 1} needs a code and a name")
+        if not isinstance(slot, int) or not 15 <= slot <= 240:
+            raise SeedError(f"rooms: {code}: slot_minutes must be 15 to 240")
+        room = await session.scalar(select(Room).where(Room.code == code))
+        if room is None:
+            room = Room(code=code)
+            session.add(room)
+        room.name, room.capacity = str(entry["name"]), int(entry.get("capacity", 6))
+        room.slot_minutes, room.hours, room.sort = slot, _hours(code, entry.get("hours")), sort
+        room.active = True
+        codes.add(code)
+    for room in await session.scalars(select(Room).where(Room.active)):
+        if room.code not in codes:
+            room.active = False
+    await session.flush()
+    return len(codes)
+
+
 async def seed_all(session: AsyncSession, data: Path = DATA) -> SeedReport:
     roster = await seed_roster(session, read_yaml(data / "roster.yaml"))
     items = await seed_items(session, read_yaml(data / "items.yaml"))
     faq_path = data / "faq.yaml"
     faq = await seed_faq(session, read_yaml(faq_path)) if faq_path.exists() else 0
+    rooms_path = data / "rooms.yaml"
+    rooms = await seed_rooms(session, read_yaml(rooms_path)) if rooms_path.exists() else 0
     return SeedReport(
         roster.departments,
         roster.staff,
@@ -149,6 +208,7 @@ async def seed_all(session: AsyncSession, data: Path = DATA) -> SeedReport:
         faq,
         roster.retired_units,
         roster.retired_staff,
+        rooms,
     )
 
 

@@ -22,7 +22,7 @@ async def test_start_greets_with_the_menu(chat: Chat) -> None:
     await chat.say("/start")
     assert "免费" in chat.text and "帮代办" in chat.text
     labels = [b.label for b in chat.buttons]
-    assert labels == ["我要咨询", "申请帮代办", "我的申请", "联系我们", "订阅政策公告"]
+    assert labels == ["我要咨询", "申请帮代办", "我的申请", "联系我们", "预约洽谈", "订阅政策公告"]
 
 
 async def test_contacts_show_the_roster_from_the_database(chat: Chat) -> None:
