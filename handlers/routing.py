@@ -21,6 +21,7 @@ from dialogs.fit import fit
 from dialogs.texts import render
 from domain.policy import Actor
 from handlers import (
+    agencies,
     announcements,
     applicant,
     casework,
@@ -66,6 +67,7 @@ ROUTES = (
     casework.routes,
     key_projects.routes,
     devices.routes,
+    agencies.routes,
 )
 
 
@@ -177,6 +179,8 @@ class Router:
         await self._identify(ctx, route.actor, route.applicant)
         if route.refusal is not None and ctx.staff is None:
             return [Reply(render(route.refusal))]
+        if route.actor and ctx.actor is not None and not ctx.actor.in_contract:
+            return [Reply(render("agencies/contract_ended.j2"))]  # an agent out of contract
         return await route.handler(ctx, *route.arguments(ctx, args))
 
     async def _command(self, ctx: Context, text: str) -> list[Reply]:
