@@ -485,7 +485,8 @@ def purge(
             f"{purged.applicants} applicants with nothing left, "
             f"{purged.files} stored files ({policy.files_days} d); "
             f"{'would blank' if dry_run else 'blanked'} the text of {purged.outbox_texts} "
-            f"delivered notices ({policy.outbox_text_days} d).",
+            f"delivered notices ({policy.outbox_text_days} d); {purged.audit_records} "
+            f"audit records ({policy.audit_days} d).",
             markup=False,
         )
 

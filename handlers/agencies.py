@@ -6,7 +6,7 @@ from __future__ import annotations
 from chat.events import Reply
 from dialogs.texts import render
 from domain import agencies as assignments
-from domain import notices, policy
+from domain import audit, notices, policy
 from domain.policy import Right
 from handlers.context import Context
 from handlers.routes import Routes
@@ -46,6 +46,13 @@ async def _change(ctx: Context, argument: str, end: bool) -> list[Reply]:
             notices.enqueue(session, result.notices)
     except assignments.AssignRefused as refused:
         return _reply(refused.template, **refused.context)
+    audit.note(
+        ctx.extra,
+        "agency.unassign" if end else "agency.assign",
+        case_number=result.case.number if result.case else None,
+        key_project_id=result.project.id if result.project else None,
+        fields=("agency_id",),
+    )
     template = "agencies/unassigned.j2" if end else "agencies/assigned.j2"
     return _reply(
         template,

@@ -12,8 +12,8 @@ from dialogs.application import application
 from dialogs.engine import Draft
 from dialogs.fields import Value, format_phone
 from dialogs.texts import label, render
+from domain import audit, notices
 from domain import cases as life
-from domain import notices
 from domain.buttons import CaseRef
 from domain.cases import CaseNotFound, CaseVerb, NotNow, StaleAction
 from domain.key_projects import notify_new_project
@@ -59,6 +59,8 @@ async def menu(ctx: Context) -> list[Reply]:
 
 
 async def contacts(ctx: Context) -> list[Reply]:
+    if ctx.staff is not None:
+        audit.note(ctx.extra, "contact.view", fields=("staff_phone", "staff_email"))
     if ctx.staff is not None and ctx.staff.role == Role.AGENT:
         return await agent_contacts(ctx, ctx.staff)
     async with ctx.services.db.sessions() as session:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chat.callbacks import CallbackData, Prompt, variants
 from chat.events import Button, Reply
 from dialogs.texts import label, render
-from domain import policy
+from domain import audit, policy
 from domain.buttons import ContactChoose, ProblemSolve, ProblemUp, ProjectRef, ProjectView
 from domain.key_projects import (
     escalate,
@@ -189,6 +189,7 @@ async def ledger(ctx: Context, _: str = "") -> list[Reply]:
         log.info("refused ledger staff=%s", staff.id if staff else None)
         return [_reply("key_projects/not_allowed.j2")]
     document, count = await ledger_document(ctx.services.db)
+    audit.note(ctx.extra, "export.ledger")
     log.info("ledger sent staff=%s rows=%s", staff.id, count)
     caption = render("key_projects/ledger_caption.j2", now=utcnow(), count=count)
     return [Reply.doc(document, caption)]
@@ -211,6 +212,7 @@ async def view(ctx: Context, staff: Staff, project_id: int) -> list[Reply]:
             return [_reply("key_projects/not_found.j2")]
         team = await key_projects.team(session, project.id)
         number = await key_projects.case_number(session, project.case_id)
+    audit.note(ctx.extra, "key_project.view", key_project_id=project.id, case_number=number)
     rows: list[list[Button]] = []
     if member:
         rows += [

@@ -19,6 +19,7 @@ from dialogs.cleaning import clean, clean_data
 from dialogs.engine import DIALOG_BUTTONS, DialogButton, DialogPress, Draft, Expired
 from dialogs.fit import fit
 from dialogs.texts import render
+from domain import audit
 from domain.policy import Actor
 from handlers import (
     agencies,
@@ -180,8 +181,15 @@ class Router:
         if route.refusal is not None and ctx.staff is None:
             return [Reply(render(route.refusal))]
         if route.actor and ctx.actor is not None and not ctx.actor.in_contract:
-            return [Reply(render("agencies/contract_ended.j2"))]  # an agent out of contract
-        return await route.handler(ctx, *route.arguments(ctx, args))
+            replies = [Reply(render("agencies/contract_ended.j2"))]  # an agent out of contract
+        else:
+            replies = await route.handler(ctx, *route.arguments(ctx, args))
+        if route.actor and ctx.actor is not None:  # every staff update: one 操作日志 record
+            found = ctx.extra.get(audit.NOTE)
+            done = found if isinstance(found, audit.Note) else generic_note(ctx, args)
+            channel = ctx.event.user.channel
+            await audit.record(self.services.db, audit.entry(ctx.actor, done, channel))
+        return replies
 
     async def _command(self, ctx: Context, text: str) -> list[Reply]:
         name, _, argument = text[1:].partition(" ")
@@ -281,6 +289,23 @@ class Router:
                 if found is not None:
                     return found
         return [expired()]
+
+
+def generic_note(ctx: Context, args: tuple[object, ...]) -> audit.Note:
+    """What a staff update did, from the route alone: the button's or prompt's kind and its
+    case number or key project, else the command's name."""
+    first = args[0] if args else None
+    if isinstance(first, (CallbackData, Prompt)):
+        number, project = getattr(first, "number", None), getattr(first, "project_id", None)
+        return audit.Note(
+            f"{'button' if isinstance(first, CallbackData) else 'text'}:{type(first).__name__}",
+            case_number=number if isinstance(number, str) else None,
+            key_project_id=project if isinstance(project, int) else None,
+        )
+    event = ctx.event
+    if event.kind == Kind.BUTTON:
+        return audit.Note(f"menu:{event.data[:40]}")
+    return audit.Note(f"command:{event.text.split(maxsplit=1)[0][:40] if event.text else ''}")
 
 
 def entering(event: Incoming) -> Incoming:

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import audit
 from storage.models import (
+    AgencyAssignment,
     Applicant,
     Case,
     CaseEvent,
@@ -17,6 +19,7 @@ from storage.models import (
     CaseRating,
     CaseStatus,
     KeyProject,
+    OpinionDraft,
     OutboxMessage,
     OutboxStatus,
     Question,
@@ -39,6 +42,7 @@ class Cutoffs:
     answered_questions: dt.datetime
     files: dt.datetime
     outbox_text: dt.datetime
+    audit: dt.datetime | None = None  # the 操作日志: kept longer, never with the case
 
 
 @dataclass
@@ -48,6 +52,7 @@ class Purged:
     applicants: int = 0
     files: int = 0
     outbox_texts: int = 0
+    audit_records: int = 0
 
 
 def _count(result: object) -> int:
@@ -72,7 +77,7 @@ async def purge_cases(session: AsyncSession, before: dt.datetime) -> int:
         .values(case_id=None)
         .execution_options(synchronize_session=False)
     )
-    for child in (CaseItem, CaseEvent, CaseFile, CaseRating):
+    for child in (CaseItem, CaseEvent, CaseFile, CaseRating, AgencyAssignment, OpinionDraft):
         await session.execute(delete(child).where(child.case_id.in_(ids)))
     await session.execute(delete(Case).where(Case.id.in_(ids)))
     return len(ids)
@@ -164,4 +169,6 @@ async def purge(session: AsyncSession, cutoffs: Cutoffs) -> tuple[Purged, list[s
     blobs = await purge_case_files(session, cutoffs.files)
     purged.files = len(blobs)
     purged.outbox_texts = await purge_outbox_text(session, cutoffs.outbox_text)
+    if cutoffs.audit is not None:
+        purged.audit_records = await audit.purge(session, cutoffs.audit)
     return purged, blobs
