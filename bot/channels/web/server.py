@@ -18,6 +18,7 @@ from aiohttp import BodyPartReader, WSMsgType, web
 
 from bot.app import App, build_app
 from bot.channels.web import render
+from bot.channels.web.audit_pages import add_admin_routes
 from bot.channels.web.channel import CHANNEL_KEY, WebChannel, channel_of
 from bot.channels.web.delivery import CHANNEL, NoticeDelivery
 from bot.channels.web.desk import (
@@ -275,6 +276,7 @@ def build_web_app(app: App, settings: Settings, poll_interval: float = 1.0) -> w
     web_app.router.add_get(f"{base}/file/{{token}}", download_file)
     web_app.router.add_static(f"{base}/static", STATIC)
     add_staff_routes(web_app, base)
+    add_admin_routes(web_app, base)
     delivery = NoticeDelivery(app.services.db, channel.hub, channel.notice_payload, poll_interval)
     stop = asyncio.Event()
 
