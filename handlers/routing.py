@@ -33,6 +33,7 @@ from handlers import (
     key_projects,
     staff,
     supplement,
+    viewed,
 )
 from handlers.context import Context, Services
 from handlers.menu import MenuPress, expired, menu_buttons, with_menu
@@ -69,6 +70,7 @@ ROUTES = (
     key_projects.routes,
     devices.routes,
     agencies.routes,
+    viewed.routes,
 )
 
 

@@ -213,3 +213,25 @@ async def test_contract_end_warns_admins_then_tells_agents_once(app: App) -> Non
         )
     assert len(ended) == 1 and ended[0].chat_id == admin.user.chat_id
     assert re.search(str(warn_day), told[0].text)
+
+
+async def test_enterprise_sees_which_units_viewed_its_case_not_who(app: App, chat: Chat) -> None:
+    await contracts_run(app)
+    n = await make_cases(app)
+    admin = await bind_staff(app, "陈晨")
+    await admin.say(f"/assign {n['mine']} {XJ}")
+    window = await bind_staff(app, "李娜")
+    gao = await bind_staff(app, "高远")
+    await chat.say(f"/viewed {n['mine']}")
+    assert "还没有工作人员查看过" in chat.text
+    await window.press_data(f"w:view:{n['mine']}")
+    await gao.press_data(f"w:view:{n['mine']}")
+    await gao.press_data(f"w:view:{n['unassigned']}")  # refused: not a view of that case
+    await chat.say(f"/viewed {n['mine']}")
+    assert "政务服务中心" in chat.text and XJ in chat.text
+    assert "李娜" not in chat.text and "高远" not in chat.text
+    await chat.say(f"/viewed {n['unassigned']}")
+    assert "还没有工作人员查看过" in chat.text
+    stranger = Chat(app.router, "someone-else")
+    await stranger.say(f"/viewed {n['mine']}")
+    assert "未找到该申请" in stranger.text
