@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import sys
 from collections.abc import Callable, Coroutine
@@ -165,7 +166,7 @@ def seed(
             await db.dispose()
         err.print(
             f"Seeded {report.departments} units, {report.staff} staff, {report.items} items, "
-            f"{report.faq} FAQ entries, {report.rooms} meeting rooms.",
+            f"{report.faq} FAQ entries, {report.rooms} meeting rooms, {report.agencies} agencies.",
             markup=False,
         )
         for kind, names in (("units", report.retired_units), ("staff", report.retired_staff)):
@@ -491,7 +492,8 @@ def purge(
             f"{purged.applicants} applicants with nothing left, "
             f"{purged.files} stored files ({policy.files_days} d); "
             f"{'would blank' if dry_run else 'blanked'} the text of {purged.outbox_texts} "
-            f"delivered notices ({policy.outbox_text_days} d).",
+            f"delivered notices ({policy.outbox_text_days} d); {purged.audit_records} "
+            f"audit records ({policy.audit_days} d).",
             markup=False,
         )
 
@@ -762,6 +764,88 @@ def report(
         finally:
             await db.dispose()
         err.print(f"Wrote the {month} report to {out}.", markup=False)
+
+    _run(main)
+
+
+audit_app = typer.Typer(help="操作日志: who saw or did what with enterprises' data.")
+app.add_typer(audit_app, name="audit")
+AUDIT_FORMATS = ("text", "csv")
+
+
+def _since(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        err.print(f"--since: a date as YYYY-MM-DD (got {value!r})", markup=False)
+        raise typer.Exit(2) from None
+
+
+@audit_app.callback(invoke_without_command=True)
+def audit_list(
+    ctx: typer.Context,
+    case: Annotated[str | None, typer.Option("--case", help="a case number, BDB-…")] = None,
+    person: Annotated[str | None, typer.Option("--person", help="a staff member's name")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="from this date, YYYY-MM-DD")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text or csv")] = "text",
+) -> None:
+    """The audit records matching the filters, oldest first (csv: to standard output)."""
+    from services import audit_report
+    from storage import audit
+
+    if ctx.invoked_subcommand is not None:
+        return
+    if fmt not in AUDIT_FORMATS:
+        err.print(f"--format is one of {', '.join(AUDIT_FORMATS)}", markup=False)
+        raise typer.Exit(2)
+    filters = audit.Filters(case_number=case, person=person, since=_since(since))
+
+    async def main(settings: Settings) -> None:
+        db = Database(settings.database_url)
+        out = sys.stdout
+        try:
+            await db.ping()
+            async with db.sessions() as session:
+                lines = audit.stream(session, filters)
+                if fmt == "csv":
+                    async for chunk in audit_report.csv_chunks(lines):
+                        out.write(chunk)
+                    return
+                count = 0
+                async for line in lines:
+                    out.write("  ".join(v for v in audit_report.row(line) if v) + "\n")
+                    count += 1
+                err.print(f"{count} record(s).", markup=False)
+        finally:
+            await db.dispose()
+
+    _run(main)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    since: Annotated[str | None, typer.Option("--since", help="from this date, YYYY-MM-DD")] = None,
+) -> None:
+    """Recompute each day's hash chain; exit 1 naming every record changed or removed."""
+    from storage import audit
+
+    async def main(settings: Settings) -> None:
+        db = Database(settings.database_url)
+        try:
+            await db.ping()
+            async with db.sessions() as session:
+                checked, broken = await audit.verify(session, _since(since))
+        finally:
+            await db.dispose()
+        for bad in broken:
+            what = "content changed" if bad.reason == "content" else "chain broken before it"
+            err.print(f"record #{bad.id} ({bad.day}): {what}", markup=False)
+        if broken:
+            err.print(f"{len(broken)} problem(s) in {checked} record(s).", markup=False)
+            raise typer.Exit(1)
+        Console(highlight=False).print(f"{checked} record(s) verified: intact.", markup=False)
 
     _run(main)
 

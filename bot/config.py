@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     retention_answered_questions_days: int = 365
     retention_files_days: int = 365
     retention_outbox_text_days: int = 30
+    # 操作日志 kept this long (等级保护 2.0 / 网络安全法 Art. 21: at least six months).
+    audit_retention_days: int = Field(730, ge=180, le=36500)
+    # Lead-unit admins are warned this many working days before an agency's contract ends.
+    agency_warning_workdays: int = Field(10, ge=1, le=60)
+    audit_page_rows: int = Field(200, ge=10, le=2000)  # 操作日志 rows on one /desk/audit page
     download_secret: str | None = None  # signs download links; unset: derived from WeChat's
     download_ttl_seconds: int = 3 * 24 * 3600
     wechat_token: str | None = None

@@ -25,6 +25,7 @@ from bot import scheduler
 from bot.config import Settings
 from bot.outbox import OutboxWorker, Sender, WorkerConfig, build_send_limiter
 from chat.events import Document
+from domain.agencies import ContractLimits, watch_contracts
 from domain.retention import Retention, purge
 from handlers.context import Services
 from services import documents
@@ -165,11 +166,13 @@ def retention(settings: Settings) -> Retention:
         answered_questions_days=settings.retention_answered_questions_days,
         files_days=settings.retention_files_days,
         outbox_text_days=settings.retention_outbox_text_days,
+        audit_days=settings.audit_retention_days,
     )
 
 
 def scheduled_jobs(settings: Settings, every: float = PURGE_EVERY) -> tuple[scheduler.Job, ...]:
-    """The scheduler's jobs beyond its own: the retention purge, at most once per `every`."""
+    """The scheduler's jobs beyond its own: the retention purge, at most once per `every`, and
+    the agencies' contract watch (its warning horizon is a setting)."""
     policy = retention(settings)
     last_run = -every
 
@@ -181,7 +184,12 @@ def scheduled_jobs(settings: Settings, every: float = PURGE_EVERY) -> tuple[sche
         await purge(services.db, services.files_dir, policy, utcnow())
         return 0
 
-    return (purge_job,)
+    limits = ContractLimits(warn_workdays=settings.agency_warning_workdays)
+
+    async def contracts_job(services: Services) -> int:
+        return await watch_contracts(services, utcnow(), limits)
+
+    return (purge_job, contracts_job)
 
 
 def send_limiters(

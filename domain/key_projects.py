@@ -14,13 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chat.events import Button
 from dialogs.texts import label, render
 from domain.buttons import ContactChoose, ProblemSolve, ProblemUp, ProjectView
-from domain.policy import is_admin
+from domain.policy import in_contract, is_admin
 from domain.reminders import Services
 from services import notify
 from services.workdays import add_workdays, started_before, workdays_between
-from storage import key_projects
+from storage import agencies, key_projects
 from storage.key_projects import TOP_LEVEL
-from storage.models import KeyProject, Problem, Staff
+from storage.models import KeyProject, Problem, Role, Staff
 
 log = logging.getLogger(__name__)
 JOB_BATCH = 200  # problems or projects a periodic job takes on per tick
@@ -36,7 +36,12 @@ LIMITS = KeyProjectLimits()
 
 
 async def on_team(session: AsyncSession, staff: Staff, project_id: int) -> bool:
-    """Team members and administrators act on a project; nobody else."""
+    """Team members and administrators act on a project; agents only while assigned to it and
+    under contract; nobody else."""
+    if staff.role == Role.AGENT:
+        return in_contract(staff) and staff.id in await agencies.agents_of_project(
+            session, project_id
+        )
     return is_admin(staff) or await key_projects.is_member(session, project_id, staff.id)
 
 

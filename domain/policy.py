@@ -3,16 +3,19 @@
 Window staff (政务服务中心) and the chiefs see every case; a specialist sees the cases with an
 item of their unit or whose key project has them on the team; a leader sees the cases they are
 asked to instruct and the key projects. 领导批示 is shown to the chiefs, the leaders and the
-window staff member who owns the case. An applicant acts on their own cases only.
+window staff member who owns the case. An applicant acts on their own cases only. An agent
+(第三方专业机构) sees and works only the cases and key projects assigned to their agency (or to
+them), only while the agency's contract runs, and never 领导批示, exports or other agencies' work.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from storage.cases import Scope
+from storage.cases import CHINA, Scope
 from storage.key_projects import JOINT_MEETING_UNITS
 from storage.models import ActorKind, Case, CaseItem, ProjectKind, Role, Staff
 from storage.roster import LEAD_UNIT
@@ -32,6 +35,25 @@ class Right(StrEnum):
     SEE_INSTRUCTION = "see_instruction"
     ASK_LEADER = "ask_leader"  # ask a leader for a 领导批示
     EXPORT_LEDGER = "export_ledger"
+    DRAFT_OPINION = "draft_opinion"  # an agent's 经办人意见 draft, for staff to confirm
+    CONFIRM_OPINION = "confirm_opinion"
+    ASSIGN_AGENCY = "assign_agency"  # put an agency on a case or key project, or take it off
+    READ_AUDIT = "read_audit"  # the 操作日志
+
+
+def china_today(now: dt.datetime | None = None) -> dt.date:
+    return (now or dt.datetime.now(dt.UTC)).astimezone(CHINA).date()
+
+
+def in_contract(staff: Staff, today: dt.date | None = None) -> bool:
+    """Whether this person may work today: always, unless an agent whose agency's contract
+    has not begun, has ended, or was retired from the roster."""
+    if staff.role != Role.AGENT:
+        return True
+    agency = staff.agency
+    if agency is None or not agency.active:
+        return False
+    return agency.contract_start <= (today or china_today()) <= agency.contract_end
 
 
 @dataclass(frozen=True)
@@ -43,11 +65,20 @@ class Actor:
     role: Role | None = None
     unit_id: int | None = None
     unit_code: str | None = None
+    agency_id: int | None = None
+    in_contract: bool = True  # false for an agent whose agency's contract does not run today
 
     @classmethod
-    def of_staff(cls, staff: Staff) -> Actor:
+    def of_staff(cls, staff: Staff, today: dt.date | None = None) -> Actor:
+        """The staff member as of today (an agent's contract is read once per update)."""
         return cls(
-            ActorKind.STAFF, staff.id, Role(staff.role), staff.department_id, staff.department.code
+            ActorKind.STAFF,
+            staff.id,
+            Role(staff.role),
+            staff.department_id,
+            staff.department.code,
+            staff.agency_id,
+            in_contract(staff, today),
         )
 
     @classmethod
@@ -95,8 +126,19 @@ def is_window(actor: Actor) -> bool:
     )
 
 
+def is_agent(actor: Actor) -> bool:
+    return actor.role == Role.AGENT
+
+
+def is_lead_admin(actor: Actor) -> bool:
+    """An administrator of a lead unit: assigns agencies, reads the 操作日志."""
+    return actor.role == Role.ADMIN and actor.unit_code in JOINT_MEETING_UNITS
+
+
 def scope(actor: Actor) -> Scope:
     """The cases this actor may list (the SQL form of `sees`)."""
+    if is_agent(actor):
+        return Scope(agent_id=actor.id) if actor.in_contract else Scope()
     if actor.role in (Role.ADMIN, Role.WINDOW, Role.CHIEF):
         return Scope(everything=True)
     if actor.role == Role.SPECIALIST:
@@ -118,6 +160,8 @@ def sees(actor: Actor, target: CaseTarget) -> bool:
         return actor.unit_id in target.units or actor.id in target.team
     if actor.role == Role.LEADER:
         return case.leader_id == actor.id or case.project_kind == ProjectKind.KEY
+    if is_agent(actor):  # the team of a case holds the agents assigned to it (cases.team_of)
+        return actor.in_contract and actor.id in target.team
     return False
 
 
@@ -137,7 +181,12 @@ def _sees_instruction(actor: Actor, target: CaseTarget) -> bool:
 
 
 def can(actor: Actor, right: Right, target: CaseTarget | None = None) -> bool:
-    """Whether `actor` may do `right` to `target` (a case; None for EXPORT_LEDGER)."""
+    """Whether `actor` may do `right` to `target` (a case; None for EXPORT_LEDGER,
+    ASSIGN_AGENCY and READ_AUDIT)."""
+    if right in (Right.ASSIGN_AGENCY, Right.READ_AUDIT):
+        return is_lead_admin(actor)
+    if is_agent(actor):
+        return _agent_may(actor, right, target)
     if right == Right.EXPORT_LEDGER:
         return actor.role in (Role.ADMIN, Role.LEADER) or (
             actor.kind == ActorKind.STAFF and actor.unit_code in JOINT_MEETING_UNITS
@@ -155,6 +204,7 @@ def can(actor: Actor, right: Right, target: CaseTarget | None = None) -> bool:
     rules = {
         Right.MOVE: is_window,
         Right.ASK_LEADER: is_window,
+        Right.CONFIRM_OPINION: is_window,
         Right.INSTRUCT: lambda a: a.role in (Role.LEADER, Role.ADMIN),
     }
     if right in rules:
@@ -162,6 +212,16 @@ def can(actor: Actor, right: Right, target: CaseTarget | None = None) -> bool:
     if right == Right.UPDATE_ITEM:
         return _may_update_item(actor, target)
     return right == Right.SEE_INSTRUCTION and _sees_instruction(actor, target)
+
+
+# What an agent may do on an assigned case: see it, move its approval items, draft 经办人意见.
+AGENT_RIGHTS = frozenset({Right.VIEW, Right.UPDATE_ITEM, Right.DRAFT_OPINION})
+
+
+def _agent_may(actor: Actor, right: Right, target: CaseTarget | None) -> bool:
+    if target is None or right not in AGENT_RIGHTS or not sees(actor, target):
+        return False
+    return right != Right.UPDATE_ITEM or target.item is not None
 
 
 def check(actor: Actor, right: Right, target: CaseTarget) -> None:

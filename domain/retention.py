@@ -14,6 +14,7 @@ from storage.db import Database
 from storage.retention import Cutoffs, Purged
 
 log = logging.getLogger(__name__)
+AUDIT_MINIMUM_DAYS = 180
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Retention:
     answered_questions_days: int = 365
     files_days: int = 365
     outbox_text_days: int = 30
+    audit_days: int = 730  # 等级保护 2.0 / 网络安全法 Art. 21 ask for at least 180
 
     def cutoffs(self, now: dt.datetime) -> Cutoffs:
         def ago(days: int) -> dt.datetime:
@@ -34,6 +36,7 @@ class Retention:
             answered_questions=ago(self.answered_questions_days),
             files=ago(self.files_days),
             outbox_text=ago(self.outbox_text_days),
+            audit=ago(max(self.audit_days, AUDIT_MINIMUM_DAYS)),
         )
 
 
@@ -55,11 +58,12 @@ async def purge(
     for sha256 in blobs:  # after the commit: a failed purge leaves every file in place
         await asyncio.to_thread(files.remove_blob, files_dir, sha256)
     log.info(
-        "retention purge cases=%s questions=%s applicants=%s files=%s outbox_texts=%s",
+        "retention purge cases=%s questions=%s applicants=%s files=%s outbox_texts=%s audit=%s",
         purged.cases,
         purged.questions,
         purged.applicants,
         purged.files,
         purged.outbox_texts,
+        purged.audit_records,
     )
     return purged

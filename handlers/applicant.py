@@ -13,8 +13,8 @@ from dialogs.application import application
 from dialogs.engine import Draft
 from dialogs.fields import Value, format_phone
 from dialogs.texts import label, render
+from domain import audit, notices
 from domain import cases as life
-from domain import notices
 from domain.buttons import CaseRef
 from domain.cases import CaseNotFound, CaseVerb, NotNow, StaleAction
 from domain.key_projects import notify_new_project
@@ -24,9 +24,9 @@ from handlers.menu import menu_button, menu_buttons, with_menu
 from handlers.pages import Cursor, PageRef
 from handlers.routes import FormRoute, Routes
 from services import documents
-from storage import applicants, cases, key_projects, outbox, roster
+from storage import agencies, applicants, cases, key_projects, outbox, roster
 from storage.cases import CHINA
-from storage.models import Case, ProjectKind, utcnow
+from storage.models import Case, ProjectKind, Role, Staff, utcnow
 from storage.outbox import Recipient
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,24 @@ async def menu(ctx: Context) -> list[Reply]:
 
 
 async def contacts(ctx: Context) -> list[Reply]:
+    if ctx.staff is not None:
+        audit.note(ctx.extra, "contact.view", fields=("staff_phone", "staff_email"))
+    if ctx.staff is not None and ctx.staff.role == Role.AGENT:
+        return await agent_contacts(ctx, ctx.staff)
     async with ctx.services.db.sessions() as session:
         departments = await roster.contact_list(session)
     text = render("common/contacts.j2", departments=departments)
+    return [Reply(text, [[menu_button("menu")]])]
+
+
+async def agent_contacts(ctx: Context, agent: Staff) -> list[Reply]:
+    """An agent's contacts: the teams of the key projects assigned to them, not the roster."""
+    people: dict[int, Staff] = {}
+    async with ctx.services.db.sessions() as session:
+        for project in await agencies.projects_of_agent(session, agent.id):
+            for person in await key_projects.team(session, project.id):
+                people.setdefault(person.id, person)
+    text = render("agencies/contacts.j2", people=list(people.values()))
     return [Reply(text, [[menu_button("menu")]])]
 
 
@@ -348,7 +363,8 @@ for _name, _handler, _applicant in (
     ("apply", start_application, True),
     ("cases", list_cases, True),
     ("menu", menu, True),
-    ("contact", contacts, False),
 ):
     routes.command(_name, applicant=_applicant, bare=True)(_handler)
     routes.menu_action(_name, applicant=_applicant)(_handler)
+routes.command("contact", actor=True, bare=True)(contacts)  # an agent gets their teams only
+routes.menu_action("contact", actor=True)(contacts)

@@ -12,8 +12,8 @@ from chat.callbacks import CallbackData, Prompt, variants
 from chat.events import Button, Reply
 from dialogs.fields import format_phone
 from dialogs.texts import label, render
+from domain import audit, notices, policy
 from domain import cases as life
-from domain import notices, policy
 from domain.buttons import CaseInstruct, CaseRef, CaseView
 from domain.cases import (
     LIMITS,
@@ -185,13 +185,21 @@ async def view(ctx: Context, staff: Staff, number: str) -> list[Reply]:
         if refused:
             return refused
         attached = await files.for_case(session, case.id)
+        shows_instruction = policy.can(actor, Right.SEE_INSTRUCTION, target)
+        shown = (*audit.CASE_SCREEN_FIELDS, "leader_instruction") if shows_instruction else ()
+        audit.note(
+            ctx.extra,
+            "case.view",
+            case_number=case.number,
+            fields=shown or audit.CASE_SCREEN_FIELDS,
+        )
         text = render(
             "casework/view.j2",
             case=case,
             phone=format_phone(case.contact_phone),
             due=case.due_at,
             files=[f for f in attached if f.kind != "form"],
-            show_instruction=policy.can(actor, Right.SEE_INSTRUCTION, target),
+            show_instruction=shows_instruction,
         )
         return [Reply(text, actions(target, actor))]
 
@@ -223,6 +231,8 @@ async def _perform(
     staff: Staff,
     number: str,
     run: Callable[[AsyncSession, Actor], Awaitable[Moved]],
+    action: str = "case.move",
+    fields: tuple[str, ...] = ("status",),
 ) -> Moved | list[Reply]:
     """Run one domain operation as this staff member, in a serialised transaction with its
     notices; a refusal becomes its message."""
@@ -230,6 +240,7 @@ async def _perform(
         async with ctx.services.db.transaction(immediate=True) as session:
             moved = await run(session, Actor.of_staff(staff))
             notices.enqueue(session, moved.notices)
+        audit.note(ctx.extra, action, case_number=number, fields=fields)
         return moved
     except CaseNotFound:
         return _reply("casework/not_found.j2")
@@ -253,7 +264,12 @@ async def move(
 ) -> list[Reply]:
     """One life-cycle step: transition, event, clock, applicant notice — in one transaction."""
     result = await _perform(
-        ctx, staff, number, lambda session, actor: life.move(session, number, verb, actor, text)
+        ctx,
+        staff,
+        number,
+        lambda session, actor: life.move(session, number, verb, actor, text),
+        f"case.{verb}",
+        ("status", "handler_opinion") if verb == CaseVerb.ACCEPT else ("status",),
     )
     if isinstance(result, list):
         return result
@@ -279,7 +295,7 @@ async def update_item(
         updated.append(item.name)
         return moved
 
-    result = await _perform(ctx, staff, number, run)
+    result = await _perform(ctx, staff, number, run, "case.item", ("item_status",))
     if isinstance(result, list):
         return result
     headline = render("casework/item_updated.j2", item={"name": updated[0], "status": status})
@@ -288,7 +304,12 @@ async def update_item(
 
 async def instruct(ctx: Context, staff: Staff, number: str, text: str) -> list[Reply]:
     result = await _perform(
-        ctx, staff, number, lambda session, actor: life.instruct(session, number, actor, text)
+        ctx,
+        staff,
+        number,
+        lambda session, actor: life.instruct(session, number, actor, text),
+        "case.instruct",
+        ("leader_instruction",),
     )
     return result if isinstance(result, list) else _reply("casework/instruction_saved.j2")
 
@@ -311,7 +332,7 @@ async def ask_leader(ctx: Context, staff: Staff, number: str, leader_id: int) ->
     def run(session: AsyncSession, actor: Actor) -> Awaitable[Moved]:
         return life.ask_leader(session, number, actor, leader_id)
 
-    result = await _perform(ctx, staff, number, run)
+    result = await _perform(ctx, staff, number, run, "case.ask_leader", ("leader_id",))
     if isinstance(result, list):
         return result
     return await _updated(ctx, staff, render("casework/leader_asked.j2"), number)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chat.callbacks import CallbackData, Prompt, variants
 from chat.events import Button, Reply
 from dialogs.texts import label, render
-from domain import policy
+from domain import audit, policy
 from domain.buttons import ContactChoose, ProblemSolve, ProblemUp, ProjectRef, ProjectView
 from domain.key_projects import (
     escalate,
@@ -28,9 +28,9 @@ from handlers.context import Context
 from handlers.routes import Routes, staff_of
 from services.export import ledger_document
 from services.workdays import add_workdays
-from storage import key_projects, roster
+from storage import agencies, key_projects, roster
 from storage.key_projects import TOP_LEVEL, ProblemStatus, Stage
-from storage.models import KeyProject, Problem, Staff, utcnow
+from storage.models import KeyProject, Problem, Role, Staff, utcnow
 
 log = logging.getLogger(__name__)
 routes = Routes("key_projects", refusal="key_projects/not_allowed.j2")
@@ -113,7 +113,10 @@ async def list_projects(ctx: Context, _: str = "") -> list[Reply]:
     if staff is None:
         return [_reply("key_projects/not_allowed.j2")]
     async with ctx.services.db.sessions() as session:
-        projects = await key_projects.listing(session, None if is_admin(staff) else staff.id)
+        if staff.role == Role.AGENT:  # an agent's projects are those assigned, not joined
+            projects = await agencies.projects_of_agent(session, staff.id)
+        else:
+            projects = await key_projects.listing(session, None if is_admin(staff) else staff.id)
     rows = [[ProjectView(p.id).button(f"#{p.id} {p.name}")] for p in projects]
     return [_reply("key_projects/list.j2", rows, projects=projects)]
 
@@ -130,7 +133,8 @@ async def new_project(ctx: Context, argument: str) -> list[Reply]:
     """`/kp_new 项目名称 | 企业名称`: 产业促进局 records a project still in negotiation."""
     staff = await _staff(ctx)
     if staff is None or not (
-        is_admin(staff) or staff.department.code == key_projects.INDUSTRY_PROMOTION
+        is_admin(staff)
+        or (staff.department.code == key_projects.INDUSTRY_PROMOTION and staff.role != Role.AGENT)
     ):
         return [_reply("key_projects/new_not_allowed.j2")]
     parsed = _parse_new(argument)
@@ -154,7 +158,7 @@ async def new_project(ctx: Context, argument: str) -> list[Reply]:
 async def add_member(ctx: Context, argument: str) -> list[Reply]:
     """`/kp_add 项目编号 姓名`: a team member (or admin) adds someone to the team."""
     staff = await _staff(ctx)
-    if staff is None:
+    if staff is None or staff.role == Role.AGENT:  # agencies are assigned, not team members
         return [_reply("key_projects/not_allowed.j2")]
     target, _, name = argument.partition(" ")
     name = name.strip()
@@ -165,7 +169,7 @@ async def add_member(ctx: Context, argument: str) -> list[Reply]:
         if project is None or not await on_team(session, staff, project.id):
             return [_reply("key_projects/not_found.j2")]
         person = await roster.staff_by_name(session, name)
-        if person is None:
+        if person is None or person.role == Role.AGENT:
             return [_reply("key_projects/staff_not_found.j2", name=name)]
         added = await key_projects.add_member(session, project, person.id)
         if added:
@@ -185,6 +189,7 @@ async def ledger(ctx: Context, _: str = "") -> list[Reply]:
         log.info("refused ledger staff=%s", staff.id if staff else None)
         return [_reply("key_projects/not_allowed.j2")]
     document, count = await ledger_document(ctx.services.db)
+    audit.note(ctx.extra, "export.ledger")
     log.info("ledger sent staff=%s rows=%s", staff.id, count)
     caption = render("key_projects/ledger_caption.j2", now=utcnow(), count=count)
     return [Reply.doc(document, caption)]
@@ -207,6 +212,7 @@ async def view(ctx: Context, staff: Staff, project_id: int) -> list[Reply]:
             return [_reply("key_projects/not_found.j2")]
         team = await key_projects.team(session, project.id)
         number = await key_projects.case_number(session, project.case_id)
+    audit.note(ctx.extra, "key_project.view", key_project_id=project.id, case_number=number)
     rows: list[list[Button]] = []
     if member:
         rows += [

@@ -108,12 +108,15 @@ class Routes:
 
         return add
 
-    def menu_action(self, *actions: str, applicant: bool = False) -> Callable[[F], F]:
+    def menu_action(
+        self, *actions: str, applicant: bool = False, actor: bool = False
+    ) -> Callable[[F], F]:
         """A main-menu button (handlers/menu.py): handler(ctx)."""
 
         def add(handler: F) -> F:
             for action in actions:
-                _add(self.menu, action, Route(handler, applicant=applicant, bare=True))
+                route = Route(handler, actor=actor, applicant=applicant, bare=True)
+                _add(self.menu, action, route)
             return handler
 
         return add

@@ -19,8 +19,10 @@ from dialogs.cleaning import clean, clean_data
 from dialogs.engine import DIALOG_BUTTONS, DialogButton, DialogPress, Draft, Expired
 from dialogs.fit import fit
 from dialogs.texts import render
+from domain import audit
 from domain.policy import Actor
 from handlers import (
+    agencies,
     announcements,
     applicant,
     bad_ratings,
@@ -33,6 +35,7 @@ from handlers import (
     key_projects,
     staff,
     supplement,
+    viewed,
 )
 from handlers.context import Context, Services
 from handlers.menu import MenuPress, expired, menu_buttons, with_menu
@@ -70,6 +73,8 @@ ROUTES = (
     key_projects.routes,
     devices.routes,
     bookings.routes,
+    agencies.routes,
+    viewed.routes,
 )
 
 
@@ -181,7 +186,16 @@ class Router:
         await self._identify(ctx, route.actor, route.applicant)
         if route.refusal is not None and ctx.staff is None:
             return [Reply(render(route.refusal))]
-        return await route.handler(ctx, *route.arguments(ctx, args))
+        if route.actor and ctx.actor is not None and not ctx.actor.in_contract:
+            replies = [Reply(render("agencies/contract_ended.j2"))]  # an agent out of contract
+        else:
+            replies = await route.handler(ctx, *route.arguments(ctx, args))
+        if route.actor and ctx.actor is not None:  # every staff update: one 操作日志 record
+            found = ctx.extra.get(audit.NOTE)
+            done = found if isinstance(found, audit.Note) else generic_note(ctx, args)
+            channel = ctx.event.user.channel
+            await audit.record(self.services.db, audit.entry(ctx.actor, done, channel))
+        return replies
 
     async def _command(self, ctx: Context, text: str) -> list[Reply]:
         name, _, argument = text[1:].partition(" ")
@@ -291,6 +305,23 @@ class Router:
                 if found is not None:
                     return found
         return [expired()]
+
+
+def generic_note(ctx: Context, args: tuple[object, ...]) -> audit.Note:
+    """What a staff update did, from the route alone: the button's or prompt's kind and its
+    case number or key project, else the command's name."""
+    first = args[0] if args else None
+    if isinstance(first, (CallbackData, Prompt)):
+        number, project = getattr(first, "number", None), getattr(first, "project_id", None)
+        return audit.Note(
+            f"{'button' if isinstance(first, CallbackData) else 'text'}:{type(first).__name__}",
+            case_number=number if isinstance(number, str) else None,
+            key_project_id=project if isinstance(project, int) else None,
+        )
+    event = ctx.event
+    if event.kind == Kind.BUTTON:
+        return audit.Note(f"menu:{event.data[:40]}")
+    return audit.Note(f"command:{event.text.split(maxsplit=1)[0][:40] if event.text else ''}")
 
 
 def entering(event: Incoming) -> Incoming:

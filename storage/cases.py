@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased, selectinload
 
+from storage import agencies
 from storage.models import (
     ACTIVE_CASE_STATUSES,
     CLOCK_RUNNING,
@@ -181,13 +182,15 @@ async def lock(session: AsyncSession, number_or_id: str | int) -> Case | None:
 
 
 async def team_of(session: AsyncSession, case_id: int) -> frozenset[int]:
-    """Staff ids on the key-project team of this case (empty for a general project)."""
+    """Staff ids on the key-project team of this case (empty for a general project) and the
+    agents assigned to the case or its key project."""
     query = (
         select(KeyProjectMember.staff_id)
         .join(KeyProject, KeyProject.id == KeyProjectMember.key_project_id)
         .where(KeyProject.case_id == case_id)
     )
-    return frozenset((await session.scalars(query)).all())
+    team = frozenset((await session.scalars(query)).all())
+    return team | await agencies.agents_of_case(session, case_id)
 
 
 async def for_applicant(session: AsyncSession, applicant_id: int, number: str) -> Case | None:
@@ -392,6 +395,7 @@ class Scope:
     member_id: int | None = None  # cases whose key project has this staff member on the team
     leader_id: int | None = None  # cases this leader is asked to instruct
     key_projects: bool = False  # every key-project case
+    agent_id: int | None = None  # cases assigned to this agent's agency or to them
 
 
 def _within(scope: Scope) -> ColumnElement[bool]:
@@ -412,6 +416,8 @@ def _within(scope: Scope) -> ColumnElement[bool]:
         grants.append(Case.leader_id == scope.leader_id)
     if scope.key_projects:
         grants.append(Case.project_kind == ProjectKind.KEY)
+    if scope.agent_id is not None:
+        grants.append(Case.id.in_(agencies.assigned_cases(scope.agent_id)))
     return or_(false(), *grants)
 
 

@@ -75,6 +75,7 @@ class Role(StrEnum):
     CHIEF = "chief"
     LEADER = "leader"
     ADMIN = "admin"
+    AGENT = "agent"  # 第三方专业机构's people: only assigned work, while the contract runs
 
 
 class CaseStatus(StrEnum):
@@ -203,8 +204,10 @@ class Staff(Base):
     wecom_userid: Mapped[str | None] = mapped_column(String(64), unique=True)
     # WeCom answered 81013 (not visible to the app): no notices there until they write again.
     wecom_unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))  # agents only
 
     department: Mapped[Department] = relationship(back_populates="staff", lazy="joined")
+    agency: Mapped[Agency | None] = relationship(lazy="joined")
 
     @property
     def web_chat_id(self) -> str | None:
@@ -231,6 +234,87 @@ WECOM_CHANNEL = "wecom"
 def staff_web_chat(staff_id: int) -> str:
     """The web chat id of a staff member: one per person, shared by their browsers."""
     return f"staff-{staff_id}"
+
+
+class Agency(Base):
+    """第三方专业机构 hired by a lead unit under a procurement contract (roster.yaml)."""
+
+    __tablename__ = "agencies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    contract_number: Mapped[str] = mapped_column(String(60))
+    contract_start: Mapped[dt.date]
+    contract_end: Mapped[dt.date]  # the last day its agents may work (China time)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))  # hiring unit
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    warned_for: Mapped[dt.date | None]  # the contract end the admins were warned of
+    ended_for: Mapped[dt.date | None]  # the contract end its agents were told of
+
+
+class AgencyAssignment(Base):
+    """An agency (and optionally one of its agents) put on a case or a key project."""
+
+    __tablename__ = "agency_assignments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))  # None: every agent
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    key_project_id: Mapped[int | None] = mapped_column(ForeignKey("key_projects.id"), index=True)
+    assigned_by: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    assigned_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    ended_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    ended_at: Mapped[dt.datetime | None]
+
+    agency: Mapped[Agency] = relationship(lazy="joined")
+
+
+class OpinionDraft(Base):
+    """经办人意见 drafted by an agent; it becomes the case's opinion once staff confirm it."""
+
+    __tablename__ = "opinion_drafts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    confirmed_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    confirmed_at: Mapped[dt.datetime | None]
+
+
+class AuditRecord(Base):
+    """操作日志: who did or saw what, when, where from. Append-only: ids, never personal data;
+    no foreign keys, so purging a case or a person leaves its records; each day's records
+    form a hash chain (prev_hash → hash) that `bangdaiban audit verify` checks."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_case", "case_id", "id"),
+        Index("ix_audit_log_actor", "actor_id", "id"),
+        Index("ix_audit_log_day", "day", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    day: Mapped[str] = mapped_column(String(10))  # China date: the chain's unit
+    actor_kind: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[int | None]
+    role: Mapped[str | None] = mapped_column(String(20))
+    unit_id: Mapped[int | None]
+    agency_id: Mapped[int | None]
+    action: Mapped[str] = mapped_column(String(60))
+    case_id: Mapped[int | None]
+    case_number: Mapped[str | None] = mapped_column(String(20))
+    key_project_id: Mapped[int | None]
+    applicant_id: Mapped[int | None]
+    fields: Mapped[list[Any]] = mapped_column(default=list)  # which fields were shown or set
+    channel: Mapped[str | None] = mapped_column(String(20))
+    client: Mapped[str | None] = mapped_column(String(64))  # the client address, where known
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 class StaffDevice(Base):

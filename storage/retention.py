@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import audit
 from storage.models import (
+    AgencyAssignment,
     Applicant,
     BadRating,
     Case,
@@ -18,6 +20,7 @@ from storage.models import (
     CaseRating,
     CaseStatus,
     KeyProject,
+    OpinionDraft,
     OutboxMessage,
     OutboxStatus,
     Question,
@@ -40,6 +43,7 @@ class Cutoffs:
     answered_questions: dt.datetime
     files: dt.datetime
     outbox_text: dt.datetime
+    audit: dt.datetime | None = None  # the 操作日志: kept longer, never with the case
 
 
 @dataclass
@@ -49,6 +53,7 @@ class Purged:
     applicants: int = 0
     files: int = 0
     outbox_texts: int = 0
+    audit_records: int = 0
 
 
 def _count(result: object) -> int:
@@ -73,7 +78,15 @@ async def purge_cases(session: AsyncSession, before: dt.datetime) -> int:
         .values(case_id=None)
         .execution_options(synchronize_session=False)
     )
-    for child in (CaseItem, CaseEvent, CaseFile, BadRating, CaseRating):  # 差评 before its rating
+    for child in (  # 差评 before its rating
+        CaseItem,
+        CaseEvent,
+        CaseFile,
+        BadRating,
+        CaseRating,
+        AgencyAssignment,
+        OpinionDraft,
+    ):
         await session.execute(delete(child).where(child.case_id.in_(ids)))
     await session.execute(delete(Case).where(Case.id.in_(ids)))
     return len(ids)
@@ -165,4 +178,6 @@ async def purge(session: AsyncSession, cutoffs: Cutoffs) -> tuple[Purged, list[s
     blobs = await purge_case_files(session, cutoffs.files)
     purged.files = len(blobs)
     purged.outbox_texts = await purge_outbox_text(session, cutoffs.outbox_text)
+    if cutoffs.audit is not None:
+        purged.audit_records = await audit.purge(session, cutoffs.audit)
     return purged, blobs

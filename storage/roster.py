@@ -65,7 +65,12 @@ _CONTACTS = (
         Staff.phone,
         Staff.email,
     )
-    .outerjoin(Staff, (Staff.department_id == Department.id) & Staff.active.is_(True))
+    .outerjoin(
+        Staff,
+        (Staff.department_id == Department.id)
+        & Staff.active.is_(True)
+        & (Staff.role != Role.AGENT),  # an agency's people are not the unit's contacts
+    )
     .where(Department.active.is_(True))
     .order_by(Department.sort, Department.id, Staff.id)
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
+    Agency,
     CatalogItem,
     Department,
     FaqEntry,
@@ -39,6 +42,7 @@ class SeedReport:
     retired_units: tuple[str, ...] = ()  # deactivated: no longer in roster.yaml
     retired_staff: tuple[str, ...] = ()
     rooms: int = 0
+    agencies: int = 0
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class RosterReport:
     staff: int
     retired_units: tuple[str, ...]
     retired_staff: tuple[str, ...]
+    agencies: int = 0
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -78,7 +83,7 @@ async def seed_roster(session: AsyncSession, roster: dict[str, Any]) -> RosterRe
         await session.flush()
         for person in unit.get("staff", []):
             role = person.get("role")
-            if role not in set(Role):
+            if role not in set(Role) or role == Role.AGENT:  # agents: under agencies
                 raise SeedError(f"roster: {person.get('name')}: unknown role {role!r}")
             staff = await session.scalar(
                 select(Staff).where(
@@ -96,6 +101,7 @@ async def seed_roster(session: AsyncSession, roster: dict[str, Any]) -> RosterRe
             if userid and staff.wecom_userid != str(userid):
                 await bind_wecom(session, staff, str(userid))
             kept.add(staff.id)
+    agencies = await seed_agencies(session, roster.get("agencies") or [], kept)
     units = {unit["code"] for unit in roster.get("departments", [])}
     retired_units, retired_staff = [], []
     for department in await session.scalars(select(Department).where(Department.active)):
@@ -107,7 +113,53 @@ async def seed_roster(session: AsyncSession, roster: dict[str, Any]) -> RosterRe
             person.active, person.on_duty = False, False
             retired_staff.append(person.name)
     await session.flush()
-    return RosterReport(len(units), len(kept), tuple(retired_units), tuple(retired_staff))
+    report = RosterReport(len(units), len(kept), tuple(retired_units), tuple(retired_staff))
+    return dataclasses.replace(report, agencies=agencies)
+
+
+def _contract(entry: dict[str, Any]) -> tuple[dt.date, dt.date]:
+    start, end = entry.get("contract_start"), entry.get("contract_end")
+    if not isinstance(start, dt.date) or not isinstance(end, dt.date) or end < start:
+        raise SeedError(f"roster: agency {entry.get('code')}: contract_start/end (YYYY-MM-DD)")
+    return start, end
+
+
+async def seed_agencies(session: AsyncSession, entries: list[Any], kept: set[int]) -> int:
+    """Upsert agencies by code and their agents (role agent, in the hiring unit) by
+    (agency, name), adding the agents' ids to `kept`; agencies no longer listed end."""
+    listed: set[str] = set()
+    for entry in entries:
+        code, unit_code = entry.get("code"), entry.get("unit")
+        unit = await session.scalar(select(Department).where(Department.code == unit_code))
+        if not code or not entry.get("name") or not entry.get("contract_number"):
+            raise SeedError(f"roster: agency {code!r}: code, name and contract_number")
+        if unit is None or not unit.leading:
+            raise SeedError(f"roster: agency {code}: unit {unit_code!r} is not a lead unit")
+        start, end = _contract(entry)
+        agency = await session.scalar(select(Agency).where(Agency.code == code))
+        if agency is None:
+            agency = Agency(code=code)
+            session.add(agency)
+        agency.name, agency.contract_number = entry["name"], str(entry["contract_number"])
+        agency.contract_start, agency.contract_end = start, end
+        agency.department_id, agency.active = unit.id, True
+        await session.flush()
+        listed.add(code)
+        for person in entry.get("agents") or []:
+            agent = await session.scalar(
+                select(Staff).where(Staff.agency_id == agency.id, Staff.name == person["name"])
+            )
+            if agent is None:
+                agent = Staff(department_id=unit.id, agency_id=agency.id, name=person["name"])
+                session.add(agent)
+            agent.role, agent.phone = Role.AGENT, person.get("phone")
+            agent.email, agent.department_id, agent.active = person.get("email"), unit.id, True
+            await session.flush()
+            kept.add(agent.id)
+    for agency in await session.scalars(select(Agency).where(Agency.active)):
+        if agency.code not in listed:
+            agency.active = False
+    return len(listed)
 
 
 async def seed_items(session: AsyncSession, catalog: dict[str, Any]) -> int:
@@ -209,6 +261,7 @@ async def seed_all(session: AsyncSession, data: Path = DATA) -> SeedReport:
         roster.retired_units,
         roster.retired_staff,
         rooms,
+        roster.agencies,
     )
 
 

@@ -18,15 +18,15 @@ from bot.channels.web.channel import WebChannel, channel_of
 from bot.channels.web.staff_session import STAFF_COOKIE, StaffSession
 from dialogs.texts import label, labels
 from dialogs.texts import render as render_text
-from domain import desk
+from domain import audit, desk, policy
 from domain.buttons import CaseView, ProjectView, QuestionShow
-from domain.policy import Actor
+from domain.policy import Actor, Right
 from services import export
 from storage import questions, staff_devices
 from storage.cases import ACTIVE
 from storage.db import Database
 from storage.key_projects import TOP_LEVEL
-from storage.models import staff_web_chat
+from storage.models import WEB_CHANNEL, staff_web_chat
 
 log = logging.getLogger(__name__)
 BIND_COMMAND = "/bind"
@@ -199,8 +199,12 @@ async def work_list(request: web.Request) -> web.Response:
     actor = Actor.of_staff(staff)
     query = request.query
     filters = desk.Filters.parse(query.get("kind", ""), query.get("status", ""), query.get("q", ""))
+    if not actor.in_contract:  # an agent whose agency's contract does not run today
+        return _page(render_text("web/not_allowed.html.j2", root=_root(channel)), status=403)
     async with channel.app.services.db.sessions() as session:
         rows = await desk.work_list(session, actor, filters)
+    shown = ("company", "project_name") if any(r.kind == desk.Kind.CASE for r in rows) else ()
+    await _audit(channel, request, actor, audit.Note("desk.view", fields=shown))
     page = render_text(
         "web/desk.html.j2",
         staff=staff,
@@ -210,6 +214,7 @@ async def work_list(request: web.Request) -> web.Response:
         statuses=_status_options(),
         status_label=status_label,
         exports=_exports(actor),
+        admin=policy.can(actor, Right.READ_AUDIT),
     )
     response = _page(page)
     _set_renewed(channel, request, response, renewed)
@@ -243,8 +248,17 @@ async def download_export(request: web.Request) -> web.Response:
     else:
         content = await _case_list(db)
         name = f"{label('key_projects', 'cases_sheet')}.xlsx"
+    fields = ("company", "project_name", "contact_name", "contact_phone", "handler_opinion")
+    note = audit.Note(f"export.{what}", fields=fields if what == "cases" else ())
+    await _audit(channel, request, actor, note)
     log.info("web export staff=%s what=%s", signed_in.staff.id, what)
     return _attachment(content, name)
+
+
+async def _audit(channel: WebChannel, request: web.Request, actor: Actor, note: audit.Note) -> None:
+    """One 操作日志 record of a page or export served, with the client's address."""
+    entry = audit.entry(actor, note, WEB_CHANNEL, channel.client_ip(request))
+    await audit.record(channel.app.services.db, entry)
 
 
 async def _case_list(db: Database) -> bytes:

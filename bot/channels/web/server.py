@@ -19,6 +19,7 @@ from aiohttp import WSMsgType, web
 from bot.app import App, build_app
 from bot.channels.signed import is_signed
 from bot.channels.web import receiving, render
+from bot.channels.web.audit_pages import add_admin_routes
 from bot.channels.web.channel import CHANNEL_KEY, WebChannel, channel_of
 from bot.channels.web.client_errors import quiet_client_mistakes
 from bot.channels.web.delivery import CHANNEL, NoticeDelivery
@@ -291,6 +292,7 @@ def build_web_app(
     web_app.router.add_static(f"{base}/static", STATIC)
     add_staff_routes(web_app, base)
     add_stats_routes(web_app, base)
+    add_admin_routes(web_app, base)
     poll = settings.web_poll_seconds if poll_interval is None else poll_interval
     delivery = NoticeDelivery(app.services.db, channel.hub, channel.notice_payload, poll)
     stop = asyncio.Event()

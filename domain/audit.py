@@ -1,0 +1,91 @@
+"""What goes into the 操作日志 and when: one record per staff, agent or administrator action
+and per view of a screen with an enterprise's personal data (storage/audit.py keeps them).
+
+A handler says what it did or showed with `note(ctx.extra, …)`; the router writes one record
+per staff update from that note (or, without one, from the route's name and the callback's
+case number or key project). Exports and /desk pages write theirs with `record`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.policy import Actor
+from storage import audit
+from storage.db import Database
+from storage.models import Case
+
+NOTE = "audit"  # the key of ctx.extra a handler's note goes under
+# The case screen's fields of the enterprise (the 申请表's), as the record names them.
+CASE_SCREEN_FIELDS = (
+    "company",
+    "credit_code",
+    "project_name",
+    "project_code",
+    "contact_name",
+    "contact_phone",
+    "project_summary",
+    "requested_items",
+    "handler_opinion",
+)
+
+
+@dataclass(frozen=True)
+class Note:
+    """What a handler did or showed: the action and the case or key project, the fields."""
+
+    action: str
+    case_number: str | None = None
+    key_project_id: int | None = None
+    fields: tuple[str, ...] = ()
+
+
+def note(extra: dict[str, Any], action: str, **what: Any) -> None:
+    """Say what this update did or showed; the first note of an update wins (a step's
+    handler notes the step, then shows the case screen again)."""
+    extra.setdefault(NOTE, Note(action, **what))
+
+
+def entry(actor: Actor, note: Note, channel: str | None, client: str | None = None) -> audit.Entry:
+    return audit.Entry(
+        action=note.action,
+        actor_kind=str(actor.kind),
+        actor_id=actor.id,
+        role=str(actor.role) if actor.role else None,
+        unit_id=actor.unit_id,
+        agency_id=actor.agency_id,
+        case_number=note.case_number,
+        key_project_id=note.key_project_id,
+        fields=note.fields,
+        channel=channel,
+        client=client,
+    )
+
+
+async def _with_case(session: AsyncSession, item: audit.Entry) -> audit.Entry:
+    """The entry with the case's id and the enterprise (applicant) id looked up by number."""
+    if not item.case_number:
+        return item
+    number = item.case_number.strip().upper()
+    row = (
+        await session.execute(select(Case.id, Case.applicant_id).where(Case.number == number))
+    ).first()
+    if row is None:
+        return dataclasses.replace(item, case_number=None)  # no such case: no number either
+    return dataclasses.replace(item, case_number=number, case_id=row[0], applicant_id=row[1])
+
+
+async def append(session: AsyncSession, item: audit.Entry) -> None:
+    """One record in the caller's transaction (an action audited where it commits)."""
+    await audit.append(session, await _with_case(session, item))
+
+
+async def record(db: Database, item: audit.Entry) -> None:
+    """One record in its own serialised transaction (a view, an export)."""
+    async with db.transaction(immediate=True) as session:
+        await append(session, item)
