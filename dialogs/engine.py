@@ -245,7 +245,12 @@ class DialogEngine:
             error=error,
             resumed=resumed,
         )
-        return Reply(text, self._buttons(current, draft), replace=replace and error is None)
+        return Reply(
+            text,
+            self._buttons(current, draft),
+            replace=replace and error is None,
+            expects_text=not isinstance(current, Choice | MultiChoice),
+        )
 
     def _buttons(self, current: Field, draft: Draft) -> list[list[Button]]:
         token, name = draft.token, current.name

@@ -3,6 +3,7 @@ the page builds with DOM calls (never innerHTML)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from functools import lru_cache
 from html.parser import HTMLParser
@@ -101,17 +102,34 @@ def tree(text: str) -> list[Node]:
 
 
 def bot_message(
-    text: str, buttons: list[list[Button]], links: list[dict[str, str]] | None = None
+    text: str,
+    buttons: list[list[Button]],
+    links: list[dict[str, str]] | None = None,
+    at: dt.datetime | None = None,
+    expects_text: bool = False,
 ) -> dict[str, Any]:
-    """One message from the bot as the page receives it."""
-    return {
+    """One message from the bot as the page receives it; `at` is shown as 今天 10:32, and
+    `expects_text` puts the cursor in the text box instead of on the first button."""
+    message = {
         "from": "bot",
         "text": tree(text),
         "buttons": [[{"label": b.label, "data": b.data} for b in row] for row in buttons],
         "links": links or [],
+        "at": epoch_ms(at),
     }
+    if expects_text:
+        message["input"] = True
+    return message
 
 
-def own_message(text: str) -> dict[str, Any]:
+def own_message(text: str, at: dt.datetime | None = None) -> dict[str, Any]:
     """What the visitor sent (or the label they pressed), shown as plain text."""
-    return {"from": "me", "text": [text], "buttons": [], "links": []}
+    return {"from": "me", "text": [text], "buttons": [], "links": [], "at": epoch_ms(at)}
+
+
+def epoch_ms(at: dt.datetime | None) -> int:
+    """Milliseconds since the epoch (what the page's Date takes); now when not given."""
+    moment = at or dt.datetime.now(dt.UTC)
+    if moment.tzinfo is None:  # SQLite gives back naive UTC
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp() * 1000)

@@ -45,6 +45,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 FORMATS = ("docx", "pdf")
 WS_MESSAGE_LIMIT = 64 * 1024
 CSRF_HEADER = "X-CSRF-Token"
+START_COMMAND = "/start"
 
 
 # -- request handlers ---------------------------------------------------------------------
@@ -123,6 +124,8 @@ def _incoming(chat_id: str, raw: str) -> tuple[Incoming | None, str | None]:
     if not isinstance(data, dict):
         return None, None
     user = ChatUser(CHANNEL, chat_id)
+    if data.get("type") == "start":  # the page's greeting: no visitor bubble for it
+        return Incoming.say(user, START_COMMAND), None
     if data.get("type") == "text" and isinstance(data.get("text"), str):
         return Incoming.say(user, data["text"]), data["text"]
     if data.get("type") == "open" and isinstance(data.get("target"), str):
