@@ -4,18 +4,22 @@ region of the accessibility tree; phones, 200 % zoom, reduced motion; the little
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import AsyncIterator
 
 import pytest
-from axe import violations
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import func, select
-from test_staff_browser import bind_browser, invite
 
 from bot.app import App
+from bot.channels.web.render import bot_message, own_message
+from bot.channels.web.server import CHANNEL_KEY
+from storage import web_history
 from storage.models import Case
 from support import GOOD_ANSWERS, Chat, fill_application
+from test_staff_browser import bind_browser, invite
+from webaxe import violations
 from webpage import IDLE, idle, open_chat, say
 from webserver import Served, chromium, serving
 
@@ -226,3 +230,98 @@ async def test_answer_is_announced_in_the_polite_live_region(
     assert await link.first.get_attribute("target") is None  # a call, not a new tab
     mail = page.locator("#log a[href^='mailto:']")
     await expect(mail.first).to_have_text(re.compile(r"@example\.gov\.cn$"))
+
+
+@pytest.mark.parametrize("viewport", [NARROW, ZOOMED], ids=["320px", "zoom200"])
+async def test_narrow_phones_and_200_percent_zoom_lose_nothing(
+    served: Served, browser: Browser, viewport: dict[str, int]
+) -> None:
+    page = await (await browser.new_context(viewport=viewport)).new_page()
+    await open_chat(page, served.url)
+    for elder in (False, True):
+        await switch_elder_mode(page, elder)
+        wide = await page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert wide <= 0, f"scrolls sideways by {wide}px (elder={elder})"
+        for control in (
+            page.locator("#log button", has_text="申请帮代办").last,
+            page.get_by_role("textbox", name="输入消息"),
+            page.get_by_role("button", name="发送", exact=True),
+            page.get_by_role("button", name="拍照上传"),
+        ):
+            await control.scroll_into_view_if_needed()
+            await expect(control).to_be_in_viewport()
+    await say(page, "帮代办收费吗")
+    await expect(page.locator("#log .msg.bot").last).to_be_in_viewport()
+
+
+async def test_reduced_motion_is_honoured(served: Served, browser: Browser) -> None:
+    moving = await (await browser.new_context(reduced_motion="no-preference")).new_page()
+    still = await (await browser.new_context(reduced_motion="reduce")).new_page()
+    for page, animation in ((moving, "appear"), (still, "none")):
+        await open_chat(page, served.url)
+        names = await page.locator("#log .msg").evaluate_all(
+            "items => items.map(i => getComputedStyle(i).animationName)"
+        )
+        assert set(names) == {animation}
+
+
+async def test_greeting_comes_without_a_visitor_bubble(served: Served, browser: Browser) -> None:
+    page = await (await browser.new_context()).new_page()
+    await open_chat(page, served.url)
+    await expect(page.locator("#log .msg.bot")).to_have_count(1)
+    await expect(page.locator("#log .msg.bot")).to_contain_text("您好")
+    await expect(page.locator("#log .msg.me")).to_have_count(0)
+    await page.reload()
+    await page.wait_for_selector(IDLE)
+    await expect(page.locator("#log .msg")).to_have_count(1)  # kept in history, not resent
+
+
+async def test_times_read_today_or_the_date(served: Served, browser: Browser) -> None:
+    china = dt.timezone(dt.timedelta(hours=8))
+    context = await browser.new_context(timezone_id="Asia/Shanghai")
+    page = await context.new_page()
+    await page.clock.set_fixed_time(dt.datetime(2026, 12, 5, 15, 0, tzinfo=china))
+    await open_chat(page, served.url)  # the greeting makes this browser's chat
+    channel = served.web_app[CHANNEL_KEY]
+    chat_id = next(iter(channel.hub.chat_ids()))
+    await channel.history.flush()  # the greeting first, then the older messages we add
+    async with served.app.services.db.transaction() as session:
+        web_history.append(
+            session,
+            chat_id,
+            [
+                own_message("去年的问题", at=dt.datetime(2025, 11, 30, 9, 5, tzinfo=china)),
+                bot_message("上周的回答", [], at=dt.datetime(2026, 12, 1, 16, 40, tzinfo=china)),
+                own_message("今天的问题", at=dt.datetime(2026, 12, 5, 10, 32, tzinfo=china)),
+            ],
+        )
+    await page.reload()
+    await page.wait_for_selector(IDLE)
+    times = await page.locator("#log .msg time").all_inner_texts()
+    assert times[-3:] == ["2025年11月30日 09:05", "12月1日 16:40", "今天 10:32"]
+
+
+async def test_photo_from_the_camera_is_uploaded_and_the_query_code_is_explained(
+    served: Served, browser: Browser
+) -> None:
+    page = await (await browser.new_context(viewport=PHONE)).new_page()
+    await open_chat(page, served.url)
+    camera = page.locator("#camera")
+    assert await camera.get_attribute("accept") == "image/*"
+    assert await camera.get_attribute("capture") == "environment"  # the back camera opens
+    async with page.expect_file_chooser() as chooser:
+        await page.get_by_role("button", name="拍照上传").click()
+    photo = b"\xff\xd8\xff\xe0" + b"\0" * 2048 + b"\xff\xd9"
+    await (await chooser.value).set_files(
+        {"name": "photo.jpg", "mimeType": "image/jpeg", "buffer": photo}
+    )
+    await expect(page.locator("#log .msg.me").last).to_have_text(re.compile("photo.jpg"))
+    await page.wait_for_selector(IDLE)
+    await expect(page.locator("#log .msg.bot")).to_have_count(2)  # the core answered it
+
+    await page.get_by_text("查询进度").click()
+    await expect(page.get_by_label("查询码")).to_have_accessible_description(
+        re.compile("确认消息.*申请表")
+    )
