@@ -1,8 +1,39 @@
 // The web chat page: one websocket, reconnecting with back-off; every text is put into the
 // page with DOM calls (createElement, textContent), never innerHTML. Only APIs that WeChat's
 // in-app browser (X5/XWeb, Chromium based) has; nothing here needs a newer one.
+// Loaded in <head> without defer by every page (one request: each costs seconds on slow 3G).
+
+// 长辈模式 (larger text and buttons, a simpler layout), remembered per browser; applied at
+// once, before the first paint.
 (function () {
   "use strict";
+  var KEY = "bdb-elder";
+  var root = document.documentElement;
+  var on = false;
+  try { on = window.localStorage.getItem(KEY) === "1"; } catch (e) { /* storage blocked */ }
+
+  function apply(value) {
+    on = value;
+    root.classList.toggle("elder", on);
+    var button = document.getElementById("elder-switch");
+    if (button) button.setAttribute("aria-pressed", on ? "true" : "false");
+  }
+
+  apply(on);
+  document.addEventListener("DOMContentLoaded", function () {
+    var button = document.getElementById("elder-switch");
+    if (!button) return;
+    apply(on);
+    button.addEventListener("click", function () {
+      apply(!on);
+      try { window.localStorage.setItem(KEY, on ? "1" : "0"); } catch (e) { /* kept for this page */ }
+    });
+  });
+})();
+
+document.addEventListener("DOMContentLoaded", function () {
+  "use strict";
+  if (!document.getElementById("log")) return; // /desk, login: no chat
 
   var TAGS = { b: true, i: true, a: true, code: true, pre: true };
   var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
@@ -361,4 +392,4 @@
     markRead();
   }
   connect();
-})();
+});
