@@ -42,6 +42,8 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 async def no_violations(page: Page, where: str) -> None:
+    # A bubble fading in is measured at its final colours, not halfway.
+    await page.evaluate("Promise.all(document.getAnimations().map(a => a.finished))")
     found = await violations(page)
     assert found == [], f"{where}: {found}"
 
