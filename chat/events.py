@@ -84,6 +84,7 @@ class Reply:
     buttons: list[list[Button]] = field(default_factory=list)
     document: Document | None = None
     replace: bool = False  # a channel may edit the previous message in place
+    expects_text: bool = False  # the screen asks for typed text: a page puts the cursor there
 
     @classmethod
     def doc(cls, document: Document, caption: str = "") -> Reply:

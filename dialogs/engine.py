@@ -269,7 +269,12 @@ class DialogEngine:
             error=error,
             resumed=resumed,
         )
-        return Reply(text, self._buttons(current, draft), replace=replace and error is None)
+        return Reply(
+            text,
+            self._buttons(current, draft),
+            replace=replace and error is None,
+            expects_text=not isinstance(current, Choice | MultiChoice),
+        )
 
     def _buttons(self, current: Field, draft: Draft) -> list[list[Button]]:
         token, name, source = draft.token, current.name, self._source(draft)

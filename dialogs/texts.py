@@ -26,6 +26,7 @@ def environment() -> Environment:
     env.globals["label"] = label
     env.globals["label_group"] = labels
     env.filters["local_time"] = _local_time
+    env.filters["no_blank_lines"] = no_blank_lines
     return env
 
 
@@ -61,6 +62,11 @@ def label(group: str, key: str) -> str:
 def labels(group: str) -> dict[str, str]:
     """Every label of a group, key → label."""
     return dict(_labels()[group])
+
+
+def no_blank_lines(value: str) -> str:
+    """The text without its empty lines (imported FAQ answers carry them)."""
+    return "\n".join(line.rstrip() for line in str(value).splitlines() if line.strip())
 
 
 def _local_time(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:

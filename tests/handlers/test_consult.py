@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import select, update
 
 from bot.app import App
 from domain.reminders import QuestionLimits, chase_questions
+from handlers.consult import Consultation
 from storage import questions
-from storage.models import Question, Staff
+from storage.models import FaqEntry, Question, Staff
 from support import Chat, bind_staff, notices_to
 
 
@@ -177,3 +179,21 @@ async def test_reminder_then_escalation_counts_working_days_across_a_holiday(app
     assert await chase_questions(services, dt.datetime(2026, 10, 8, 3, tzinfo=dt.UTC), limits) == 1
     (escalation,) = await notices_to(app, zhou)
     assert "首席责任人" in escalation.text and "李娜" in escalation.text
+
+
+async def test_faq_answer_has_no_empty_lines_even_when_imported_with_them(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Consultation, "RELOAD_CHECK_SECONDS", 0.0)  # the import seen at once
+    chat = Chat(app.router)
+    async with app.services.db.transaction() as session:
+        await session.execute(
+            update(FaqEntry)
+            .where(FaqEntry.key == "cost_free")
+            .values(
+                answer="全程免费。\n\n\n材料邮寄也免费。\n  \n", updated_at=dt.datetime.now(dt.UTC)
+            )
+        )
+    await chat.say("帮代办服务要不要交钱？")
+    assert "材料邮寄也免费。\n如未解决您的问题" in chat.text
+    assert "\n\n" not in chat.text and "\n \n" not in chat.text

@@ -110,7 +110,7 @@ class WebChannel:
         links = []
         if reply.document is not None:
             links.append(await self.document_link(chat_id, reply.document))
-        return render.bot_message(reply.text, reply.buttons, links)
+        return render.bot_message(reply.text, reply.buttons, links, expects_text=reply.expects_text)
 
     async def document_link(self, chat_id: str, document: Document) -> dict[str, str]:
         """A file the core sent, kept by hash and offered by a link only this chat can open."""
@@ -122,7 +122,8 @@ class WebChannel:
     async def notice_payload(self, row: OutboxMessage) -> dict[str, Any]:
         """An outbox row as a message; its document becomes download links."""
         buttons = [[_button(b) for b in line] for line in row.buttons]
-        message = render.bot_message(row.text, buttons, _form_links(row.document, self))
+        links = _form_links(row.document, self)
+        message = render.bot_message(row.text, buttons, links, at=row.created_at)
         message["notice"] = True
         return message
 

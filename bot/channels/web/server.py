@@ -48,7 +48,11 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 FORMATS = ("docx", "pdf")
 WS_MESSAGE_LIMIT = 64 * 1024
+# Compressed on the wire (a phone on a slow network): the chat page and its CSS and JS.
+# Not /desk: it reflects a search term beside case data (BREACH).
+COMPRESSED_FILES = (".css", ".js")
 CSRF_HEADER = "X-CSRF-Token"
+START_COMMAND = "/start"
 
 
 # -- request handlers ---------------------------------------------------------------------
@@ -71,6 +75,7 @@ async def index(request: web.Request) -> web.Response:
     page = render_text("web/index.html.j2", csrf=channel.identity.csrf_token(chat_id), staff=None)
     response = web.Response(text=page, content_type="text/html", charset="utf-8")
     response.headers["Cache-Control"] = "no-store"
+    _compress(response)
     if fresh:
         channel.set_cookie(request, response, chat_id)
     return response
@@ -125,6 +130,8 @@ def _incoming(chat_id: str, raw: str) -> tuple[Incoming | None, str | None]:
     if not isinstance(data, dict):
         return None, None
     user = ChatUser(CHANNEL, chat_id)
+    if data.get("type") == "start":  # the page's greeting: no visitor bubble for it
+        return Incoming.say(user, START_COMMAND), None
     if data.get("type") == "text" and isinstance(data.get("text"), str):
         return Incoming.say(user, data["text"]), data["text"]
     if data.get("type") == "open" and isinstance(data.get("target"), str):
@@ -249,7 +256,14 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
             raise
     if not response.prepared:
         _security_headers(request, response)
+        if isinstance(response, web.FileResponse) and request.path.endswith(COMPRESSED_FILES):
+            _compress(response)
     return response
+
+
+def _compress(response: web.StreamResponse) -> None:
+    response.enable_compression()  # gzip/deflate only if the browser accepts it
+    response.headers["Vary"] = "Accept-Encoding"
 
 
 def build_guards(settings: Settings, app: App) -> tuple[FloodGuard, FloodGuard]:

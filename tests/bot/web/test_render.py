@@ -44,3 +44,21 @@ def test_qr_command_writes_a_code_opening_the_chat_with_its_source(tmp_path: Pat
     assert png.read_bytes().startswith(b"\x89PNG")
     assert runner.invoke(cli, ["qr", "--out", str(png), "--source", "别处"]).exit_code == 2
     assert segno.make("x")  # the library the command uses
+
+
+def test_phone_numbers_and_emails_become_tel_and_mailto_links() -> None:
+    nodes = tree(
+        "· 服务专员 许芳 0731-88880502 xufang@example.gov.cn\n"
+        "手机13812345678，热线12345。申请编号：BDB-2026-000123，信用代码91430100MA4L13812345678"
+        '<code>0731-88880501</code> <a href="https://gov.cn">0731-88880503</a>'
+    )
+    links = [(n["c"], n["href"]) for n in nodes if isinstance(n, dict) and n["t"] == "a"]
+    assert links == [
+        (["0731-88880502"], "tel:073188880502"),
+        (["xufang@example.gov.cn"], "mailto:xufang@example.gov.cn"),
+        (["13812345678"], "tel:13812345678"),
+        (["12345"], "tel:12345"),
+        (["0731-88880503"], "https://gov.cn"),  # an existing link is left as it was
+    ]
+    text = "".join(n for n in nodes if isinstance(n, str))
+    assert "BDB-2026-000123" in text and "91430100MA4L13812345678" in text

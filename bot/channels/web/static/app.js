@@ -1,7 +1,39 @@
 // The web chat page: one websocket, reconnecting with back-off; every text is put into the
-// page with DOM calls (createElement, textContent), never innerHTML.
+// page with DOM calls (createElement, textContent), never innerHTML. Only APIs that WeChat's
+// in-app browser (X5/XWeb, Chromium based) has; nothing here needs a newer one.
+// Loaded in <head> without defer by every page (one request: each costs seconds on slow 3G).
+
+// 长辈模式 (larger text and buttons, a simpler layout), remembered per browser; applied at
+// once, before the first paint.
 (function () {
   "use strict";
+  var KEY = "bdb-elder";
+  var root = document.documentElement;
+  var on = false;
+  try { on = window.localStorage.getItem(KEY) === "1"; } catch (e) { /* storage blocked */ }
+
+  function apply(value) {
+    on = value;
+    root.classList.toggle("elder", on);
+    var button = document.getElementById("elder-switch");
+    if (button) button.setAttribute("aria-pressed", on ? "true" : "false");
+  }
+
+  apply(on);
+  document.addEventListener("DOMContentLoaded", function () {
+    var button = document.getElementById("elder-switch");
+    if (!button) return;
+    apply(on);
+    button.addEventListener("click", function () {
+      apply(!on);
+      try { window.localStorage.setItem(KEY, on ? "1" : "0"); } catch (e) { /* kept for this page */ }
+    });
+  });
+})();
+
+document.addEventListener("DOMContentLoaded", function () {
+  "use strict";
+  if (!document.getElementById("log")) return; // /desk, login: no chat
 
   var TAGS = { b: true, i: true, a: true, code: true, pre: true };
   var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
@@ -10,6 +42,8 @@
   var composer = document.getElementById("composer");
   var box = document.getElementById("message");
   var fileInput = document.getElementById("file");
+  var cameraInput = document.getElementById("camera");
+  var lookup = document.getElementById("lookup");
   var statusForm = document.getElementById("status-form");
   var staff = document.body.getAttribute("data-staff") === "true";
   var baseTitle = document.title;
@@ -19,20 +53,48 @@
   var attempts = 0;
   var queue = [];
   var waiting = 0; // messages sent whose answer is not complete yet
+  var focusAnswer = false; // a button in the log was pressed: its answer gets the focus
+  var state = "connecting";
 
   function setWaiting(n) {
     waiting = Math.max(0, n);
+    if (!waiting && focusAnswer) {
+      focusAnswer = false;
+      focusLatestAnswer();
+    }
     document.body.setAttribute("data-waiting", String(waiting));
   }
 
   function say(key) {
-    conn.textContent = conn.getAttribute("data-" + key) || "";
+    state = key;
+    var text = conn.getAttribute("data-" + key) || "";
+    if (key === "offline" && queue.length) {
+      text += (conn.getAttribute("data-pending") || "").replace("{n}", String(queue.length));
+    }
+    conn.textContent = text;
+  }
+
+  function two(n) { return (n < 10 ? "0" : "") + n; }
+
+  // 今天 10:32 / 12月5日 10:32 / 2025年12月5日 10:32, in the browser's own time zone.
+  function when(ms) {
+    var at = new Date(ms);
+    var now = new Date();
+    var key = "year";
+    if (at.getFullYear() === now.getFullYear()) {
+      key = at.getMonth() === now.getMonth() && at.getDate() === now.getDate() ? "today" : "date";
+    }
+    return (log.getAttribute("data-" + key) || "")
+      .replace("{year}", String(at.getFullYear()))
+      .replace("{month}", String(at.getMonth() + 1))
+      .replace("{day}", String(at.getDate()))
+      .replace("{time}", two(at.getHours()) + ":" + two(at.getMinutes()));
   }
 
   function safeHref(href) {
     try {
       var url = new URL(href, location.href);
-      if (["http:", "https:", "tel:", "mailto:"].indexOf(url.protocol) >= 0) return url.href;
+      if (["http:", "https:", "tel:", "mailto:"].indexOf(url.protocol) >= 0) return url;
     } catch (e) { /* not a URL */ }
     return null;
   }
@@ -46,11 +108,13 @@
       if (!node || !TAGS[node.t]) return;
       var el = document.createElement(node.t);
       if (node.t === "a") {
-        var href = safeHref(node.href || "");
-        if (href) {
-          el.href = href;
-          el.rel = "noopener noreferrer";
-          el.target = "_blank";
+        var url = safeHref(node.href || "");
+        if (url) {
+          el.href = url.href;
+          if (url.protocol === "http:" || url.protocol === "https:") {
+            el.rel = "noopener noreferrer";
+            el.target = "_blank";
+          }
         }
       }
       build(el, node.c);
@@ -61,14 +125,21 @@
   function show(message) {
     var item = document.createElement("div");
     item.className = "msg " + (message.from === "me" ? "me" : "bot") + (message.notice ? " notice" : "");
+    if (message.notice) {
+      var tag = document.createElement("span");
+      tag.className = "tag";
+      tag.textContent = log.getAttribute("data-notice") || "";
+      item.appendChild(tag); // a notice is told apart by a word, not by its colour alone
+    }
+    if (message.input) item.setAttribute("data-input", "true");
     build(item, message.text);
     (message.links || []).forEach(function (link) {
-      var href = safeHref(link.href);
-      if (!href) return;
+      var url = safeHref(link.href);
+      if (!url) return;
       var holder = document.createElement("div");
       holder.className = "links";
       var a = document.createElement("a");
-      a.href = href;
+      a.href = url.href;
       a.textContent = link.label;
       a.setAttribute("download", "");
       holder.appendChild(a);
@@ -85,6 +156,7 @@
           button.type = "button";
           button.textContent = b.label;
           button.addEventListener("click", function () {
+            focusAnswer = true;
             send({ type: "button", data: b.data, label: b.label });
           });
           line.appendChild(button);
@@ -93,8 +165,31 @@
       });
       item.appendChild(buttons);
     }
+    if (typeof message.at === "number") {
+      var time = document.createElement("time");
+      time.dateTime = new Date(message.at).toISOString();
+      time.textContent = when(message.at);
+      item.appendChild(time);
+    }
     log.appendChild(item);
-    log.scrollTop = log.scrollHeight;
+    scrollToEnd();
+  }
+
+  function scrollToEnd() {
+    if (log.scrollHeight > log.clientHeight) {
+      log.scrollTop = log.scrollHeight;
+    } else if (document.documentElement.scrollHeight > window.innerHeight) {
+      window.scrollTo(0, document.documentElement.scrollHeight); // short window: the page scrolls
+    }
+  }
+
+  // After a press, the answer's first button (or the text box when it asks for text) gets the
+  // focus, so a keyboard or screen-reader user continues where the answer is.
+  function focusLatestAnswer() {
+    var answers = log.querySelectorAll(".msg.bot");
+    var last = answers[answers.length - 1];
+    var first = last && !last.hasAttribute("data-input") && last.querySelector(".buttons button");
+    (first || box).focus();
   }
 
   // Staff pages: unread notices in the tab title while the page is not looked at, and a
@@ -149,7 +244,8 @@
     if (socket && socket.readyState === WebSocket.OPEN) {
       socket.send(JSON.stringify(payload));
     } else {
-      queue.push(payload);
+      queue.push(payload); // sent once, when the socket is open again
+      if (state === "offline") say("offline");
     }
   }
 
@@ -174,7 +270,7 @@
         while (log.firstChild) log.removeChild(log.firstChild);
         data.messages.forEach(show);
         document.body.setAttribute("data-history", String(data.messages.length));
-        if (!data.messages.length) send({ type: "text", text: "/start" });
+        if (!data.messages.length) send({ type: "start" }); // the greeting, without a visitor bubble
         if (wantedScreen) {
           send({ type: "open", target: wantedScreen.slice(0, 64) });
           wantedScreen = null;
@@ -224,8 +320,8 @@
     }
   });
 
-  if (fileInput) fileInput.addEventListener("change", function () {
-    var file = fileInput.files && fileInput.files[0];
+  function uploadFrom(input) {
+    var file = input.files && input.files[0];
     if (!file) return;
     setWaiting(waiting + 1);
     var body = new FormData();
@@ -242,11 +338,26 @@
       setWaiting(waiting - 1);
       say("upload-failed");
     });
-    fileInput.value = "";
+    input.value = "";
+  }
+
+  [[fileInput, "upload-button"], [cameraInput, "camera-button"]].forEach(function (pair) {
+    var input = pair[0];
+    if (!input) return;
+    input.addEventListener("change", function () { uploadFrom(input); });
+    document.getElementById(pair[1]).addEventListener("click", function () { input.click(); });
   });
 
-  if (fileInput) document.getElementById("upload-button").addEventListener("click", function () {
-    fileInput.click();
+  // Esc closes the 查询进度 panel and gives the focus back to its summary.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || !lookup || !lookup.open) return;
+    lookup.open = false;
+    lookup.querySelector("summary").focus();
+  });
+
+  // A phone's on-screen keyboard shrinks the visible area: keep the text box in sight.
+  if (window.visualViewport) window.visualViewport.addEventListener("resize", function () {
+    if (document.activeElement === box) box.scrollIntoView({ block: "nearest" });
   });
 
   if (statusForm) statusForm.addEventListener("submit", function (event) {
@@ -261,7 +372,7 @@
   var wanted = new URLSearchParams(location.search).get("case");
   if (wanted && statusForm) {
     document.getElementById("case-number").value = wanted.slice(0, 20);
-    document.getElementById("lookup").open = true;
+    lookup.open = true;
   }
   if (staff) {
     var notifyButton = document.getElementById("notify-button");
@@ -282,4 +393,4 @@
     markRead();
   }
   connect();
-})();
+});
