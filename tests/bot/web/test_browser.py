@@ -38,7 +38,7 @@ async def browser() -> AsyncIterator[Browser]:
 async def submitted_case(page: Page) -> tuple[str, str]:
     text = "\n".join(await bot_texts(page))
     number = re.search(r"BDB-\d{4}-\d{6}", text)
-    code = re.search(r"查询码：([0-9A-Z]{6})", text)
+    code = re.search(r"查询码：([0-9A-Z]{8})", text)
     assert number and code, text
     return number.group(0), code.group(1)
 
