@@ -17,21 +17,21 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("cases", schema=None) as batch_op:
-        batch_op.alter_column(
-            "query_code", existing_type=sa.String(length=6), type_=sa.String(length=8)
+    # Plain ADD COLUMN, no batch copy: on SQLite, copying `cases` would drop the table that
+    # other rows reference (foreign keys on). SQLite does not enforce VARCHAR lengths, so the
+    # wider code needs no change there.
+    op.add_column(
+        "cases", sa.Column("code_failures", sa.Integer(), server_default="0", nullable=False)
+    )
+    op.add_column("cases", sa.Column("code_failed_at", sa.DateTime(timezone=True), nullable=True))
+    if op.get_bind().dialect.name != "sqlite":
+        op.alter_column(
+            "cases", "query_code", existing_type=sa.String(length=6), type_=sa.String(length=8)
         )
-        batch_op.add_column(
-            sa.Column("code_failures", sa.Integer(), server_default="0", nullable=False)
-        )
-        batch_op.add_column(sa.Column("code_failed_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("cases", schema=None) as batch_op:
-        batch_op.drop_column("code_failed_at")
-        batch_op.drop_column("code_failures")
-        # Codes issued since upgrade are 8 characters: they would not fit a String(6).
-        batch_op.alter_column(
-            "query_code", existing_type=sa.String(length=8), type_=sa.String(length=8)
-        )
+    # Codes issued since the upgrade are 8 characters: the column stays wide enough for them.
+    # Plain DROP COLUMN (SQLite 3.35+), for the same reason as above.
+    op.drop_column("cases", "code_failed_at")
+    op.drop_column("cases", "code_failures")
