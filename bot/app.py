@@ -17,6 +17,7 @@ from dialogs.fields import Option
 from dialogs.printable import find_cjk_font
 from domain.bad_ratings import BadRatingLimits
 from domain.bookings import BookingLimits
+from domain.visits import VisitLimits
 from handlers.context import ApplicantLimits, Services
 from handlers.routing import Router
 from services.uploads import UploadCaps, UploadChecker
@@ -139,5 +140,6 @@ async def build_app(
             open_per_applicant=settings.booking_open_limit,
             offers=settings.booking_offers,
         ),
+        visits=VisitLimits(minutes=settings.visit_minutes, days_ahead=settings.visit_days_ahead),
     )
     return App(settings=settings, services=services, router=Router(services))

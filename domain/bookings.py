@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -368,25 +369,40 @@ async def _reminders(session: AsyncSession, booking: Booking, kind: str) -> list
 REMIND_HORIZON = dt.timedelta(days=12)  # longer than any holiday: the day-before is within it
 
 
+class Remindable(Protocol):
+    """A booking, a visit or a meeting: a start and the two reminders' marks."""
+
+    starts_at: dt.datetime
+    updated_at: dt.datetime
+    reminded_day_at: dt.datetime | None
+    reminded_hour_at: dt.datetime | None
+
+
+def due_reminders(item: Remindable, now: dt.datetime) -> list[str]:
+    """Which reminders ("day", "hour") are due now, each marked sent once. A reminder whose
+    moment had passed when the item was made (or moved) is marked but not sent late."""
+    due = []
+    hour_at = item.starts_at - HOUR_BEFORE
+    if item.reminded_day_at is None:
+        day_at = day_before_moment(item.starts_at)
+        if now >= day_at:
+            if item.updated_at < day_at and now < hour_at:
+                due.append("day")
+            item.reminded_day_at = now
+    if item.reminded_hour_at is None and now >= hour_at:
+        if item.updated_at < hour_at:
+            due.append("hour")
+        item.reminded_hour_at = now
+    return due
+
+
 async def remind_bookings(services: Services, now: dt.datetime) -> int:
-    """The working day before at 16:00 and one hour before: each reminder once. A reminder
-    whose moment had passed when the booking was made (or moved) is not sent late."""
+    """The working day before at 16:00 and one hour before: each reminder once."""
     sent = 0
     async with services.db.transaction() as session:
         for booking in await bookings.reminder_candidates(session, now + REMIND_HORIZON, now):
-            hour_at = booking.starts_at - HOUR_BEFORE
-            if booking.reminded_day_at is None:
-                day_at = day_before_moment(booking.starts_at)
-                if now >= day_at:
-                    if booking.updated_at < day_at and now < hour_at:
-                        found = await _reminders(session, booking, "day")
-                        enqueue(session, found)
-                        sent += len(found)
-                    booking.reminded_day_at = now
-            if booking.reminded_hour_at is None and now >= hour_at:
-                if booking.updated_at < hour_at:
-                    found = await _reminders(session, booking, "hour")
-                    enqueue(session, found)
-                    sent += len(found)
-                booking.reminded_hour_at = now
+            for kind in due_reminders(booking, now):
+                found = await _reminders(session, booking, kind)
+                enqueue(session, found)
+                sent += len(found)
     return sent

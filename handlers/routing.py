@@ -33,6 +33,7 @@ from handlers import (
     key_projects,
     staff,
     supplement,
+    visits,
 )
 from handlers.context import Context, Services
 from handlers.menu import MenuPress, expired, menu_buttons, with_menu
@@ -70,6 +71,7 @@ ROUTES = (
     key_projects.routes,
     devices.routes,
     bookings.routes,
+    visits.routes,
 )
 
 

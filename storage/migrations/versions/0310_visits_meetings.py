@@ -6,6 +6,7 @@ Revises: 0300
 Create Date: 2026-12-08 09:00:00
 """
 
+import datetime as dt
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -17,7 +18,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _times(*names: str) -> list[sa.Column[sa.DateTime]]:
+def _times(*names: str) -> list[sa.Column[dt.datetime]]:
     return [sa.Column(name, sa.DateTime(timezone=True), nullable=True) for name in names]
 
 
