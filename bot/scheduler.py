@@ -14,6 +14,7 @@ from domain.bad_ratings import chase_bad_ratings
 from domain.bookings import remind_bookings
 from domain.case_jobs import chase_cases
 from domain.key_projects import escalate_problems, remind_follow_ups
+from domain.meetings import remind_meetings
 from domain.reminders import QuestionLimits, chase_questions
 from domain.visits import remind_visits
 from handlers.context import Services
@@ -35,6 +36,7 @@ async def tick(services: Services, extra: tuple[Job, ...] = ()) -> int:
         lambda s: remind_follow_ups(s, now),
         lambda s: remind_bookings(s, now),
         lambda s: remind_visits(s, now),
+        lambda s: remind_meetings(s, now),
         *extra,
     ]
     sent = 0

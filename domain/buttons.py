@@ -123,3 +123,12 @@ class VisitAccept(VisitRef, prefix="sv:accept"): ...  # the team: take the enter
 
 
 class VisitUnitConfirm(VisitRef, prefix="sv:unit"): ...  # a unit that goes: 确认参加
+
+
+class MeetingRef(CallbackData):
+    """A button about one 联席会议, by its number."""
+
+    number: str
+
+
+class MeetingConfirm(MeetingRef, prefix="jm:ok"): ...  # a unit's chief: 确认参会 (who attends)

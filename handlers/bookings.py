@@ -24,7 +24,7 @@ from handlers.routes import FormRoute, Routes, staff_of
 from handlers.visits import VisitMark
 from services.calendar_file import event_file
 from services.workdays import CHINA
-from storage import bookings, visits
+from storage import bookings, meetings, visits
 from storage.bookings import NewBooking
 from storage.models import Booking, BookingStatus, VisitStatus
 
@@ -438,6 +438,7 @@ async def appointments(ctx: Context, argument: str) -> list[Reply]:
     async with ctx.services.db.sessions() as session:
         found = await bookings.between(session, start, end, unit)
         trips = await visits.between(session, start, end, unit)
+        joint = await meetings.between(session, start, end, unit)
     rows: list[list[Button]] = []
     for booking in found:
         if booking.status == BookingStatus.BOOKED:
@@ -466,6 +467,7 @@ async def appointments(ctx: Context, argument: str) -> list[Reply]:
     text = render(
         "bookings/appointments.j2",
         visits=trips,
+        meetings=joint,
         bookings=found,
         week=week,
         start=start,

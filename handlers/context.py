@@ -14,6 +14,7 @@ from chat.events import Incoming, Reply
 from dialogs.engine import DialogEngine
 from domain.bad_ratings import BadRatingLimits
 from domain.bookings import BookingLimits
+from domain.meetings import MeetingLimits
 from domain.policy import Actor
 from domain.visits import VisitLimits
 from services.uploads import UploadChecker
@@ -59,6 +60,7 @@ class Services:
     bad_ratings: BadRatingLimits = field(default_factory=BadRatingLimits)
     bookings: BookingLimits = field(default_factory=BookingLimits)
     visits: VisitLimits = field(default_factory=VisitLimits)
+    meetings: MeetingLimits = field(default_factory=MeetingLimits)
     clock: Callable[[], dt.datetime] = utcnow  # tests set a fake one
 
 

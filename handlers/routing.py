@@ -31,6 +31,7 @@ from handlers import (
     followup,
     home,
     key_projects,
+    meetings,
     staff,
     supplement,
     visits,
@@ -72,6 +73,7 @@ ROUTES = (
     devices.routes,
     bookings.routes,
     visits.routes,
+    meetings.routes,
 )
 
 
