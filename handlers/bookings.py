@@ -300,6 +300,7 @@ routes.form("window_booking", FormRoute(submit, actor=True, prepare=prepare))
 
 
 @routes.command("bookings", applicant=True, bare=True)
+@routes.menu_action("bookings", applicant=True)
 async def my_bookings(ctx: Context) -> list[Reply]:
     applicant, now = ctx.sender(), _now(ctx)
     found: list[Booking] = []
