@@ -75,11 +75,6 @@ def check_when(when: dt.datetime, now: dt.datetime, limits: VisitLimits) -> None
         raise NotVisitable("visits/when_hours.j2")
 
 
-def may_arrange(actor: Actor, team: bool) -> bool:
-    """The project's team (or an administrator) proposes, accepts and marks a visit."""
-    return team or actor.role == "admin"
-
-
 def goes(actor: Actor, visit: Visit) -> bool:
     """Staff who see a visit on /appointments: the window, or a unit that goes."""
     return policy.attends(actor, frozenset(u.department_id for u in visit.units))
