@@ -17,6 +17,8 @@ from dialogs.fields import Option
 from dialogs.printable import find_cjk_font
 from domain.bad_ratings import BadRatingLimits
 from domain.bookings import BookingLimits
+from domain.meetings import MeetingLimits
+from domain.visits import VisitLimits
 from handlers.context import ApplicantLimits, Services
 from handlers.routing import Router
 from services.uploads import UploadCaps, UploadChecker
@@ -139,5 +141,9 @@ async def build_app(
             open_per_applicant=settings.booking_open_limit,
             offers=settings.booking_offers,
         ),
+        meetings=MeetingLimits(
+            max_slots=settings.meeting_max_slots, agenda_choices=settings.meeting_agenda_choices
+        ),
+        visits=VisitLimits(minutes=settings.visit_minutes, days_ahead=settings.visit_days_ahead),
     )
     return App(settings=settings, services=services, router=Router(services))

@@ -530,7 +530,7 @@ def calendar() -> None:
 def wechat_menu(
     file: Annotated[Path | None, typer.Option(help="menu YAML")] = None,
 ) -> None:
-    """Publish the custom menu (我要咨询 · 申请帮代办 · 我的申请) from data/wechat_menu.yaml."""
+    """Publish the custom menu (我要咨询 · 办事预约 · 我的) from data/wechat_menu.yaml."""
     from bot.channels.wechat import command_api
     from bot.channels.wechat.api import WeChatApiError
     from bot.channels.wechat.menu import MENU_FILE, MenuError, load_menu

@@ -132,6 +132,12 @@ class Settings(BaseSettings):
     booking_lead_minutes: int = Field(60, ge=0, le=24 * 60)
     booking_open_limit: int = Field(3, ge=1, le=100)
     booking_offers: int = Field(5, ge=1, le=10)
+    # 上门服务: how long a visit is planned for; how far ahead it may be proposed.
+    visit_minutes: int = Field(120, ge=15, le=8 * 60)
+    visit_days_ahead: int = Field(30, ge=1, le=180)
+    # 联席会议: the longest meeting in room slots; agenda candidates offered to the caller.
+    meeting_max_slots: int = Field(4, ge=1, le=12)
+    meeting_agenda_choices: int = Field(10, ge=1, le=30)
 
     @field_validator("database_url")
     @classmethod

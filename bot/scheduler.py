@@ -14,7 +14,9 @@ from domain.bad_ratings import chase_bad_ratings
 from domain.bookings import remind_bookings
 from domain.case_jobs import chase_cases
 from domain.key_projects import escalate_problems, remind_follow_ups
+from domain.meetings import remind_meetings
 from domain.reminders import QuestionLimits, chase_questions
+from domain.visits import remind_visits
 from handlers.context import Services
 from storage.models import utcnow
 
@@ -33,6 +35,8 @@ async def tick(services: Services, extra: tuple[Job, ...] = ()) -> int:
         lambda s: escalate_problems(s, now),
         lambda s: remind_follow_ups(s, now),
         lambda s: remind_bookings(s, now),
+        lambda s: remind_visits(s, now),
+        lambda s: remind_meetings(s, now),
         *extra,
     ]
     sent = 0

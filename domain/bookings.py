@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -226,17 +227,27 @@ async def book(
     return Booked(booking, await unit_notices(session, booking, "booked"))
 
 
-async def unit_notices(session: AsyncSession, booking: Booking, event: str) -> list[Notice]:
-    """One notice to each attending person: booked (with 确认参加), moved or cancelled."""
+async def unit_notices(
+    session: AsyncSession, booking: Booking, event: str, confirmed: Sequence[int] = ()
+) -> list[Notice]:
+    """One notice to each attending person: booked (with 确认参加), moved or cancelled; the
+    people who had confirmed are told too, whatever their role."""
     staff = await bookings.unit_staff(session, [u.department_id for u in booking.units])
+    staff += await bookings.staff_by_ids(session, confirmed)
     notices = []
-    for person in staff:
+    for person in {p.id: p for p in staff}.values():
         buttons = []
-        unit = next(u for u in booking.units if u.department_id == person.department_id)
+        unit = next((u for u in booking.units if u.department_id == person.department_id), None)
+        if unit is None:
+            continue
         if event != "cancelled" and unit.confirmed_at is None:
             buttons = [[BookingConfirm(booking.number).button(label("bookings", "confirm"))]]
         text = render(
-            "bookings/staff_notice.j2", booking=booking, event=event, phone=_phone(booking)
+            "bookings/staff_notice.j2",
+            booking=booking,
+            event=event,
+            phone=_phone(booking),
+            had_confirmed=person.id in confirmed,
         )
         key = f"booking:{booking.id}:{event}:{booking.starts_at:%Y%m%d%H%M}"
         notices.append(Notice(person, text, key, buttons))
@@ -257,12 +268,16 @@ def changeable(booking: Booking, now: dt.datetime, limits: BookingLimits) -> boo
     )
 
 
+def _confirmers(booking: Booking) -> list[int]:
+    return [u.confirmed_by for u in booking.units if u.confirmed_by is not None]
+
+
 async def cancel(session: AsyncSession, booking: Booking, now: dt.datetime) -> list[Notice]:
     booking.status = BookingStatus.CANCELLED
     bookings.touch(booking, now)
     await session.flush()
     log.info("booking cancelled number=%s", booking.number)
-    return await unit_notices(session, booking, "cancelled")
+    return await unit_notices(session, booking, "cancelled", _confirmers(booking))
 
 
 async def move(
@@ -271,11 +286,14 @@ async def move(
     """Move to another slot (IntegrityError if it is held); reminders start over."""
     booking.room_id, booking.starts_at, booking.ends_at = slot.room_id, slot.starts_at, slot.ends_at
     booking.reminded_day_at = booking.reminded_hour_at = None
+    confirmed = _confirmers(booking)
+    for unit in booking.units:  # a unit free at the old time may not be at the new one
+        unit.confirmed_by = unit.confirmed_at = None
     bookings.touch(booking, now)
     await session.flush()
     await session.refresh(booking, ["room"])
     log.info("booking moved number=%s", booking.number)
-    return await unit_notices(session, booking, "moved")
+    return await unit_notices(session, booking, "moved", confirmed)
 
 
 # -- staff: confirm, 已到/未到 ----------------------------------------------------------------
@@ -368,25 +386,40 @@ async def _reminders(session: AsyncSession, booking: Booking, kind: str) -> list
 REMIND_HORIZON = dt.timedelta(days=12)  # longer than any holiday: the day-before is within it
 
 
+class Remindable(Protocol):
+    """A booking, a visit or a meeting: a start and the two reminders' marks."""
+
+    starts_at: dt.datetime
+    updated_at: dt.datetime
+    reminded_day_at: dt.datetime | None
+    reminded_hour_at: dt.datetime | None
+
+
+def due_reminders(item: Remindable, now: dt.datetime) -> list[str]:
+    """Which reminders ("day", "hour") are due now, each marked sent once. A reminder whose
+    moment had passed when the item was made (or moved) is marked but not sent late."""
+    due = []
+    hour_at = item.starts_at - HOUR_BEFORE
+    if item.reminded_day_at is None:
+        day_at = day_before_moment(item.starts_at)
+        if now >= day_at:
+            if item.updated_at < day_at and now < hour_at:
+                due.append("day")
+            item.reminded_day_at = now
+    if item.reminded_hour_at is None and now >= hour_at:
+        if item.updated_at < hour_at:
+            due.append("hour")
+        item.reminded_hour_at = now
+    return due
+
+
 async def remind_bookings(services: Services, now: dt.datetime) -> int:
-    """The working day before at 16:00 and one hour before: each reminder once. A reminder
-    whose moment had passed when the booking was made (or moved) is not sent late."""
+    """The working day before at 16:00 and one hour before: each reminder once."""
     sent = 0
     async with services.db.transaction() as session:
         for booking in await bookings.reminder_candidates(session, now + REMIND_HORIZON, now):
-            hour_at = booking.starts_at - HOUR_BEFORE
-            if booking.reminded_day_at is None:
-                day_at = day_before_moment(booking.starts_at)
-                if now >= day_at:
-                    if booking.updated_at < day_at and now < hour_at:
-                        found = await _reminders(session, booking, "day")
-                        enqueue(session, found)
-                        sent += len(found)
-                    booking.reminded_day_at = now
-            if booking.reminded_hour_at is None and now >= hour_at:
-                if booking.updated_at < hour_at:
-                    found = await _reminders(session, booking, "hour")
-                    enqueue(session, found)
-                    sent += len(found)
-                booking.reminded_hour_at = now
+            for kind in due_reminders(booking, now):
+                found = await _reminders(session, booking, kind)
+                enqueue(session, found)
+                sent += len(found)
     return sent

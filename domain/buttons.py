@@ -105,3 +105,30 @@ class BookingRef(CallbackData):
 
 
 class BookingConfirm(BookingRef, prefix="b:confirm"): ...  # a unit's staff: 确认参加
+
+
+class VisitRef(CallbackData):
+    """A button about one 上门服务, by its number."""
+
+    number: str
+
+
+class VisitAgree(VisitRef, prefix="sv:ok"): ...  # the enterprise: 确认上门时间
+
+
+class VisitOther(VisitRef, prefix="sv:other"): ...  # the enterprise: 另约时间
+
+
+class VisitAccept(VisitRef, prefix="sv:accept"): ...  # the team: take the enterprise's time
+
+
+class VisitUnitConfirm(VisitRef, prefix="sv:unit"): ...  # a unit that goes: 确认参加
+
+
+class MeetingRef(CallbackData):
+    """A button about one 联席会议, by its number."""
+
+    number: str
+
+
+class MeetingConfirm(MeetingRef, prefix="jm:ok"): ...  # a unit's chief: 确认参会 (who attends)

@@ -21,11 +21,12 @@ from domain.buttons import BookingConfirm, BookingRef
 from handlers.context import Context
 from handlers.menu import menu_button, menu_buttons, with_menu
 from handlers.routes import FormRoute, Routes, staff_of
+from handlers.visits import VisitMark
 from services.calendar_file import event_file
 from services.workdays import CHINA
-from storage import bookings
+from storage import bookings, meetings, visits
 from storage.bookings import NewBooking
-from storage.models import Booking, BookingStatus
+from storage.models import Booking, BookingStatus, VisitStatus
 
 log = logging.getLogger(__name__)
 routes = Routes("bookings")
@@ -299,6 +300,7 @@ routes.form("window_booking", FormRoute(submit, actor=True, prepare=prepare))
 
 
 @routes.command("bookings", applicant=True, bare=True)
+@routes.menu_action("bookings", applicant=True)
 async def my_bookings(ctx: Context) -> list[Reply]:
     applicant, now = ctx.sender(), _now(ctx)
     found: list[Booking] = []
@@ -436,6 +438,8 @@ async def appointments(ctx: Context, argument: str) -> list[Reply]:
     unit = None if actor is not None and policy.is_window(actor) else staff.department_id
     async with ctx.services.db.sessions() as session:
         found = await bookings.between(session, start, end, unit)
+        trips = await visits.between(session, start, end, unit)
+        joint = await meetings.between(session, start, end, unit)
     rows: list[list[Button]] = []
     for booking in found:
         if booking.status == BookingStatus.BOOKED:
@@ -449,8 +453,22 @@ async def appointments(ctx: Context, argument: str) -> list[Reply]:
                     ),
                 ]
             )
+    for visit in trips:
+        if visit.status == VisitStatus.CONFIRMED:
+            rows.append(
+                [
+                    VisitMark(visit.number, "attended").button(
+                        f"{label('visits', 'attended')} {visit.number}"
+                    ),
+                    VisitMark(visit.number, "absent").button(
+                        f"{label('visits', 'absent')} {visit.number}"
+                    ),
+                ]
+            )
     text = render(
         "bookings/appointments.j2",
+        visits=trips,
+        meetings=joint,
         bookings=found,
         week=week,
         start=start,

@@ -14,7 +14,9 @@ from chat.events import Incoming, Reply
 from dialogs.engine import DialogEngine
 from domain.bad_ratings import BadRatingLimits
 from domain.bookings import BookingLimits
+from domain.meetings import MeetingLimits
 from domain.policy import Actor
+from domain.visits import VisitLimits
 from services.uploads import UploadChecker
 from storage import applicants
 from storage.cases import CodeGuard
@@ -57,6 +59,8 @@ class Services:
     uploads: UploadChecker = field(default_factory=UploadChecker)
     bad_ratings: BadRatingLimits = field(default_factory=BadRatingLimits)
     bookings: BookingLimits = field(default_factory=BookingLimits)
+    visits: VisitLimits = field(default_factory=VisitLimits)
+    meetings: MeetingLimits = field(default_factory=MeetingLimits)
     clock: Callable[[], dt.datetime] = utcnow  # tests set a fake one
 
 

@@ -33,9 +33,11 @@ from handlers import (
     followup,
     home,
     key_projects,
+    meetings,
     staff,
     supplement,
     viewed,
+    visits,
 )
 from handlers.context import Context, Services
 from handlers.menu import MenuPress, expired, menu_buttons, with_menu
@@ -75,6 +77,8 @@ ROUTES = (
     bookings.routes,
     agencies.routes,
     viewed.routes,
+    visits.routes,
+    meetings.routes,
 )
 
 

@@ -168,6 +168,7 @@ async def between(
             Booking.starts_at >= start,
             Booking.starts_at < end,
             Booking.status != BookingStatus.CANCELLED,
+            Booking.meeting_id.is_(None),  # a meeting's hold is listed as the meeting
         )
         .order_by(Booking.starts_at, Booking.room_id)
         .limit(limit)
@@ -188,6 +189,7 @@ async def reminder_candidates(
             Booking.status == BookingStatus.BOOKED,
             Booking.starts_at > now,
             Booking.starts_at < until,
+            Booking.meeting_id.is_(None),
             or_(Booking.reminded_day_at.is_(None), Booking.reminded_hour_at.is_(None)),
         )
         .order_by(Booking.starts_at, Booking.id)

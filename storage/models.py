@@ -736,6 +736,9 @@ class Problem(Base):
     raised_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     level_since: Mapped[dt.datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[dt.datetime | None]
+    # A task a 联席会议 handed out (交办): who carries it and by when.
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    due_on: Mapped[dt.date | None]
 
 
 class WebMessage(Base):
@@ -860,6 +863,8 @@ class Booking(Base):
     reminded_hour_at: Mapped[dt.datetime | None]  # one hour before
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # A 联席会议 holds its room's slots with rows of its own: one index keeps both apart.
+    meeting_id: Mapped[int | None] = mapped_column(ForeignKey("meetings.id"), index=True)
 
     room: Mapped[Room] = relationship(lazy="joined")
     applicant: Mapped[Applicant | None] = relationship(lazy="joined")
@@ -881,3 +886,133 @@ class BookingUnit(Base):
     confirmed_at: Mapped[dt.datetime | None]
 
     department: Mapped[Department] = relationship(lazy="joined")
+
+
+# -- 上门服务 and 联席会议 --------------------------------------------------------------------
+
+
+class VisitStatus(StrEnum):
+    PROPOSED = "proposed"  # the team proposed; the enterprise has not answered
+    RESCHEDULING = "rescheduling"  # the enterprise proposed another time (wanted_at)
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+    ATTENDED = "attended"  # 已上门
+    ABSENT = "absent"  # 未成行
+
+
+class Visit(Base):
+    """上门服务: a key project's team visits the enterprise on site."""
+
+    __tablename__ = "visits"
+    __table_args__ = (Index("ix_visits_starts", "starts_at", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(24), unique=True)  # SF-000001
+    key_project_id: Mapped[int] = mapped_column(ForeignKey("key_projects.id"), index=True)
+    applicant_id: Mapped[int | None] = mapped_column(ForeignKey("applicants.id"))
+    proposed_by: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    starts_at: Mapped[dt.datetime]
+    ends_at: Mapped[dt.datetime]
+    address: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default=VisitStatus.PROPOSED)
+    wanted_at: Mapped[dt.datetime | None]  # the other time the enterprise proposed
+    confirmed_at: Mapped[dt.datetime | None]
+    record: Mapped[str | None] = mapped_column(Text)
+    marked_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    reminded_day_at: Mapped[dt.datetime | None]
+    reminded_hour_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    key_project: Mapped[KeyProject] = relationship(lazy="joined")
+    applicant: Mapped[Applicant | None] = relationship(lazy="joined")
+    units: Mapped[list[VisitUnit]] = relationship(
+        order_by="VisitUnit.id", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class VisitUnit(Base):
+    """A unit whose people go on the visit; its staff confirm."""
+
+    __tablename__ = "visit_units"
+    __table_args__ = (UniqueConstraint("visit_id", "department_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    confirmed_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    confirmed_at: Mapped[dt.datetime | None]
+
+    department: Mapped[Department] = relationship(lazy="joined")
+
+
+class MeetingStatus(StrEnum):
+    DRAFT = "draft"  # the caller is choosing the agenda and the units; the room is held
+    CALLED = "called"  # the units were invited
+    HELD = "held"  # the 会议纪要 is recorded
+    CANCELLED = "cancelled"
+
+
+class Meeting(Base):
+    """联席会议 (四(三)): the lead units call the approval departments to 会诊 hard cases."""
+
+    __tablename__ = "meetings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(24), unique=True)  # LX-000001
+    called_by: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"))
+    starts_at: Mapped[dt.datetime]
+    ends_at: Mapped[dt.datetime]
+    status: Mapped[str] = mapped_column(String(20), default=MeetingStatus.DRAFT)
+    minutes: Mapped[str | None] = mapped_column(Text)  # 会议纪要
+    minutes_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    minutes_at: Mapped[dt.datetime | None]
+    reminded_day_at: Mapped[dt.datetime | None]
+    reminded_hour_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    room: Mapped[Room] = relationship(lazy="joined")
+    units: Mapped[list[MeetingUnit]] = relationship(
+        order_by="MeetingUnit.id", cascade="all, delete-orphan", lazy="selectin"
+    )
+    items: Mapped[list[MeetingItem]] = relationship(
+        order_by="MeetingItem.id", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class MeetingUnit(Base):
+    """A unit invited to a 联席会议; its 首席责任人 confirms who attends."""
+
+    __tablename__ = "meeting_units"
+    __table_args__ = (UniqueConstraint("meeting_id", "department_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    confirmed_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    confirmed_at: Mapped[dt.datetime | None]
+    attendees: Mapped[str | None] = mapped_column(String(200))
+
+    department: Mapped[Department] = relationship(lazy="joined")
+
+
+class MeetingItem(Base):
+    """An agenda item (a key-project problem or a case) and the meeting's decision on it."""
+
+    __tablename__ = "meeting_items"
+    __table_args__ = (
+        UniqueConstraint("meeting_id", "problem_id"),
+        UniqueConstraint("meeting_id", "case_id", name="uq_meeting_items_case"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id"), index=True)
+    problem_id: Mapped[int | None] = mapped_column(ForeignKey("problems.id"))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    decision: Mapped[str | None] = mapped_column(String(20))  # resolved | task | level4 | noted
+    note: Mapped[str | None] = mapped_column(Text)
+    new_problem_id: Mapped[int | None] = mapped_column(ForeignKey("problems.id"))
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    decided_at: Mapped[dt.datetime | None]

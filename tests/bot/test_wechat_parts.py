@@ -103,10 +103,13 @@ def test_notice_kinds_and_template_fields() -> None:
 
 def test_the_shipped_menu_fits_wechats_limits_and_bad_ones_are_refused(tmp_path: Path) -> None:
     menu = load_menu(MENU_FILE)
-    assert [(e["name"], e["key"]) for e in menu["button"]] == [
+    entries = [sub for e in menu["button"] for sub in e.get("sub_button", [e])]
+    assert [(e["name"], e["key"]) for e in entries] == [
         ("我要咨询", "m:ask"),
         ("申请帮代办", "m:apply"),
+        ("预约洽谈", "m:book"),
         ("我的申请", "m:cases"),
+        ("我的预约", "m:bookings"),
     ]
     too_many = tmp_path / "menu.yaml"
     too_many.write_text(
@@ -168,9 +171,10 @@ async def bangdaiban(stub: WeChatApiStub, tmp_path: Path, *args: str) -> tuple[i
 async def test_menu_command_publishes_the_yaml_menu(stub: WeChatApiStub, tmp_path: Path) -> None:
     code, output = await bangdaiban(stub, tmp_path, "wechat", "menu")
     assert code == 0, output
-    assert "我要咨询 · 申请帮代办 · 我的申请" in output
+    assert "我要咨询 · 办事预约 · 我的" in output
     (call,) = stub.called("/cgi-bin/menu/create")
-    assert [b["key"] for b in call.body["button"]] == ["m:ask", "m:apply", "m:cases"]
+    keys = [s["key"] for b in call.body["button"] for s in b.get("sub_button", [b])]
+    assert keys == ["m:ask", "m:apply", "m:book", "m:cases", "m:bookings"]
 
 
 async def test_qr_command_creates_a_permanent_code_for_the_scene(

@@ -207,3 +207,33 @@ async def test_reminders_the_working_day_before_a_holiday_and_one_hour_before(
             )
         )
     assert len(rows) == 2 and "温馨提醒" in rows[0] and "一小时后" in rows[1]
+
+
+async def test_a_unit_that_confirmed_is_told_of_the_move_and_asked_again_then_of_the_cancel(
+    app: App, chat: Chat
+) -> None:
+    from storage.models import BookingUnit
+
+    set_clock(app, NOW)
+    window = await bind_staff(app, "李娜")
+    await walk_to_review(chat)
+    await chat.press("提交")
+    (booked,) = [n for n in await notices_to(app, window) if "新的预约洽谈" in n.text]
+    await window.press_data(booked.buttons[0][0]["data"])
+    assert "已确认贵单位参加" in window.text
+    await chat.say("/bookings")
+    await chat.press("改期")
+    await chat.press("12月9日")
+    await chat.press("14:30")
+    (moved,) = [n for n in await notices_to(app, window) if "已改期" in n.text]
+    assert "您此前已确认参加，时间已变，请重新确认" in moved.text
+    assert moved.buttons and moved.buttons[0][0]["label"] == "确认参加"
+    async with app.services.db.sessions() as session:
+        (unit,) = list(await session.scalars(select(BookingUnit)))
+    assert unit.confirmed_at is None  # the new time is confirmed anew
+    await window.press_data(moved.buttons[0][0]["data"])
+    assert "已确认贵单位参加" in window.text
+    await chat.say("/bookings")
+    await chat.press("取消预约")
+    (cancelled,) = [n for n in await notices_to(app, window) if "已取消" in n.text]
+    assert "您此前已确认参加，该预约已取消" in cancelled.text and not cancelled.buttons
