@@ -17,6 +17,7 @@ from dialogs.fields import Option
 from dialogs.printable import find_cjk_font
 from domain.bad_ratings import BadRatingLimits
 from domain.bookings import BookingLimits
+from domain.monthly_report import ReportSchedule
 from handlers.context import ApplicantLimits, Services
 from handlers.routing import Router
 from services.uploads import UploadCaps, UploadChecker
@@ -132,6 +133,7 @@ async def build_app(
             verify_workdays=settings.bad_rating_verify_days,
             fix_workdays=settings.bad_rating_fix_days,
         ),
+        reports=ReportSchedule(settings.monthly_report_hour, settings.monthly_report_format),
         bookings=BookingLimits(
             change_hours=settings.booking_change_hours,
             days_ahead=settings.booking_days_ahead,

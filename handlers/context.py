@@ -14,6 +14,7 @@ from chat.events import Incoming, Reply
 from dialogs.engine import DialogEngine
 from domain.bad_ratings import BadRatingLimits
 from domain.bookings import BookingLimits
+from domain.monthly_report import ReportSchedule
 from domain.policy import Actor
 from services.uploads import UploadChecker
 from storage import applicants
@@ -57,6 +58,7 @@ class Services:
     uploads: UploadChecker = field(default_factory=UploadChecker)
     bad_ratings: BadRatingLimits = field(default_factory=BadRatingLimits)
     bookings: BookingLimits = field(default_factory=BookingLimits)
+    reports: ReportSchedule = field(default_factory=ReportSchedule)
     clock: Callable[[], dt.datetime] = utcnow  # tests set a fake one
 
 

@@ -676,6 +676,17 @@ class Lease(Base):
     expires_at: Mapped[dt.datetime]
 
 
+class MonthlyReport(Base):
+    """A month whose 工作简报 went to the lead units' administrators: one row, so several
+    workers (or a restarted one) never send it twice."""
+
+    __tablename__ = "monthly_reports"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # YYYY-MM
+    sent_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class WeChatFollower(Base):
     """A WeChat user (openid) of the Official Account: where they came from, when they wrote."""
 
