@@ -139,18 +139,19 @@ async def gather(
         found = await stats.consultations(session, span)
         consulted = {outcome: sum(per.values()) for outcome, per in found.items()}
     rows = []
-    if months:
-        for month, month_range in last_months(today):
-            counts = await stats.case_counts(session, month_range, unit)
-            levels = await stats.ratings_by_level(session, month_range, unit)
-            good = sum(levels.get(level, 0) for level in GOOD_LEVELS)
+    if months:  # two grouped queries for the twelve months, not two per month
+        recent = last_months(today)
+        counts = await stats.case_counts_by_month(session, recent, unit)
+        levels = await stats.ratings_by_month(session, recent, unit)
+        for month, _ in recent:
+            flow, rated = counts.get(month, {}), levels.get(month, {})
             rows.append(
                 MonthRow(
                     month,
-                    counts.get(stats.RECEIVED, 0),
-                    counts.get(CaseStatus.DELIVERED, 0),
-                    sum(levels.values()),
-                    good,
+                    flow.get(stats.RECEIVED, 0),
+                    flow.get(CaseStatus.DELIVERED, 0),
+                    sum(rated.values()),
+                    sum(rated.get(level, 0) for level in GOOD_LEVELS),
                 )
             )
     return Figures(
