@@ -253,7 +253,12 @@ async def move(
 ) -> list[Reply]:
     """One life-cycle step: transition, event, clock, applicant notice — in one transaction."""
     result = await _perform(
-        ctx, staff, number, lambda session, actor: life.move(session, number, verb, actor, text)
+        ctx,
+        staff,
+        number,
+        lambda session, actor: life.move(
+            session, number, verb, actor, text, links=ctx.services.rating_links
+        ),
     )
     if isinstance(result, list):
         return result

@@ -16,6 +16,7 @@ from domain.bad_ratings import BadRatingLimits
 from domain.bookings import BookingLimits
 from domain.monthly_report import ReportSchedule
 from domain.policy import Actor
+from domain.ratings import RatingLinks
 from services.uploads import UploadChecker
 from storage import applicants
 from storage.cases import CodeGuard
@@ -59,6 +60,7 @@ class Services:
     bad_ratings: BadRatingLimits = field(default_factory=BadRatingLimits)
     bookings: BookingLimits = field(default_factory=BookingLimits)
     reports: ReportSchedule = field(default_factory=ReportSchedule)
+    rating_links: RatingLinks = field(default_factory=RatingLinks)
     clock: Callable[[], dt.datetime] = utcnow  # tests set a fake one
 
 

@@ -23,6 +23,7 @@ from storage.models import (
     Question,
     QuestionMessage,
     QuestionStatus,
+    RatingLink,
     StoredFile,
 )
 
@@ -73,7 +74,8 @@ async def purge_cases(session: AsyncSession, before: dt.datetime) -> int:
         .values(case_id=None)
         .execution_options(synchronize_session=False)
     )
-    for child in (CaseItem, CaseEvent, CaseFile, BadRating, CaseRating):  # 差评 before its rating
+    children = (CaseItem, CaseEvent, CaseFile, BadRating, CaseRating, RatingLink)
+    for child in children:  # 差评 before its rating
         await session.execute(delete(child).where(child.case_id.in_(ids)))
     await session.execute(delete(Case).where(Case.id.in_(ids)))
     return len(ids)
