@@ -29,8 +29,9 @@ STATUS = {
 
 
 def _page_of(
-    request: web.Request, state: LinkState, status: int, done: bool = False, **context: object
+    request: web.Request, state: LinkState, status: int, **context: object
 ) -> web.Response:
+    context.setdefault("done", False)
     channel = channel_of(request)
     text = render_text(
         "web/rate.html.j2",
@@ -40,7 +41,6 @@ def _page_of(
         good=[(p, label("rating_points", p)) for p in ratings.GOOD_POINTS],
         bad=[(p, label("rating_points", p)) for p in ratings.BAD_REASONS],
         max_comment=MAX_COMMENT,
-        done=done,
         **context,
     )
     response = _page(text, status=status)
@@ -82,7 +82,7 @@ async def rate_submit(request: web.Request) -> web.Response:
     if opened.state != LinkState.OPEN:
         return _page_of(request, opened.state, STATUS[opened.state], number=opened.number,
                         project="", chosen=None, points=[], comment="", error=None)  # fmt: skip
-    shown = {"number": opened.number, "project": opened.project_name}
+    shown: dict[str, object] = {"number": opened.number, "project": opened.project_name}
     if form is None:
         return _page_of(request, LinkState.OPEN, 413, **shown, chosen=None, points=[],
                         comment="", error="too_large")  # fmt: skip
@@ -90,7 +90,11 @@ async def rate_submit(request: web.Request) -> web.Response:
     level = None if choice in ratings.OLD_SCORES else ratings.level_of(choice)
     points = [p[:20] for p in form.get("point", [])]
     comment = form.get("comment", [""])[0].strip()
-    kept = {"chosen": str(level) if level else None, "points": points, "comment": comment}
+    kept: dict[str, object] = {
+        "chosen": str(level) if level else None,
+        "points": points,
+        "comment": comment,
+    }
     if level is None:
         return _page_of(request, LinkState.OPEN, 400, **shown, **kept, error="no_level")
     if len(comment) > MAX_COMMENT:
