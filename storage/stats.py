@@ -239,18 +239,20 @@ async def case_counts_by_channel(
 async def case_counts_by_unit(
     session: AsyncSession, span: Span, unit_id: int | None = None
 ) -> dict[int, dict[str, int]]:
-    """The same counts per unit with an item in the case (a case of two units counts twice)."""
+    """The same counts per unit with an item in the case (a case of two units counts twice).
+
+    Joined to the flow's own cases and counted distinct (a case with two items of one unit
+    counts once): a DISTINCT over every item of the history took 1.8 s at 100k cases."""
     flow = _case_flow(span, unit_id)
-    units = select(CaseItem.case_id, CaseItem.department_id).distinct().subquery()
     query = (
-        select(units.c.department_id, flow.c.kind, func.count())
+        select(CaseItem.department_id, flow.c.kind, func.count(flow.c.case_id.distinct()))
         .select_from(flow)
-        .join(units, units.c.case_id == flow.c.case_id)
-        .where(units.c.department_id.is_not(None))
-        .group_by(units.c.department_id, flow.c.kind)
+        .join(CaseItem, CaseItem.case_id == flow.c.case_id)
+        .where(CaseItem.department_id.is_not(None))
+        .group_by(CaseItem.department_id, flow.c.kind)
     )
     if unit_id is not None:
-        query = query.where(units.c.department_id == unit_id)
+        query = query.where(CaseItem.department_id == unit_id)
     found: dict[int, dict[str, int]] = {}
     for department_id, kind, count in await session.execute(query):
         found.setdefault(int(department_id), {})[str(kind)] = int(count)
