@@ -117,6 +117,8 @@ def _case_rows(count: int, catalog: list[tuple[int, str, int]]) -> Iterator[tupl
             f"湖南规模测试{i % 500}有限公司", None, f"规模测试项目{i}", None, "王五",
             "+8613900002222", "项目位于湘江新区，规模测试数据。", None, "材料齐全", None,
             handler, None, due, paused, reminded, asked, created, updated,
+            i % 4 if status == "closed" else None, 3 + i % 15 if status == "closed" else None,
+            i % 7 == 0,
         )  # fmt: skip
 
 
@@ -127,8 +129,11 @@ CASE_COLUMNS = [
     "company", "credit_code", "project_name", "project_code", "contact_name", "contact_phone",
     "project_summary", "other_items", "handler_opinion", "leader_instruction", "handler_id",
     "leader_id", "due_at", "paused_seconds", "reminded_at", "follow_up_asked_at", "created_at",
-    "updated_at",
+    "updated_at", "accepted_workdays", "completed_workdays", "late",
 ]  # fmt: skip
+LEVELS = ["very_satisfied"] * 12 + ["satisfied"] * 5 + ["basic"]
+LEVELS += ["dissatisfied", "very_dissatisfied"]  # 1 in 10 a 差评
+SCORES = {"very_satisfied": 5, "satisfied": 4, "basic": 3, "dissatisfied": 2}
 
 
 async def bulk_load(url: str, count: int) -> None:
@@ -189,17 +194,51 @@ async def bulk_load(url: str, count: int) -> None:
                 for k in range(5)
             ),
         )  # fmt: skip
+        # 好差评: every closed case rated an hour after its delivered event; 1 in 10 a 差评.
+        closed = [i for i in range(1, count + 1) if i <= count * 0.9 and i % 16 < 14]
+        await conn.copy_records_to_table(
+            "case_ratings",
+            columns=["id", "case_id", "level", "score", "points", "channel", "at"],
+            records=(
+                (n, i, LEVELS[i % 20], SCORES.get(LEVELS[i % 20], 1), "[]", CHANNEL,
+                 _ago(365 * YEARS * (1 - i / (count + 1))) + dt.timedelta(hours=5))
+                for n, i in enumerate(closed, start=1)
+            ),
+        )  # fmt: skip
+        await conn.copy_records_to_table(
+            "bad_ratings",
+            columns=["rating_id", "case_id", "department_id", "status", "opened_at",
+                     "verify_due_at", "fix_due_at", "verified_at", "fixed_at", "reviewed_at",
+                     "escalation_level"],
+            records=(
+                (n, i, catalog[i % len(catalog)][2], "closed", at, at + dt.timedelta(days=1),
+                 at + dt.timedelta(days=21), at + dt.timedelta(hours=20),
+                 at + dt.timedelta(days=10 + i % 15), at + dt.timedelta(days=26), 0)
+                for n, i in enumerate(closed, start=1)
+                if LEVELS[i % 20] in ("dissatisfied", "very_dissatisfied")
+                for at in [_ago(365 * YEARS * (1 - i / (count + 1))) + dt.timedelta(hours=5)]
+            ),
+        )  # fmt: skip
+        await conn.copy_records_to_table(  # one FAQ consultation per case
+            "consultations",
+            columns=["at", "channel", "outcome"],
+            records=((_ago(365 * YEARS * (1 - i / (count + 1))), CHANNEL,
+                      ("answer", "answer", "choose", "route")[i % 4])
+                     for i in range(1, count + 1)),
+        )  # fmt: skip
         questions = count // 2
         open_every = max(2, questions // max(1, int(questions * 0.0075)))
         await conn.copy_records_to_table(
             "questions",
             columns=["applicant_id", "text", "status", "owner_id", "escalation_level",
-                     "created_at", "updated_at", "answered_at"],
+                     "created_at", "updated_at", "answered_at", "answer_hours",
+                     "answered_on_time"],
             records=(
                 (2 + q % (APPLICANTS - 1), "园区有没有人才公寓可以申请入住？",
                  "open" if q % open_every == 0 else "closed", window,
                  2 if q % open_every == 0 else 0, created, created,
-                 None if q % open_every == 0 else created + dt.timedelta(hours=3))
+                 None if q % open_every == 0 else created + dt.timedelta(hours=3),
+                 None if q % open_every == 0 else 3, q % open_every != 0)
                 for q in range(1, questions + 1)
                 for created in [_ago(365 * YEARS * (1 - q / (questions + 1)))]
             ),
@@ -229,7 +268,7 @@ async def bulk_load(url: str, count: int) -> None:
             records=((f"pending:{n}", CHANNEL, f"p{n}", "通知", "[]", "pending", 0, NOW, NOW)
                      for n in range(50)),
         )  # fmt: skip
-        for table in ("applicants", "cases", "announcements"):
+        for table in ("applicants", "cases", "announcements", "case_ratings"):
             await conn.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                 f"(SELECT max(id) FROM {table}))"

@@ -18,6 +18,8 @@ from dialogs.printable import find_cjk_font
 from domain.bad_ratings import BadRatingLimits
 from domain.bookings import BookingLimits
 from domain.meetings import MeetingLimits
+from domain.monthly_report import ReportSchedule
+from domain.ratings import RatingLinks
 from domain.visits import VisitLimits
 from handlers.context import ApplicantLimits, Services
 from handlers.routing import Router
@@ -134,6 +136,8 @@ async def build_app(
             verify_workdays=settings.bad_rating_verify_days,
             fix_workdays=settings.bad_rating_fix_days,
         ),
+        rating_links=RatingLinks(settings.web_url, settings.rating_link_days),
+        reports=ReportSchedule(settings.monthly_report_hour, settings.monthly_report_format),
         bookings=BookingLimits(
             change_hours=settings.booking_change_hours,
             days_ahead=settings.booking_days_ahead,

@@ -125,6 +125,14 @@ class Settings(BaseSettings):
     bad_rating_verify_days: int = Field(1, ge=1, le=30)
     bad_rating_fix_days: int = Field(15, ge=1, le=60)
     stats_max_days: int = Field(3 * 366, ge=31, le=20 * 366)  # the longest range /desk/stats takes
+    # The monthly 工作简报 to the lead units' administrators: from this hour (China time) on
+    # the first working day of the month, in this format (docx: tables and chart images).
+    monthly_report_hour: int = Field(9, ge=0, le=23)
+    monthly_report_format: Literal["docx", "xlsx"] = "docx"
+    # A one-time rating link (sent with the delivered notice) opens the rating for this many
+    # days; its form's body is read up to RATING_FORM_BYTES (1,000 characters: ~9 KB encoded).
+    rating_link_days: int = Field(30, ge=1, le=366)
+    rating_form_bytes: int = Field(16 * 1024, ge=1024, le=256 * 1024)
     # 预约洽谈: cancel or move up to this many hours before; bookable days ahead; the least
     # notice for a new booking; upcoming bookings per applicant; slots offered when taken.
     booking_change_hours: int = Field(2, ge=0, le=72)

@@ -1,6 +1,6 @@
 """Periodic work: the domain's jobs (question reminders and escalations, case time limits,
-回访 closing, 差评 deadlines, broadcast reports, the key-project ladder, booking reminders) ticked
-once a minute."""
+回访 closing, 差评 deadlines, broadcast reports, the key-project ladder, booking reminders, the
+monthly 工作简报) ticked once a minute."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from domain.bookings import remind_bookings
 from domain.case_jobs import chase_cases
 from domain.key_projects import escalate_problems, remind_follow_ups
 from domain.meetings import remind_meetings
+from domain.monthly_report import send_monthly_report
 from domain.reminders import QuestionLimits, chase_questions
 from domain.visits import remind_visits
 from handlers.context import Services
@@ -37,6 +38,7 @@ async def tick(services: Services, extra: tuple[Job, ...] = ()) -> int:
         lambda s: remind_bookings(s, now),
         lambda s: remind_visits(s, now),
         lambda s: remind_meetings(s, now),
+        lambda s: send_monthly_report(s, now, s.reports),
         *extra,
     ]
     sent = 0

@@ -24,6 +24,7 @@ from domain.bad_ratings import BadRatingLimits
 from domain.buttons import CaseInstruct, CaseView, Rate, UploadStart
 from domain.notices import Notice
 from domain.policy import Actor, CaseTarget, Right
+from domain.ratings import RatingLinks
 from services.workdays import add_workdays, workdays_between
 from storage import cases, files, questions, roster
 from storage.models import (
@@ -262,9 +263,11 @@ async def move(
     actor: Actor,
     note: str | None = None,
     now: dt.datetime | None = None,
+    links: RatingLinks | None = None,
 ) -> Moved:
     """One step of the life cycle by staff, the applicant or the system (not RATE/SUPPLIED,
-    which have their own operations below)."""
+    which have their own operations below); `links` adds a one-time rating link to the
+    delivered notice."""
     now = now or utcnow()
     case, _ = await _locked(session, number_or_id, actor, STEPS[verb].right)
     _refuse_step(case, verb)
@@ -277,11 +280,17 @@ async def move(
     event = _record(case, verb, actor, note, now)
     await session.flush()
     log.info("case moved number=%s verb=%s by=%s event=%s", case.number, verb, actor, event.id)
-    return Moved(case, event, await _notices(session, case, verb, event, note))
+    return Moved(case, event, await _notices(session, case, verb, event, note, links, now))
 
 
 async def _notices(
-    session: AsyncSession, case: Case, verb: CaseVerb, event: CaseEvent, note: str | None
+    session: AsyncSession,
+    case: Case,
+    verb: CaseVerb,
+    event: CaseEvent,
+    note: str | None,
+    links: RatingLinks | None = None,
+    now: dt.datetime | None = None,
 ) -> list[Notice]:
     key = f"case:{case.number}:event:{event.id}"
     if verb == CaseVerb.WITHDRAW:
@@ -295,7 +304,8 @@ async def _notices(
     template, context, buttons = _applicant_notice(case, verb, note)
     text = render(template, case=case, handler=handler, **context)
     if verb in (CaseVerb.DELIVER, CaseVerb.PICKUP):  # the 回访 question comes with it
-        text += "\n\n" + render("casework/followup_ask.j2", case=case)
+        url = await links.issue(session, case.id, now or utcnow()) if links else None
+        text += "\n\n" + render("casework/followup_ask.j2", case=case, rating_url=url)
     return await to_followers(session, case, text, key, buttons)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +22,7 @@ class Notice:
     text: str
     key: str
     buttons: list[list[Button]] = field(default_factory=list)
+    document: dict[str, Any] | None = None  # rendered when delivered (services/documents.py)
 
 
 def enqueue(session: AsyncSession, notices: list[Notice]) -> None:
@@ -29,7 +31,9 @@ def enqueue(session: AsyncSession, notices: list[Notice]) -> None:
         if isinstance(notice.to, Applicant):
             notify.to_applicant(session, notice.to, notice.text, notice.key, notice.buttons)
         else:
-            notify.to_staff(session, notice.to, notice.text, notice.key, notice.buttons)
+            notify.to_staff(
+                session, notice.to, notice.text, notice.key, notice.buttons, notice.document
+            )
 
 
 def staff_question_buttons(question: Question, owner_view: bool) -> list[list[Button]]:

@@ -3,6 +3,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage import rating_links
 from storage.models import BAD_LEVELS, LEVEL_SCORES, CaseRating, RatingLevel
 
 # What went well, offered with 非常满意 · 满意 · 基本满意 (labels.yaml: rating_points).
@@ -10,6 +16,24 @@ GOOD_POINTS = ("overall", "efficiency", "guide", "convenience", "platform")
 # What went wrong, offered with 不满意 · 非常不满意, beside a free text.
 BAD_REASONS = ("slow", "guide_wrong", "inconvenient", "platform_hard", "attitude", "other")
 OLD_SCORES = {str(score): level for level, score in LEVEL_SCORES.items()}  # a 1–5 button
+
+
+LINK_CHANNEL = "link"  # CaseRating.channel of a rating given through a one-time link
+
+
+@dataclass(frozen=True)
+class RatingLinks:
+    """One-time rating links on the web server (RATING_LINK_DAYS); no base: none issued."""
+
+    base_url: str = ""  # the web chat's address, ending with /
+    days: int = 30
+
+    async def issue(self, session: AsyncSession, case_id: int, now: dt.datetime) -> str | None:
+        """A new link for the case, or None where no web server is public."""
+        if not self.base_url:
+            return None
+        token = rating_links.issue(session, case_id, now, dt.timedelta(days=self.days))
+        return f"{self.base_url}rate/{token}"
 
 
 def level_of(choice: str) -> RatingLevel | None:

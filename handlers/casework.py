@@ -267,7 +267,9 @@ async def move(
         ctx,
         staff,
         number,
-        lambda session, actor: life.move(session, number, verb, actor, text),
+        lambda session, actor: life.move(
+            session, number, verb, actor, text, links=ctx.services.rating_links
+        ),
         f"case.{verb}",
         ("status", "handler_opinion") if verb == CaseVerb.ACCEPT else ("status",),
     )

@@ -15,7 +15,9 @@ from dialogs.engine import DialogEngine
 from domain.bad_ratings import BadRatingLimits
 from domain.bookings import BookingLimits
 from domain.meetings import MeetingLimits
+from domain.monthly_report import ReportSchedule
 from domain.policy import Actor
+from domain.ratings import RatingLinks
 from domain.visits import VisitLimits
 from services.uploads import UploadChecker
 from storage import applicants
@@ -61,6 +63,8 @@ class Services:
     bookings: BookingLimits = field(default_factory=BookingLimits)
     visits: VisitLimits = field(default_factory=VisitLimits)
     meetings: MeetingLimits = field(default_factory=MeetingLimits)
+    reports: ReportSchedule = field(default_factory=ReportSchedule)
+    rating_links: RatingLinks = field(default_factory=RatingLinks)
     clock: Callable[[], dt.datetime] = utcnow  # tests set a fake one
 
 

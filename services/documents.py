@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from chat.events import Document
 from dialogs.fields import format_phone
 from dialogs.printable import ApplicationPrint, file_name, render_docx, render_pdf
+from services import report
 from storage import cases, files
 from storage.db import Database
 from storage.models import Case
@@ -78,6 +79,13 @@ async def application_form(services: Services, case: Case, fmt: str) -> Document
 
 async def resolve(services: Services, spec: dict[str, Any]) -> Document | None:
     """The document an outbox row refers to, or None if it can no longer be made."""
+    if spec.get("render") == report.REPORT:
+        try:
+            return await report.report_document(
+                services.db, str(spec.get("month", "")), str(spec.get("format", "docx"))
+            )
+        except report.BadMonth:
+            return None
     if spec.get("render") != FORM:
         return None
     async with services.db.sessions() as session:

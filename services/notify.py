@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chat.events import Button
@@ -36,15 +38,16 @@ def to_staff(
     text: str,
     key: str,
     buttons: list[list[Button]] | None = None,
+    document: dict[str, Any] | None = None,
 ) -> None:
     """Queue a notice for each bound chat of a staff member (Telegram, the web …), once
-    per channel; `key` names the event."""
+    per channel; `key` names the event; `document` is rendered when delivered."""
     if staff is None:
         return
     for index, (channel, chat_id) in enumerate(staff.chats()):
         suffix = "" if index == 0 else f":{channel}"  # the first chat keeps the old key
         recipient = Recipient(channel, chat_id)
-        _enqueue(session, recipient, text, f"{key}:staff:{staff.id}{suffix}", buttons)
+        _enqueue(session, recipient, text, f"{key}:staff:{staff.id}{suffix}", buttons, document)
 
 
 def _enqueue(
@@ -53,9 +56,10 @@ def _enqueue(
     text: str,
     key: str,
     buttons: list[list[Button]] | None,
+    document: dict[str, Any] | None = None,
 ) -> None:
     """One outbox row per part of a text too long for one message, in order; the buttons
-    go with the last part."""
+    and the document go with the last part."""
     parts = split_html(text)
     for index, part in enumerate(parts, start=1):
         last = index == len(parts)
@@ -65,4 +69,5 @@ def _enqueue(
             part,
             key=key if index == 1 else f"{key}:part{index}",
             buttons=button_rows(buttons) if last else [],
+            document=document if last else None,
         )

@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
 from pathlib import Path
+from typing import IO, Any
 
 import xlsxwriter
 from docx import Document as Docx
 
+from chat.events import Document
 from dialogs.texts import label, labels
-from domain import stats
+from services import figures as stats
 from storage.db import Database
 from storage.models import RatingLevel
 
 FORMATS = ("xlsx", "docx")
+REPORT = "monthly_report"  # an outbox row's document: this month's 工作简报
+MIME = {
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+}
 KINDS = ("received", "accepted", "rejected", "completed", "delivered")
 
 
@@ -101,9 +109,10 @@ def _tables(f: stats.Figures) -> list[tuple[str, list[str], list[list[object]]]]
     ]  # fmt: skip
 
 
-def write_xlsx(f: stats.Figures, title: str, path: Path) -> None:
+def write_xlsx(f: stats.Figures, title: str, path: Path | IO[bytes]) -> None:
     """One sheet per table; native column charts (ratings, units) and a line chart (months)."""
-    book = xlsxwriter.Workbook(str(path))
+    target = str(path) if isinstance(path, Path) else path
+    book = xlsxwriter.Workbook(target, {"in_memory": True})
     bold = book.add_format({"bold": True})
     for sheet_name, header, rows in _tables(f):
         sheet = book.add_worksheet(sheet_name)
@@ -132,7 +141,7 @@ def write_xlsx(f: stats.Figures, title: str, path: Path) -> None:
     book.close()
 
 
-def write_docx(f: stats.Figures, title: str, path: Path) -> None:
+def write_docx(f: stats.Figures, title: str, path: Path | IO[bytes]) -> None:
     """A heading and one table per section."""
     document = Docx()
     document.add_heading(title, level=1)
@@ -146,14 +155,41 @@ def write_docx(f: stats.Figures, title: str, path: Path) -> None:
             cells = table.add_row().cells
             for cell, value in zip(cells, row, strict=True):
                 cell.text = "—" if value is None else str(value)
-    document.save(str(path))
+    document.save(str(path) if isinstance(path, Path) else path)
+
+
+def title_of(year: int, month: int) -> str:
+    return f"{label('report', 'title')} {year}-{month:02d}"
 
 
 async def write_report(db: Database, month: str, fmt: str, out: Path) -> stats.Figures:
     """`bangdaiban report`: the month's 工作简报 written to `out`."""
     year, number = parse_month(month)
     figures = await figures_of(db, year, number)
-    title = f"{label('report', 'title')} {year}-{number:02d}"
     writer = write_xlsx if fmt == "xlsx" else write_docx
-    await asyncio.to_thread(writer, figures, title, out)
+    await asyncio.to_thread(writer, figures, title_of(year, number), out)
     return figures
+
+
+def report_spec(month: str, fmt: str) -> dict[str, Any]:
+    """What an outbox row carries to say 'attach this month's 工作简报'."""
+    return {"render": REPORT, "month": month, "format": fmt}
+
+
+def file_name(month: str, fmt: str) -> str:
+    return f"{label('report', 'title')}-{month}.{fmt}"
+
+
+def _render(figures: stats.Figures, title: str, fmt: str) -> bytes:
+    out = io.BytesIO()
+    (write_xlsx if fmt == "xlsx" else write_docx)(figures, title, out)
+    return out.getvalue()
+
+
+async def report_document(db: Database, month: str, fmt: str) -> Document:
+    """The month's 工作简报 as a document to send (rendered off the event loop)."""
+    year, number = parse_month(month)
+    fmt = fmt if fmt in FORMATS else "docx"
+    figures = await figures_of(db, year, number)
+    content = await asyncio.to_thread(_render, figures, title_of(year, number), fmt)
+    return Document(file_name(f"{year}-{number:02d}", fmt), content, MIME[fmt])

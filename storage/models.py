@@ -640,6 +640,21 @@ class CaseRating(Base):
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class RatingLink(Base):
+    """A one-time link that opens the rating of one case without the chat identity (printed
+    with the result, sent with the delivered notice): only its SHA-256 is kept; it is spent
+    by the rating it gives and expires."""
+
+    __tablename__ = "rating_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
+
+
 class BadRating(Base):
     """A 差评 item owned by the case's responsible unit, followed up to 复核."""
 
@@ -761,6 +776,17 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(60), primary_key=True)
     holder: Mapped[str] = mapped_column(String(120))
     expires_at: Mapped[dt.datetime]
+
+
+class MonthlyReport(Base):
+    """A month whose 工作简报 went to the lead units' administrators: one row, so several
+    workers (or a restarted one) never send it twice."""
+
+    __tablename__ = "monthly_reports"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # YYYY-MM
+    sent_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class WeChatFollower(Base):

@@ -26,6 +26,7 @@ from storage.models import (
     Question,
     QuestionMessage,
     QuestionStatus,
+    RatingLink,
     StoredFile,
 )
 
@@ -84,6 +85,7 @@ async def purge_cases(session: AsyncSession, before: dt.datetime) -> int:
         CaseFile,
         BadRating,
         CaseRating,
+        RatingLink,
         AgencyAssignment,
         OpinionDraft,
     ):

@@ -148,6 +148,66 @@ def _case_flow(span: Span, unit_id: int | None) -> Subquery:
     return union_all(received, moved).subquery()
 
 
+def _month_of(column: Any, months: list[tuple[str, Span]]) -> ColumnElement[str]:
+    """The month (YYYY-MM, China time) a moment falls in, as one CASE over the months'
+    bounds: the same SQL on PostgreSQL and SQLite, and no time-zone arithmetic per row."""
+    return case(
+        *((_in_span(column, month_span), literal(month)) for month, month_span in months),
+        else_=literal(""),
+    )
+
+
+def _whole(months: list[tuple[str, Span]]) -> Span:
+    return Span(months[0][1].start, months[-1][1].end)
+
+
+async def case_counts_by_month(
+    session: AsyncSession, months: list[tuple[str, Span]], unit_id: int | None = None
+) -> dict[str, dict[str, int]]:
+    """Cases received and counted steps per month, in one grouped query."""
+    if not months:
+        return {}
+    received = select(Case.created_at.label("at"), literal(RECEIVED).label("kind")).where(
+        _in_span(Case.created_at, _whole(months))
+    )
+    moved = select(CaseEvent.at.label("at"), CaseEvent.to_status.label("kind")).where(
+        CaseEvent.to_status.in_([str(s) for s in COUNTED_STEPS]),
+        _in_span(CaseEvent.at, _whole(months)),
+    )
+    if unit_id is not None:
+        received = received.where(Case.id.in_(_unit_cases(unit_id)))
+        moved = moved.where(CaseEvent.case_id.in_(_unit_cases(unit_id)))
+    flow = union_all(received, moved).subquery()
+    month = _month_of(flow.c.at, months).label("month")
+    rows = await session.execute(
+        select(month, flow.c.kind, func.count()).group_by(month, flow.c.kind)
+    )
+    found: dict[str, dict[str, int]] = {}
+    for key, kind, count in rows:
+        found.setdefault(str(key), {})[str(kind)] = int(count)
+    return found
+
+
+async def ratings_by_month(
+    session: AsyncSession, months: list[tuple[str, Span]], unit_id: int | None = None
+) -> dict[str, dict[str, int]]:
+    """好差评 per month and level, in one grouped query."""
+    if not months:
+        return {}
+    month = _month_of(CaseRating.at, months).label("month")
+    query = (
+        select(month, CaseRating.level, func.count())
+        .where(_in_span(CaseRating.at, _whole(months)))
+        .group_by(month, CaseRating.level)
+    )
+    if unit_id is not None:
+        query = query.where(CaseRating.case_id.in_(_unit_cases(unit_id)))
+    found: dict[str, dict[str, int]] = {}
+    for key, level, count in await session.execute(query):
+        found.setdefault(str(key), {})[str(level)] = int(count)
+    return found
+
+
 async def case_counts(
     session: AsyncSession, span: Span, unit_id: int | None = None
 ) -> dict[str, int]:
@@ -179,18 +239,20 @@ async def case_counts_by_channel(
 async def case_counts_by_unit(
     session: AsyncSession, span: Span, unit_id: int | None = None
 ) -> dict[int, dict[str, int]]:
-    """The same counts per unit with an item in the case (a case of two units counts twice)."""
+    """The same counts per unit with an item in the case (a case of two units counts twice).
+
+    Joined to the flow's own cases and counted distinct (a case with two items of one unit
+    counts once): a DISTINCT over every item of the history took 1.8 s at 100k cases."""
     flow = _case_flow(span, unit_id)
-    units = select(CaseItem.case_id, CaseItem.department_id).distinct().subquery()
     query = (
-        select(units.c.department_id, flow.c.kind, func.count())
+        select(CaseItem.department_id, flow.c.kind, func.count(flow.c.case_id.distinct()))
         .select_from(flow)
-        .join(units, units.c.case_id == flow.c.case_id)
-        .where(units.c.department_id.is_not(None))
-        .group_by(units.c.department_id, flow.c.kind)
+        .join(CaseItem, CaseItem.case_id == flow.c.case_id)
+        .where(CaseItem.department_id.is_not(None))
+        .group_by(CaseItem.department_id, flow.c.kind)
     )
     if unit_id is not None:
-        query = query.where(units.c.department_id == unit_id)
+        query = query.where(CaseItem.department_id == unit_id)
     found: dict[int, dict[str, int]] = {}
     for department_id, kind, count in await session.execute(query):
         found.setdefault(int(department_id), {})[str(kind)] = int(count)

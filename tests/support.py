@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.app import App
 from chat.events import Button, ChatUser, Incoming, Kind, Reply, UploadedFile
 from handlers.routing import Router
 from storage import questions
-from storage.models import OutboxMessage, Staff
+from storage.models import Case, OutboxMessage, Staff
 
 
 class Chat:
@@ -143,4 +143,23 @@ async def waiting_for_supplement(app: App, chat: Chat) -> str:
     await chat.press_data(f"u:start:{number}")
     assert "上传完成" in [b.label for b in chat.buttons]
     assert await app.router.expects_file(chat.user)
+    return number
+
+
+async def delivered_case(app: App, chat: Chat) -> str:
+    """A case with one item of 住建环保局 (施工许可), accepted by the window and delivered."""
+    window = await bind_staff(app, "李娜")
+    await fill_application(chat, items=("施工许可",))
+    await chat.press("提交")
+    found = re.search(r"BDB-\d{4}-\d{6}", chat.text)
+    assert found
+    number = found.group(0)
+    await window.press_data(f"w:view:{number}")
+    await window.press("受理")
+    await window.say("同意")
+    async with app.services.db.transaction() as session:
+        await session.execute(update(Case).values(status="completed"))
+    await window.press_data(f"w:view:{number}")
+    await window.press("送达")
+    await window.press("现场领取")
     return number

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from stats_history import RANGE, _staff, _unit, seed_history
+from stats_history import RANGE, _applicant, _case, _staff, _unit, seed_history
 
 from bot.app import App
 from domain import stats
 from domain.policy import Actor
+from services.workdays import CHINA
 from storage import stats as queries
 
 
@@ -92,3 +93,23 @@ def test_percentiles_by_nearest_rank() -> None:
     assert histogram.percentile(0.5) == 1  # rank 5
     assert histogram.percentile(0.9) == 10  # rank 9
     assert queries.Histogram({}).percentile(0.5) is None
+
+
+async def test_the_months_are_china_months_and_follow_the_scope(app: App) -> None:
+    """The twelve months come from two grouped queries; a case received at 00:30 on
+    1 October in China (16:30 UTC on 30 September) counts in October."""
+    await seed_history(app)
+    web = await _applicant(app, "web", "stats-midnight")
+    midnight = dt.datetime(2025, 10, 1, 0, 30, tzinfo=CHINA).astimezone(dt.UTC)
+    await _case(app, web, ("fiscal_review",), midnight)  # 财政局's item
+    finance = stats.StatsScope(await _unit(app, "finance"))
+    async with app.services.db.sessions() as session:
+        whole = await stats.gather(session, RANGE, stats.StatsScope(), dt.date(2025, 10, 12))
+        unit = await stats.gather(session, RANGE, finance, dt.date(2025, 10, 12))
+    months = {row.month: row for row in whole.months}
+    assert (months["2025-09"].received, months["2025-10"].received) == (3, 3)
+    # 财政局: C3 (9 October) and the midnight case; nothing delivered or rated.
+    assert [(r.month, r.received, r.delivered, r.ratings) for r in unit.months[-2:]] == [
+        ("2025-09", 0, 0, 0),
+        ("2025-10", 2, 0, 0),
+    ]

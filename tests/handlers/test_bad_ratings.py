@@ -4,34 +4,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from bot.app import App
 from domain.bad_ratings import BadRatingLimits, chase_bad_ratings
 from services.workdays import add_workdays
 from storage.models import BadRating, Case, CaseRating
-from support import Chat, bind_staff, fill_application, notices_to
-
-
-async def delivered_case(app: App, chat: Chat) -> str:
-    """A case with one item of 住建环保局 (施工许可), accepted by the window and delivered."""
-    window = await bind_staff(app, "李娜")
-    await fill_application(chat, items=("施工许可",))
-    await chat.press("提交")
-    found = re.search(r"BDB-\d{4}-\d{6}", chat.text)
-    assert found
-    number = found.group(0)
-    await window.press_data(f"w:view:{number}")
-    await window.press("受理")
-    await window.say("同意")
-    async with app.services.db.transaction() as session:
-        await session.execute(update(Case).values(status="completed"))
-    await window.press_data(f"w:view:{number}")
-    await window.press("送达")
-    await window.press("现场领取")
-    return number
+from support import Chat, bind_staff, delivered_case, notices_to
 
 
 async def item_row(app: App) -> BadRating:

@@ -7,7 +7,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
@@ -20,7 +20,7 @@ from bot.channels.web.staff_session import STAFF_COOKIE, StaffSession, StaffSess
 from bot.config import Settings
 from chat.events import Button, Document, Incoming, Reply
 from dialogs.texts import render as render_text
-from services import documents
+from services import documents, report
 from storage import files
 from storage.models import OutboxMessage
 from storage.ratelimit import FloodGuard
@@ -133,6 +133,10 @@ def _button(data: dict[str, Any]) -> Button:
 
 
 def _form_links(spec: dict[str, Any] | None, channel: WebChannel) -> list[dict[str, str]]:
+    if spec and spec.get("render") == report.REPORT:  # staff only: the route checks who
+        month, fmt = str(spec.get("month", "")), str(spec.get("format", "docx"))
+        name = report.file_name(month, fmt)
+        return [{"label": name, "href": f"desk/report/{quote(month)}.{quote(fmt)}"}]
     if not spec or spec.get("render") != documents.FORM:
         return []
     number = str(spec.get("case", ""))

@@ -32,6 +32,7 @@ from bot.channels.web.desk import (
 )
 from bot.channels.web.history import HistoryWriter
 from bot.channels.web.identity import Identity, load_secret
+from bot.channels.web.rating_page import add_rating_routes
 from bot.channels.web.staff_session import StaffSessions
 from bot.channels.web.stats import add_stats_routes
 from bot.config import Settings
@@ -307,6 +308,7 @@ def build_web_app(
     add_staff_routes(web_app, base)
     add_stats_routes(web_app, base)
     add_admin_routes(web_app, base)
+    add_rating_routes(web_app, base)
     poll = settings.web_poll_seconds if poll_interval is None else poll_interval
     delivery = NoticeDelivery(app.services.db, channel.hub, channel.notice_payload, poll)
     stop = asyncio.Event()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -15,7 +16,7 @@ from dialogs.texts import label, labels
 from dialogs.texts import render as render_text
 from domain import stats
 from domain.policy import Actor
-from services import charts
+from services import charts, report
 from services.workdays import today_in_china
 from storage.models import RatingLevel
 
@@ -158,5 +159,40 @@ async def stats_page(request: web.Request) -> web.Response:
     return response
 
 
+async def report_download(request: web.Request) -> web.StreamResponse:
+    """GET desk/report/YYYY-MM.docx|xlsx: the month's 工作简报 (the link of the monthly
+    notice in the web chat), for those who see the whole service."""
+    channel = channel_of(request)
+    renewed: list[tuple[str, str]] = []
+    signed_in = await channel.staff.resolve(request, renewed)
+    if signed_in is None:
+        return login_page(channel)
+    root = _root(channel)
+    scope = stats.scope_of(Actor.of_staff(signed_in.staff))
+    if scope is None or scope.unit_id is not None:
+        log.info("web report refused staff=%s", signed_in.staff.id)
+        return _page(render_text("web/stats_not_allowed.html.j2", root=root), status=403)
+    month, fmt = request.match_info["month"], request.match_info["fmt"]
+    try:
+        report.parse_month(month[:MAX_QUERY])
+    except report.BadMonth:
+        month = ""
+    if not month or len(month) > MAX_QUERY or fmt not in report.FORMATS:
+        return _page(render_text("web/report_bad_month.html.j2", root=root), status=400)
+    document = await report.report_document(channel.app.services.db, month, fmt)
+    log.info("web report staff=%s month=%s", signed_in.staff.id, month)
+    response = web.Response(
+        body=document.content,
+        headers={
+            "Content-Type": document.mime,
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(document.name)}",
+            "Cache-Control": "no-store",
+        },
+    )
+    _set_renewed(channel, request, response, renewed)
+    return response
+
+
 def add_stats_routes(web_app: web.Application, base: str) -> None:
     web_app.router.add_get(f"{base}/desk/stats", stats_page)
+    web_app.router.add_get(f"{base}/desk/report/{{month}}.{{fmt}}", report_download)

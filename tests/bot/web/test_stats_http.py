@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import AsyncIterator
 
+import openpyxl
 import pytest
 from stats_history import seed_history
 from test_staff_http import new_client, sign_in
 
 from bot.app import App
+from bot.channels.web.channel import CHANNEL_KEY
+from storage.models import OutboxMessage
 from webserver import Served, serving
 
 RANGE = "?from=2025-09-29&to=2025-10-12"
@@ -84,3 +88,46 @@ async def test_others_are_refused_and_strangers_see_the_login(served: Served) ->
 async def test_a_bad_range_is_a_polite_400(served: Served, query: str, message: str) -> None:
     status, page = await get(served, "陈晨", query)
     assert status == 400 and message in page
+
+
+async def download(served: Served, name: str, path: str) -> tuple[int, bytes]:
+    async with new_client() as client:
+        await sign_in(served, client, name)
+        async with client.get(f"{served.url}{path}") as response:
+            return response.status, await response.read()
+
+
+async def test_the_monthly_report_notice_links_to_a_download_for_the_whole_service(
+    served: Served,
+) -> None:
+    await seed_history(served.app)
+    channel = served.web_app[CHANNEL_KEY]
+    row = OutboxMessage(
+        channel="web", chat_id="staff-1", idempotency_key="k", text="简报", buttons=[],
+        document={"render": "monthly_report", "month": "2025-10", "format": "xlsx"},
+    )  # fmt: skip
+    [link] = (await channel.notice_payload(row))["links"]
+    assert link["href"] == "desk/report/2025-10.xlsx"
+
+    status, body = await download(served, "陈晨", link["href"])
+    assert status == 200
+    summary = openpyxl.load_workbook(io.BytesIO(body))["概要"]
+    values = {row[0]: row[1] for row in summary.iter_rows(min_row=2, values_only=True)}
+    assert values["收件"] == 2 and values["送达"] == 3 and values["满意率"] == "50.0%"
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "status", "message"),
+    [
+        ("邓伟", "desk/report/2025-10.docx", 403, "仅向管理员"),  # one unit's chief
+        ("许芳", "desk/report/2025-10.docx", 403, "仅向管理员"),
+        ("陈晨", "desk/report/2025-13.docx", 400, "月份有误"),
+        ("陈晨", "desk/report/2025-10.pdf", 400, "月份有误"),
+        ("陈晨", "desk/report/" + "9" * 3000 + ".docx", 400, "月份有误"),
+    ],
+)
+async def test_a_report_download_is_refused_politely(
+    served: Served, name: str, path: str, status: int, message: str
+) -> None:
+    got, body = await download(served, name, path)
+    assert got == status and message in body.decode()
