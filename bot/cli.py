@@ -437,7 +437,7 @@ def broadcast(
             if staff is None or staff.role != Role.ADMIN:
                 err.print(f"{sender!r} is not an administrator in the roster.", markup=False)
                 raise typer.Exit(2)
-            queued = await queue(db, title, body, segment, list(topic or []), staff.id)
+            queued = await queue(db.transaction, title, body, segment, list(topic or []), staff.id)
             if queued is None:
                 err.print("No recipient matches; nothing was sent.", markup=False)
                 return

@@ -235,12 +235,12 @@ async def _perform(
     fields: tuple[str, ...] = ("status",),
 ) -> Moved | list[Reply]:
     """Run one domain operation as this staff member, in a serialised transaction with its
-    notices; a refusal becomes its message."""
+    notices and its 操作日志 record; a refusal becomes its message."""
     try:
-        async with ctx.services.db.transaction(immediate=True) as session:
+        async with ctx.transaction(immediate=True) as session:
             moved = await run(session, Actor.of_staff(staff))
             notices.enqueue(session, moved.notices)
-        audit.note(ctx.extra, action, case_number=number, fields=fields)
+            audit.note(ctx.extra, action, case_number=number, fields=fields)  # committed with it
         return moved
     except CaseNotFound:
         return _reply("casework/not_found.j2")
