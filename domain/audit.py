@@ -38,6 +38,15 @@ CASE_SCREEN_FIELDS = (
     "requested_items",
     "handler_opinion",
 )
+# What an export of the case list holds of each enterprise (/desk and `bangdaiban export`).
+CASES_EXPORT_FIELDS = (
+    "company",
+    "project_name",
+    "contact_name",
+    "contact_phone",
+    "handler_opinion",
+)
+OPERATOR = "operator"  # actor_kind of a command-line operator (no staff identity)
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,11 @@ def entry(actor: Actor, note: Note, channel: str | None, client: str | None = No
         channel=channel,
         client=client,
     )
+
+
+def operator(action: str, fields: tuple[str, ...], account: str) -> audit.Entry:
+    """A command-line operator's record: the OS account and host stand for who and where."""
+    return audit.Entry(action, OPERATOR, fields=fields, channel="cli", client=account)
 
 
 async def _with_case(session: AsyncSession, item: audit.Entry) -> audit.Entry:
