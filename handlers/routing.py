@@ -23,6 +23,7 @@ from domain import audit
 from domain.policy import Actor
 from handlers import (
     agencies,
+    agent_work,
     announcements,
     applicant,
     bad_ratings,
@@ -74,6 +75,7 @@ ROUTES = (
     devices.routes,
     bookings.routes,
     agencies.routes,
+    agent_work.routes,
     viewed.routes,
 )
 
