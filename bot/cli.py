@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import getpass
 import logging
+import os
+import socket
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -437,7 +440,7 @@ def broadcast(
             if staff is None or staff.role != Role.ADMIN:
                 err.print(f"{sender!r} is not an administrator in the roster.", markup=False)
                 raise typer.Exit(2)
-            queued = await queue(db, title, body, segment, list(topic or []), staff.id)
+            queued = await queue(db.transaction, title, body, segment, list(topic or []), staff.id)
             if queued is None:
                 err.print("No recipient matches; nothing was sent.", markup=False)
                 return
@@ -684,10 +687,20 @@ EXPORT_FORMATS = ("xlsx", "csv")
 PROGRESS_FROM = 1000  # rows; smaller exports finish before a bar would help
 
 
+def _operator() -> str:
+    """The operating-system account and host running the command (the 操作日志's who/where)."""
+    try:
+        account = getpass.getuser()
+    except (OSError, KeyError):  # no login name in a bare container
+        account = f"uid:{os.getuid()}"
+    return f"{account}@{socket.gethostname()}"[:64]
+
+
 def _export(kind: str, fmt: str, out: Path) -> None:
     """Run one export with a progress bar for long ones; prints the row count."""
     from rich.progress import Progress, TaskID
 
+    from domain import audit
     from services import export
 
     if fmt not in EXPORT_FORMATS:
@@ -712,6 +725,13 @@ def _export(kind: str, fmt: str, out: Path) -> None:
             await db.ping()
             run = export.export_ledger if kind == "ledger" else export.export_cases
             rows = await run(db, out, fmt, progress)
+            bar.stop()
+            fields = audit.CASES_EXPORT_FIELDS if kind == "cases" else ()
+            try:  # no record, no file: the export is only done once it is on the log
+                await audit.record(db, audit.operator(f"export.{kind}", fields, _operator()))
+            except Exception:
+                await asyncio.to_thread(out.unlink, missing_ok=True)
+                raise
         finally:
             bar.stop()
             await db.dispose()

@@ -53,6 +53,7 @@ class Incoming:
     data: str = ""  # button payload; untrusted, checked against server state
     file: UploadedFile | None = None
     message_id: str | None = None  # the message a pressed button sits on
+    client: str | None = None  # the sender's network address, where the channel knows it (web)
 
     @classmethod
     def say(cls, user: ChatUser, text: str) -> Incoming:
@@ -74,6 +75,7 @@ class Document:
     name: str
     content: bytes
     mime: str
+    case_number: str | None = None  # the case whose data it holds: its downloads are audited
 
 
 @dataclass

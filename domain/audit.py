@@ -1,9 +1,12 @@
 """What goes into the 操作日志 and when: one record per staff, agent or administrator action
 and per view of a screen with an enterprise's personal data (storage/audit.py keeps them).
 
-A handler says what it did or showed with `note(ctx.extra, …)`; the router writes one record
-per staff update from that note (or, without one, from the route's name and the callback's
-case number or key project). Exports and /desk pages write theirs with `record`.
+A handler says what it did or showed with `note(ctx.extra, …)`. An action's record is written
+in the action's own transaction (`Context.transaction` appends it just before the commit), so a
+failed action leaves no record of being done and a done one always has its record; a view's
+record is written by the router after the handler, before the screen is sent (no record, no
+screen). Without a note the record names the route and the callback's case or key project.
+Exports and /desk pages write theirs with `record` or `append`.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.policy import Actor
-from storage import audit
+from storage import applicants, audit, roster
 from storage.db import Database
 from storage.models import Case
 
 NOTE = "audit"  # the key of ctx.extra a handler's note goes under
+DEFAULT = "audit_default"  # the router's note for an update whose handler notes nothing
+WRITTEN = "audit_written"  # the update's record committed with its action's transaction
 # The case screen's fields of the enterprise (the 申请表's), as the record names them.
 CASE_SCREEN_FIELDS = (
     "company",
@@ -33,6 +38,15 @@ CASE_SCREEN_FIELDS = (
     "requested_items",
     "handler_opinion",
 )
+# What an export of the case list holds of each enterprise (/desk and `bangdaiban export`).
+CASES_EXPORT_FIELDS = (
+    "company",
+    "project_name",
+    "contact_name",
+    "contact_phone",
+    "handler_opinion",
+)
+OPERATOR = "operator"  # actor_kind of a command-line operator (no staff identity)
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,11 @@ def entry(actor: Actor, note: Note, channel: str | None, client: str | None = No
     )
 
 
+def operator(action: str, fields: tuple[str, ...], account: str) -> audit.Entry:
+    """A command-line operator's record: the OS account and host stand for who and where."""
+    return audit.Entry(action, OPERATOR, fields=fields, channel="cli", client=account)
+
+
 async def _with_case(session: AsyncSession, item: audit.Entry) -> audit.Entry:
     """The entry with the case's id and the enterprise (applicant) id looked up by number."""
     if not item.case_number:
@@ -83,6 +102,38 @@ async def _with_case(session: AsyncSession, item: audit.Entry) -> audit.Entry:
 async def append(session: AsyncSession, item: audit.Entry) -> None:
     """One record in the caller's transaction (an action audited where it commits)."""
     await audit.append(session, await _with_case(session, item))
+
+
+async def holder(session: AsyncSession, channel: str, chat_id: str) -> Actor | None:
+    """Who a chat is: the staff member bound to it, else the applicant, else nobody known."""
+    staff = await roster.staff_by_chat(session, channel, chat_id)
+    if staff is not None:
+        return Actor.of_staff(staff)
+    applicant = await applicants.find(session, channel, chat_id)
+    return Actor.of_applicant(applicant.id) if applicant is not None else None
+
+
+async def download(
+    db: Database,
+    chat: tuple[str, str] | None,
+    action: str,
+    case_number: str | None,
+    channel: str,
+    client: str | None,
+    actor: Actor | None = None,
+) -> None:
+    """One record of a file served (a link opened): who the link was made for (`chat`, its
+    channel and chat id, or `actor` where the request is signed in), what, from where."""
+    async with db.transaction(immediate=True) as session:
+        if actor is None and chat is not None:
+            actor = await holder(session, *chat)
+        done = Note(action, case_number=case_number)
+        if actor is None:  # a link made for a chat nobody is behind any more
+            item = audit.Entry(action, "visitor", case_number=case_number, channel=channel)
+            item = dataclasses.replace(item, client=client and client[:64])
+        else:
+            item = entry(actor, done, channel, client)
+        await append(session, item)
 
 
 async def record(db: Database, item: audit.Entry) -> None:

@@ -16,6 +16,22 @@ class CaseRef(CallbackData):
     number: str
 
 
+class CaseReply(CaseRef, prefix="w:reply"): ...  # 给企业留言
+
+
+class CaseDraft(CaseRef, prefix="w:draft"): ...  # 起草经办人意见
+
+
+class CaseUpload(CaseRef, prefix="w:upload"): ...  # 上传材料
+
+
+class CaseConfirm(CallbackData, prefix="w:confirm"):
+    """确认意见草稿: one agent's draft becomes the case's 经办人意见."""
+
+    number: str
+    draft_id: int
+
+
 class CaseView(CaseRef, prefix="w:view"): ...  # staff: open a case (办理)
 
 

@@ -198,6 +198,13 @@ class Moved:
     notices: list[Notice] = field(default_factory=list)
 
 
+async def locked(
+    session: AsyncSession, number_or_id: str | int, actor: Actor, right: Right
+) -> tuple[Case, CaseTarget]:
+    """The case locked for this transaction, once the actor's right is checked."""
+    return await _locked(session, number_or_id, actor, right)
+
+
 async def _locked(
     session: AsyncSession, number_or_id: str | int, actor: Actor, right: Right
 ) -> tuple[Case, CaseTarget]:

@@ -37,6 +37,8 @@ class Right(StrEnum):
     EXPORT_LEDGER = "export_ledger"
     DRAFT_OPINION = "draft_opinion"  # an agent's 经办人意见 draft, for staff to confirm
     CONFIRM_OPINION = "confirm_opinion"
+    REPLY = "reply"  # a message to the enterprise on its case
+    UPLOAD = "upload"  # materials added to the case by its workers
     ASSIGN_AGENCY = "assign_agency"  # put an agency on a case or key project, or take it off
     READ_AUDIT = "read_audit"  # the 操作日志
 
@@ -205,6 +207,8 @@ def can(actor: Actor, right: Right, target: CaseTarget | None = None) -> bool:
         Right.MOVE: is_window,
         Right.ASK_LEADER: is_window,
         Right.CONFIRM_OPINION: is_window,
+        Right.REPLY: is_window,
+        Right.UPLOAD: is_window,
         Right.INSTRUCT: lambda a: a.role in (Role.LEADER, Role.ADMIN),
     }
     if right in rules:
@@ -214,8 +218,11 @@ def can(actor: Actor, right: Right, target: CaseTarget | None = None) -> bool:
     return right == Right.SEE_INSTRUCTION and _sees_instruction(actor, target)
 
 
-# What an agent may do on an assigned case: see it, move its approval items, draft 经办人意见.
-AGENT_RIGHTS = frozenset({Right.VIEW, Right.UPDATE_ITEM, Right.DRAFT_OPINION})
+# What an agent may do on an assigned case: see it, move its approval items, draft 经办人意见
+# (staff confirm it), reply to the enterprise, upload materials.
+AGENT_RIGHTS = frozenset(
+    {Right.VIEW, Right.UPDATE_ITEM, Right.DRAFT_OPINION, Right.REPLY, Right.UPLOAD}
+)
 
 
 def _agent_may(actor: Actor, right: Right, target: CaseTarget | None) -> bool:

@@ -39,20 +39,20 @@ async def _change(ctx: Context, argument: str, end: bool) -> list[Reply]:
         return _reply(usage)
     target, agency, *agent = parts
     try:
-        async with ctx.services.db.transaction(immediate=True) as session:
+        async with ctx.transaction(immediate=True) as session:
             result = await assignments.change(
                 session, ctx.actor, target, agency, agent[0] if agent else None, end=end
             )
             notices.enqueue(session, result.notices)
+            audit.note(  # committed with the assignment
+                ctx.extra,
+                "agency.unassign" if end else "agency.assign",
+                case_number=result.case.number if result.case else None,
+                key_project_id=result.project.id if result.project else None,
+                fields=("agency_id",),
+            )
     except assignments.AssignRefused as refused:
         return _reply(refused.template, **refused.context)
-    audit.note(
-        ctx.extra,
-        "agency.unassign" if end else "agency.assign",
-        case_number=result.case.number if result.case else None,
-        key_project_id=result.project.id if result.project else None,
-        fields=("agency_id",),
-    )
     template = "agencies/unassigned.j2" if end else "agencies/assigned.j2"
     return _reply(
         template,

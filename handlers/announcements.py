@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from chat.callbacks import CallbackData
 from chat.events import Reply
@@ -15,11 +19,11 @@ from handlers.context import Context
 from handlers.menu import menu_button, with_menu
 from handlers.routes import FormRoute, Routes
 from storage import announcements, outbox
-from storage.db import Database
 from storage.outbox import Recipient
 
 log = logging.getLogger(__name__)
 routes = Routes("announcements")
+Begin = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
 class Topic(CallbackData, prefix="a:topic"):
@@ -31,7 +35,7 @@ class Topic(CallbackData, prefix="a:topic"):
 
 async def topics(ctx: Context) -> list[Reply]:
     """Subscribe (all topics at first) and show the topics to narrow down."""
-    async with ctx.services.db.transaction() as session:
+    async with ctx.transaction() as session:
         applicant = await ctx.enrol(session)
         if not applicant.subscribed:
             await announcements.set_topics(session, applicant, list(TOPICS))
@@ -52,7 +56,7 @@ def _topics_screen(chosen: set[str]) -> Reply:
 async def toggle_topic(ctx: Context, data: Topic) -> list[Reply]:
     if data.code not in TOPICS:
         return [with_menu("dialog/expired.j2")]
-    async with ctx.services.db.transaction() as session:
+    async with ctx.transaction() as session:
         applicant = await ctx.enrol(session)
         chosen = set(applicant.topics or [])
         chosen ^= {data.code}
@@ -92,7 +96,7 @@ async def submit(ctx: Context, token: str, answers: dict[str, Value]) -> list[Re
         return [Reply(render("staff/not_allowed.j2"))]
     assert ctx.staff is not None
     queued = await queue(
-        ctx.services.db,
+        ctx.transaction,
         str(answers["title"]),
         str(answers["body"]),
         str(answers["segment"]),
@@ -105,12 +109,13 @@ async def submit(ctx: Context, token: str, answers: dict[str, Value]) -> list[Re
 
 
 async def queue(
-    db: Database, title: str, body: str, segment: str, topics: list[str], staff_id: int
+    begin: Begin, title: str, body: str, segment: str, topics: list[str], staff_id: int
 ) -> tuple[int, int] | None:
-    """Store the announcement and one outbox row per recipient in one transaction.
+    """Store the announcement and one outbox row per recipient in one transaction (`begin`:
+    the chat's, which holds the 操作日志 record too, or the database's for the CLI).
 
     Returns (announcement id, recipients), or None when nobody is in the audience."""
-    async with db.transaction() as session:
+    async with begin() as session:
         people = await announcements.audience(session, segment, topics)
         if not people:
             return None

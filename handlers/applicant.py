@@ -49,7 +49,7 @@ class CasesPage(PageRef, prefix="c:page"): ...
 
 
 async def start(ctx: Context) -> list[Reply]:
-    async with ctx.services.db.transaction() as session:
+    async with ctx.transaction() as session:
         subscribed = (await ctx.enrol(session)).subscribed
     return [with_menu("common/start.j2", subscribed, name=None)]
 
@@ -82,7 +82,7 @@ async def agent_contacts(ctx: Context, agent: Staff) -> list[Reply]:
 
 
 async def set_subscription(ctx: Context, subscribed: bool) -> list[Reply]:
-    async with ctx.services.db.transaction() as session:
+    async with ctx.transaction() as session:
         await applicants.set_subscribed(session, await ctx.enrol(session), subscribed)
     template = "common/subscribed.j2" if subscribed else "common/unsubscribed.j2"
     return [with_menu(template, subscribed)]
@@ -139,7 +139,7 @@ async def submit(ctx: Context, token: str, answers: dict[str, Value]) -> list[Re
     user, services = ctx.event.user, ctx.services
     data = application(answers)
     try:
-        async with services.db.transaction(immediate=True) as session:
+        async with ctx.transaction(immediate=True) as session:
             applicant = await ctx.enrol(session, lock=True)  # one submission at a time
             existing = await cases.by_submission_key(session, applicant.id, token)
             if existing is not None:
@@ -266,7 +266,7 @@ async def bind_case(ctx: Context, number: str, code: str) -> list[Reply]:
     if len(failures) >= guard.limit:
         return [with_menu("cases/code_locked.j2", minutes=minutes)]
     user = ctx.event.user
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         checked = await cases.check_query_code(session, number, code, guard)
         if checked.case is not None:
             await cases.bind_viewer(session, checked.case, (await ctx.enrol(session)).id)
@@ -318,7 +318,7 @@ async def withdraw(ctx: Context, number: str) -> list[Reply]:
         return _not_found()
     actor = Actor.of_applicant(applicant.id)
     try:
-        async with ctx.services.db.transaction(immediate=True) as session:
+        async with ctx.transaction(immediate=True) as session:
             moved = await life.move(session, number, CaseVerb.WITHDRAW, actor)
             notices.enqueue(session, moved.notices)
     except (CaseNotFound, NotAllowed):

@@ -86,7 +86,7 @@ async def record(ctx: Context, staff: Staff, verb: Step, item_id: int, text: str
         ctx.state["mode"] = BadRatingNote(verb, item_id).pack()
         return _reply("ratings/too_long.j2", limit=MAX_NOTE)
     try:
-        async with ctx.services.db.transaction(immediate=True) as session:
+        async with ctx.transaction(immediate=True) as session:
             _, queued = await bad_ratings.step(session, item_id, verb, Actor.of_staff(staff), text)
             notices.enqueue(session, queued)
     except ItemNotFound:

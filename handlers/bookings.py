@@ -162,7 +162,7 @@ async def submit(ctx: Context, token: str, answers: dict[str, Value]) -> list[Re
         return [Reply(render("bookings/not_allowed.j2"))]
     seen: dict[str, int | None] = {}  # the row expires with a failed transaction
     try:
-        async with services.db.transaction(immediate=True) as session:
+        async with ctx.transaction(immediate=True) as session:
             applicant = None if staff else await ctx.enrol(session, lock=True)
             applicant_id = seen["applicant"] = applicant.id if applicant else None
             existing = await bookings.by_submission_key(session, applicant_id, token)
@@ -335,7 +335,7 @@ async def cancel(ctx: Context, data: BookingCancel) -> list[Reply]:
     applicant, now, limits = ctx.sender(), _now(ctx), ctx.services.bookings
     if applicant is None:
         return [with_menu("bookings/not_found.j2")]
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         booking = await bookings.by_number(session, data.number, lock=True)
         if booking is None or booking.applicant_id != applicant.id:
             return [with_menu("bookings/not_found.j2")]
@@ -392,7 +392,7 @@ async def move_to(ctx: Context, data: BookingMoveTo) -> list[Reply]:
         return [with_menu("dialog/expired.j2")]
     value = f"{local:%Y-%m-%dT%H:%M}@{data.room}"
     try:
-        async with ctx.services.db.transaction(immediate=True) as session:
+        async with ctx.transaction(immediate=True) as session:
             booking = await bookings.by_number(session, data.number, lock=True)
             if booking is None or booking.applicant_id != applicant.id:
                 return [with_menu("bookings/not_found.j2")]
@@ -480,7 +480,7 @@ async def appointments(ctx: Context, argument: str) -> list[Reply]:
 @routes.button(BookingConfirm, staff=True)
 async def confirm(ctx: Context, data: BookingConfirm) -> list[Reply]:
     staff, actor, now = staff_of(ctx), ctx.actor, _now(ctx)
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         booking = await bookings.by_number(session, data.number, lock=True)
         if booking is None or actor is None or not life.may_see(actor, booking):
             return [Reply(render("bookings/not_allowed.j2"))]
@@ -510,7 +510,7 @@ async def record(ctx: Context, data: BookingRecord, text: str) -> list[Reply]:
         ctx.state["mode"] = data.pack()
         return [Reply(render("bookings/record_too_long.j2", length=len(text), limit=MAX_RECORD))]
     note = "" if text.strip() in ("无", "没有") else text.strip()
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         booking = await bookings.by_number(session, data.number, lock=True)
         if booking is None or actor is None or not life.may_see(actor, booking):
             return [Reply(render("bookings/not_allowed.j2"))]

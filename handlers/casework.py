@@ -14,7 +14,15 @@ from dialogs.fields import format_phone
 from dialogs.texts import label, render
 from domain import audit, notices, policy
 from domain import cases as life
-from domain.buttons import CaseInstruct, CaseRef, CaseView
+from domain.buttons import (
+    CaseConfirm,
+    CaseDraft,
+    CaseInstruct,
+    CaseRef,
+    CaseReply,
+    CaseUpload,
+    CaseView,
+)
 from domain.cases import (
     LIMITS,
     CaseLimits,
@@ -29,8 +37,8 @@ from domain.policy import Actor, CaseTarget, NotAllowed, Right
 from handlers.context import Context
 from handlers.pages import Cursor, PageRef
 from handlers.routes import Routes, staff_of
-from storage import cases, files, roster
-from storage.models import Case, Role, Staff
+from storage import agencies, cases, files, roster
+from storage.models import Case, OpinionDraft, Role, Staff
 
 log = logging.getLogger(__name__)
 S = life.S
@@ -120,6 +128,31 @@ STAFF_BUTTONS = {  # verb → label key, in the order they are offered
 }
 
 
+WORK_BUTTONS = (  # what the case's workers add to it (handlers/agent_work.py)
+    (Right.REPLY, CaseReply, "reply_enterprise"),
+    (Right.UPLOAD, CaseUpload, "upload_materials"),
+    (Right.DRAFT_OPINION, CaseDraft, "draft_opinion"),
+)
+
+
+def work_buttons(
+    target: CaseTarget, actor: Actor, drafts: list[OpinionDraft]
+) -> list[list[Button]]:
+    """给企业留言, 上传材料, 起草经办人意见 where the policy allows; 确认意见草稿 per draft."""
+    n, rows = target.case.number, []
+    if target.case.status in life.INSTRUCTABLE:
+        row = [
+            kind(n).button(label("buttons", key))
+            for right, kind, key in WORK_BUTTONS
+            if policy.can(actor, right, target)
+        ]
+        rows += [row] if row else []
+        if policy.can(actor, Right.CONFIRM_OPINION, target):
+            text = label("buttons", "confirm_opinion")
+            rows += [[CaseConfirm(n, d.id).button(f"{text} {i}")] for i, d in enumerate(drafts, 1)]
+    return rows
+
+
 def actions(target: CaseTarget, actor: Actor) -> list[list[Button]]:
     """The buttons this staff member may press on this case now."""
     case, rows = target.case, []
@@ -185,6 +218,7 @@ async def view(ctx: Context, staff: Staff, number: str) -> list[Reply]:
         if refused:
             return refused
         attached = await files.for_case(session, case.id)
+        drafts = await agencies.pending_drafts(session, case.id)
         shows_instruction = policy.can(actor, Right.SEE_INSTRUCTION, target)
         shown = (*audit.CASE_SCREEN_FIELDS, "leader_instruction") if shows_instruction else ()
         audit.note(
@@ -200,8 +234,9 @@ async def view(ctx: Context, staff: Staff, number: str) -> list[Reply]:
             due=case.due_at,
             files=[f for f in attached if f.kind != "form"],
             show_instruction=shows_instruction,
+            drafts=drafts,
         )
-        return [Reply(text, actions(target, actor))]
+        return [Reply(text, [*actions(target, actor), *work_buttons(target, actor, drafts)])]
 
 
 # -- actions ----------------------------------------------------------------------------
@@ -235,12 +270,12 @@ async def _perform(
     fields: tuple[str, ...] = ("status",),
 ) -> Moved | list[Reply]:
     """Run one domain operation as this staff member, in a serialised transaction with its
-    notices; a refusal becomes its message."""
+    notices and its 操作日志 record; a refusal becomes its message."""
     try:
-        async with ctx.services.db.transaction(immediate=True) as session:
+        async with ctx.transaction(immediate=True) as session:
             moved = await run(session, Actor.of_staff(staff))
             notices.enqueue(session, moved.notices)
-        audit.note(ctx.extra, action, case_number=number, fields=fields)
+            audit.note(ctx.extra, action, case_number=number, fields=fields)  # committed with it
         return moved
     except CaseNotFound:
         return _reply("casework/not_found.j2")

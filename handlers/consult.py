@@ -128,7 +128,7 @@ class Consultation:
         await self.refresh(ctx.services.db)
         decision = self.index.decide(text) if self.entries else None
         verdict = Verdict.ROUTE if decision is None else decision.verdict
-        async with ctx.services.db.transaction() as session:  # 服务统计 counts each outcome
+        async with ctx.transaction() as session:  # 服务统计 counts each outcome
             stats.record_consultation(session, ctx.event.user.channel, verdict)
         if decision is None or decision.verdict == Verdict.ROUTE:
             metrics.FAQ_VERDICTS.labels("routed").inc()
@@ -188,7 +188,7 @@ class Consultation:
         """Store the question and give it to the first responder on duty (or queue it)."""
         unit_code = self.entries[hint_key].department if hint_key in self.entries else None
         limit = ctx.services.limits.open_questions
-        async with ctx.services.db.transaction(immediate=True) as session:
+        async with ctx.transaction(immediate=True) as session:
             applicant = await ctx.enrol(session, lock=True)  # counted one question at a time
             if await questions.count_open(session, applicant.id) >= limit:
                 ctx.state["last_question"] = text  # kept: 转人工 sends it later
@@ -223,7 +223,7 @@ class Consultation:
 
     async def followup(self, ctx: Context, question_id: int, text: str) -> list[Reply]:
         applicant = ctx.sender()
-        async with ctx.services.db.transaction() as session:
+        async with ctx.transaction() as session:
             question = await questions.get(session, question_id)
             if applicant is None or question is None or question.applicant_id != applicant.id:
                 return [with_menu("dialog/expired.j2")]

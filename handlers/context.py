@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chat.events import Incoming, Reply
 from dialogs.engine import DialogEngine
+from domain import audit
 from domain.bad_ratings import BadRatingLimits
 from domain.bookings import BookingLimits
 from domain.meetings import MeetingLimits
@@ -21,6 +23,7 @@ from domain.ratings import RatingLinks
 from domain.visits import VisitLimits
 from services.uploads import UploadChecker
 from storage import applicants
+from storage.audit import Entry
 from storage.cases import CodeGuard
 from storage.db import Database
 from storage.models import Applicant, Staff, utcnow
@@ -81,6 +84,44 @@ class Context:
     applicant: Applicant | None = None  # set when the route asks for the applicant
     applicant_known: bool = False  # the applicant was looked up (or enrolled) this update
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def audits(self) -> bool:
+        """Whether this update writes a 操作日志 record: a staff member's, on a route that
+        resolved them (the router has set the record's default note)."""
+        return self.actor is not None and audit.DEFAULT in self.extra
+
+    def audit_entry(self, done: audit.Note) -> Entry:
+        """The record of this update: who, from which channel and address, what."""
+        event = self.event
+        if self.actor is None:
+            raise RuntimeError("audit_entry() without an actor")
+        return audit.entry(self.actor, done, event.user.channel, event.client)
+
+    @asynccontextmanager
+    async def transaction(self, immediate: bool = False) -> AsyncIterator[AsyncSession]:
+        """A write transaction; on a staff update it also holds the update's 操作日志 record,
+        appended just before the commit, so the action and its record commit together or not
+        at all. A note made inside a block that fails is taken back (nothing was done)."""
+        if not self.audits or self.extra.get(audit.WRITTEN):
+            async with self.services.db.transaction(immediate) as session:
+                yield session
+            return
+        before = self.extra.get(audit.NOTE)
+        try:
+            # Immediate: SQLite takes the writer lock at BEGIN, as the audit append needs.
+            async with self.services.db.transaction(immediate=True) as session:
+                yield session
+                found = self.extra.get(audit.NOTE)
+                done = found if isinstance(found, audit.Note) else self.extra[audit.DEFAULT]
+                await audit.append(session, self.audit_entry(done))
+        except BaseException:
+            if before is None:
+                self.extra.pop(audit.NOTE, None)
+            else:
+                self.extra[audit.NOTE] = before
+            raise
+        self.extra[audit.WRITTEN] = True
 
     def sender(self) -> Applicant | None:
         """The applicant behind this chat (None: never seen), as the router looked it up for a

@@ -46,7 +46,7 @@ async def revoke(ctx: Context, data: RevokeDevice) -> list[Reply]:
     """注销 pressed: the browser is signed out at its next request (checked server-side)."""
     if ctx.staff is None or not is_admin(ctx.staff):
         return [Reply(render("staff/not_allowed.j2"))]
-    async with ctx.services.db.transaction() as session:
+    async with ctx.transaction() as session:
         done = await staff_devices.revoke(session, data.staff_id, data.device_id)
         person = await roster.active_staff(session, data.staff_id)
     log.info(

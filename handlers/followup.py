@@ -66,7 +66,7 @@ async def rate(ctx: Context, data: Rate) -> list[Reply]:
     actor = Actor.of_applicant(applicant.id)
     limits = ctx.services.bad_ratings
     try:
-        async with ctx.services.db.transaction(immediate=True) as session:
+        async with ctx.transaction(immediate=True) as session:
             moved, rating = await life.rate(
                 session, number, actor, level, ctx.event.user.channel, limits
             )
@@ -97,7 +97,7 @@ async def tick(ctx: Context, data: RatePoint) -> list[Reply]:
     rating, number = await _own_rating(ctx, data.number)
     if rating is None:
         return [with_menu("cases/not_found.j2")]
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         current = await session.get(CaseRating, rating.id, populate_existing=True)
         assert current is not None
         if not ratings.toggle(current, data.point):
@@ -126,7 +126,7 @@ async def comment(ctx: Context, data: Comment, text: str) -> list[Reply]:
     rating, number = await _own_rating(ctx, data.number)
     if rating is None:
         return [with_menu("cases/not_found.j2")]
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         current = await session.get(CaseRating, rating.id, populate_existing=True)
         assert current is not None
         current.comment = text
@@ -141,7 +141,7 @@ async def rate_fix(ctx: Context, data: FixRate) -> list[Reply]:
     if level is None or applicant is None:
         return [with_menu("ratings/not_found.j2")]
     try:
-        async with ctx.services.db.transaction(immediate=True) as session:
+        async with ctx.transaction(immediate=True) as session:
             await bad_ratings.rate_fix(
                 session, data.item_id, Actor.of_applicant(applicant.id), level
             )

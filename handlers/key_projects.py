@@ -141,7 +141,7 @@ async def new_project(ctx: Context, argument: str) -> list[Reply]:
     if parsed is None:
         return [_reply("key_projects/new_usage.j2")]
     name, company = parsed
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         project = await key_projects.create(
             session,
             name,
@@ -164,7 +164,7 @@ async def add_member(ctx: Context, argument: str) -> list[Reply]:
     name = name.strip()
     if not target.isdigit() or not name:
         return [_reply("key_projects/add_usage.j2")]
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         project = await key_projects.get(session, int(target), lock=True)
         if project is None or not await on_team(session, staff, project.id):
             return [_reply("key_projects/not_found.j2")]
@@ -278,7 +278,7 @@ async def on_text(ctx: Context, data: ProjectText, text: str) -> list[Reply]:
 
 
 async def set_plan(ctx: Context, staff: Staff, project_id: int, text: str) -> list[Reply]:
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         project = await _team_project(session, staff, project_id)
         if project is None:
             return [_reply("key_projects/not_found.j2")]
@@ -305,7 +305,7 @@ async def add_milestone(ctx: Context, staff: Staff, project_id: int, text: str) 
     if parsed is None:
         ctx.state["mode"] = TEXTS["ms"](project_id).pack()
         return [_reply("key_projects/milestone_bad.j2", limit=TITLE_LIMIT)]
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         project = await _team_project(session, staff, project_id)
         if project is None:
             return [_reply("key_projects/not_found.j2")]
@@ -317,7 +317,7 @@ async def add_milestone(ctx: Context, staff: Staff, project_id: int, text: str) 
 
 @routes.on(MilestoneDone, staff=True)
 async def milestone_done(ctx: Context, staff: Staff, milestone_id: int) -> list[Reply]:
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         milestone = await key_projects.milestone(session, milestone_id)
         if milestone is None or not await on_team(session, staff, milestone.key_project_id):
             return [_reply("key_projects/not_found.j2")]
@@ -330,7 +330,7 @@ async def milestone_done(ctx: Context, staff: Staff, milestone_id: int) -> list[
 
 async def raise_problem(ctx: Context, staff: Staff, project_id: int, text: str) -> list[Reply]:
     """A problem the enterprise raised starts at level 1: the team is told."""
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         project = await _team_project(session, staff, project_id)
         if project is None:
             return [_reply("key_projects/not_found.j2")]
@@ -358,7 +358,7 @@ async def _open_problem(session: AsyncSession, staff: Staff, problem_id: int) ->
 
 @routes.on(ProblemUp, staff=True)
 async def escalate_by_hand(ctx: Context, staff: Staff, problem_id: int) -> list[Reply]:
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         problem = await _open_problem(session, staff, problem_id)
         if isinstance(problem, Reply):
             return [problem]
@@ -370,7 +370,7 @@ async def escalate_by_hand(ctx: Context, staff: Staff, problem_id: int) -> list[
 
 @routes.on(ProblemSolve, staff=True)
 async def resolve(ctx: Context, staff: Staff, problem_id: int) -> list[Reply]:
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         problem = await _open_problem(session, staff, problem_id)
         if isinstance(problem, Reply):
             return [problem]
@@ -404,7 +404,7 @@ async def choose_follow_up(ctx: Context, staff: Staff, project_id: int) -> list[
 async def record_contact(ctx: Context, staff: Staff, project_id: int, days: int) -> list[Reply]:
     """记录联系: last contact now; the next 回访 `days` working days later."""
     now = utcnow()
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         project = await _team_project(session, staff, project_id)
         if project is None:
             return [_reply("key_projects/not_found.j2")]
@@ -430,7 +430,7 @@ async def choose_stage(ctx: Context, staff: Staff, project_id: int) -> list[Repl
 
 @routes.on(StageTo, staff=True)
 async def set_stage(ctx: Context, staff: Staff, project_id: int, stage: Stage) -> list[Reply]:
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         project = await _team_project(session, staff, project_id)
         if project is None:
             return [_reply("key_projects/not_found.j2")]

@@ -195,10 +195,14 @@ class Routes:
         _add(self.prompts, kind, self._route(handler, False, staff, spread=True))
 
     def file(
-        self, kind: type[Prompt], handler: Callable[..., Replies], applicant: bool = False
+        self,
+        kind: type[Prompt],
+        handler: Callable[..., Replies],
+        applicant: bool = False,
+        staff: bool = False,
     ) -> None:
-        """A prompt kind that awaits files: handler(ctx, *fields, file)."""
-        _add(self.files, kind, Route(handler, applicant=applicant, spread=True))
+        """A prompt kind that awaits files: handler(ctx, [staff,] *fields, file)."""
+        _add(self.files, kind, self._route(handler, False, staff, applicant, spread=True))
 
     def form(self, name: str, route: FormRoute) -> None:
         _add(self.forms, name, route)

@@ -23,6 +23,7 @@ from domain import audit
 from domain.policy import Actor
 from handlers import (
     agencies,
+    agent_work,
     announcements,
     applicant,
     bad_ratings,
@@ -76,6 +77,7 @@ ROUTES = (
     devices.routes,
     bookings.routes,
     agencies.routes,
+    agent_work.routes,
     viewed.routes,
     visits.routes,
     meetings.routes,
@@ -190,16 +192,23 @@ class Router:
         await self._identify(ctx, route.actor, route.applicant)
         if route.refusal is not None and ctx.staff is None:
             return [Reply(render(route.refusal))]
+        if route.actor and ctx.actor is not None:  # every staff update: one 操作日志 record
+            ctx.extra[audit.DEFAULT] = generic_note(ctx, args)
         if route.actor and ctx.actor is not None and not ctx.actor.in_contract:
             replies = [Reply(render("agencies/contract_ended.j2"))]  # an agent out of contract
         else:
             replies = await route.handler(ctx, *route.arguments(ctx, args))
-        if route.actor and ctx.actor is not None:  # every staff update: one 操作日志 record
-            found = ctx.extra.get(audit.NOTE)
-            done = found if isinstance(found, audit.Note) else generic_note(ctx, args)
-            channel = ctx.event.user.channel
-            await audit.record(self.services.db, audit.entry(ctx.actor, done, channel))
+        await self._audited(ctx)
         return replies
+
+    async def _audited(self, ctx: Context) -> None:
+        """The update's record, unless its action's transaction holds it already: a view (or
+        a refused attempt) is recorded before its screen is sent — no record, no screen."""
+        if not ctx.audits or ctx.extra.get(audit.WRITTEN):
+            return
+        found = ctx.extra.get(audit.NOTE)
+        done = found if isinstance(found, audit.Note) else ctx.extra[audit.DEFAULT]
+        await audit.record(self.services.db, ctx.audit_entry(done))
 
     async def _command(self, ctx: Context, text: str) -> list[Reply]:
         name, _, argument = text[1:].partition(" ")
@@ -269,7 +278,10 @@ class Router:
         form = self.routes.forms[draft.form]
         if step.submit is not None:
             await self._identify(ctx, form.actor, form.applicant)
+            if form.actor and ctx.actor is not None:  # a staff member's form: one record
+                ctx.extra[audit.DEFAULT] = audit.Note(f"form:{draft.form}")
             replies = await form.submit(ctx, draft.token, step.submit)
+            await self._audited(ctx)
             if not ctx.extra.get("keep_draft"):
                 ctx.state.pop("draft", None)
             return replies

@@ -54,7 +54,7 @@ def _reply(template: str, /, **context: object) -> list[Reply]:
 async def bind(ctx: Context, code: str) -> list[Reply]:
     """`/bind CODE`: attach this chat to the staff member the one-time code was made for."""
     user = ctx.event.user
-    async with ctx.services.db.transaction() as session:
+    async with ctx.transaction() as session:
         staff = await questions.redeem_invite(session, code) if code else None
         if staff is None:
             log.warning("staff bind refused: unknown, used or expired code user=%s", user.key)
@@ -92,7 +92,7 @@ async def start_reply(ctx: Context, staff: Staff, question_id: int) -> list[Repl
 
 async def send_reply(ctx: Context, staff: Staff, question_id: int, text: str) -> list[Reply]:
     """The staff member's answer reaches the enterprise naming the owner; the owner is told."""
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         question = await questions.get(session, question_id, lock=True)
         if question is None or staff.id not in (question.owner_id, question.assignee_id):
             return _reply("staff/question_not_found.j2")
@@ -140,7 +140,7 @@ async def choose_forward(ctx: Context, staff: Staff, question_id: int) -> list[R
 @routes.on(ForwardTo, staff=True)
 async def forward(ctx: Context, staff: Staff, question_id: int, unit: str) -> list[Reply]:
     """转办: the unit's specialist answers; the owner stays the owner."""
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         question = await questions.get(session, question_id, lock=True)
         if question is None or question.owner_id != staff.id:
             return _reply("staff/question_not_found.j2")
@@ -161,7 +161,7 @@ async def forward(ctx: Context, staff: Staff, question_id: int, unit: str) -> li
 
 @routes.on(QuestionDone, staff=True)
 async def close(ctx: Context, staff: Staff, question_id: int) -> list[Reply]:
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         question = await questions.get(session, question_id, lock=True)
         if question is None or question.owner_id != staff.id:
             return _reply("staff/question_not_found.j2")
@@ -195,7 +195,7 @@ async def toggle_duty(ctx: Context, staff_id: int) -> list[Reply]:
     """Switch a window staff member's duty; queued questions go to whoever comes on duty."""
     if not is_admin(ctx.staff):
         return _reply("staff/not_allowed.j2")
-    async with ctx.services.db.transaction() as session:
+    async with ctx.transaction() as session:
         people = {p.id: p for p in await questions.window_staff(session)}
         person = people.get(staff_id)
         if person is None:
@@ -239,7 +239,7 @@ async def reassign(ctx: Context, argument: str) -> list[Reply]:
     qid, _, name = argument.partition(" ")
     if not qid.isdigit() or not name.strip():
         return _reply("staff/reassign_usage.j2")
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         question = await questions.get(session, int(qid), lock=True)
         target = await roster.staff_by_name(session, name.strip())
         if question is None or target is None:

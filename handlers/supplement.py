@@ -90,7 +90,7 @@ async def receive(ctx: Context, number: str, file: UploadedFile) -> list[Reply]:
         return [Reply(text, _done_button(number))]
     name = safe_name(file.name, checked.extension)
     sha256, size = await asyncio.to_thread(_keep, file, ctx.services.files_dir)
-    async with ctx.services.db.transaction() as session:
+    async with ctx.transaction() as session:
         await files.link(
             session, case.id, sha256, size, name, checked.mime, "supplement", "applicant"
         )
@@ -104,7 +104,7 @@ async def finish(ctx: Context, case: Case) -> list[Reply]:
     if applicant is None:
         return [with_menu("cases/not_found.j2")]
     try:
-        async with ctx.services.db.transaction(immediate=True) as session:
+        async with ctx.transaction(immediate=True) as session:
             moved = await life.supplied(session, case.number, Actor.of_applicant(applicant.id))
             notices.enqueue(session, moved.notices)
     except (CaseNotFound, NotAllowed):

@@ -74,7 +74,7 @@ async def application_form(services: Services, case: Case, fmt: str) -> Document
         await files.attach(
             session, services.files_dir, case.id, name, content, mime, "form", "system"
         )
-    return Document(name, content, mime)
+    return Document(name, content, mime, case.number)
 
 
 async def resolve(services: Services, spec: dict[str, Any]) -> Document | None:

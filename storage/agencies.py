@@ -12,6 +12,7 @@ from storage.models import (
     AgencyAssignment,
     Department,
     KeyProject,
+    OpinionDraft,
     Role,
     Staff,
     utcnow,
@@ -186,3 +187,16 @@ async def lead_admins(session: AsyncSession) -> list[Staff]:
         .order_by(Staff.id)
     )
     return list((await session.scalars(query)).all())
+
+
+async def pending_drafts(session: AsyncSession, case_id: int) -> list[OpinionDraft]:
+    """The case's 经办人意见 drafts not yet confirmed, oldest first."""
+    query = select(OpinionDraft).where(
+        OpinionDraft.case_id == case_id, OpinionDraft.confirmed_at.is_(None)
+    )
+    return list((await session.scalars(query.order_by(OpinionDraft.id))).all())
+
+
+async def draft(session: AsyncSession, draft_id: int) -> OpinionDraft | None:
+    """One draft, its row locked until the transaction ends."""
+    return await session.get(OpinionDraft, draft_id, with_for_update=True)

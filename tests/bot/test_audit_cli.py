@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -45,3 +47,31 @@ def test_audit_lists_by_case_and_verify_finds_a_change(tmp_path: Path) -> None:
 
     bad = cli(tmp_path, "audit", "--since", "yesterday")
     assert bad.returncode == 2 and "--since" in bad.stderr
+
+
+def test_a_command_line_export_is_recorded_with_the_operator_account(tmp_path: Path) -> None:
+    assert cli(tmp_path, "seed").returncode == 0
+    out = tmp_path / "cases.csv"
+    exported = cli(tmp_path, "export", "cases", "--out", str(out), "--format", "csv")
+    assert exported.returncode == 0, exported.stderr
+    assert out.is_file()
+    with sqlite3.connect(tmp_path / "bdb.db") as conn:
+        rows = conn.execute("SELECT action, actor_kind, channel, client, fields FROM audit_log")
+        ((action, kind, channel, client, fields),) = rows.fetchall()
+    assert (action, kind, channel) == ("export.cases", "operator", "cli")
+    assert client == f"{getpass.getuser()}@{socket.gethostname()}"[:64]
+    assert "contact_phone" in fields
+    listed = cli(tmp_path, "audit", "--format", "csv")
+    assert "导出申请台账" in listed.stdout and "cli" in listed.stdout
+
+
+def test_an_export_that_cannot_be_recorded_leaves_no_file(tmp_path: Path) -> None:
+    assert cli(tmp_path, "seed").returncode == 0
+    with sqlite3.connect(tmp_path / "bdb.db") as conn:  # the log refuses every new row
+        conn.execute(
+            "CREATE TRIGGER audit_down BEFORE INSERT ON audit_log "
+            "BEGIN SELECT RAISE(ABORT, 'audit down'); END"
+        )
+    out = tmp_path / "ledger.xlsx"
+    exported = cli(tmp_path, "export", "ledger", "--out", str(out))
+    assert exported.returncode != 0 and not out.exists()

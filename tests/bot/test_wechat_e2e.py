@@ -21,7 +21,15 @@ from bot.config import Settings
 from bot.delivery import Delivery
 from bot.outbox import OutboxWorker
 from storage import outbox, wechat
-from storage.models import Applicant, Case, OutboxMessage, OutboxStatus, WeChatFollower, utcnow
+from storage.models import (
+    Applicant,
+    AuditRecord,
+    Case,
+    OutboxMessage,
+    OutboxStatus,
+    WeChatFollower,
+    utcnow,
+)
 from storage.outbox import Recipient
 from support import GOOD_ANSWERS, bind_staff, notices_to
 from wechat_stub import (
@@ -221,6 +229,15 @@ async def test_application_end_to_end_with_the_form_as_a_signed_download_link(
         assert ".docx" in download.headers["Content-Disposition"]
         tampered = await running.client.get(link.group(1)[:-3] + "xyz")
         assert tampered.status == 404
+        async with app.services.db.sessions() as session:  # the link was the applicant's
+            (record,) = await session.scalars(select(AuditRecord))
+        assert (record.action, record.actor_kind, record.applicant_id) == (
+            "download.file",
+            "applicant",
+            case.applicant_id,
+        )
+        assert record.case_number == case.number and record.channel == "wechat"
+        assert record.actor_id == case.applicant_id and record.client
 
         status = await user.say(f"/status {case.number}")
         assert case.number in status and "已提交" in status

@@ -15,7 +15,16 @@ from domain.policy import china_today
 from services.workdays import add_workdays
 from storage import applicants, cases, key_projects
 from storage.cases import ApplicationData
-from storage.models import Agency, Case, CaseEvent, OutboxMessage, utcnow
+from storage.models import (
+    Agency,
+    AuditRecord,
+    Case,
+    CaseEvent,
+    CaseFile,
+    OpinionDraft,
+    OutboxMessage,
+    utcnow,
+)
 from support import Chat, bind_staff, notices_to
 
 NOT_FOUND, NOT_ALLOWED, ENDED = "未找到该申请", "没有执行该操作的权限", "合同不在有效期内"
@@ -235,3 +244,100 @@ async def test_enterprise_sees_which_units_viewed_its_case_not_who(app: App, cha
     stranger = Chat(app.router, "someone-else")
     await stranger.say(f"/viewed {n['mine']}")
     assert "未找到该申请" in stranger.text
+
+
+PDF = b"%PDF-1.4\n"
+
+
+async def test_agent_replies_uploads_and_drafts_only_on_assigned_work(app: App) -> None:
+    """给企业留言, 上传材料, 起草经办人意见: allowed on the assigned case, refused on the
+    enterprise's other case and another agency's, refused at once after the contract; the
+    window confirms a draft into the case's 经办人意见. Each done step is one record."""
+    await contracts_run(app)
+    n = await make_cases(app)
+    admin = await bind_staff(app, "陈晨")
+    window = await bind_staff(app, "李娜")
+    gao = await bind_staff(app, "高远")
+    await admin.say(f"/assign {n['mine']} {XJ} 高远")
+    await admin.say(f"/assign {n['other_agency']} {CS}")
+    await window.press_data(f"w:accept:{n['mine']}")
+    await window.say("同意受理")
+    enterprise = Chat(app.router, "u1")
+
+    await screen(gao, n["mine"])
+    labels = [b.label for b in gao.buttons]
+    assert {"给企业留言", "上传材料", "起草经办人意见"} <= set(labels)
+    assert not [label for label in labels if label.startswith("确认意见草稿")]
+
+    # assigned → allowed
+    await gao.press_data(f"w:reply:{n['mine']}")
+    await gao.say("您好，请于周五前提供施工图审查合格书。")
+    assert "留言已发送" in gao.text
+    told = [m.text for m in await notices_to(app, enterprise)]
+    assert any("施工图审查合格书" in text and n["mine"] in text for text in told)
+    await gao.press_data(f"w:upload:{n['mine']}")
+    await gao.upload("施工图审查.pdf", PDF, "application/pdf")
+    assert "已添加到申请" in gao.text
+    await gao.press_data(f"w:draft:{n['mine']}")
+    await gao.say("材料齐全，建议予以办理。")
+    assert "草稿已保存" in gao.text
+    async with app.services.db.sessions() as session:
+        case = await session.scalar(select(Case).where(Case.number == n["mine"]))
+        assert case is not None and case.handler_opinion == "同意受理"  # not yet confirmed
+        uploaded = await session.scalars(select(CaseFile).where(CaseFile.case_id == case.id))
+        assert [f.name for f in uploaded if f.kind == "staff"] == ["施工图审查.pdf"]
+
+    # The window sees the draft and confirms it: it becomes the 经办人意见.
+    assert "材料齐全，建议予以办理。" in await screen(window, n["mine"])
+    await window.press("确认意见草稿 1")
+    assert "经办人意见已确认" in window.text and "确认意见草稿" not in str(window.buttons)
+    async with app.services.db.sessions() as session:
+        case = await session.scalar(select(Case).where(Case.number == n["mine"]))
+        assert case is not None and case.handler_opinion == "材料齐全，建议予以办理。"
+        drafts = list(await session.scalars(select(OpinionDraft)))
+    assert len(drafts) == 1 and drafts[0].confirmed_at is not None
+    await window.press_data(f"w:confirm:{n['mine']}:{drafts[0].id}")  # a second press
+    assert "已被确认" in window.text
+    await gao.press_data(f"w:confirm:{n['mine']}:{drafts[0].id}")  # not the agent's to confirm
+    assert NOT_ALLOWED in gao.text
+
+    # unassigned, another agency's → refused, whatever the buttons say
+    for other in (n["unassigned"], n["other_agency"]):
+        for data in (f"w:reply:{other}", f"w:upload:{other}", f"w:draft:{other}"):
+            await gao.press_data(data)
+            assert NOT_FOUND in gao.text, data
+    await gao.press_data(f"w:reply:{n['mine']}")  # the prompt is open …
+    await admin.say(f"/unassign {n['mine']} {XJ}")  # … and the assignment ends meanwhile
+    await gao.say("这条留言不应送达")
+    assert NOT_FOUND in gao.text
+    assert not any("不应送达" in m.text for m in await notices_to(app, enterprise))
+
+    # after the contract: refused at once, even with a prompt open
+    await admin.say(f"/assign {n['mine']} {XJ} 高远")
+    await gao.press_data(f"w:draft:{n['mine']}")
+    async with app.services.db.transaction() as session:
+        yesterday = china_today() - dt.timedelta(days=1)
+        await session.execute(
+            update(Agency).where(Agency.name == XJ).values(contract_end=yesterday)
+        )
+    await gao.say("合同结束后的草稿")
+    assert ENDED in gao.text
+    await gao.press_data(f"w:upload:{n['mine']}")
+    assert ENDED in gao.text
+    async with app.services.db.sessions() as session:
+        assert len(list(await session.scalars(select(OpinionDraft)))) == 1
+        done = list(
+            await session.scalars(
+                select(AuditRecord.action).where(
+                    AuditRecord.action.in_(
+                        ("case.reply", "case.upload", "case.draft_opinion", "case.confirm_opinion")
+                    )
+                )
+            )
+        )
+    assert sorted(done) == [
+        "case.confirm_opinion",
+        "case.draft_opinion",
+        "case.reply",
+        "case.upload",
+    ]

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.app import App
 from domain.retention import Retention, purge
-from storage import applicants, audit, cases
+from storage import applicants, audit, cases, questions
 from storage.cases import ApplicationData
 from storage.db import Database
 from storage.models import AuditRecord, Staff
@@ -48,6 +48,13 @@ async def staff_id(app: App, name: str) -> Staff:
         person = await session.scalar(select(Staff).where(Staff.name == name))
         assert person is not None
         return person
+
+
+async def invite(app: App, name: str) -> str:
+    async with app.services.db.transaction() as session:
+        person = await session.scalar(select(Staff).where(Staff.name == name))
+        assert person is not None
+        return await questions.create_invite(session, person.id, dt.timedelta(hours=1))
 
 
 async def one_more(app: App, before: int) -> AuditRecord:
@@ -182,3 +189,15 @@ async def test_retention_purges_only_whole_days_past_the_period(app: App) -> Non
         await audit.append(session, audit.Entry("case.view", "staff"), now - dt.timedelta(days=100))
     purged = await purge(db, app.services.files_dir, Retention(audit_days=30), now)
     assert purged.audit_records == 0 and len(await records(app)) == 1
+
+
+async def test_a_staff_view_of_a_case_is_recorded_in_every_channel(app: App) -> None:
+    number, _ = await new_case(app)
+    for channel in ("telegram", "wechat", "wecom", "web", "console"):
+        person = Chat(app.router, f"{channel}-lina", channel)
+        await person.say(f"/bind {await invite(app, '李娜')}")
+        before = len(await records(app))
+        await person.press_data(f"w:view:{number}")
+        assert number in person.text
+        record = await one_more(app, before)
+        assert (record.action, record.channel, record.case_number) == ("case.view", channel, number)

@@ -156,16 +156,16 @@ async def change_assignment(request: web.Request) -> web.Response:
         async with channel.app.services.db.transaction(immediate=True) as session:
             result = await assignments.change(session, actor, target, agency, agent, end=end)
             notices.enqueue(session, result.notices)
+            note = audit.Note(
+                "agency.unassign" if end else "agency.assign",
+                case_number=result.case.number if result.case else None,
+                key_project_id=result.project.id if result.project else None,
+                fields=("agency_id",),
+            )  # the record commits with the assignment, or neither does
+            entry = audit.entry(actor, note, WEB_CHANNEL, channel.client_ip(request))
+            await audit.append(session, entry)
     except assignments.AssignRefused as refused:
         return await agencies_page(request, render_text(refused.template, **refused.context))
-    note = audit.Note(
-        "agency.unassign" if end else "agency.assign",
-        case_number=result.case.number if result.case else None,
-        key_project_id=result.project.id if result.project else None,
-        fields=("agency_id",),
-    )
-    db = channel.app.services.db
-    await audit.record(db, audit.entry(actor, note, WEB_CHANNEL, channel.client_ip(request)))
     template = "agencies/unassigned.j2" if end else "agencies/assigned.j2"
     text = render_text(
         template,

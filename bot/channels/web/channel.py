@@ -12,6 +12,7 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 
 from bot.app import App
+from bot.channels.downloads import client_address
 from bot.channels.web import render
 from bot.channels.web.history import HistoryWriter
 from bot.channels.web.hub import Hub
@@ -54,10 +55,7 @@ class WebChannel:
         return self.chat_id(request), None
 
     def client_ip(self, request: web.Request) -> str:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if self.settings.web_trust_proxy and forwarded:
-            return forwarded.split(",")[-1].strip()  # the address our proxy saw
-        return request.remote or "unknown"
+        return client_address(request, self.settings.web_trust_proxy)
 
     def is_https(self, request: web.Request) -> bool:
         proto = request.headers.get("X-Forwarded-Proto", "")
@@ -116,7 +114,9 @@ class WebChannel:
         """A file the core sent, kept by hash and offered by a link only this chat can open."""
         root = self.app.services.files_dir
         sha256 = await asyncio.to_thread(files.write_blob, root, document.content)
-        token = self.identity.file_token(chat_id, sha256, document.name, document.mime)
+        token = self.identity.file_token(
+            chat_id, sha256, document.name, document.mime, document.case_number
+        )
         return {"label": document.name, "href": f"file/{token}"}
 
     async def notice_payload(self, row: OutboxMessage) -> dict[str, Any]:

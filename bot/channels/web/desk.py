@@ -248,8 +248,7 @@ async def download_export(request: web.Request) -> web.Response:
     else:
         content = await _case_list(db)
         name = f"{label('key_projects', 'cases_sheet')}.xlsx"
-    fields = ("company", "project_name", "contact_name", "contact_phone", "handler_opinion")
-    note = audit.Note(f"export.{what}", fields=fields if what == "cases" else ())
+    note = audit.Note(f"export.{what}", fields=audit.CASES_EXPORT_FIELDS if what == "cases" else ())
     await _audit(channel, request, actor, note)
     log.info("web export staff=%s what=%s", signed_in.staff.id, what)
     return _attachment(content, name)

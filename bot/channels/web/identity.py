@@ -59,8 +59,11 @@ class Identity:
     def csrf_ok(self, chat_id: str, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(self.csrf_token(chat_id), str(token))
 
-    def file_token(self, chat_id: str, sha256: str, name: str, mime: str) -> str:
-        return str(self._files.dumps({"c": chat_id, "h": sha256, "n": name, "m": mime}))
+    def file_token(
+        self, chat_id: str, sha256: str, name: str, mime: str, case_number: str | None = None
+    ) -> str:
+        value = {"c": chat_id, "h": sha256, "n": name, "m": mime, "k": case_number}
+        return str(self._files.dumps(value))
 
     def file_of(self, chat_id: str, token: str) -> dict[str, Any] | None:
         """The file a download token names, if it was made for this chat."""

@@ -6,6 +6,7 @@ It only translates: every message goes through the same core router as the other
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -39,6 +40,7 @@ from bot.config import Settings
 from chat.events import ChatUser, Incoming, Kind, UploadedFile
 from dialogs.texts import labels
 from dialogs.texts import render as render_text
+from domain import audit
 from domain import cases as life
 from domain.policy import Actor
 from services import documents
@@ -110,7 +112,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             if signed_in is not None and not await still_signed_in(channel, signed_in):
                 await ws.send_json({"type": "signed_out"})  # the page reloads: login or chat
                 break
-            incoming, echo = _incoming(chat_id, message.data)
+            incoming, echo = _incoming(chat_id, message.data, ip)
             command, _, code = incoming.text.partition(" ") if incoming else ("", "", "")
             if incoming is not None and command.lower() == BIND_COMMAND:
                 # Binding a browser needs a cookie: the page posts the code to staff/bind.
@@ -122,8 +124,14 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-def _incoming(chat_id: str, raw: str) -> tuple[Incoming | None, str | None]:
-    """A socket message as the core's event, and the text to echo; None if malformed."""
+def _incoming(chat_id: str, raw: str, client: str) -> tuple[Incoming | None, str | None]:
+    """A socket message as the core's event (with the sender's address, for the 操作日志),
+    and the text to echo; None if malformed."""
+    incoming, echo = _parsed(chat_id, raw)
+    return (dataclasses.replace(incoming, client=client) if incoming else None), echo
+
+
+def _parsed(chat_id: str, raw: str) -> tuple[Incoming | None, str | None]:
     try:
         data = json.loads(raw)
     except ValueError:
@@ -172,7 +180,8 @@ async def upload(request: web.Request) -> web.Response:
     received = await receiving.receive(part, limit, request.content_length, root)
     file = UploadedFile(received.name, received.mime, received.size, path=received.path)
     try:  # over the cap, the core refuses it by its size, with the limit stated
-        await channel.converse(chat_id, Incoming(user, Kind.FILE, file=file), f"📎 {file.name}")
+        incoming = Incoming(user, Kind.FILE, file=file, client=channel.client_ip(request))
+        await channel.converse(chat_id, incoming, f"📎 {file.name}")
     finally:
         receiving.discard(received)
     if received.path is None:
@@ -201,6 +210,10 @@ async def download_form(request: web.Request) -> web.Response:
     document = await documents.application_form(services, case, fmt)
     if document is None:
         raise web.HTTPNotFound()
+    holder = Actor.of_staff(signed_in.staff) if signed_in is not None else None
+    client = channel.client_ip(request)  # recorded before it is sent: no record, no file
+    chat = (CHANNEL, chat_id)
+    await audit.download(services.db, chat, "download.form", case.number, CHANNEL, client, holder)
     return _attachment(document.content, document.name, document.mime)
 
 
@@ -215,6 +228,10 @@ async def download_file(request: web.Request) -> web.Response:
         content = await asyncio.to_thread(files.read, root, str(spec["h"]))
     except OSError:
         raise web.HTTPNotFound() from None
+    number = str(spec["k"]) if spec.get("k") else None
+    client = channel.client_ip(request)  # recorded before it is sent: no record, no file
+    db = channel.app.services.db
+    await audit.download(db, (CHANNEL, str(chat_id)), "download.file", number, CHANNEL, client)
     return _attachment(content, str(spec["n"]), str(spec["m"]))
 
 

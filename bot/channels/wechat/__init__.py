@@ -116,7 +116,10 @@ async def command_api(settings: Settings) -> AsyncIterator[WeChatApi]:
 
 def build_sender(settings: Settings, app: App, api: WeChatApi | None = None) -> WeChatSender:
     return WeChatSender(
-        api or build_api(settings, app), app.services, settings, download_links(settings)
+        api or build_api(settings, app),
+        app.services,
+        settings,
+        download_links(settings, app.services.db),
     )
 
 

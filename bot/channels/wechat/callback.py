@@ -169,7 +169,7 @@ class WeChatCallback:
                 if incoming is None:
                     return None
                 replies = await self.router.handle(incoming)
-                composed = compose(replies, self.sender.links.link)
+                composed = compose(replies, self.sender.links.linker(incoming.user))
                 if composed.buttons:
                     memory["buttons"] = [
                         {"label": b.label, "data": b.data} for b in composed.buttons

@@ -24,7 +24,7 @@ from bot.channels.wechat.api import (
 from bot.channels.wechat.compose import Composed, compose, notice_kind, template_data
 from bot.config import Settings
 from bot.outbox import Rejected, RetryLater, Undeliverable, Unreachable, delivering
-from chat.events import Button, Document, Reply
+from chat.events import Button, ChatUser, Document, Reply
 from handlers.context import Services
 from storage import wechat
 from storage.models import utcnow
@@ -56,7 +56,9 @@ class WeChatSender:
     ) -> None:
         row = delivering.get()
         kind = notice_kind(row.idempotency_key if row is not None else "", buttons)
-        composed = compose([Reply(text, buttons, document)], self.links.link)
+        composed = compose(
+            [Reply(text, buttons, document)], self.links.linker(ChatUser(CHANNEL, chat_id))
+        )
         try:
             if await self.in_window(chat_id):
                 try:
@@ -96,7 +98,8 @@ class WeChatSender:
             )
         when = utcnow().astimezone(CHINA).strftime("%Y-%m-%d %H:%M")
         data = template_data(text, when, self.settings.wechat_notice_api)
-        url = self.links.link(document) if document is not None else None
+        user = ChatUser(CHANNEL, openid)
+        url = self.links.link(document, user) if document is not None else None
         if self.settings.wechat_notice_api == "subscribe":
             await self.api.send_subscribe(openid, template_id, data)
         else:

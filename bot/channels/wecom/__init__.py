@@ -22,6 +22,7 @@ from bot.channels.wecom.callback import WeComCallback
 from bot.channels.wecom.sender import CHANNEL as CHANNEL
 from bot.channels.wecom.sender import WeComSender
 from bot.config import Settings, SettingsError
+from storage.db import Database
 from storage.wechat import (
     MemorySeenCallbacks,
     MemoryTokenCache,
@@ -96,7 +97,7 @@ def build_api(settings: Settings, tokens: TokenCache) -> WeComApi:
     )
 
 
-def download_links(settings: Settings) -> DownloadLinks:
+def download_links(settings: Settings, db: Database | None = None) -> DownloadLinks:
     """Documents go as links on the web server, signed with DOWNLOAD_SECRET (or a key
     derived from the app's secret)."""
     secret = (
@@ -104,13 +105,20 @@ def download_links(settings: Settings) -> DownloadLinks:
         or hmac.new(required(settings).secret.encode(), b"download", hashlib.sha256).hexdigest()
     )
     return DownloadLinks(
-        secret, settings.web_url, settings.files_dir, settings.download_ttl_seconds
+        secret,
+        settings.web_url,
+        settings.files_dir,
+        settings.download_ttl_seconds,
+        db,
+        settings.web_trust_proxy,
     )
 
 
 def build_sender(settings: Settings, app: App, api: WeComApi | None = None) -> WeComSender:
     api = api or build_api(settings, token_cache(settings, app))
-    return WeComSender(api, app.services, download_links(settings), oauth.authorize_url(settings))
+    return WeComSender(
+        api, app.services, download_links(settings, app.services.db), oauth.authorize_url(settings)
+    )
 
 
 def seen_callbacks(app: App) -> SeenCallbacks:

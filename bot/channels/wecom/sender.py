@@ -13,12 +13,13 @@ import asyncio
 import hashlib
 import logging
 import secrets
+from collections.abc import Callable
 
 from bot.channels.downloads import DownloadLinks
 from bot.channels.wecom.api import NOT_VISIBLE, RateLimited, WeChatApiError, WeComApi
 from bot.channels.wecom.cards import Card, Outgoing, compose
 from bot.outbox import Rejected, RetryLater, Unreachable, delivering
-from chat.events import Button, Document, Reply
+from chat.events import Button, ChatUser, Document, Reply
 from dialogs.texts import render
 from handlers.context import Services
 from handlers.routing import SHOWN
@@ -46,8 +47,11 @@ class WeComSender:
     ) -> None:
         self.api, self.services, self.links, self.desk_url = api, services, links, desk_url
 
-    def link(self, document: Document) -> str:
-        return self.links.link(document) if self.links is not None else self.desk_url
+    def linker(self, userid: str) -> Callable[[Document], str]:
+        """Links made for this member (their downloads are audited as theirs)."""
+        if self.links is None:
+            return lambda _: self.desk_url
+        return self.links.linker(ChatUser(CHANNEL, userid))
 
     # -- the outbox (bot/outbox.py Sender) ------------------------------------------------
 
@@ -59,7 +63,9 @@ class WeComSender:
             if await wecom.unreachable(session, chat_id):
                 raise Unreachable(f"{NOT_VISIBLE} not visible to the app")
         task = task_id_for(row)
-        out = compose([Reply(text, buttons, document)], self.link, self.desk_url, lambda: task)
+        out = compose(
+            [Reply(text, buttons, document)], self.linker(chat_id), self.desk_url, lambda: task
+        )
         notice = wecom.notice_of(row.idempotency_key) if row is not None else task
         try:
             await self.deliver(chat_id, out, notice)
@@ -107,7 +113,7 @@ class WeComSender:
 
     async def reply(self, userid: str, replies: list[Reply], tries: int = 3) -> None:
         """The answer to a member's message or press, in the app's chat."""
-        out = compose(replies, self.link, self.desk_url, lambda: task_id_for(None))
+        out = compose(replies, self.linker(userid), self.desk_url, lambda: task_id_for(None))
         for attempt in range(1, tries + 1):
             try:
                 await self.deliver(userid, out)

@@ -93,3 +93,36 @@ async def test_admin_assigns_at_the_desk_and_reads_the_audit_log(served: Served)
             await session.execute(update(Agency).values(contract_end=today - dt.timedelta(days=1)))
         async with agent.get(f"{served.url}desk") as response:
             assert response.status == 403 and mine.number not in await response.text()
+
+
+async def test_web_chat_views_and_downloads_are_recorded_with_the_client_address(
+    served: Served,
+) -> None:
+    app = served.app
+    case = await make_case(app, "gamma", "construction_permit")
+    origin = served.url.split("/", 3)[0] + "//" + served.url.split("/", 3)[2]
+    async with new_client() as window, new_client() as stranger:
+        await sign_in(served, window, "李娜")
+        async with window.ws_connect(f"{served.url}ws", origin=origin) as ws:
+            await ws.receive_json()  # history
+            await ws.send_json({"type": "button", "data": f"w:view:{case.number}"})
+            texts = []
+            while (message := await ws.receive_json())["type"] != "idle":
+                if message["type"] == "message" and message["message"]["from"] == "bot":
+                    texts.append(str(message["message"]["text"]))
+        assert any(case.number in text for text in texts)
+        async with window.get(f"{served.url}form/{case.number}.docx") as response:
+            assert response.status == 200 and (await response.read())[:2] == b"PK"
+        async with stranger.get(f"{served.url}") as response:
+            assert response.status == 200
+        async with stranger.get(f"{served.url}form/{case.number}.docx") as response:
+            assert response.status == 404  # not theirs: nothing served, nothing recorded
+    logged = await actions(app)
+    assert logged.count(("case.view", case.number, "127.0.0.1")) == 1
+    assert logged.count(("download.form", case.number, "127.0.0.1")) == 1
+    async with app.services.db.sessions() as session:
+        record = await session.scalar(
+            select(AuditRecord).where(AuditRecord.action == "download.form")
+        )
+    assert record is not None and record.actor_kind == "staff" and record.role == "window"
+    assert record.channel == "web"
