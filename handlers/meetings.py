@@ -84,7 +84,7 @@ async def call(ctx: Context, argument: str) -> list[Reply]:
         return [Reply(render("meetings/usage.j2", limit=limit))]
     staff, now = staff_of(ctx), _now(ctx)
     try:
-        async with ctx.services.db.transaction(immediate=True) as session:
+        async with ctx.transaction(immediate=True) as session:
             room = next((r for r in await bookings.rooms(session) if r.name == parts[1]), None)
             if room is None:
                 return [Reply(render("meetings/usage.j2", limit=limit))]
@@ -146,7 +146,7 @@ async def _draft(session: AsyncSession, ctx: Context, number: str) -> Meeting | 
 async def toggle(ctx: Context, data: MeetingToggle) -> list[Reply]:
     if data.kind not in ("p", "c", "u"):
         return [Reply(render("dialog/expired.j2"))]
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         meeting = await _draft(session, ctx, data.number)
         if meeting is None:
             return _refused()
@@ -165,7 +165,7 @@ async def _exists(session: AsyncSession, kind: str, ref: int) -> bool:
 
 @routes.button(MeetingSend, staff=True)
 async def send(ctx: Context, data: MeetingSend) -> list[Reply]:
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         meeting = await _draft(session, ctx, data.number)
         if meeting is None:
             return _refused()
@@ -180,7 +180,7 @@ async def send(ctx: Context, data: MeetingSend) -> list[Reply]:
 
 @routes.button(MeetingDrop, staff=True)
 async def drop(ctx: Context, data: MeetingDrop) -> list[Reply]:
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         meeting = await _draft(session, ctx, data.number)
         if meeting is None:
             return _refused()
@@ -209,7 +209,7 @@ async def confirm(ctx: Context, data: MeetingWho, text: str) -> list[Reply]:
     if not who or len(who) > ATTENDEES_LIMIT:
         ctx.state["mode"] = data.pack()
         return [Reply(render("meetings/who_bad.j2", limit=ATTENDEES_LIMIT))]
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         meeting = await meetings.by_number(session, data.number, lock=True)
         if meeting is None or staff.role != "chief":
             return _refused()
@@ -237,7 +237,7 @@ async def minutes(ctx: Context, data: MeetingMinutes, text: str) -> list[Reply]:
     if not body or len(body) > MINUTES_LIMIT:
         ctx.state["mode"] = data.pack()
         return [Reply(render("meetings/minutes_bad.j2", length=len(body), limit=MINUTES_LIMIT))]
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         meeting = await _draft(session, ctx, data.number)
         if meeting is None:
             return _refused()
@@ -304,7 +304,7 @@ async def _decide(ctx: Context, item_id: int, outcome: str, task: Task | None) -
     staff = staff_of(ctx)
     if not life.may_call(ctx.actor):
         return _refused()
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         item = await meetings.item(session, item_id, lock=True)
         if item is None or item.problem_id is None:
             return _refused()

@@ -69,7 +69,7 @@ async def propose(ctx: Context, argument: str) -> list[Reply]:
     if when is None:
         return [Reply(render("visits/when_format.j2"))]
     try:
-        async with ctx.services.db.transaction(immediate=True) as session:
+        async with ctx.transaction(immediate=True) as session:
             project = await key_projects.get(session, int(project_ref), lock=True)
             if project is None or not await on_team(session, staff, project.id):
                 return [Reply(render("visits/not_found.j2"))]
@@ -100,7 +100,7 @@ async def _enterprise_visit(
 @routes.button(VisitAgree, applicant=True)
 async def agree(ctx: Context, data: VisitAgree) -> list[Reply]:
     """The enterprise confirms the time; a second press (another device) changes nothing."""
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         visit = await _enterprise_visit(ctx, data.number, True, session)
         if visit is None:
             return [with_menu("visits/not_found.j2")]
@@ -130,7 +130,7 @@ async def other_time(ctx: Context, data: VisitWhen, text: str) -> list[Reply]:
         ctx.state["mode"] = data.pack()
         return [Reply(render("visits/when_format.j2"))]
     try:
-        async with ctx.services.db.transaction(immediate=True) as session:
+        async with ctx.transaction(immediate=True) as session:
             visit = await _enterprise_visit(ctx, data.number, True, session)
             if visit is None:
                 return [with_menu("visits/not_found.j2")]
@@ -147,7 +147,7 @@ async def other_time(ctx: Context, data: VisitWhen, text: str) -> list[Reply]:
 @routes.button(VisitAccept, staff=True)
 async def accept(ctx: Context, data: VisitAccept) -> list[Reply]:
     staff = staff_of(ctx)
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         visit = await visits.by_number(session, data.number, lock=True)
         if visit is None or not await life.on_team(session, staff, visit):
             return [Reply(render("visits/not_found.j2"))]
@@ -161,7 +161,7 @@ async def accept(ctx: Context, data: VisitAccept) -> list[Reply]:
 @routes.button(VisitUnitConfirm, staff=True)
 async def unit_confirm(ctx: Context, data: VisitUnitConfirm) -> list[Reply]:
     staff = staff_of(ctx)
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         visit = await visits.by_number(session, data.number, lock=True)
         if visit is None or staff.department_id not in {u.department_id for u in visit.units}:
             return [Reply(render("visits/not_found.j2"))]
@@ -197,7 +197,7 @@ async def record(ctx: Context, data: VisitRecord, text: str) -> list[Reply]:
         ctx.state["mode"] = data.pack()
         return [Reply(render("visits/record_too_long.j2", length=len(text), limit=RECORD_LIMIT))]
     note = "" if text.strip() in ("无", "没有") else text.strip()
-    async with ctx.services.db.transaction(immediate=True) as session:
+    async with ctx.transaction(immediate=True) as session:
         visit = await visits.by_number(session, data.number, lock=True)
         if visit is None or not await _may_mark(ctx, session, visit):
             return [Reply(render("visits/not_found.j2"))]
