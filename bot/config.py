@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     wecom_callback_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
     open_questions_limit: int = Field(5, ge=1, le=1000)  # unanswered questions per applicant
     daily_applications_limit: int = Field(3, ge=1, le=1000)  # applications per applicant per day
+    # Rows of each kind on one page of the web work list (/desk); the next page by keyset.
+    desk_page_size: int = Field(50, ge=5, le=500)
 
     @field_validator("database_url")
     @classmethod
