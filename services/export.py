@@ -13,11 +13,14 @@ import datetime as dt
 import io
 import os
 import re
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from chat.events import Document
 from dialogs.fields import format_phone
@@ -25,7 +28,7 @@ from dialogs.texts import label
 from storage import cases, key_projects
 from storage.cases import CaseLine
 from storage.db import Database
-from storage.key_projects import TOP_LEVEL, LedgerEntry
+from storage.key_projects import TOP_LEVEL, LedgerLine
 
 CHINA = dt.timezone(dt.timedelta(hours=8))
 TIME_FORMAT = "%Y-%m-%d %H:%M"
@@ -98,20 +101,19 @@ def _summary(text: str | None) -> str | None:
     return flat if len(flat) <= PLAN_SUMMARY else flat[: PLAN_SUMMARY - 1] + "…"
 
 
-def ledger_row(entry: LedgerEntry) -> list[Value]:
-    project = entry.project
-    team = "、".join(f"{s.name}（{s.department.name}）" for s in entry.team)
+def ledger_row(line: LedgerLine) -> list[Value]:
+    team = "、".join(f"{name}（{unit}）" for name, unit in line.team)
     return [
-        project.id,
-        project.name,
-        project.company,
-        label("key_projects", f"stage_{project.stage}"),
+        line.id,
+        line.name,
+        line.company,
+        label("key_projects", f"stage_{line.stage}"),
         team,
-        _summary(project.service_plan),
-        *(entry.open_by_level.get(level, 0) for level in range(1, TOP_LEVEL + 1)),
-        project.last_contact_at,
-        project.next_follow_up_at,
-        entry.case_number,
+        _summary(line.service_plan),
+        *(line.open_by_level.get(level, 0) for level in range(1, TOP_LEVEL + 1)),
+        line.last_contact_at,
+        line.next_follow_up_at,
+        line.case_number,
     ]
 
 
@@ -142,13 +144,6 @@ def case_row(case: CaseLine) -> list[Value]:
         created,
         updated,
     ]
-
-
-async def ledger_table(db: Database) -> Table:
-    async with db.sessions() as session:
-        entries = await key_projects.ledger(session)
-    sheet = label("key_projects", "ledger_sheet")
-    return Table(sheet, LEDGER_COLUMNS, [ledger_row(e) for e in entries])
 
 
 # -- writers: rows go out batch by batch, so memory stays flat in the row count ----------
@@ -303,17 +298,11 @@ def _replacing(path: Path) -> Iterator[IO[bytes]]:
 async def export_ledger(
     db: Database, path: Path, fmt: Format | str, progress: Progress | None = None
 ) -> int:
-    """Write the 重点项目动态管理台账 to `path`; returns the number of projects."""
-    table = await ledger_table(db)
-
-    def save() -> None:
-        with _replacing(Path(path)) as out:
-            write_table(table, out, Format(fmt))
-
-    await asyncio.to_thread(save)
-    if progress:
-        progress("write", len(table.rows), len(table.rows))
-    return len(table.rows)
+    """Write the 重点项目动态管理台账 to `path`; returns the number of projects. Read and
+    written a batch of projects at a time, like the case list."""
+    sheet = label("key_projects", "ledger_sheet")
+    with _replacing(Path(path)) as out:
+        return await _stream(db, out, Format(fmt), sheet, LEDGER_COLUMNS, _LedgerRows(), progress)
 
 
 async def export_cases(
@@ -323,38 +312,83 @@ async def export_cases(
     cases. Keyset pages of BATCH cases are read and written one after the other, so memory
     stays flat however many cases there are."""
     sheet = label("key_projects", "cases_sheet")
-    done = 0
     with _replacing(Path(path)) as out:
-        writer = await asyncio.to_thread(open_writer, Format(fmt), out, sheet, CASE_COLUMNS)
-        writing: asyncio.Future[None] | None = None
-        async with db.sessions() as session:
-            total = await cases.count(session)
-            last_id = 0
-            # The next batch is read while the writer's thread writes this one: at most two
-            # batches are held at any time.
-            while True:
-                last_id, batch = await cases.export_batch(session, last_id, BATCH)
-                if not batch:
-                    break
-                rows = [case_row(case) for case in batch]
-                if writing is not None:
-                    await writing
-                    if progress:
-                        progress("write", done, max(total, done))
-                writing = asyncio.ensure_future(asyncio.to_thread(writer.write, rows))
-                done += len(rows)
-        if writing is not None:
-            await writing
-            if progress:
-                progress("write", done, max(total, done))
-        await asyncio.to_thread(writer.close)
+        return await _stream(db, out, Format(fmt), sheet, CASE_COLUMNS, _CaseRows(), progress)
+
+
+Rows = list[list[Value]]
+
+
+class Batches(Protocol):
+    """A sheet's rows in keyset batches: the count first, then (last id read, rows) after an
+    id until the rows are none."""
+
+    async def count(self, session: AsyncSession) -> int: ...
+
+    async def after(self, session: AsyncSession, after_id: int) -> tuple[int, Rows]: ...
+
+
+class _CaseRows:
+    async def count(self, session: AsyncSession) -> int:
+        return await cases.count(session)
+
+    async def after(self, session: AsyncSession, after_id: int) -> tuple[int, Rows]:
+        last_id, batch = await cases.export_batch(session, after_id, BATCH)
+        return last_id, [case_row(case) for case in batch]
+
+
+class _LedgerRows:
+    async def count(self, session: AsyncSession) -> int:
+        return await key_projects.count_listing(session, None)
+
+    async def after(self, session: AsyncSession, after_id: int) -> tuple[int, Rows]:
+        last_id, batch = await key_projects.ledger_batch(session, after_id, BATCH)
+        return last_id, [ledger_row(line) for line in batch]
+
+
+async def _stream(
+    db: Database,
+    out: IO[bytes],
+    fmt: Format,
+    sheet: str,
+    columns: list[Column],
+    batches: Batches,
+    progress: Progress | None,
+) -> int:
+    """Rows from `batches` into a writer for `out`, batch by batch; returns how many."""
+    done = 0
+    writer = await asyncio.to_thread(open_writer, fmt, out, sheet, columns)
+    writing: asyncio.Future[None] | None = None
+    async with db.sessions() as session:
+        total = await batches.count(session)
+        last_id = 0
+        # The next batch is read while the writer's thread writes this one: at most two
+        # batches are held at any time.
+        while True:
+            last_id, rows = await batches.after(session, last_id)
+            if not rows:
+                break
+            if writing is not None:
+                await writing
+                if progress:
+                    progress("write", done, max(total, done))
+            writing = asyncio.ensure_future(asyncio.to_thread(writer.write, rows))
+            done += len(rows)
+    if writing is not None:
+        await writing
+    if progress:
+        progress("write", done, max(total, done))
+    await asyncio.to_thread(writer.close)
     return done
 
 
 async def ledger_document(db: Database, now: dt.datetime | None = None) -> tuple[Document, int]:
-    """The ledger as an xlsx attachment for the chat, and its number of projects."""
-    table = await ledger_table(db)
-    content = await asyncio.to_thread(render, table, Format.XLSX)
+    """The ledger as an xlsx attachment for the chat, and its number of projects (written
+    batch by batch to a temporary file, then read once)."""
+    with tempfile.TemporaryDirectory(prefix="bdb-ledger-") as folder:
+        path = Path(folder) / "ledger.xlsx"
+        count = await export_ledger(db, path, Format.XLSX)
+        content = await asyncio.to_thread(path.read_bytes)
     day = (now or dt.datetime.now(dt.UTC)).astimezone(CHINA).strftime("%Y%m%d")
     name = f"{label('key_projects', 'ledger_file')}_{day}.xlsx"
-    return Document(name=name, content=content, mime=XLSX_MIME), len(table.rows)
+    return Document(name=name, content=content, mime=XLSX_MIME), count
