@@ -376,8 +376,8 @@ async def _stream(
             done += len(rows)
     if writing is not None:
         await writing
-    if progress:
-        progress("write", done, max(total, done))
+        if progress:
+            progress("write", done, max(total, done))
     await asyncio.to_thread(writer.close)
     return done
 
