@@ -8,11 +8,13 @@ import io
 from pathlib import Path
 
 import openpyxl
-from sqlalchemy import insert, select, update
+import pytest
+from sqlalchemy import event, insert, select, update
 from typer.testing import CliRunner
 
 from bot.app import App
 from bot.cli import app as cli
+from services import export
 from services.export import BATCH, export_cases, export_ledger, ledger_document
 from storage import applicants, key_projects
 from storage.key_projects import Stage
@@ -281,3 +283,48 @@ def test_dates_are_the_serials_xlsxwriter_would_store() -> None:
         sheet.write_datetime(row, 0, local)
     book.close()
     assert numbers(ours) == numbers(buffer.getvalue()) and len(numbers(ours)) == len(moments)
+
+
+async def test_the_ledger_streams_batch_by_batch_with_counts_from_sql(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More projects than batches of 2: each project once, in id order, with its own team
+    and its open problems counted by level; the statements per batch do not grow with it."""
+    monkeypatch.setattr(export, "BATCH", 2)
+    async with app.services.db.transaction() as session:
+        people = dict((await session.execute(select(Staff.name, Staff.id))).tuples().all())
+        for n in range(7):
+            extra = [people["冯雪"]] * (n % 2)
+            project = await key_projects.create(
+                session, f"项目{n}", f"企业{n}", Stage.SIGNED, extra_members=extra
+            )
+            for level in range(1, n % 4 + 2):
+                problem = await key_projects.raise_problem(
+                    session, project, "问题", people["周静"], CONTACT
+                )
+                problem.level = level
+            solved = await key_projects.raise_problem(
+                session, project, "好了", people["周静"], CONTACT
+            )
+            solved.status = "resolved"
+    statements = 0
+
+    def seen(*_: object) -> None:
+        nonlocal statements
+        statements += 1
+
+    engine = app.services.db.engine.sync_engine
+    path = tmp_path / "ledger.csv"
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert await export_ledger(app.services.db, path, "csv") == 7
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert statements <= 1 + 3 * 4 + 1  # the count, three a batch of 2, the empty end
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))[1:]
+    assert [row[1] for row in rows] == [f"项目{n}" for n in range(7)]
+    for n, row in enumerate(rows):
+        team = "周静（政务服务中心）、赵刚（产业促进局）" + ("、冯雪（财政局）" if n % 2 else "")
+        assert row[4] == team
+        assert row[6:10] == ["1" if level <= n % 4 + 1 else "0" for level in range(1, 5)]
