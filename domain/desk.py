@@ -135,8 +135,13 @@ async def work_list(
     shown, status = wanted(Kind.CASE)
     if shown:
         scope = policy.scope(actor)
-        found = await desk.active_cases(session, scope, filters.search, status, after, size + 1)
-        totals[Kind.CASE] = await desk.count_cases(session, scope, filters.search, status)
+        if after is None:
+            found, totals[Kind.CASE] = await desk.active_cases_counted(
+                session, scope, filters.search, status, size + 1
+            )
+        else:
+            found = await desk.active_cases(session, scope, filters.search, status, after, size + 1)
+            totals[Kind.CASE] = await desk.count_cases(session, scope, filters.search, status)
         page(Kind.CASE, [_case_row(c, now) for c in found], [c.id for c in found])
     shown, status = wanted(Kind.PROBLEM)
     if shown:

@@ -1,7 +1,8 @@
 """The queries behind a staff member's work list (/desk): open questions, active cases in
 scope, open key-project problems; each narrowed by a search for a case number or company,
 a keyset page at a time (the row after which a page starts), with its total counted in SQL.
-Every page and count is one statement, however many rows there are."""
+Every page and count is one statement, however many rows there are; a count reads only the
+table it counts unless a search needs the others."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, raiseload
 
 from storage.cases import ACTIVE, Scope
 from storage.cases import _within as within_scope
@@ -81,6 +82,7 @@ _CASE_ANCHOR = aliased(Case, name="anchor")
 
 def _cases(scope: Scope, search: str, status: str | None) -> Select[tuple[Case]]:
     query = select(Case).where(Case.status.in_(ACTIVE), within_scope(scope))
+    query = query.options(raiseload(Case.applicant))  # the desk shows none of it
     if status is not None:
         query = query.where(Case.status == status)
     if search:
@@ -119,6 +121,18 @@ async def active_cases(
     return list((await session.scalars(query)).all())
 
 
+async def active_cases_counted(
+    session: AsyncSession, scope: Scope, search: str, status: str | None, limit: int
+) -> tuple[list[Case], int]:
+    """The first page of `active_cases` and how many there are in all, in one statement:
+    sorting by due time reads every case in scope anyway, so the total is a window over
+    those rows rather than a second pass (a unit's scope costs most of the page)."""
+    query = _cases(scope, search, status).add_columns(func.count().over())
+    query = query.order_by(Case.due_at.is_(None), Case.due_at, Case.id).limit(limit)
+    found = (await session.execute(query)).all()
+    return [row[0] for row in found], (found[0][1] if found else 0)
+
+
 async def count_cases(session: AsyncSession, scope: Scope, search: str, status: str | None) -> int:
     return await _count(session, _cases(scope, search, status).with_only_columns(Case.id))
 
@@ -141,8 +155,14 @@ def _problems(staff_id: int | None, search: str, level: int | None) -> Select[An
         select(Problem, KeyProject, Case.number)
         .join(KeyProject, KeyProject.id == Problem.key_project_id)
         .outerjoin(Case, Case.id == KeyProject.case_id)
-        .where(Problem.status == ProblemStatus.OPEN)
     )
+    return _problems_where(query, staff_id, search, level)
+
+
+def _problems_where(
+    query: Select[Any], staff_id: int | None, search: str, level: int | None
+) -> Select[Any]:
+    query = query.where(Problem.status == ProblemStatus.OPEN)
     if level is not None:
         query = query.where(Problem.level == level)
     if staff_id is not None:  # the ladder's rule in SQL: no look-up of a team per problem
@@ -187,4 +207,7 @@ async def open_problems(
 async def count_problems(
     session: AsyncSession, staff_id: int | None, search: str, level: int | None
 ) -> int:
-    return await _count(session, _problems(staff_id, search, level).with_only_columns(Problem.id))
+    if search:  # the search is on the project and its case
+        return await _count(session, _problems(staff_id, search, level))
+    query = _problems_where(select(func.count(Problem.id)), staff_id, search, level)
+    return int(await session.scalar(query) or 0)

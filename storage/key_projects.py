@@ -251,10 +251,13 @@ def handled_by(staff_id: int) -> ColumnElement[bool]:
     me = aliased(Staff, name="me")
     member = aliased(KeyProjectMember, name="member")
     mate = aliased(Staff, name="mate")
+    # Each membership test is an index probe per problem (OFFSET 0 keeps PostgreSQL from
+    # hashing every membership of every project first, as it does for an EXISTS in an OR).
     on_team = (
         select(member.id)
         .where(member.key_project_id == Problem.key_project_id, member.staff_id == me.id)
         .correlate_except(member)
+        .offset(0)
     )
     unit_on_team = (
         select(member.id)
@@ -265,6 +268,7 @@ def handled_by(staff_id: int) -> ColumnElement[bool]:
             mate.department_id == me.department_id,
         )
         .correlate_except(member, mate)
+        .offset(0)
     )
     lead_units = select(Department.id).where(Department.code.in_(JOINT_MEETING_UNITS))
     return (
