@@ -261,8 +261,10 @@ async def bulk_load(url: str, count: int) -> None:
 
 async def _key_projects(conn: asyncpg.Connection, count: int) -> None:
     """One key project per KEY_EVERY cases (linked to its case), its team the two lead-unit
-    chiefs (the default team) and one specialist in turn; two problems each, OPEN_PROBLEMS
-    in 8 open at every level of the ladder, the rest resolved."""
+    chiefs (the default team) and one specialist in turn, its next 回访 ahead; two problems
+    each, OPEN_PROBLEMS in 8 open at every level of the ladder, the rest resolved. As in the
+    steady state, an open problem below the top reached its level within the working days
+    before it moves up (the scheduler would move it otherwise); at the top it may be old."""
     chiefs = [
         r["id"]
         for r in await conn.fetch(
@@ -279,10 +281,12 @@ async def _key_projects(conn: asyncpg.Connection, count: int) -> None:
     n = projects + 1
     await conn.copy_records_to_table(
         "key_projects",
-        columns=["id", "case_id", "name", "company", "stage", "service_plan", "created_at"],
+        columns=["id", "case_id", "name", "company", "stage", "service_plan", "created_at",
+                 "last_contact_at", "next_follow_up_at"],
         records=(
             (k, k * KEY_EVERY, f"重点规模项目{k}", f"湖南重点测试{k % 300}有限公司",
-             stages[k % len(stages)], "一对一代办，按节点推进。", _ago(365 * YEARS * (1 - k / n)))
+             stages[k % len(stages)], "一对一代办，按节点推进。", _ago(365 * YEARS * (1 - k / n)),
+             _ago(1 + k % 5), NOW + dt.timedelta(days=1 + k % 20))
             for k in range(1, projects + 1)
         ),
     )  # fmt: skip
@@ -304,9 +308,15 @@ async def _key_projects(conn: asyncpg.Connection, count: int) -> None:
              "open" if p % 8 < OPEN_PROBLEMS else "resolved", chiefs[0], since, since,
              None if p % 8 < OPEN_PROBLEMS else since + dt.timedelta(days=2))
             for p in range(1, 2 * projects + 1)
-            for since in [_ago(1 + p % 90)]
+            for since in [_problem_since(p)]
         ),
     )  # fmt: skip
+
+
+def _problem_since(p: int) -> dt.datetime:
+    """When problem `p` reached its level: open below the top, within the last 20 hours."""
+    below_top = p % 8 < OPEN_PROBLEMS and 1 + p // 8 % 4 < 4
+    return NOW - dt.timedelta(hours=p % 20) if below_top else _ago(1 + p % 90)
 
 
 # -- timing -------------------------------------------------------------------------------
