@@ -161,6 +161,12 @@ async def test_each_kind_pages_by_keyset_with_every_row_once(served: Served) -> 
             problems
         )
         assert [int(r[1:]) for r in await rows_of_kind(client, served, "question")] == questions
+        for odd in ("?kind=case&after=x'--", "?kind=case&after=99999999999999999999"):
+            assert shown(await desk_page(client, served, odd)) == shown(
+                await desk_page(client, served, "?kind=case")
+            )  # a malformed anchor is the first page
+        gone = await desk_page(client, served, "?kind=case&after=999999")
+        assert not shown(gone) and "回到第一页" in gone  # a vanished anchor: no rows, a way back
         level_two = await desk_page(client, served, "?kind=problem&status=level_2")
         assert "暂无待办事项" in level_two  # a specialist handles level 1 only
     async with new_client() as chief:
