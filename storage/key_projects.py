@@ -122,15 +122,11 @@ async def is_member(session: AsyncSession, project_id: int, staff_id: int) -> bo
 
 
 def _listing(member_id: int | None) -> Select[tuple[KeyProject]]:
+    """Projects the staff member is on; every project when `member_id` is None (admins)."""
     query = select(KeyProject)
     if member_id is not None:
         query = query.join(KeyProjectMember).where(KeyProjectMember.staff_id == member_id)
     return query
-
-
-async def listing(session: AsyncSession, member_id: int | None) -> list[KeyProject]:
-    """Projects the staff member is on; every project when `member_id` is None (admins)."""
-    return list((await session.scalars(_listing(member_id).order_by(KeyProject.id))).all())
 
 
 async def listing_page(
