@@ -12,11 +12,18 @@ SQL statements per call) — and drops the databases at the end:
 - the scheduler tick in the steady state (nothing due: `bot.scheduler.tick`);
 - admin `/open`, `/cases` of the busiest applicant (first and a next page), staff `/inbox`,
   through the router as any channel calls it;
-- `bangdaiban export cases --format xlsx` as a subprocess: wall time and its peak RSS;
+- the staff surfaces of issue 27 over one key project per 20 cases (the two lead-unit chiefs
+  and a specialist on each team, two problems each, 3 in 8 of them open at every level of the
+  ladder): the web work list `/desk` of a specialist on few teams and of a lead-unit chief on
+  every team (the page as the browser gets it), the chief's `/kp` and a specialist's `/inbox`
+  (the cases with an item of the unit), first page and 下一页;
+- `bangdaiban export cases --format xlsx` and `export ledger` as subprocesses: wall time and
+  peak RSS;
 - `outbox.claim_due(20)` over the whole outbox.
 
     .venv/bin/python bench/scale_bench.py [--sizes 1000 10000 100000] [--repeat 30]
     .venv/bin/python bench/scale_bench.py --export-only --exports 3 --sizes 10000 100000
+    .venv/bin/python bench/scale_bench.py --only desk kp inbox_unit --sizes 100000
 
 `--export-only` loads the data and runs only the export, `--exports N` times per size (sizes
 in turn, round after round), printing every run and the machine's load average beside it.
@@ -42,22 +49,30 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import asyncpg  # noqa: E402
-from sqlalchemy import event, text  # noqa: E402
+from sqlalchemy import event, select, text  # noqa: E402
 
 from bench_common import drop_database, fresh_database  # noqa: E402
 from bot import scheduler  # noqa: E402
 from bot.app import App, build_app  # noqa: E402
+from bot.channels.web import desk as web_desk  # noqa: E402
 from bot.channels.web.stats import default_range  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from chat.events import ChatUser, Incoming  # noqa: E402
+from dialogs.texts import labels  # noqa: E402
+from dialogs.texts import render as render_text  # noqa: E402
+from domain import desk as domain_desk  # noqa: E402
 from domain import stats  # noqa: E402
+from domain.policy import Actor  # noqa: E402
 from services.workdays import today_in_china  # noqa: E402
 from storage import outbox  # noqa: E402
+from storage.models import Staff  # noqa: E402
 from storage.state import MemoryStateStore  # noqa: E402
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 APPLICANTS = 2_000
 BUSY_EVERY = 30  # one case in 30 is the busiest applicant's
+KEY_EVERY = 20  # one case in 20 is a key project's
+OPEN_PROBLEMS = 3  # of every 8 problems
 YEARS = 2
 CHANNEL = "telegram"
 NOW = dt.datetime.now(dt.UTC)
@@ -112,8 +127,9 @@ def _case_rows(count: int, catalog: list[tuple[int, str, int]]) -> Iterator[tupl
                 due = created + dt.timedelta(days=3)
         updated = max(created + dt.timedelta(hours=6), asked or created)
         handler = 1 + i % 10
+        kind = "key" if i % KEY_EVERY == 0 else "general"
         yield (
-            i, f"BDB-{created.year}-{i:06d}", f"k{i}", "ABCDEF", applicant, status, "general",
+            i, f"BDB-{created.year}-{i:06d}", f"k{i}", "ABCDEF", applicant, status, kind,
             f"湖南规模测试{i % 500}有限公司", None, f"规模测试项目{i}", None, "王五",
             "+8613900002222", "项目位于湘江新区，规模测试数据。", None, "材料齐全", None,
             handler, None, due, paused, reminded, asked, created, updated,
@@ -147,7 +163,9 @@ async def bulk_load(url: str, count: int) -> None:
         window = await conn.fetchval("SELECT id FROM staff WHERE name = '李娜'")
         await conn.execute(
             "UPDATE staff SET channel = 'test', chat_id = 'admin' WHERE name = '陈晨';"
-            "UPDATE staff SET channel = 'test', chat_id = 'window' WHERE name = '李娜'"
+            "UPDATE staff SET channel = 'test', chat_id = 'window' WHERE name = '李娜';"
+            "UPDATE staff SET channel = 'test', chat_id = 'chief' WHERE name = '周静';"
+            "UPDATE staff SET channel = 'test', chat_id = 'specialist' WHERE name = '许芳'"
         )
         await conn.copy_records_to_table(
             "applicants",
@@ -268,7 +286,15 @@ async def bulk_load(url: str, count: int) -> None:
             records=((f"pending:{n}", CHANNEL, f"p{n}", "通知", "[]", "pending", 0, NOW, NOW)
                      for n in range(50)),
         )  # fmt: skip
-        for table in ("applicants", "cases", "announcements", "case_ratings"):
+        await _key_projects(conn, count)
+        for table in (
+            "applicants",
+            "cases",
+            "announcements",
+            "case_ratings",
+            "key_projects",
+            "problems",
+        ):
             await conn.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                 f"(SELECT max(id) FROM {table}))"
@@ -280,6 +306,66 @@ async def bulk_load(url: str, count: int) -> None:
         await conn.execute("VACUUM ANALYZE")
     finally:
         await conn.close()
+
+
+async def _key_projects(conn: asyncpg.Connection, count: int) -> None:
+    """One key project per KEY_EVERY cases (linked to its case), its team the two lead-unit
+    chiefs (the default team) and one specialist in turn, its next 回访 ahead; two problems
+    each, OPEN_PROBLEMS in 8 open at every level of the ladder, the rest resolved. As in the
+    steady state, an open problem below the top reached its level within the working days
+    before it moves up (the scheduler would move it otherwise); at the top it may be old."""
+    chiefs = [
+        r["id"]
+        for r in await conn.fetch(
+            "SELECT s.id FROM staff s JOIN departments d ON d.id = s.department_id "
+            "WHERE s.role = 'chief' AND d.code IN ('government_services', "
+            "'industry_promotion') ORDER BY s.id"
+        )
+    ]
+    specialists = [
+        r["id"] for r in await conn.fetch("SELECT id FROM staff WHERE role = 'specialist'")
+    ]
+    projects = count // KEY_EVERY
+    stages = ["negotiating", "signed", "applied", "building", "done"]
+    n = projects + 1
+    await conn.copy_records_to_table(
+        "key_projects",
+        columns=["id", "case_id", "name", "company", "stage", "service_plan", "created_at",
+                 "last_contact_at", "next_follow_up_at"],
+        records=(
+            (k, k * KEY_EVERY, f"重点规模项目{k}", f"湖南重点测试{k % 300}有限公司",
+             stages[k % len(stages)], "一对一代办，按节点推进。", _ago(365 * YEARS * (1 - k / n)),
+             _ago(1 + k % 5), NOW + dt.timedelta(days=1 + k % 20))
+            for k in range(1, projects + 1)
+        ),
+    )  # fmt: skip
+    await conn.copy_records_to_table(
+        "key_project_members",
+        columns=["key_project_id", "staff_id"],
+        records=(
+            (k, staff)
+            for k in range(1, projects + 1)
+            for staff in [*chiefs, specialists[k % len(specialists)]]
+        ),
+    )
+    await conn.copy_records_to_table(
+        "problems",
+        columns=["id", "key_project_id", "text", "level", "status", "raised_by", "raised_at",
+                 "level_since", "resolved_at"],
+        records=(
+            (p, 1 + (p - 1) // 2, "用地指标尚未落实，需协调。", 1 + p // 8 % 4,
+             "open" if p % 8 < OPEN_PROBLEMS else "resolved", chiefs[0], since, since,
+             None if p % 8 < OPEN_PROBLEMS else since + dt.timedelta(days=2))
+            for p in range(1, 2 * projects + 1)
+            for since in [_problem_since(p)]
+        ),
+    )  # fmt: skip
+
+
+def _problem_since(p: int) -> dt.datetime:
+    """When problem `p` reached its level: open below the top, within the last 20 hours."""
+    below_top = p % 8 < OPEN_PROBLEMS and 1 + p // 8 % 4 < 4
+    return NOW - dt.timedelta(hours=p % 20) if below_top else _ago(1 + p % 90)
 
 
 # -- timing -------------------------------------------------------------------------------
@@ -321,13 +407,13 @@ async def interleaved(calls: dict[int, tuple[App, Call]], repeat: int) -> dict[i
     return timings
 
 
-def export_run(url: str) -> tuple[float, float, float, int]:
-    """`bangdaiban export cases --format xlsx` in its own process: wall seconds, CPU seconds
+def export_run(url: str, what: str = "cases") -> tuple[float, float, float, int]:
+    """`bangdaiban export <what> --format xlsx` in its own process: wall seconds, CPU seconds
     and peak RSS (MB) of that process alone (wait4), and the file's size in bytes."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "cases.xlsx"
+        out = Path(tmp) / f"{what}.xlsx"
         env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": ""}
-        command = [sys.executable, "-m", "bot", "export", "cases", "--format", "xlsx"]
+        command = [sys.executable, "-m", "bot", "export", what, "--format", "xlsx"]
         start = time.perf_counter()
         child = subprocess.Popen(
             [*command, "--out", str(out)], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
@@ -402,27 +488,80 @@ async def _operations(app: App) -> tuple[dict[str, Call], dict[str, str]]:
         async with app.services.db.sessions() as session:
             await stats.gather(session, stats.day_span(first, last), stats.StatsScope(), today)
 
-    replies = await router.handle(Incoming.say(ChatUser("test", "busy"), "/cases"))
-    next_page = next(
-        b.data for r in replies for b in r.all_buttons() if b.data.startswith("c:page:")
-    )
+    async def next_of(chat_id: str, words: str, prefix: str) -> Call | None:
+        """下一页 of the list `words` shows, if it has one."""
+        replies = await router.handle(Incoming.say(ChatUser("test", chat_id), words))
+        buttons = (b.data for r in replies for b in r.all_buttons())
+        data = next((d for d in buttons if d.startswith(prefix)), None)
+        return None if data is None else press(chat_id, data)
+
+    async def desk_of(name: str) -> Call:
+        async with app.services.db.sessions() as session:
+            staff = await session.scalar(select(Staff).where(Staff.name == name))
+        assert staff is not None
+        return lambda: desk_page(app, staff)
+
     async with app.services.db.sessions() as session:
         open_now = await session.scalar(
             text("SELECT count(*) FROM questions WHERE status IN ('open', 'forwarded')")
         )
         busy = await session.scalar(text("SELECT count(*) FROM cases WHERE applicant_id = 1"))
         outbox_rows = await session.scalar(text("SELECT count(*) FROM outbox"))
-    calls = {
+        problems = await session.scalar(text("SELECT count(*) FROM problems WHERE status = 'open'"))
+        projects = await session.scalar(text("SELECT count(*) FROM key_projects"))
+        unit = await session.scalar(
+            text(
+                "SELECT count(DISTINCT i.case_id) FROM case_items i JOIN staff s "
+                "ON s.department_id = i.department_id WHERE s.name = '许芳'"
+            )
+        )
+    calls: dict[str, Call | None] = {
         "tick": tick,
         "open": say("admin", "/open"),
         "cases": say("busy", "/cases"),
-        "cases_next": press("busy", next_page),
+        "cases_next": await next_of("busy", "/cases", "c:page:"),
         "inbox": say("window", "/inbox"),
+        "desk": await desk_of("许芳"),
+        "desk_chief": await desk_of("周静"),
+        "kp": say("chief", "/kp"),
+        "inbox_unit": say("specialist", "/inbox"),
+        "inbox_unit_next": await next_of("specialist", "/inbox", "w:inbox:"),
+        "kp_next": await next_of("chief", "/kp", "k:page:"),  # none before issue 27
         "claim": claim,
         "stats": service_stats,
     }
-    notes = {"open": f"{open_now} open", "cases": f"{busy} cases", "claim": f"{outbox_rows:,} rows"}
-    return calls, notes
+    notes = {
+        "open": f"{open_now} open",
+        "cases": f"{busy} cases",
+        "claim": f"{outbox_rows:,} rows",
+        "desk": f"{problems:,} open problems",
+        "kp": f"{projects:,} projects",
+        "inbox_unit": f"{unit:,} cases of the unit",
+    }
+    return {k: c for k, c in calls.items() if c is not None}, notes
+
+
+async def desk_page(app: App, staff: Staff) -> str:
+    """The /desk page as the browser gets it (without the HTTP round trip)."""
+    render_page = getattr(web_desk, "desk_text", None)
+    if render_page is not None:
+        filters = domain_desk.Filters()
+        found = await render_page(app.services.db, staff, filters, app.settings.desk_page_size)
+        return str(found[0] if isinstance(found, tuple) else found)
+    # the code before issue 27: the handler's body
+    actor = Actor.of_staff(staff)
+    async with app.services.db.sessions() as session:
+        rows = await domain_desk.work_list(session, actor, domain_desk.Filters())
+    return render_text(
+        "web/desk.html.j2",
+        staff=staff,
+        rows=rows,
+        filters=domain_desk.Filters(),
+        kinds=labels("desk_kinds"),
+        statuses=web_desk._status_options(),
+        status_label=web_desk.status_label,
+        exports=web_desk._exports(actor),
+    )
 
 
 OPERATIONS = {
@@ -431,7 +570,14 @@ OPERATIONS = {
     "cases": "`/cases` of the busiest applicant",
     "cases_next": "the same, 下一页",
     "inbox": "staff `/inbox` (window: every active case)",
+    "desk": "web `/desk` of a specialist on few teams",
+    "desk_chief": "web `/desk` of a lead-unit chief on every team",
+    "kp": "chief's `/kp`",
+    "kp_next": "the same, 下一页",
+    "inbox_unit": "specialist's `/inbox` (cases with an item of the unit)",
+    "inbox_unit_next": "the same, 下一页",
     "export": "`export cases --format xlsx`: time, peak RSS",
+    "export_ledger": "`export ledger --format xlsx`: time, peak RSS",
     "claim": "`outbox.claim_due(20)`",
     "stats": "`/desk/stats` figures, last 12 months, whole service",
 }
@@ -443,7 +589,11 @@ async def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--export-only", action="store_true", help="time only the export")
     parser.add_argument("--exports", type=int, default=1, help="export runs per size")
+    parser.add_argument("--only", nargs="+", choices=list(OPERATIONS), help="these operations")
     args = parser.parse_args()
+    wanted = set(args.only or OPERATIONS)
+    if args.export_only:
+        wanted &= {"export", "export_ledger"}
     loaded: dict[int, Loaded] = {}
     cells: dict[int, dict[str, str]] = {size: {} for size in args.sizes}
     try:
@@ -452,26 +602,36 @@ async def main() -> None:
                 print(f"{size:,} cases …", flush=True)
                 loaded[size] = await load(size, Path(files), args.export_only)
             for key in loaded[args.sizes[0]].calls:
-                calls = {s: (r.app, r.calls[key]) for s, r in loaded.items() if r.app is not None}
+                if key not in wanted:
+                    continue
+                calls = {
+                    s: (r.app, r.calls[key])
+                    for s, r in loaded.items()
+                    if r.app is not None and key in r.calls
+                }
                 for size, timing in (await interleaved(calls, args.repeat)).items():
                     note = loaded[size].notes.get(key)
                     cells[size][key] = timing.cell() + (f"; {note}" if note else "")
             for run in loaded.values():
                 if run.app is not None:
                     await run.app.close()
-            runs: dict[int, list[tuple[float, float, float, int]]] = {s: [] for s in loaded}
-            for round_ in range(1, args.exports + 1):
-                for size, run in loaded.items():
-                    before = os.getloadavg()[0]
-                    runs[size].append(export_run(run.url))
-                    seconds, cpu, rss, _ = runs[size][-1]
-                    print(
-                        f"  export {size:,} #{round_}: {seconds:.1f} s (CPU {cpu:.1f} s), "
-                        f"{rss:.0f} MB; load average {before:.1f} → {os.getloadavg()[0]:.1f}",
-                        flush=True,
-                    )
-            for size in loaded:
-                cells[size]["export"] = export_cell(runs[size])
+            for key, what in (("export", "cases"), ("export_ledger", "ledger")):
+                if key not in wanted:
+                    continue
+                runs: dict[int, list[tuple[float, float, float, int]]] = {s: [] for s in loaded}
+                for round_ in range(1, args.exports + 1):
+                    for size, run in loaded.items():
+                        before = os.getloadavg()[0]
+                        runs[size].append(export_run(run.url, what))
+                        seconds, cpu, rss, _ = runs[size][-1]
+                        print(
+                            f"  export {what} {size:,} #{round_}: {seconds:.1f} s "
+                            f"(CPU {cpu:.1f} s), {rss:.0f} MB; load average {before:.1f} → "
+                            f"{os.getloadavg()[0]:.1f}",
+                            flush=True,
+                        )
+                for size in loaded:
+                    cells[size][key] = export_cell(runs[size])
     finally:
         for run in loaded.values():
             await drop_database(run.url)
@@ -479,9 +639,10 @@ async def main() -> None:
     print("| operation | " + " | ".join(f"{s:,} cases" for s in args.sizes) + " |")
     print("|---|" + "---|" * len(args.sizes))
     for key, title in OPERATIONS.items():
-        if args.export_only and key != "export":
+        if key not in wanted or not any(key in cells[s] for s in args.sizes):
             continue
-        print(f"| {title} | " + " | ".join(cells[s][key] for s in args.sizes) + " |")
+        row = " | ".join(cells[s].get(key, "—") for s in args.sizes)
+        print(f"| {title} | {row} |")
 
 
 if __name__ == "__main__":

@@ -146,6 +146,8 @@ class Settings(BaseSettings):
     # 联席会议: the longest meeting in room slots; agenda candidates offered to the caller.
     meeting_max_slots: int = Field(4, ge=1, le=12)
     meeting_agenda_choices: int = Field(10, ge=1, le=30)
+    # Rows of each kind on one page of the web work list (/desk); the next page by keyset.
+    desk_page_size: int = Field(50, ge=5, le=500)
 
     @field_validator("database_url")
     @classmethod

@@ -25,6 +25,7 @@ from domain.key_projects import (
 )
 from domain.policy import Actor, Right, is_admin
 from handlers.context import Context
+from handlers.pages import Cursor, PageRef
 from handlers.routes import Routes, staff_of
 from services.export import ledger_document
 from services.workdays import add_workdays
@@ -70,6 +71,9 @@ class StageTo(CallbackData, prefix="k:stageto"):
     stage: Stage
 
 
+class ProjectsPage(PageRef, prefix="k:page"): ...
+
+
 class ProjectText(Prompt):
     """The text typed after 代办方案 / 添加节点 / 反映问题, kept as `kp_<step>:<id>`."""
 
@@ -107,18 +111,28 @@ async def _team_project(session: AsyncSession, staff: Staff, project_id: int) ->
 # -- commands -----------------------------------------------------------------------------
 
 
-async def list_projects(ctx: Context, _: str = "") -> list[Reply]:
-    """`/kp`: the key projects this staff member is on (administrators: all)."""
+@routes.on(ProjectsPage, actor=True)
+async def list_projects(ctx: Context, page_text: str = "") -> list[Reply]:
+    """`/kp`: the key projects this staff member is on (administrators: all), a page at a
+    time."""
     staff = await _staff(ctx)
     if staff is None:
         return [_reply("key_projects/not_allowed.j2")]
+    member = None if is_admin(staff) else staff.id
+    cursor = Cursor.parse(page_text)
     async with ctx.services.db.sessions() as session:
-        if staff.role == Role.AGENT:  # an agent's projects are those assigned, not joined
-            projects = await agencies.projects_of_agent(session, staff.id)
-        else:
-            projects = await key_projects.listing(session, None if is_admin(staff) else staff.id)
+        # An agent's projects are those assigned to their agency, not teams they joined.
+        only = agencies.agent_project_ids(staff.id) if staff.role == Role.AGENT else None
+        total = await key_projects.count_listing(session, member, only)
+        found = await key_projects.listing_page(session, member, cursor.keyset, only)
+        if not found and cursor != Cursor():  # the page's anchor is gone: start over
+            cursor = Cursor()
+            found = await key_projects.listing_page(session, member, cursor.keyset, only)
+    projects, page, pager = cursor.window(found, lambda p: p.id, total, ProjectsPage)
     rows = [[ProjectView(p.id).button(f"#{p.id} {p.name}")] for p in projects]
-    return [_reply("key_projects/list.j2", rows, projects=projects)]
+    if pager:
+        rows.append(pager)
+    return [_reply("key_projects/list.j2", rows, projects=projects, page=page)]
 
 
 def _parse_new(argument: str) -> tuple[str, str] | None:

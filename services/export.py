@@ -13,11 +13,14 @@ import datetime as dt
 import io
 import os
 import re
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from chat.events import Document
 from dialogs.fields import format_phone
@@ -25,7 +28,7 @@ from dialogs.texts import label
 from storage import cases, key_projects
 from storage.cases import CaseLine
 from storage.db import Database
-from storage.key_projects import TOP_LEVEL, LedgerEntry
+from storage.key_projects import TOP_LEVEL, LedgerLine
 
 CHINA = dt.timezone(dt.timedelta(hours=8))
 TIME_FORMAT = "%Y-%m-%d %H:%M"
@@ -98,20 +101,19 @@ def _summary(text: str | None) -> str | None:
     return flat if len(flat) <= PLAN_SUMMARY else flat[: PLAN_SUMMARY - 1] + "…"
 
 
-def ledger_row(entry: LedgerEntry) -> list[Value]:
-    project = entry.project
-    team = "、".join(f"{s.name}（{s.department.name}）" for s in entry.team)
+def ledger_row(line: LedgerLine) -> list[Value]:
+    team = "、".join(f"{name}（{unit}）" for name, unit in line.team)
     return [
-        project.id,
-        project.name,
-        project.company,
-        label("key_projects", f"stage_{project.stage}"),
+        line.id,
+        line.name,
+        line.company,
+        label("key_projects", f"stage_{line.stage}"),
         team,
-        _summary(project.service_plan),
-        *(entry.open_by_level.get(level, 0) for level in range(1, TOP_LEVEL + 1)),
-        project.last_contact_at,
-        project.next_follow_up_at,
-        entry.case_number,
+        _summary(line.service_plan),
+        *(line.open_by_level.get(level, 0) for level in range(1, TOP_LEVEL + 1)),
+        line.last_contact_at,
+        line.next_follow_up_at,
+        line.case_number,
     ]
 
 
@@ -142,13 +144,6 @@ def case_row(case: CaseLine) -> list[Value]:
         created,
         updated,
     ]
-
-
-async def ledger_table(db: Database) -> Table:
-    async with db.sessions() as session:
-        entries = await key_projects.ledger(session)
-    sheet = label("key_projects", "ledger_sheet")
-    return Table(sheet, LEDGER_COLUMNS, [ledger_row(e) for e in entries])
 
 
 # -- writers: rows go out batch by batch, so memory stays flat in the row count ----------
@@ -187,17 +182,22 @@ def excel_serial(moment: dt.datetime) -> float | None:
 
 
 class XlsxWriter:
-    """Header row bold and frozen, column widths set. XlsxWriter's constant-memory mode
-    writes each row out as the next one starts (several times faster than openpyxl's
-    write-only sheet, measured in bench/scale_bench.py); text is never read as a formula,
-    a number or a link.
+    """Header row bold and frozen, column widths set, in XlsxWriter's constant-memory mode
+    (each row goes to the sheet's row file as it is written; several times faster than
+    openpyxl's write-only sheet, measured in bench/scale_bench.py); text is never read as a
+    formula, a number or a link.
 
-    Cells go in through XlsxWriter's typed writers (`write_string`, `write_number`) rather
-    than `write_row`, whose per-cell type dispatch and date conversion cost more than the
-    cell's XML; empty cells are left out, as `write_row` leaves them."""
+    The data rows' cells are written as the XML XlsxWriter itself writes for them in that
+    mode (an inline string, or a number with its style), straight into the sheet's row
+    file: XlsxWriter's per-cell path (argument decorator, dimension check, cell tuple, then
+    attribute lists and three regular expressions per string) was two thirds of a 100k-case
+    export's CPU. A string that needs XlsxWriter's escapes (control characters, `_xHHHH_`,
+    surrounding whitespace) goes through XlsxWriter's own escaping; tests/handlers/
+    test_export.py checks the sheet against XlsxWriter's typed writers cell for cell."""
 
     def __init__(self, out: IO[bytes], sheet_name: str, columns: list[Column]) -> None:
         import xlsxwriter
+        from xlsxwriter.utility import xl_col_to_name
 
         self.book = xlsxwriter.Workbook(
             out,
@@ -216,33 +216,57 @@ class XlsxWriter:
             self.sheet.set_column(index, index, column.width)
             self.sheet.write_string(0, index, column.header, bold)
         self.sheet.freeze_panes(1, 0)
+        self.letters = [xl_col_to_name(index) for index in range(len(columns))]
         self.row = 0
 
     def write(self, rows: Sequence[Sequence[Value]]) -> None:
-        sheet, time = self.sheet, self.time
-        string, number = sheet.write_string, sheet.write_number
+        sheet, letters = self.sheet, self.letters
+        if self.row == 0:
+            sheet._write_single_row(1)  # the header row, as writing row 1 would flush it
+        time_style = f' s="{self.time._get_xf_index()}"'
+        parts: list[str] = []
+        add = parts.append
         for row in rows:
             self.row += 1
-            index = self.row
+            number = str(self.row + 1)
+            add(f'<row r="{number}">')
             for column, value in enumerate(row):
                 if isinstance(value, str):
                     if not value.isprintable():
                         value = ILLEGAL_CHARACTERS.sub("", value)
                     if value:
-                        string(index, column, value)
+                        add(_inline_string(sheet, f"{letters[column]}{number}", value))
                 elif value is None:
                     continue
                 elif isinstance(value, dt.datetime):
                     serial = excel_serial(value)
-                    if serial is None:
-                        sheet.write_datetime(index, column, _local(value), time)
-                    else:
-                        number(index, column, serial, time)
+                    if serial is None:  # before 1900-03-01: XlsxWriter's own conversion
+                        serial = sheet._convert_date_time(_local(value))
+                    add(f'<c r="{letters[column]}{number}"{time_style}><v>{serial:.16G}</v></c>')
                 else:
-                    number(index, column, value)
+                    add(f'<c r="{letters[column]}{number}"><v>{value:.16G}</v></c>')
+            add("</row>")
+        if rows:
+            sheet.fh.write("".join(parts))
+            sheet._check_dimensions(self.row, 0)  # the sheet's extent, as each cell would
+            sheet.previous_row = self.row + 1
 
     def close(self) -> None:
         self.book.close()
+
+
+def _inline_string(sheet: Any, ref: str, value: str) -> str:
+    """A string cell as XlsxWriter's constant-memory mode writes it."""
+    if "_x" in value or not value.isprintable() or value[0].isspace() or value[-1].isspace():
+        from xlsxwriter.utility import _preserve_whitespace
+
+        value = sheet._escape_control_characters(value)
+        space = ' xml:space="preserve"' if _preserve_whitespace(value) else ""
+    else:
+        space = ""
+    if "&" in value or "<" in value or ">" in value:
+        value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return f'<c r="{ref}" t="inlineStr"><is><t{space}>{value}</t></is></c>'
 
 
 def _csv_value(value: Value) -> str:
@@ -303,17 +327,11 @@ def _replacing(path: Path) -> Iterator[IO[bytes]]:
 async def export_ledger(
     db: Database, path: Path, fmt: Format | str, progress: Progress | None = None
 ) -> int:
-    """Write the 重点项目动态管理台账 to `path`; returns the number of projects."""
-    table = await ledger_table(db)
-
-    def save() -> None:
-        with _replacing(Path(path)) as out:
-            write_table(table, out, Format(fmt))
-
-    await asyncio.to_thread(save)
-    if progress:
-        progress("write", len(table.rows), len(table.rows))
-    return len(table.rows)
+    """Write the 重点项目动态管理台账 to `path`; returns the number of projects. Read and
+    written a batch of projects at a time, like the case list."""
+    sheet = label("key_projects", "ledger_sheet")
+    with _replacing(Path(path)) as out:
+        return await _stream(db, out, Format(fmt), sheet, LEDGER_COLUMNS, _LedgerRows(), progress)
 
 
 async def export_cases(
@@ -323,38 +341,83 @@ async def export_cases(
     cases. Keyset pages of BATCH cases are read and written one after the other, so memory
     stays flat however many cases there are."""
     sheet = label("key_projects", "cases_sheet")
-    done = 0
     with _replacing(Path(path)) as out:
-        writer = await asyncio.to_thread(open_writer, Format(fmt), out, sheet, CASE_COLUMNS)
-        writing: asyncio.Future[None] | None = None
-        async with db.sessions() as session:
-            total = await cases.count(session)
-            last_id = 0
-            # The next batch is read while the writer's thread writes this one: at most two
-            # batches are held at any time.
-            while True:
-                last_id, batch = await cases.export_batch(session, last_id, BATCH)
-                if not batch:
-                    break
-                rows = [case_row(case) for case in batch]
-                if writing is not None:
-                    await writing
-                    if progress:
-                        progress("write", done, max(total, done))
-                writing = asyncio.ensure_future(asyncio.to_thread(writer.write, rows))
-                done += len(rows)
-        if writing is not None:
-            await writing
-            if progress:
-                progress("write", done, max(total, done))
-        await asyncio.to_thread(writer.close)
+        return await _stream(db, out, Format(fmt), sheet, CASE_COLUMNS, _CaseRows(), progress)
+
+
+Rows = list[list[Value]]
+
+
+class Batches(Protocol):
+    """A sheet's rows in keyset batches: the count first, then (last id read, rows) after an
+    id until the rows are none."""
+
+    async def count(self, session: AsyncSession) -> int: ...
+
+    async def after(self, session: AsyncSession, after_id: int) -> tuple[int, Rows]: ...
+
+
+class _CaseRows:
+    async def count(self, session: AsyncSession) -> int:
+        return await cases.count(session)
+
+    async def after(self, session: AsyncSession, after_id: int) -> tuple[int, Rows]:
+        last_id, batch = await cases.export_batch(session, after_id, BATCH)
+        return last_id, [case_row(case) for case in batch]
+
+
+class _LedgerRows:
+    async def count(self, session: AsyncSession) -> int:
+        return await key_projects.count_listing(session, None)
+
+    async def after(self, session: AsyncSession, after_id: int) -> tuple[int, Rows]:
+        last_id, batch = await key_projects.ledger_batch(session, after_id, BATCH)
+        return last_id, [ledger_row(line) for line in batch]
+
+
+async def _stream(
+    db: Database,
+    out: IO[bytes],
+    fmt: Format,
+    sheet: str,
+    columns: list[Column],
+    batches: Batches,
+    progress: Progress | None,
+) -> int:
+    """Rows from `batches` into a writer for `out`, batch by batch; returns how many."""
+    done = 0
+    writer = await asyncio.to_thread(open_writer, fmt, out, sheet, columns)
+    writing: asyncio.Future[None] | None = None
+    async with db.sessions() as session:
+        total = await batches.count(session)
+        last_id = 0
+        # The next batch is read while the writer's thread writes this one: at most two
+        # batches are held at any time.
+        while True:
+            last_id, rows = await batches.after(session, last_id)
+            if not rows:
+                break
+            if writing is not None:
+                await writing
+                if progress:
+                    progress("write", done, max(total, done))
+            writing = asyncio.ensure_future(asyncio.to_thread(writer.write, rows))
+            done += len(rows)
+    if writing is not None:
+        await writing
+        if progress:
+            progress("write", done, max(total, done))
+    await asyncio.to_thread(writer.close)
     return done
 
 
 async def ledger_document(db: Database, now: dt.datetime | None = None) -> tuple[Document, int]:
-    """The ledger as an xlsx attachment for the chat, and its number of projects."""
-    table = await ledger_table(db)
-    content = await asyncio.to_thread(render, table, Format.XLSX)
+    """The ledger as an xlsx attachment for the chat, and its number of projects (written
+    batch by batch to a temporary file, then read once)."""
+    with tempfile.TemporaryDirectory(prefix="bdb-ledger-") as folder:
+        path = Path(folder) / "ledger.xlsx"
+        count = await export_ledger(db, path, Format.XLSX)
+        content = await asyncio.to_thread(path.read_bytes)
     day = (now or dt.datetime.now(dt.UTC)).astimezone(CHINA).strftime("%Y%m%d")
     name = f"{label('key_projects', 'ledger_file')}_{day}.xlsx"
-    return Document(name=name, content=content, mime=XLSX_MIME), len(table.rows)
+    return Document(name=name, content=content, mime=XLSX_MIME), count

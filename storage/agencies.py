@@ -67,9 +67,14 @@ async def _agents(session: AsyncSession, found: list[AgencyAssignment]) -> froze
     return frozenset(named)
 
 
+def agent_project_ids(agent_id: int) -> Select[tuple[int | None]]:
+    """The ids of the key projects assigned to this agent (their agency's or theirs)."""
+    return select(A.key_project_id).where(_covers(agent_id), A.key_project_id.is_not(None))
+
+
 async def projects_of_agent(session: AsyncSession, agent_id: int) -> list[KeyProject]:
     """Key projects assigned to this agent (their agency's or theirs), by id."""
-    ids = select(A.key_project_id).where(_covers(agent_id), A.key_project_id.is_not(None))
+    ids = agent_project_ids(agent_id)
     query = select(KeyProject).where(KeyProject.id.in_(ids)).order_by(KeyProject.id)
     return list((await session.scalars(query)).all())
 

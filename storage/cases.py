@@ -398,20 +398,30 @@ class Scope:
     agent_id: int | None = None  # cases assigned to this agent's agency or to them
 
 
-def _within(scope: Scope) -> ColumnElement[bool]:
+def _within(scope: Scope, probe: bool = False) -> ColumnElement[bool]:
+    """The cases `scope` grants, as SQL over `Case`. With `probe`, the unit's and the team's
+    grants are checked row by row through their indexes (a page that walks an index in order
+    and stops when full), not by reading every case id of the grant first (a unit holds half
+    of all cases, ≈ 57k items at 100k cases: 20–35 ms to hash for a page of ten)."""
     if scope.everything:
         return true()
     grants: list[ColumnElement[bool]] = []
     if scope.unit_id is not None:
         items = select(CaseItem.case_id).where(CaseItem.department_id == scope.unit_id)
-        grants.append(Case.id.in_(items))
+        if probe:
+            grants.append(_probe(items.where(CaseItem.case_id == Case.id)))
+        else:
+            grants.append(Case.id.in_(items))
     if scope.member_id is not None:
         teams = (
             select(KeyProject.case_id)
             .join(KeyProjectMember, KeyProjectMember.key_project_id == KeyProject.id)
             .where(KeyProjectMember.staff_id == scope.member_id)
         )
-        grants.append(Case.id.in_(teams))
+        if probe:
+            grants.append(_probe(teams.where(KeyProject.case_id == Case.id)))
+        else:
+            grants.append(Case.id.in_(teams))
     if scope.leader_id is not None:
         grants.append(Case.leader_id == scope.leader_id)
     if scope.key_projects:
@@ -421,14 +431,23 @@ def _within(scope: Scope) -> ColumnElement[bool]:
     return or_(false(), *grants)
 
 
-def _active_in(scope: Scope) -> tuple[ColumnElement[bool], ...]:
-    return (literal_in(Case.status, ACTIVE_CASE_STATUSES), _within(scope))
+def _probe(query: Select[tuple[int | None]] | Select[tuple[int]]) -> ColumnElement[bool]:
+    """EXISTS over `query` correlated with the outer case, run per row: PostgreSQL turns an
+    EXISTS inside an OR into one hashed read of the whole subquery unless it has an OFFSET
+    (it may then not drop the clause), and an index probe per row is what a page needs."""
+    return query.correlate(Case).offset(0).exists()
+
+
+def _active_in(scope: Scope, probe: bool = False) -> tuple[ColumnElement[bool], ...]:
+    return (literal_in(Case.status, ACTIVE_CASE_STATUSES), _within(scope, probe))
 
 
 async def active_page(session: AsyncSession, scope: Scope, page: Keyset) -> list[Case]:
     """One page of the cases in `scope` staff still have to move, oldest change first
-    (ix_cases_active), one row more when the list goes on in the direction of travel."""
-    query = _keyset_page(select(Case).where(*_active_in(scope)), "updated_at", page, newest=False)
+    (ix_cases_active, its grants probed row by row until the page is full), one row more
+    when the list goes on in the direction of travel."""
+    base = select(Case).where(*_active_in(scope, probe=True))
+    query = _keyset_page(base, "updated_at", page, newest=False)
     return list((await session.scalars(query)).all())
 
 

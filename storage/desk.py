@@ -1,14 +1,21 @@
 """The queries behind a staff member's work list (/desk): open questions, active cases in
-scope, open key-project problems; each narrowed by a search for a case number or company."""
+scope, open key-project problems; each narrowed by a search for a case number or company,
+a keyset page at a time (the row after which a page starts), with its total counted in SQL.
+Every page and count is one statement, however many rows there are; a count reads only the
+table it counts unless a search needs the others."""
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, or_, select
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased, raiseload
 
 from storage.cases import ACTIVE, Scope
 from storage.cases import _within as within_scope
-from storage.key_projects import ProblemStatus, level_people
+from storage.key_projects import ProblemStatus, handled_by
 from storage.models import Case, KeyProject, Problem, Question
 from storage.questions import OPEN_STATES
 
@@ -26,36 +33,140 @@ def _case_match(search: str) -> ColumnElement[bool]:
     )
 
 
-async def open_questions(session: AsyncSession, staff_id: int | None, limit: int) -> list[Question]:
-    """Questions not yet closed that this person owns or was forwarded (all: None)."""
+async def _count(session: AsyncSession, query: Select[Any]) -> int:
+    found = await session.scalar(select(func.count()).select_from(query.subquery()))
+    return int(found or 0)
+
+
+# -- questions: oldest first, (created_at, id) -----------------------------------------------
+
+_QUESTION_ANCHOR = aliased(Question, name="anchor")
+
+
+def _questions(staff_id: int | None, status: str | None) -> Select[tuple[Question]]:
     query = select(Question).where(Question.status.in_(OPEN_STATES))
+    if status is not None:
+        query = query.where(Question.status == status)
     if staff_id is not None:
         query = query.where(or_(Question.owner_id == staff_id, Question.assignee_id == staff_id))
+    return query
+
+
+async def open_questions(
+    session: AsyncSession, staff_id: int | None, status: str | None, after: int | None, limit: int
+) -> list[Question]:
+    """Questions not yet closed that this person owns or was forwarded (all: None), oldest
+    first, after the question `after`; at most `limit`."""
+    query = _questions(staff_id, status)
+    if after is not None:
+        anchor = _QUESTION_ANCHOR
+        since = select(anchor.created_at).where(anchor.id == after).scalar_subquery()
+        query = query.where(
+            or_(
+                Question.created_at > since,
+                and_(Question.created_at == since, Question.id > after),
+            )
+        )
     query = query.order_by(Question.created_at, Question.id).limit(limit)
     return list((await session.scalars(query)).all())
 
 
-async def active_cases(session: AsyncSession, scope: Scope, search: str, limit: int) -> list[Case]:
-    """Cases staff still have to move within `scope`, the earliest due first."""
+async def count_questions(session: AsyncSession, staff_id: int | None, status: str | None) -> int:
+    return await _count(session, _questions(staff_id, status).with_only_columns(Question.id))
+
+
+# -- cases: the earliest due first, no clock last, (due_at IS NULL, due_at, id) -------------
+
+_CASE_ANCHOR = aliased(Case, name="anchor")
+
+
+def _cases(scope: Scope, search: str, status: str | None) -> Select[tuple[Case]]:
     query = select(Case).where(Case.status.in_(ACTIVE), within_scope(scope))
+    query = query.options(raiseload(Case.applicant))  # the desk shows none of it
+    if status is not None:
+        query = query.where(Case.status == status)
     if search:
         query = query.where(_case_match(search))
+    return query
+
+
+async def active_cases(
+    session: AsyncSession,
+    scope: Scope,
+    search: str,
+    status: str | None,
+    after: int | None,
+    limit: int,
+) -> list[Case]:
+    """Cases staff still have to move within `scope`, the earliest due first (those without
+    a running clock last), after the case `after`; at most `limit`."""
+    query = _cases(scope, search, status)
+    if after is not None:
+        anchor = _CASE_ANCHOR
+        due = select(anchor.due_at).where(anchor.id == after).scalar_subquery()
+        query = query.where(
+            or_(
+                and_(due.is_(None), Case.due_at.is_(None), Case.id > after),
+                and_(
+                    due.is_not(None),
+                    or_(
+                        Case.due_at.is_(None),
+                        Case.due_at > due,
+                        and_(Case.due_at == due, Case.id > after),
+                    ),
+                ),
+            )
+        )
     query = query.order_by(Case.due_at.is_(None), Case.due_at, Case.id).limit(limit)
     return list((await session.scalars(query)).all())
 
 
-async def open_problems(
-    session: AsyncSession, staff_id: int | None, search: str, limit: int
-) -> list[tuple[Problem, KeyProject, str | None]]:
-    """Open problems at this person's level of the ladder (all: None), with the project
-    and its case number."""
+async def active_cases_counted(
+    session: AsyncSession, scope: Scope, search: str, status: str | None, limit: int
+) -> tuple[list[Case], int]:
+    """The first page of `active_cases` and how many there are in all, in one statement:
+    sorting by due time reads every case in scope anyway, so the total is a window over
+    those rows rather than a second pass (a unit's scope costs most of the page)."""
+    query = _cases(scope, search, status).add_columns(func.count().over())
+    query = query.order_by(Case.due_at.is_(None), Case.due_at, Case.id).limit(limit)
+    found = (await session.execute(query)).all()
+    return [row[0] for row in found], (found[0][1] if found else 0)
+
+
+async def count_cases(session: AsyncSession, scope: Scope, search: str, status: str | None) -> int:
+    return await _count(session, _cases(scope, search, status).with_only_columns(Case.id))
+
+
+# -- key-project problems: longest at their level first, (level_since, id) ------------------
+
+
+@dataclass(frozen=True)
+class OpenProblem:
+    problem: Problem
+    project: KeyProject
+    case_number: str | None
+
+
+_PROBLEM_ANCHOR = aliased(Problem, name="anchor")
+
+
+def _problems(staff_id: int | None, search: str, level: int | None) -> Select[Any]:
     query = (
         select(Problem, KeyProject, Case.number)
         .join(KeyProject, KeyProject.id == Problem.key_project_id)
         .outerjoin(Case, Case.id == KeyProject.case_id)
-        .where(Problem.status == ProblemStatus.OPEN)
-        .order_by(Problem.level_since, Problem.id)
     )
+    return _problems_where(query, staff_id, search, level)
+
+
+def _problems_where(
+    query: Select[Any], staff_id: int | None, search: str, level: int | None
+) -> Select[Any]:
+    query = query.where(Problem.status == ProblemStatus.OPEN)
+    if level is not None:
+        query = query.where(Problem.level == level)
+    if staff_id is not None:  # the ladder's rule in SQL: no look-up of a team per problem
+        query = query.where(handled_by(staff_id))
     if search:
         pattern = _like(search)
         query = query.where(
@@ -65,13 +176,38 @@ async def open_problems(
                 Case.number.ilike(pattern, escape="\\"),
             )
         )
-    found: list[tuple[Problem, KeyProject, str | None]] = []
-    for problem, project, number in (await session.execute(query)).tuples():
-        if staff_id is not None:
-            people = await level_people(session, project.id, problem.level)
-            if staff_id not in {p.id for p in people}:
-                continue
-        found.append((problem, project, number))
-        if len(found) >= limit:
-            break
-    return found
+    return query
+
+
+async def open_problems(
+    session: AsyncSession,
+    staff_id: int | None,
+    search: str,
+    level: int | None,
+    after: int | None,
+    limit: int,
+) -> list[OpenProblem]:
+    """Open problems at this person's level of the ladder (all: None), with the project and
+    its case number, longest at their level first, after the problem `after`."""
+    query = _problems(staff_id, search, level)
+    if after is not None:
+        anchor = _PROBLEM_ANCHOR
+        since = select(anchor.level_since).where(anchor.id == after).scalar_subquery()
+        query = query.where(
+            or_(
+                Problem.level_since > since,
+                and_(Problem.level_since == since, Problem.id > after),
+            )
+        )
+    query = query.order_by(Problem.level_since, Problem.id).limit(limit)
+    found = (await session.execute(query)).tuples()
+    return [OpenProblem(problem, project, number) for problem, project, number in found]
+
+
+async def count_problems(
+    session: AsyncSession, staff_id: int | None, search: str, level: int | None
+) -> int:
+    if search:  # the search is on the project and its case
+        return await _count(session, _problems(staff_id, search, level))
+    query = _problems_where(select(func.count(Problem.id)), staff_id, search, level)
+    return int(await session.scalar(query) or 0)

@@ -7,10 +7,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 
+from storage.cases import Keyset
 from storage.models import (
     Case,
     Department,
@@ -120,12 +121,42 @@ async def is_member(session: AsyncSession, project_id: int, staff_id: int) -> bo
     return found is not None
 
 
-async def listing(session: AsyncSession, member_id: int | None) -> list[KeyProject]:
-    """Projects the staff member is on; every project when `member_id` is None (admins)."""
-    query = select(KeyProject).order_by(KeyProject.id)
+def _listing(
+    member_id: int | None, only: Select[tuple[int | None]] | None = None
+) -> Select[tuple[KeyProject]]:
+    """Projects the staff member is on; every project when `member_id` is None (admins);
+    `only`: the ids they may see instead of a team (an agent's assigned projects)."""
+    query = select(KeyProject)
+    if only is not None:
+        return query.where(KeyProject.id.in_(only))
     if member_id is not None:
         query = query.join(KeyProjectMember).where(KeyProjectMember.staff_id == member_id)
-    return list((await session.scalars(query)).all())
+    return query
+
+
+async def listing_page(
+    session: AsyncSession,
+    member_id: int | None,
+    page: Keyset,
+    only: Select[tuple[int | None]] | None = None,
+) -> list[KeyProject]:
+    """One page of `listing` in id order, one row more when the list goes on in the direction
+    of travel (reversed when going back): the page's rows, not the whole list."""
+    query = _listing(member_id, only)
+    if page.before is not None:
+        query = query.where(KeyProject.id < page.before).order_by(KeyProject.id.desc())
+    else:
+        if page.after is not None:
+            query = query.where(KeyProject.id > page.after)
+        query = query.order_by(KeyProject.id)
+    return list((await session.scalars(query.limit(page.size + 1))).all())
+
+
+async def count_listing(
+    session: AsyncSession, member_id: int | None, only: Select[tuple[int | None]] | None = None
+) -> int:
+    query = _listing(member_id, only).with_only_columns(func.count(KeyProject.id))
+    return int(await session.scalar(query) or 0)
 
 
 async def add_member(session: AsyncSession, project: KeyProject, staff_id: int) -> bool:
@@ -220,6 +251,55 @@ async def level_people(session: AsyncSession, project_id: int, level: int) -> li
     return list({s.id: s for s in people}.values())
 
 
+def handled_by(staff_id: int) -> ColumnElement[bool]:
+    """Whether the staff member handles a problem at its level of the ladder, as SQL over
+    `Problem` (the rule of `level_people`, so a list checks it in its own statement)."""
+    me = aliased(Staff, name="me")
+    member = aliased(KeyProjectMember, name="member")
+    mate = aliased(Staff, name="mate")
+    # Each membership test is an index probe per problem (OFFSET 0 keeps PostgreSQL from
+    # hashing every membership of every project first, as it does for an EXISTS in an OR).
+    on_team = (
+        select(member.id)
+        .where(member.key_project_id == Problem.key_project_id, member.staff_id == me.id)
+        .correlate_except(member)
+        .offset(0)
+    )
+    unit_on_team = (
+        select(member.id)
+        .join(mate, mate.id == member.staff_id)
+        .where(
+            member.key_project_id == Problem.key_project_id,
+            mate.active.is_(True),
+            mate.department_id == me.department_id,
+        )
+        .correlate_except(member, mate)
+        .offset(0)
+    )
+    lead_units = select(Department.id).where(Department.code.in_(JOINT_MEETING_UNITS))
+    return (
+        select(me.id)
+        .where(
+            me.id == staff_id,
+            me.active.is_(True),
+            or_(
+                and_(Problem.level <= 1, on_team.exists()),
+                and_(Problem.level == 2, me.role == Role.CHIEF, unit_on_team.exists()),
+                and_(
+                    Problem.level == 3,
+                    or_(
+                        me.role == Role.ADMIN,
+                        and_(me.role == Role.CHIEF, me.department_id.in_(lead_units)),
+                    ),
+                ),
+                and_(Problem.level >= TOP_LEVEL, me.role == Role.LEADER),
+            ),
+        )
+        .correlate_except(me)
+        .exists()
+    )
+
+
 async def _staff_where(session: AsyncSession, *conditions: ColumnElement[bool]) -> list[Staff]:
     query = select(Staff).where(Staff.active.is_(True), *conditions).order_by(Staff.id)
     return list((await session.scalars(query)).unique().all())
@@ -277,40 +357,76 @@ def record_contact(project: KeyProject, now: dt.datetime, next_follow_up: dt.dat
 
 
 @dataclass(frozen=True)
-class LedgerEntry:
-    """One row of the 重点项目动态管理台账."""
+class LedgerLine:
+    """One row of the 重点项目动态管理台账, as plain values."""
 
-    project: KeyProject
-    team: list[Staff]
+    id: int
+    name: str
+    company: str
+    stage: str
+    service_plan: str | None
+    team: tuple[tuple[str, str], ...]  # (name, unit) in the order people joined
     open_by_level: dict[int, int]
+    last_contact_at: dt.datetime | None
+    next_follow_up_at: dt.datetime | None
     case_number: str | None
 
 
-async def ledger(session: AsyncSession) -> list[LedgerEntry]:
-    projects = list(
-        (
-            await session.scalars(
-                select(KeyProject)
-                .options(selectinload(KeyProject.members), selectinload(KeyProject.problems))
-                .order_by(KeyProject.id)
+async def ledger_batch(
+    session: AsyncSession, after_id: int, size: int
+) -> tuple[int, list[LedgerLine]]:
+    """Projects in id order after `after_id`, with their team and open problems counted by
+    level in SQL, in three statements whatever the batch holds; returns the last id read
+    (the next batch's `after_id`) and the lines."""
+    connection = await session.connection()
+    projects = (
+        await connection.execute(
+            select(
+                KeyProject.id,
+                KeyProject.name,
+                KeyProject.company,
+                KeyProject.stage,
+                KeyProject.service_plan,
+                KeyProject.last_contact_at,
+                KeyProject.next_follow_up_at,
+                Case.number,
             )
-        ).all()
+            .outerjoin(Case, Case.id == KeyProject.case_id)
+            .where(KeyProject.id > after_id)
+            .order_by(KeyProject.id)
+            .limit(size)
+        )
+    ).all()
+    if not projects:
+        return after_id, []
+    first, last = projects[0][0], projects[-1][0]
+    teams: dict[int, list[tuple[str, str]]] = {}
+    found = await connection.execute(
+        select(KeyProjectMember.key_project_id, Staff.name, Department.name)
+        .join(Staff, Staff.id == KeyProjectMember.staff_id)
+        .join(Department, Department.id == Staff.department_id)
+        .where(KeyProjectMember.key_project_id.between(first, last))
+        .order_by(KeyProjectMember.key_project_id, KeyProjectMember.id)
     )
-    staff_ids = {m.staff_id for p in projects for m in p.members}
-    people = {
-        s.id: s
-        for s in (await session.scalars(select(Staff).where(Staff.id.in_(staff_ids)))).unique()
-    }
-    case_ids = [p.case_id for p in projects if p.case_id is not None]
-    found = await session.execute(select(Case.id, Case.number).where(Case.id.in_(case_ids)))
-    numbers = {case_id: number for case_id, number in found.tuples()}
-    entries = []
-    for project in projects:
-        counts = dict.fromkeys(range(1, TOP_LEVEL + 1), 0)
-        for item in project.problems:
-            if item.status == ProblemStatus.OPEN:
-                counts[item.level] = counts.get(item.level, 0) + 1
-        members = [people[m.staff_id] for m in project.members if m.staff_id in people]
-        number = numbers.get(project.case_id) if project.case_id is not None else None
-        entries.append(LedgerEntry(project, members, counts, number))
-    return entries
+    for project_id, name, unit in found:
+        teams.setdefault(project_id, []).append((name, unit))
+    counts: dict[int, dict[int, int]] = {}
+    found = await connection.execute(
+        select(Problem.key_project_id, Problem.level, func.count())
+        .where(
+            Problem.status == ProblemStatus.OPEN,
+            Problem.key_project_id.between(first, last),
+        )
+        .group_by(Problem.key_project_id, Problem.level)
+    )
+    for project_id, level, count in found:
+        counts.setdefault(project_id, {})[level] = count
+    lines = [
+        LedgerLine(
+            r[0], r[1], r[2], r[3], r[4], tuple(teams.get(r[0], ())),
+            {level: counts.get(r[0], {}).get(level, 0) for level in range(1, TOP_LEVEL + 1)},
+            r[5], r[6], r[7],
+        )
+        for r in projects
+    ]  # fmt: skip
+    return last, lines

@@ -8,11 +8,13 @@ import io
 from pathlib import Path
 
 import openpyxl
-from sqlalchemy import insert, select, update
+import pytest
+from sqlalchemy import event, insert, select, update
 from typer.testing import CliRunner
 
 from bot.app import App
 from bot.cli import app as cli
+from services import export
 from services.export import BATCH, export_cases, export_ledger, ledger_document
 from storage import applicants, key_projects
 from storage.key_projects import Stage
@@ -281,3 +283,145 @@ def test_dates_are_the_serials_xlsxwriter_would_store() -> None:
         sheet.write_datetime(row, 0, local)
     book.close()
     assert numbers(ours) == numbers(buffer.getvalue()) and len(numbers(ours)) == len(moments)
+
+
+async def test_the_ledger_streams_batch_by_batch_with_counts_from_sql(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More projects than batches of 2: each project once, in id order, with its own team
+    and its open problems counted by level; the statements per batch do not grow with it."""
+    monkeypatch.setattr(export, "BATCH", 2)
+    async with app.services.db.transaction() as session:
+        people = dict((await session.execute(select(Staff.name, Staff.id))).tuples().all())
+        for n in range(7):
+            extra = [people["冯雪"]] * (n % 2)
+            project = await key_projects.create(
+                session, f"项目{n}", f"企业{n}", Stage.SIGNED, extra_members=extra
+            )
+            for level in range(1, n % 4 + 2):
+                problem = await key_projects.raise_problem(
+                    session, project, "问题", people["周静"], CONTACT
+                )
+                problem.level = level
+            solved = await key_projects.raise_problem(
+                session, project, "好了", people["周静"], CONTACT
+            )
+            solved.status = "resolved"
+    statements = 0
+
+    def seen(*_: object) -> None:
+        nonlocal statements
+        statements += 1
+
+    engine = app.services.db.engine.sync_engine
+    path = tmp_path / "ledger.csv"
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert await export_ledger(app.services.db, path, "csv") == 7
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert statements <= 1 + 3 * 4 + 1  # the count, three a batch of 2, the empty end
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))[1:]
+    assert [row[1] for row in rows] == [f"项目{n}" for n in range(7)]
+    for n, row in enumerate(rows):
+        team = "周静（政务服务中心）、赵刚（产业促进局）" + ("、冯雪（财政局）" if n % 2 else "")
+        assert row[4] == team
+        assert row[6:10] == ["1" if level <= n % 4 + 1 else "0" for level in range(1, 5)]
+
+
+def test_the_sheet_is_what_xlsxwriters_typed_writers_write() -> None:
+    """The case list writes its cells' XML itself (services/export.py): every part of the
+    file, the sheet included, is byte for byte what XlsxWriter's `write_string`,
+    `write_number` and `write_datetime` write in constant-memory mode, for text that needs
+    escaping, whitespace, XlsxWriter's `_xHHHH_` escapes, control characters, numbers, empty
+    cells and dates on both sides of 1900-03-01; over two batches."""
+    import zipfile
+
+    import xlsxwriter
+
+    from services.export import (
+        CHINA,
+        EXCEL_TIME_FORMAT,
+        ILLEGAL_CHARACTERS,
+        Column,
+        XlsxWriter,
+    )
+
+    texts = [
+        "湖南星城智造科技有限公司",
+        "A&B <公司> \"引号\" 'x'",
+        " 前后有空格 ",
+        "行一\n行二",
+        "制表\t符",
+        "回车\r结束",
+        "含\x01\x1f控制字符",
+        "_x0041_ 与 _x005F_",
+        "=1+1",
+        "\u3000全角空格开头",
+        "非字符\ufffe",
+        "",
+        "x",
+    ]
+    columns = [Column("id", 10), Column("name", 12), Column("created_at", 14), Column("plan", 16)]
+    rows: list[list[object]] = [
+        [n, text, None if n % 3 else dt.datetime(2026, 1, n + 1, 8, 30, tzinfo=dt.UTC), 2.5 * n]
+        for n, text in enumerate(texts)
+    ]
+    rows.append([99, None, dt.datetime(1900, 2, 28, 12, 0, tzinfo=CHINA), None])
+
+    ours = io.BytesIO()
+    writer = XlsxWriter(ours, "s", columns)
+    writer.write(rows[:5])  # type: ignore[arg-type]
+    writer.write(rows[5:])  # type: ignore[arg-type]
+    writer.close()
+
+    theirs = io.BytesIO()
+    book = xlsxwriter.Workbook(
+        theirs,
+        {
+            "constant_memory": True,
+            "strings_to_formulas": False,
+            "strings_to_numbers": False,
+            "strings_to_urls": False,
+            "default_date_format": EXCEL_TIME_FORMAT,
+        },
+    )
+    sheet = book.add_worksheet("s")
+    time = book.add_format({"num_format": EXCEL_TIME_FORMAT})
+    bold = book.add_format({"bold": True})
+    for index, column in enumerate(columns):
+        sheet.set_column(index, index, column.width)
+        sheet.write_string(0, index, column.header, bold)
+    sheet.freeze_panes(1, 0)
+    for number, row in enumerate(rows, start=1):
+        for column, value in enumerate(row):
+            if isinstance(value, str):
+                value = ILLEGAL_CHARACTERS.sub("", value)
+                if value:
+                    sheet.write_string(number, column, value)
+            elif isinstance(value, dt.datetime):
+                local = value.astimezone(CHINA).replace(tzinfo=None)
+                sheet.write_datetime(number, column, local, time)
+            elif isinstance(value, int | float):
+                sheet.write_number(number, column, value)
+    book.close()
+
+    with zipfile.ZipFile(ours) as mine, zipfile.ZipFile(theirs) as stock:
+        assert mine.namelist() == stock.namelist()
+        for name in stock.namelist():
+            if name != "docProps/core.xml":  # holds the time the file was made
+                assert mine.read(name) == stock.read(name), name
+        sheet_xml = mine.read("xl/worksheets/sheet1.xml").decode()
+    assert "A&amp;B &lt;公司&gt;" in sheet_xml and "含控制字符" in sheet_xml
+    assert "回车_x000D_结束" in sheet_xml
+    assert "_x005F_x0041_" in sheet_xml and '<t xml:space="preserve"> 前后有空格 </t>' in sheet_xml
+    # XlsxWriter would write a text shaped like its rich-string XML into the sheet as is:
+    # an enterprise's text never becomes markup here.
+    rich = io.BytesIO()
+    writer = XlsxWriter(rich, "s", columns)
+    writer.write([[1, "<r><t>看似富文本</t></r>", None, None]])
+    writer.close()
+    with zipfile.ZipFile(rich) as mine:
+        sheet_xml = mine.read("xl/worksheets/sheet1.xml").decode()
+    assert "&lt;r&gt;&lt;t&gt;看似富文本&lt;/t&gt;&lt;/r&gt;" in sheet_xml

@@ -9,8 +9,18 @@ import re
 from sqlalchemy import event, insert, select
 
 from bot.app import App
-from storage import applicants
-from storage.models import Case, CaseStatus, CaseViewer, Question, QuestionStatus, Staff
+from storage import applicants, key_projects
+from storage.key_projects import Stage
+from storage.models import (
+    Case,
+    CaseItem,
+    CaseStatus,
+    CaseViewer,
+    Department,
+    Question,
+    QuestionStatus,
+    Staff,
+)
 from support import Chat, bind_staff, case_values
 
 START = dt.datetime(2026, 9, 1, 2, 0, tzinfo=dt.UTC)
@@ -148,3 +158,147 @@ async def test_open_questions_page_with_owner_names_in_a_fixed_number_of_stateme
         event.remove(engine, "before_cursor_execute", seen)
     assert len(statements) == first_page  # 3 rows or 10: the same statements
     assert not any(b.label == "下一页" for b in admin.buttons)
+
+
+class Statements:
+    """Counts the SQL statements the app's engine runs while active."""
+
+    def __init__(self, app: App) -> None:
+        self.engine = app.services.db.engine.sync_engine
+        self.count = 0
+
+    def _seen(self, *_: object) -> None:
+        self.count += 1
+
+    def __enter__(self) -> Statements:
+        event.listen(self.engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._seen)
+
+
+async def add_projects(app: App, count: int, team: list[str]) -> list[int]:
+    """Key projects with the default team (the lead units' chiefs) and `team` added."""
+    async with app.services.db.transaction() as session:
+        people = await session.scalars(select(Staff.id).where(Staff.name.in_(team)))
+        extra = list(people)
+        ids = []
+        for n in range(count):
+            project = await key_projects.create(
+                session, f"重点项目{n}", f"湖南重点{n}有限公司", Stage.SIGNED, extra_members=extra
+            )
+            ids.append(project.id)
+    return ids
+
+
+def projects_listed(chat: Chat) -> list[int]:
+    return [int(b.data.rsplit(":", 1)[1]) for b in chat.buttons if b.data.startswith("k:view:")]
+
+
+async def test_kp_pages_a_chiefs_projects_and_back(app: App) -> None:
+    mine = await add_projects(app, 23, [])
+    others = await add_projects(app, 2, ["吴婷"])  # the lead-unit chief is on these too
+    chief = await bind_staff(app, "周静")
+    await chief.say("/kp")
+    pages = [projects_listed(chief)]
+    while any(b.label == "下一页" for b in chief.buttons):
+        await chief.press("下一页")
+        pages.append(projects_listed(chief))
+    assert [len(p) for p in pages] == [10, 10, 5]
+    assert [n for page in pages for n in page] == sorted(mine + others)
+    assert "共 25 个" in chief.text and "第 3/3 页" in chief.text
+    await chief.press("上一页")
+    assert projects_listed(chief) == pages[1] and "第 2/3 页" in chief.text
+    await chief.press("上一页")
+    assert projects_listed(chief) == pages[0]
+    assert not any(b.label == "上一页" for b in chief.buttons)
+
+
+async def test_kp_shows_only_the_specialists_own_projects(app: App) -> None:
+    theirs = await add_projects(app, 12, ["吴婷"])
+    await add_projects(app, 3, [])
+    wu = await bind_staff(app, "吴婷")
+    await wu.say("/kp")
+    first = projects_listed(wu)
+    await wu.press("下一页")
+    assert first + projects_listed(wu) == theirs
+    assert "共 12 个" in wu.text
+
+
+async def test_kp_and_inbox_pages_cost_the_same_statements_for_5_or_50_rows(app: App) -> None:
+    """The first page of /kp and of a specialist's /inbox: the same statements with 5 rows
+    behind them as with 50 (no look-up per row, aggregates in SQL)."""
+    chief = await bind_staff(app, "周静")
+    xu = await bind_staff(app, "许芳")
+    costs = []
+    for total in (5, 50):
+        await add_projects(app, total - len(costs) * 5, ["许芳"])
+        await add_unit_cases(app, total - len(costs) * 5, first=len(costs) * 100)
+        with Statements(app) as kp:
+            await chief.say("/kp")
+        assert f"共 {total} 个" in chief.text
+        with Statements(app) as inbox:
+            await xu.say("/inbox")
+        assert f"共 {total} 件" in xu.text
+        costs.append((kp.count, inbox.count))
+    assert costs[0] == costs[1]
+
+
+async def add_unit_cases(app: App, count: int, first: int = 0) -> list[str]:
+    """Active cases with an item of 住建环保局 (许芳's unit), each with a second item of
+    another unit; returns their numbers."""
+    async with app.services.db.transaction() as session:
+        applicant = await applicants.get_or_create(session, "test", f"unit{first}")
+        units = dict((await session.execute(select(Department.code, Department.id))).tuples().all())
+        await session.flush()
+        numbers = [f"BDB-2026-{n:06d}" for n in range(first, first + count)]
+        await session.execute(
+            insert(Case),
+            [
+                case_values(
+                    number,
+                    applicant.id,
+                    created_at=START + dt.timedelta(hours=n),
+                    updated_at=START + dt.timedelta(hours=n),
+                )
+                for n, number in enumerate(numbers, start=first)
+            ],
+        )
+        ids = dict(
+            (await session.execute(select(Case.number, Case.id).where(Case.number.in_(numbers))))
+            .tuples()
+            .all()
+        )
+        await session.execute(
+            insert(CaseItem),
+            [
+                {"case_id": ids[number], "name": "事项", "department_id": units[unit]}
+                for number in numbers
+                for unit in ("housing_environment", "finance")
+            ],
+        )
+    return numbers
+
+
+async def test_a_specialists_inbox_pages_the_units_and_the_teams_cases(app: App) -> None:
+    """许芳 sees the active cases with an item of her unit and those of her key projects,
+    every one once across the pages, and no other."""
+    ours = await add_unit_cases(app, 14)
+    others = await add_cases(app, "other", [CaseStatus.SUBMITTED] * 4, first=500)
+    closed = await add_cases(app, "old", [CaseStatus.CLOSED] * 2, first=600)
+    async with app.services.db.transaction() as session:
+        team_case = await session.scalar(select(Case).where(Case.number == others[0]))
+        assert team_case is not None
+        xu = await session.scalar(select(Staff).where(Staff.name == "许芳"))
+        assert xu is not None
+        await key_projects.create(
+            session, "重点", "湖南重点有限公司", Stage.SIGNED, None, team_case.id, [xu.id]
+        )
+    chat = await bind_staff(app, "许芳")
+    pages = await walk(chat, "/inbox")
+    assert [len(p) for p in pages] == [10, 5]
+    assert sorted(n for page in pages for n in page) == sorted([*ours, others[0]])
+    assert not set(closed) & {n for page in pages for n in page}
+    await chat.press("上一页")
+    assert listed(chat) == pages[0]

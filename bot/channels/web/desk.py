@@ -9,7 +9,7 @@ import logging
 import re
 import tempfile
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
@@ -26,7 +26,7 @@ from storage import questions, staff_devices
 from storage.cases import ACTIVE
 from storage.db import Database
 from storage.key_projects import TOP_LEVEL
-from storage.models import WEB_CHANNEL, staff_web_chat
+from storage.models import WEB_CHANNEL, Staff, staff_web_chat
 
 log = logging.getLogger(__name__)
 BIND_COMMAND = "/bind"
@@ -189,26 +189,45 @@ def status_label(row: desk.Row) -> str:
 
 
 async def work_list(request: web.Request) -> web.Response:
-    """GET desk: 待办事项 of the signed-in staff member, filtered by the query string."""
+    """GET desk: 待办事项 of the signed-in staff member, filtered by the query string, a page
+    at a time (`after`: the row the chosen kind's page starts after)."""
     channel = channel_of(request)
     renewed: list[tuple[str, str]] = []
     signed_in = await channel.staff.resolve(request, renewed)
     if signed_in is None:
         return login_page(channel)
-    staff = signed_in.staff
-    actor = Actor.of_staff(staff)
     query = request.query
-    filters = desk.Filters.parse(query.get("kind", ""), query.get("status", ""), query.get("q", ""))
+    filters = desk.Filters.parse(
+        query.get("kind", ""), query.get("status", ""), query.get("q", ""), query.get("after", "")
+    )
+    actor = Actor.of_staff(signed_in.staff)
     if not actor.in_contract:  # an agent whose agency's contract does not run today
         return _page(render_text("web/not_allowed.html.j2", root=_root(channel)), status=403)
-    async with channel.app.services.db.sessions() as session:
-        rows = await desk.work_list(session, actor, filters)
-    shown = ("company", "project_name") if any(r.kind == desk.Kind.CASE for r in rows) else ()
+    db, size = channel.app.services.db, channel.settings.desk_page_size
+    page, shows_cases = await desk_text(db, signed_in.staff, filters, size)
+    shown = ("company", "project_name") if shows_cases else ()
     await _audit(channel, request, actor, audit.Note("desk.view", fields=shown))
+    response = _page(page)
+    _set_renewed(channel, request, response, renewed)
+    return response
+
+
+async def desk_text(
+    db: Database, staff: Staff, filters: desk.Filters, size: int
+) -> tuple[str, bool]:
+    """The work-list page of this staff member (one page of rows and the links onward), and
+    whether it shows cases (the 操作日志 records which fields were seen)."""
+    actor = Actor.of_staff(staff)
+    async with db.sessions() as session:
+        found = await desk.work_list(session, actor, filters, size)
+    shows_cases = any(r.kind == desk.Kind.CASE for r in found.rows)
     page = render_text(
         "web/desk.html.j2",
         staff=staff,
-        rows=rows,
+        rows=found.rows,
+        totals=found.totals,
+        onward={kind: _link(filters, kind, after) for kind, after in found.more.items()},
+        first=_link(filters, filters.kind, None) if filters.after and filters.kind else None,
         filters=filters,
         kinds=labels("desk_kinds"),
         statuses=_status_options(),
@@ -216,9 +235,15 @@ async def work_list(request: web.Request) -> web.Response:
         exports=_exports(actor),
         admin=policy.can(actor, Right.READ_AUDIT),
     )
-    response = _page(page)
-    _set_renewed(channel, request, response, renewed)
-    return response
+    return page, shows_cases
+
+
+def _link(filters: desk.Filters, kind: desk.Kind | None, after: int | None) -> str:
+    """The desk's address for a page of one kind, keeping the status and the search."""
+    fields = {"kind": str(kind or ""), "status": filters.status or "", "q": filters.search}
+    if after is not None:
+        fields["after"] = str(after)
+    return "desk?" + urlencode({k: v for k, v in fields.items() if v})
 
 
 def _exports(actor: Actor) -> list[str]:
