@@ -122,6 +122,14 @@ class NoticeDelivery:
     async def _deliver(self, chat_ids: set[str]) -> int:
         async with self.db.transaction() as session:
             rows = await outbox.claim_for_chats(session, CHANNEL, chat_ids)
+            # Checked after the claim: a revocation committed with (or before) these rows is
+            # seen here, so no row reaches a browser signed out before it was written.
+            receiving = {row.chat_id for row in rows}
+            devices = self.hub.devices(receiving)
+            if devices:
+                live = await staff_devices.live(session, devices)
+                if live != devices:
+                    await self.hub.sign_out(live, receiving)
             sent: list[int] = []
             failed: set[str] = set()  # keep a chat's order: nothing after a failed row
             for row in rows:
