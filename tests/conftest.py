@@ -40,12 +40,25 @@ IN_CI = os.environ.get("CI") == "true"
 BACKENDS = ["embedded", "production"]
 
 
-def _unavailable(what: str, exc: BaseException) -> None:
-    """A missing server fails the run in CI and skips elsewhere."""
-    message = f"{what} is not reachable: {exc}"
+def missing(message: str) -> None:
+    """Something a test needs is missing: that fails the run in CI and skips elsewhere."""
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
+
+
+def _unavailable(what: str, exc: BaseException) -> None:
+    missing(f"{what} is not reachable: {exc}")
+
+
+def require_tool(name: str, package: str) -> str:
+    """The path of a command a test needs; its absence fails the run in CI (.ci/run installs
+    `package`) and skips elsewhere."""
+    found = shutil.which(name)
+    if found is None:
+        missing(f"{name} is not installed (apt-get install {package})")
+    assert found is not None
+    return found
 
 
 async def _admin(sql: str) -> None:
@@ -281,6 +294,6 @@ def cjk_font() -> Path:
 
     font = find_cjk_font()
     if font is None:
-        _unavailable("A CJK font (apt-get install fonts-wqy-microhei)", FileNotFoundError())
+        missing("no CJK font is installed (apt-get install fonts-wqy-microhei)")
     assert font is not None
     return font
