@@ -37,7 +37,10 @@ POSTGRES_URL = f"{SERVER_URL}/bdb_test_{os.getpid()}"
 SEED_SCHEMA = "bdb_seed"
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI") == "true"
-BACKENDS = ["embedded", "production"]
+# `make test-fast` sets TEST_BACKENDS=embedded; CI and `make test` run both.
+BACKENDS = os.environ.get("TEST_BACKENDS", "embedded,production").split(",")
+if IN_CI and BACKENDS != ["embedded", "production"]:
+    raise pytest.UsageError("CI runs both backends: unset TEST_BACKENDS")
 
 
 def missing(message: str) -> None:
