@@ -144,6 +144,8 @@ async def test_two_workers_and_two_schedulers_send_and_tick_once(
 
         await until(all_sent)
         await asyncio.sleep(0.3)  # a duplicate would show by now
+        # While both run; once the leader stops cleanly the other may take over (as it should).
+        running = list(ticks)
     finally:
         stop.set()
         await asyncio.gather(*tasks)
@@ -154,8 +156,8 @@ async def test_two_workers_and_two_schedulers_send_and_tick_once(
         assert set(by_process) == {"p0", "p1"}
     else:  # SQLite: one delivers, the other waits for the lease
         assert len(by_process) == 1
-    leaders = {name for name, _ in ticks}
-    assert len(leaders) == 1 and len(ticks) >= 3
+    leaders = {name for name, _ in running}
+    assert len(leaders) == 1 and len(running) >= 3
     async with app.services.db.sessions() as session:
         assert (await session.scalars(select(Lease))).all() == []  # released on stop
 
