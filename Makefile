@@ -36,10 +36,10 @@ test: $(STAMP) services lint
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
 # The inner loop: no lint, the embedded backend only (SQLite + memory; tests that need
-# PostgreSQL or Redis by name still run), stop at the first failure. Not a substitute for
-# `make test`.
+# PostgreSQL or Redis by name still run), no processes, browsers or race trials (the `slow`
+# marker), stop at the first failure. Not a substitute for `make test`.
 test-fast: $(STAMP)
-	TEST_BACKENDS=embedded $(BIN)/pytest -q -x -n $(PYTEST_WORKERS) $(ARGS)
+	TEST_BACKENDS=embedded $(BIN)/pytest -q -x -n $(PYTEST_WORKERS) -m "not slow" $(ARGS)
 
 # PostgreSQL and Redis on 127.0.0.1, started if they are down (no-op where they run).
 services:

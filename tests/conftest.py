@@ -43,6 +43,38 @@ if IN_CI and BACKENDS != ["embedded", "production"]:
     raise pytest.UsageError("CI runs both backends: unset TEST_BACKENDS")
 
 
+# What `make test-fast` leaves out (-m "not slow"); `make test` runs everything. Modules that
+# start the CLI or a browser as processes, the race trials, the FAQ report; single tests
+# that wait for the real pace of Telegram or for a lease to expire.
+SLOW_MODULES = {
+    "tests/bot/test_console.py",
+    "tests/bot/test_faq_cli.py",
+    "tests/bot/test_lean_imports.py",
+    "tests/bot/test_operator_mistakes.py",
+    "tests/bot/test_worker_crash.py",
+    "tests/bot/web/test_browser.py",
+    "tests/bot/web/test_browser_safety.py",
+    "tests/bot/web/test_staff_browser.py",
+    "tests/domain/test_case_races.py",
+    "tests/domain/test_key_project_races.py",
+    "tests/handlers/test_faq_questions.py",
+}
+SLOW_TESTS = {
+    "test_a_300_message_burst_stays_within_the_flood_limits_and_is_reported",
+    "test_a_crashed_leader_is_replaced_once_its_lease_expires",
+    "test_long_texts_and_refused_messages_all_reach_the_reader",
+    "test_serve_command_answers_the_verification_and_stops_on_sigterm",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(str(config.rootpath))
+    for item in items:
+        module = item.path.relative_to(root).as_posix()
+        if module in SLOW_MODULES or getattr(item, "originalname", item.name) in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
+
 def missing(message: str) -> None:
     """Something a test needs is missing: that fails the run in CI and skips elsewhere."""
     if IN_CI:
