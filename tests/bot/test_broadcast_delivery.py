@@ -258,7 +258,10 @@ async def test_a_300_message_burst_stays_within_the_flood_limits_and_is_reported
     for chat in chats[:10]:
         texts = [call.text.splitlines()[-1] for call in stub.sent(chat)]
         assert texts == ["第 0 期", "第 1 期", "第 2 期"]
-    assert stub.flood_429s <= 3  # under 1%: the limiter, not Telegram, sets the pace
+    # The limiter, not Telegram, sets the pace. Without it the stub refuses most of the burst;
+    # with it, only sends a stalled machine bunched up can be refused (README: 0.3 % on a quiet
+    # machine, bench/embedded_broadcast_bench.py). 5 % tells the two apart on a busy one.
+    assert stub.flood_429s <= 300 * 0.05
     assert elapsed >= 300 / 30 - 1  # …and the pace is Telegram's, not faster
     assert reports == 3
     assert all("成功 100，失败 0" in call.text for call in stub.sent(ADMIN_CHAT))
