@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: web console test lint bench install services clean lock
+.PHONY: web console test test-fast lint bench install services clean lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,18 @@ lint: $(STAMP)
 	$(BIN)/deptry .
 	$(BIN)/lint-imports
 
+# The whole suite, both backends, browsers and race trials included, on every core
+# (pytest-xdist: each worker has its own PostgreSQL database; Redis keys are per test).
+# PYTEST_WORKERS=1 runs it in one process.
+PYTEST_WORKERS ?= auto
 test: $(STAMP) services lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
+
+# The inner loop: no lint, the embedded backend only (SQLite + memory; tests that need
+# PostgreSQL or Redis by name still run), no processes, browsers or race trials (the `slow`
+# marker), stop at the first failure. Not a substitute for `make test`.
+test-fast: $(STAMP)
+	TEST_BACKENDS=embedded $(BIN)/pytest -q -x -n $(PYTEST_WORKERS) -m "not slow" $(ARGS)
 
 # PostgreSQL and Redis on 127.0.0.1, started if they are down (no-op where they run).
 services:

@@ -19,7 +19,7 @@ from chat.events import Button, Document
 from conftest import REDIS_URL, redis_state
 from domain.announcement_reports import report_finished
 from handlers.announcements import queue
-from storage import outbox, roster
+from storage import outbox, ratelimit, roster
 from storage.db import Database
 from storage.models import Applicant, OutboxMessage, OutboxStatus
 from storage.outbox import Recipient
@@ -49,11 +49,29 @@ async def test_memory_limiter_spaces_sends_and_each_chat() -> None:
     assert 0.0 < permits[5].seconds <= 0.25
 
 
-async def test_memory_limiter_pause_holds_every_slot_back() -> None:
+class FakeClock:
+    """time.monotonic for the limiter module: moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(ratelimit, "time", fake)  # the module's own `time`, not the loop's
+    return fake
+
+
+async def test_memory_limiter_pause_holds_every_slot_back(clock: FakeClock) -> None:
     limiter = MemorySendLimiter(rate=100, horizon=5.0)
     await limiter.pause(2.0)
+    clock.now += 0.5
     (permit,) = await limiter.reserve(["a"])
-    assert permit.grant is Grant.SEND and permit.seconds == pytest.approx(2.0, abs=0.05)
+    assert permit.grant is Grant.SEND and permit.seconds == pytest.approx(1.5)
 
 
 @pytest.fixture
@@ -70,22 +88,29 @@ async def redis_prefix() -> AsyncIterator[str]:
 
 
 async def test_redis_limiter_is_shared_between_workers(redis_prefix: str) -> None:
+    """On Redis's clock, so the time between the two workers' calls is unknown: the slots are
+    10 s apart and the horizon 35 s, so only a call taking seconds could change an answer."""
     clients = [Redis.from_url(REDIS_URL) for _ in range(2)]
     try:
         first, second = (
-            RedisSendLimiter(c, rate=10, horizon=0.35, prefix=redis_prefix, margin=0)
+            RedisSendLimiter(
+                c, rate=0.1, chat_spacing=100, horizon=35, prefix=redis_prefix, margin=0
+            )
             for c in clients
         )
         one = await first.reserve(["a", "b"])
         two = await second.reserve(["a", "c", "d", "e"])
         assert [p.grant for p in one] == [Grant.SEND, Grant.SEND]
         assert [p.grant for p in two] == [Grant.CHAT_BUSY, Grant.SEND, Grant.SEND, Grant.FULL]
-        slots = [p.seconds for p in [*one, *two] if p.grant is Grant.SEND]
-        assert slots == pytest.approx([0.0, 0.1, 0.2, 0.3], abs=0.02)
-        assert two[0].seconds == pytest.approx(1.0, abs=0.02)
-        await second.pause(3.0)  # a 429 seen by one worker holds the other back too
+        assert [p.seconds for p in one] == pytest.approx([0.0, 10.0])  # one call, one clock
+        c, d = two[1].seconds, two[2].seconds
+        assert d - c == pytest.approx(10.0)  # one call
+        assert 15.0 < c <= 20.0  # the second worker continues the first one's slots: third
+        assert 95.0 < two[0].seconds <= 100.0  # "a" sent by the other worker
+        assert 17.5 < two[3].seconds <= 22.5  # come back when half the horizon has drained
+        await second.pause(300.0)  # a 429 seen by one worker holds the other back too
         (later,) = await first.reserve(["f"])
-        assert later.grant is Grant.FULL and later.seconds > 2.5
+        assert later.grant is Grant.FULL and 250.0 < later.seconds <= 300.0 - 17.5
     finally:
         for client in clients:
             await client.aclose()
@@ -141,6 +166,7 @@ async def test_a_chat_waiting_for_its_second_does_not_hold_up_other_chats(app: A
     await enqueue(app, ("1", "a"), ("1", "b"), ("2", "c"))
     sender = RecordingSender()
     worker = limited_worker(app, sender, MemorySendLimiter(rate=0, chat_spacing=0.5))
+    before_first = time.monotonic()
     assert await worker.run_once() == 2  # "a" and "c"
     await enqueue(app, ("3", "d"))
     await worker.run_once()  # "b" is claimed, its chat is busy: rescheduled; "d" goes now
@@ -156,11 +182,13 @@ async def test_a_chat_waiting_for_its_second_does_not_hold_up_other_chats(app: A
     finally:
         stop.set()
         await task
-    first, second = [at for chat, _, at in sender.sent if chat == "1"]
-    assert second - first >= 0.45
+    # "b" got a slot chat_spacing after "a"'s, reserved after `before_first` (a lower bound:
+    # a busy machine only adds to it).
+    (_, second) = [at for chat, _, at in sender.sent if chat == "1"]
+    assert second - before_first >= 0.5
 
 
-async def test_a_429_pauses_every_send_for_retry_after(app: App) -> None:
+async def test_a_429_pauses_every_send_for_retry_after(app: App, clock: FakeClock) -> None:
     await enqueue(app, ("1", "a"))
     limiter = MemorySendLimiter(rate=100, horizon=5.0)
     sender = RecordingSender(rate_limited={"1"})
@@ -168,7 +196,7 @@ async def test_a_429_pauses_every_send_for_retry_after(app: App) -> None:
     (row,) = await statuses(app)
     assert row[2] == "pending" and sender.sent == []
     (permit,) = await limiter.reserve(["2"])
-    assert permit.grant is Grant.SEND and permit.seconds > 1.8
+    assert permit.grant is Grant.SEND and permit.seconds == pytest.approx(2.0)
 
 
 # -- a broadcast burst against Telegram's limits ------------------------------------------
@@ -215,7 +243,7 @@ async def test_a_300_message_burst_stays_within_the_flood_limits_and_is_reported
         started = time.monotonic()
         try:
             reports = 0
-            async with asyncio.timeout(40):
+            async with asyncio.timeout(180):  # a hang guard: the pace makes it ~10 s
                 while len(stub.sent(ADMIN_CHAT)) < 3:
                     reports += await report_finished(app.services)  # the scheduler's job
                     await asyncio.sleep(0.2)
@@ -230,7 +258,10 @@ async def test_a_300_message_burst_stays_within_the_flood_limits_and_is_reported
     for chat in chats[:10]:
         texts = [call.text.splitlines()[-1] for call in stub.sent(chat)]
         assert texts == ["第 0 期", "第 1 期", "第 2 期"]
-    assert stub.flood_429s <= 3  # under 1%: the limiter, not Telegram, sets the pace
+    # The limiter, not Telegram, sets the pace. Without it the stub refuses most of the burst;
+    # with it, only sends a stalled machine bunched up can be refused (README: 0.3 % on a quiet
+    # machine, bench/embedded_broadcast_bench.py). 5 % tells the two apart on a busy one.
+    assert stub.flood_429s <= 300 * 0.05
     assert elapsed >= 300 / 30 - 1  # …and the pace is Telegram's, not faster
     assert reports == 3
     assert all("成功 100，失败 0" in call.text for call in stub.sent(ADMIN_CHAT))

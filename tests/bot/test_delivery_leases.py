@@ -7,8 +7,9 @@ Redis client), as two `bangdaiban worker` processes, or `run` plus `worker`, wou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-import time
+import datetime as dt
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -16,14 +17,14 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
-from bot.delivery import Delivery, shared_outbox
+from bot.delivery import Delivery
 from bot.outbox import WorkerConfig
 from chat.events import Button, Document
 from conftest import redis_state
 from handlers.context import Services
 from storage import outbox
 from storage.db import Database
-from storage.models import Lease, OutboxMessage, OutboxStatus
+from storage.models import Lease, OutboxMessage, OutboxStatus, utcnow
 from storage.outbox import Recipient
 from storage.state import MemoryStateStore, StateStore
 
@@ -31,10 +32,15 @@ CHANNEL = "telegram"
 
 
 class Sent:
-    """Every send of every process: (process, chat, text)."""
+    """Every send of every process: (process, chat, text).
 
-    def __init__(self) -> None:
+    With `meet`, each process's first send waits until the other process is sending too:
+    both can hold a batch at once only if they share the outbox (SKIP LOCKED)."""
+
+    def __init__(self, meet: bool = False) -> None:
         self.calls: list[tuple[str, str, str]] = []
+        self.meet = meet
+        self.sending = {name: asyncio.Event() for name in ("p0", "p1")}
 
     def sender(self, process: str) -> RecordingSender:
         return RecordingSender(self, process)
@@ -51,6 +57,11 @@ class RecordingSender:
         self, chat_id: str, text: str, buttons: list[list[Button]], document: Document | None
     ) -> None:
         await asyncio.sleep(0.002)  # a round trip: lets the other process interleave
+        if self.sent.meet:
+            self.sent.sending[self.process].set()
+            other = next(e for name, e in self.sent.sending.items() if name != self.process)
+            with contextlib.suppress(TimeoutError):  # then the assertion on who sent fails
+                await asyncio.wait_for(other.wait(), 20)
         self.sent.calls.append((self.process, chat_id, text))
 
 
@@ -99,9 +110,11 @@ async def pending(app: App) -> int:
         return len(rows.all())
 
 
-def delivery(services: Services, sent: Sent, name: str, ticks: list[tuple[str, float]]) -> Delivery:
+def delivery(
+    services: Services, sent: Sent, name: str, ticks: list[tuple[str, dt.datetime]]
+) -> Delivery:
     async def tick_job(_: Services) -> int:
-        ticks.append((name, time.monotonic()))
+        ticks.append((name, utcnow()))
         return 0
 
     return Delivery(
@@ -109,6 +122,7 @@ def delivery(services: Services, sent: Sent, name: str, ticks: list[tuple[str, f
         {CHANNEL: sent.sender(name)},
         config=WorkerConfig(poll_interval=0.02),
         scheduler_interval=0.05,
+        delivery_lease=60.0,  # longer than any wait below: only a release or a crash ends it
         holder=name,
         jobs=(tick_job,),
     )
@@ -117,7 +131,8 @@ def delivery(services: Services, sent: Sent, name: str, ticks: list[tuple[str, f
 async def test_two_workers_and_two_schedulers_send_and_tick_once(
     app: App, processes: list[Services]
 ) -> None:
-    sent, ticks = Sent(), []
+    shared = not app.services.db.is_sqlite  # PostgreSQL + Redis: both deliver (SKIP LOCKED)
+    sent, ticks = Sent(meet=shared), []
     deliveries = [delivery(s, sent, f"p{n}", ticks) for n, s in enumerate(processes)]
     stop = asyncio.Event()
     tasks = [asyncio.create_task(d.run(stop)) for d in deliveries]
@@ -129,18 +144,20 @@ async def test_two_workers_and_two_schedulers_send_and_tick_once(
 
         await until(all_sent)
         await asyncio.sleep(0.3)  # a duplicate would show by now
+        # While both run; once the leader stops cleanly the other may take over (as it should).
+        running = list(ticks)
     finally:
         stop.set()
         await asyncio.gather(*tasks)
     assert len(sent.calls) == 120
     assert max(sent.copies().values()) == 1
     by_process = Counter(process for process, _, _ in sent.calls)
-    if shared_outbox(processes[0]):  # PostgreSQL + Redis: both deliver, SKIP LOCKED shares
-        assert set(by_process) <= {"p0", "p1"}
+    if shared:
+        assert set(by_process) == {"p0", "p1"}
     else:  # SQLite: one delivers, the other waits for the lease
         assert len(by_process) == 1
-    leaders = {name for name, _ in ticks}
-    assert len(leaders) == 1 and len(ticks) >= 3
+    leaders = {name for name, _ in running}
+    assert len(leaders) == 1 and len(running) >= 3
     async with app.services.db.sessions() as session:
         assert (await session.scalars(select(Lease))).all() == []  # released on stop
 
@@ -175,3 +192,55 @@ async def test_the_waiting_process_takes_over_when_the_leader_stops(
         await asyncio.gather(leader, follower)
     assert {process for process, _, _ in sent.calls} == {"p1"}
     assert max(sent.copies().values()) == 1
+
+
+async def test_a_crashed_leader_is_replaced_once_its_lease_expires(
+    app: App, processes: list[Services]
+) -> None:
+    """The leader dies without releasing anything (kill -9): the other process waits for its
+    leases to expire, then ticks the scheduler and, where one process delivers, delivers."""
+    sent, ticks = Sent(), []
+    first, second = (delivery(s, sent, f"p{n}", ticks) for n, s in enumerate(processes))
+    for d in (first, second):  # a short delivery lease; the scheduler's is 10 s at least
+        for lease in d.leases:
+            if lease.name != "scheduler":
+                lease.seconds = 1.0
+    crashed = asyncio.create_task(first.run(asyncio.Event()))
+
+    async def first_ticked() -> bool:
+        return bool(ticks)
+
+    await until(first_ticked)
+    for lease in first.leases:  # a killed process releases nothing
+        lease.release = _nothing  # type: ignore[method-assign]
+    crashed.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await crashed
+    async with app.services.db.sessions() as session:
+        held = {lease.name: lease for lease in (await session.scalars(select(Lease))).all()}
+    assert {lease.holder for lease in held.values()} == {"p0"}  # still held by the dead one
+    await enqueue(app, 20, "c")
+    stop = asyncio.Event()
+    follower = asyncio.create_task(second.run(stop))
+    try:
+
+        async def second_ticked_and_sent() -> bool:
+            return any(name == "p1" for name, _ in ticks) and await pending(app) == 0
+
+        await until(second_ticked_and_sent, seconds=60)
+    finally:
+        stop.set()
+        await follower
+    took_over = min(at for name, at in ticks if name == "p1")
+    assert utc(took_over) >= utc(held["scheduler"].expires_at)  # not while the lease ran
+    assert {process for process, _, text in sent.calls if text.startswith("c-")} == {"p1"}
+    assert max(sent.copies().values()) == 1
+
+
+def utc(moment: dt.datetime) -> dt.datetime:
+    """SQLite gives back naive UTC times, PostgreSQL aware ones."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+async def _nothing() -> None:
+    return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.app import App, build_app
 from bot.config import load_settings
 from bot.ops import OpsServer
+from conftest import require_tool
 from storage import outbox
 from storage.outbox import Recipient
 from support import Chat
@@ -100,11 +100,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 async def test_readyz_is_503_when_redis_stops(tmp_path: Path) -> None:
+    redis_server = require_tool("redis-server", "redis-server")
     port = free_port()
     redis = await asyncio.create_subprocess_exec(
-        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+        redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
         "no", "--dir", str(tmp_path), stdout=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     settings = load_settings(
@@ -114,12 +114,13 @@ async def test_readyz_is_503_when_redis_stops(tmp_path: Path) -> None:
     )
     app = server = None
     try:
-        for _ in range(100):  # until it accepts connections
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
+        async with asyncio.timeout(60):  # until it accepts connections (a hang guard only)
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                    break
+                except OSError:
+                    await asyncio.sleep(0.05)
         app = await build_app(settings)
         server = OpsServer(app, "127.0.0.1", 0)
         await server.start()

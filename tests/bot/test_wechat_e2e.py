@@ -519,3 +519,27 @@ async def test_a_reply_too_long_for_one_message_goes_out_in_parts(
         await running.web_app[CALLBACK_KEY].close()
     parts = stub.texts_to(user.openid)
     assert len(parts) > 1 and "\n".join(parts).startswith(long_answer)
+
+
+async def test_a_retried_event_is_handled_once(app: App, stub: WeChatApiStub) -> None:
+    """Events carry no MsgId: a retry is the same sender and CreateTime, handled once; a later
+    press of the same menu entry is handled again."""
+    handled: list[object] = []
+    real = app.router.handle
+
+    async def counting(event):  # type: ignore[no-untyped-def]
+        handled.append(event)
+        return await real(event)
+
+    app.router.handle = counting  # type: ignore[method-assign]
+    async with wechat_channel(app, stub) as running:
+        user = WxUser(running.server(), "o-event-retry")
+        pressed = int(time.time())
+        click = user.event_xml("CLICK", "m:apply", create_time=pressed)
+        first = await user.send(click)
+        retries = [await running.server().post(click) for _ in range(2)]
+        assert len(handled) == 1
+        await user.send(user.event_xml("CLICK", "m:apply", create_time=pressed + 1))
+    assert option(first, "一般项目")
+    assert all(r.status == 200 for r in retries)
+    assert len(handled) == 2

@@ -1,7 +1,6 @@
 import datetime
 import io
 import re
-import shutil
 import subprocess
 import zipfile
 from dataclasses import replace
@@ -10,6 +9,7 @@ from pathlib import Path
 import docx
 import pytest
 
+from conftest import require_tool
 from dialogs import printable
 from dialogs.printable import ApplicationPrint, file_name, find_cjk_font, render_docx, render_pdf
 
@@ -151,14 +151,13 @@ def test_missing_explicit_font_falls_back_to_the_system() -> None:
     assert find_cjk_font("/nonexistent/font.ttf") == find_cjk_font()
 
 
-def pdf_text(pdf: bytes, tmp_path: Path) -> str | None:
-    """Text of the PDF via poppler's pdftotext, or None when poppler is not installed."""
-    if shutil.which("pdftotext") is None:
-        return None
+def pdf_text(pdf: bytes, tmp_path: Path) -> str:
+    """Text of the PDF via poppler's pdftotext (missing: fails in CI, skips elsewhere)."""
+    pdftotext = require_tool("pdftotext", "poppler-utils")
     source = tmp_path / "form.pdf"
     source.write_bytes(pdf)
     result = subprocess.run(
-        ["pdftotext", "-raw", str(source), "-"], capture_output=True, text=True, check=True
+        [pdftotext, "-raw", str(source), "-"], capture_output=True, text=True, check=True
     )
     return result.stdout
 
@@ -174,18 +173,16 @@ def test_pdf_is_an_a4_form_with_the_font_embedded(cjk_font: Path, tmp_path: Path
     pdf = render_pdf(FORM, cjk_font)
 
     assert_valid_pdf(pdf)
-    text = pdf_text(pdf, tmp_path)
-    if text is not None:
-        flat = re.sub(r"\s+", "", text)
-        for expected in (
-            "湖南湘江新区“帮代办”服务申请表",
-            "长沙智造科技有限公司",
-            "2026年11月28日",
-            "经办人意见",
-            "领导批示",
-            "BDB-2026-000123",
-        ):
-            assert expected in flat
+    flat = re.sub(r"\s+", "", pdf_text(pdf, tmp_path))
+    for expected in (
+        "湖南湘江新区“帮代办”服务申请表",
+        "长沙智造科技有限公司",
+        "2026年11月28日",
+        "经办人意见",
+        "领导批示",
+        "BDB-2026-000123",
+    ):
+        assert expected in flat
 
 
 def test_pdf_keeps_hostile_values_and_a_long_summary(cjk_font: Path, tmp_path: Path) -> None:
@@ -195,11 +192,9 @@ def test_pdf_keeps_hostile_values_and_a_long_summary(cjk_font: Path, tmp_path: P
     pdf = render_pdf(form, cjk_font)
 
     assert_valid_pdf(pdf)
-    text = pdf_text(pdf, tmp_path)
-    if text is not None:
-        flat = re.sub(r"\s+", "", text)
-        assert re.sub(r"\s+", "", HOSTILE) in flat
-        assert summary in flat
+    flat = re.sub(r"\s+", "", pdf_text(pdf, tmp_path))
+    assert re.sub(r"\s+", "", HOSTILE) in flat
+    assert summary in flat
 
 
 def test_pdf_survives_a_summary_of_only_line_breaks(cjk_font: Path) -> None:
@@ -209,12 +204,12 @@ def test_pdf_survives_a_summary_of_only_line_breaks(cjk_font: Path) -> None:
 
 
 def test_fontconfig_fallback_offers_only_fonts_with_chinese_glyphs(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    cjk_font: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(printable, "_FONT_CANDIDATES", ())
+    require_tool("fc-list", "fontconfig")
+    monkeypatch.setattr(printable, "_FONT_CANDIDATES", ())  # only fontconfig is asked
 
-    font = find_cjk_font()
+    font = find_cjk_font()  # a CJK font is installed (cjk_font), so fontconfig finds one
 
-    if font is not None:
-        text = pdf_text(render_pdf(FORM, font), tmp_path)
-        assert text is None or "湖南湘江新区" in text
+    assert font is not None
+    assert "湖南湘江新区" in pdf_text(render_pdf(FORM, font), tmp_path)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import pytest
 from sqlalchemy import func, select, update
 
 from bot.app import App
+from handlers import applicant as applicant_handlers
 from storage import applicants, cases
 from storage.cases import ApplicationData
 from storage.models import Case, Question
@@ -84,3 +86,33 @@ async def test_sixth_open_question_is_held_back_politely(app: App, chat: Chat) -
     async with app.services.db.sessions() as session:
         texts = (await session.scalars(select(Question.text).order_by(Question.id))).all()
     assert texts[-1] == STREET_LIGHT
+
+
+async def _three_cases_at(app: App, beijing: dt.datetime) -> None:
+    await earlier_cases(app, 3, "t")
+    async with app.services.db.transaction() as session:
+        await session.execute(update(Case).values(created_at=beijing.astimezone(dt.UTC)))
+
+
+BEIJING = dt.timezone(dt.timedelta(hours=8))
+# 00:30 in Beijing on 6 December is still 5 December by UTC's date (16:30).
+NOW = dt.datetime(2026, 12, 6, 0, 30, tzinfo=BEIJING)
+
+
+async def test_applications_of_the_beijing_day_before_do_not_count(
+    app: App, chat: Chat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(applicant_handlers, "utcnow", lambda: NOW.astimezone(dt.UTC))
+    await _three_cases_at(app, dt.datetime(2026, 12, 5, 23, 50, tzinfo=BEIJING))
+    await chat.say("/apply")
+    assert "每日提交上限" not in chat.text
+    assert any(b.data.startswith("f:") for b in chat.buttons)  # the dialog started
+
+
+async def test_applications_since_beijing_midnight_count(
+    app: App, chat: Chat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(applicant_handlers, "utcnow", lambda: NOW.astimezone(dt.UTC))
+    await _three_cases_at(app, dt.datetime(2026, 12, 6, 0, 10, tzinfo=BEIJING))  # UTC: the 5th
+    await chat.say("/apply")
+    assert "每日提交上限" in chat.text

@@ -81,11 +81,12 @@ async def test_a_number_beyond_the_buttons_is_plain_text(chat: Chat) -> None:
 
 
 async def test_nul_and_invisible_characters_never_reach_staff(app: App, chat: Chat) -> None:
-    await chat.say("施工许可\x00证\u202e怎么\u200b办理？附加一些说明文字以免命中常见问题")
+    await chat.say("施工许可\x00证\u202e怎么\u200b办理？附加一些说明文字")
+    assert "施工许可证怎么办理" in chat.text  # the FAQ reads the cleaned question…
+    await chat.press("转人工")  # …and 转人工 hands that text to staff: one question row
     async with app.services.db.sessions() as session:
-        questions = (await session.scalars(select(Question))).all()
-    for question in questions:
-        assert question.text == "施工许可证怎么办理？附加一些说明文字以免命中常见问题"
+        (question,) = (await session.scalars(select(Question))).all()
+    assert question.text == "施工许可证怎么办理？附加一些说明文字"
     assert "系统繁忙" not in chat.text
 
 

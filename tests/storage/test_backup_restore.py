@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
 
 from bot.app import App
-from conftest import SERVER_URL, _admin
+from conftest import SERVER_URL, _admin, require_tool
 from storage import applicants, cases
 from storage.cases import ApplicationData
 from storage.db import Database
@@ -28,10 +27,7 @@ DATA = ApplicationData(
     other_items=None,
 )
 
-pytestmark = [
-    pytest.mark.parametrize("backend", ["production"]),
-    pytest.mark.skipif(shutil.which("pg_dump") is None, reason="needs pg_dump and pg_restore"),
-]
+pytestmark = pytest.mark.parametrize("backend", ["production"])
 
 
 async def run(*command: str) -> None:
@@ -43,18 +39,20 @@ async def run(*command: str) -> None:
 
 
 async def test_a_dump_restores_into_a_fresh_database(app: App, tmp_path: Path) -> None:
+    pg_dump = require_tool("pg_dump", "postgresql-client")
+    pg_restore = require_tool("pg_restore", "postgresql-client")
     async with app.services.db.transaction() as session:
         applicant = await applicants.get_or_create(session, "test", "backup")
         number = (await cases.create(session, applicant.id, DATA, "k-backup")).number
     url = make_url(app.settings.database_url)
     server = ["-h", url.host or "127.0.0.1", "-p", str(url.port or 5432), "-U", url.username or ""]
     dump = tmp_path / "bangdaiban.dump"
-    await run("pg_dump", *server, "--format=custom", f"--file={dump}", str(url.database))
+    await run(pg_dump, *server, "--format=custom", f"--file={dump}", str(url.database))
     fresh = f"{url.database}_restored"
     await _admin(f'DROP DATABASE IF EXISTS "{fresh}"')
     await _admin(f'CREATE DATABASE "{fresh}"')
     try:
-        await run("pg_restore", *server, "--no-owner", f"--dbname={fresh}", str(dump))
+        await run(pg_restore, *server, "--no-owner", f"--dbname={fresh}", str(dump))
         restored = Database(f"{SERVER_URL}/{fresh}")
         try:
             async with restored.sessions() as session:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+from types import SimpleNamespace
 
+import pytest
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
+from bot import delivery
 from bot.app import App
 from bot.cli import app as cli
 from domain.retention import Retention, purge
 from storage import applicants, cases, files, outbox
 from storage.cases import ApplicationData
 from storage.models import (
+    Applicant,
     Case,
     CaseEvent,
     CaseFile,
@@ -26,6 +30,7 @@ from storage.models import (
     utcnow,
 )
 from storage.outbox import Recipient
+from storage.retention import Purged
 
 DATA = ApplicationData(
     project_kind="general",
@@ -117,3 +122,83 @@ async def test_purge_removes_only_what_is_past_its_period(app: App) -> None:
 def test_purge_needs_dry_run_or_yes() -> None:
     result = CliRunner().invoke(cli, ["purge"])
     assert result.exit_code == 2 and "--dry-run" in result.output
+
+
+async def test_files_of_a_case_handed_over_a_year_ago_go_the_case_stays(app: App) -> None:
+    """A delivered (交接/送达) case keeps its record; its uploads go a year after delivery."""
+    old_number, old_file = await make_case(app, "a", "k-a", b"handed over long ago")
+    recent_number, recent_file = await make_case(app, "b", "k-b", b"handed over lately")
+    open_number, open_file = await make_case(app, "c", "k-c", b"still being worked on")
+    year_and_a_day = NOW - dt.timedelta(days=366)
+    async with app.services.db.transaction() as session:
+        for number, status, when in (
+            (old_number, CaseStatus.DELIVERED, year_and_a_day),
+            (recent_number, CaseStatus.DELIVERED, NOW - dt.timedelta(days=300)),
+            (open_number, CaseStatus.IN_PROGRESS, year_and_a_day),
+        ):
+            await session.execute(
+                update(Case).where(Case.number == number).values(status=status, updated_at=when)
+            )
+        await session.execute(update(StoredFile).values(created_at=year_and_a_day))
+
+    purged = await purge(app.services.db, app.services.files_dir, Retention(), NOW)
+
+    assert (purged.cases, purged.files) == (0, 1)
+    async with app.services.db.sessions() as session:
+        for number in (old_number, recent_number, open_number):
+            assert await cases.by_number(session, number) is not None
+        linked = set((await session.scalars(select(CaseFile.sha256))).all())
+    assert linked == {recent_file, open_file}
+    assert not files.path_for(app.services.files_dir, old_file).exists()
+    for kept in (recent_file, open_file):
+        assert files.path_for(app.services.files_dir, kept).exists()
+
+
+async def test_applicants_left_with_nothing_are_deleted(app: App) -> None:
+    """Deleted with the oldest kind of data (cases, 3 years): first seen before that, with no
+    case, no question and no subscription."""
+    long_ago, two_years = YEARS_AGO, NOW - dt.timedelta(days=2 * 365)
+    async with app.services.db.transaction() as session:
+        for chat_id in ("nothing", "subscribed", "asked", "new"):
+            await applicants.get_or_create(session, "test", chat_id)
+        await session.execute(
+            update(Applicant).where(Applicant.chat_id != "new").values(created_at=long_ago)
+        )
+        await session.execute(
+            update(Applicant).where(Applicant.chat_id == "new").values(created_at=two_years)
+        )
+        await session.execute(
+            update(Applicant).where(Applicant.chat_id == "subscribed").values(subscribed=True)
+        )
+    await make_question(app, "asked", QuestionStatus.OPEN, long_ago)
+
+    purged = await purge(app.services.db, app.services.files_dir, Retention(), NOW)
+
+    async with app.services.db.sessions() as session:
+        left = set((await session.scalars(select(Applicant.chat_id))).all())
+    assert left == {"subscribed", "asked", "new"}
+    assert purged.applicants == 1
+
+
+async def test_the_scheduler_purges_hourly(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The purge is one of the scheduler's jobs, run at most once an hour however often the
+    scheduler ticks."""
+    clock = [5000.0]
+    monkeypatch.setattr(delivery, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    runs: list[dt.datetime] = []
+
+    async def counted(*args: object, **kwargs: object) -> Purged:
+        runs.append(NOW)
+        return Purged()
+
+    monkeypatch.setattr(delivery, "purge", counted)
+    (job,) = delivery.scheduled_jobs(app.settings)  # as `worker` and `run` build them
+    await job(app.services)
+    assert len(runs) == 1  # the first tick purges at once
+    for _ in range(3):  # the scheduler ticks every minute or so: no purge within the hour
+        clock[0] += 1199.0
+        await job(app.services)
+    assert len(runs) == 1
+    clock[0] += 3.0  # an hour after the last purge
+    await job(app.services)
+    assert len(runs) == 2

@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import WSServerHandshakeError
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.app import App
-from storage.models import Applicant
+from storage import web_history
+from storage.models import Applicant, WebMessage
 from webserver import Served, serving
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 100
@@ -188,3 +189,26 @@ async def test_a_qr_codes_source_tag_is_stored_on_the_applicant(
     async with served.app.services.db.sessions() as session:
         sources = (await session.scalars(select(Applicant.source))).all()
     assert sources == ["poster"]
+
+
+async def test_a_reload_shows_the_last_200_messages_and_keeps_no_more(
+    served: Served, client: aiohttp.ClientSession
+) -> None:
+    await visit(client, served.url)
+    async with client.ws_connect(f"{served.url}ws", origin=origin(served.url)) as ws:
+        await ws.receive_json()  # history
+        await ws.send_json({"type": "text", "text": "/help"})
+        await ws.receive_json()  # the answer
+    async with client.ws_connect(f"{served.url}ws", origin=origin(served.url)) as ws:
+        await ws.receive_json()  # connecting writes the batched history: the chat has rows
+    async with served.app.services.db.transaction() as session:
+        (chat_id,) = set((await session.scalars(select(WebMessage.chat_id))).all())
+        web_history.append(session, chat_id, [{"type": "bot", "text": f"m{n}"} for n in range(250)])
+    async with client.ws_connect(f"{served.url}ws", origin=origin(served.url)) as ws:
+        history = await ws.receive_json()
+    assert [m["text"] for m in history["messages"]] == [f"m{n}" for n in range(50, 250)]
+    async with served.app.services.db.sessions() as session:
+        kept = await session.scalar(
+            select(func.count()).select_from(WebMessage).where(WebMessage.chat_id == chat_id)
+        )
+    assert kept == 200

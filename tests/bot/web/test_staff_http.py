@@ -7,6 +7,7 @@ import datetime as dt
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 
 import aiohttp
 import pytest
@@ -408,3 +409,36 @@ async def test_staff_download_the_form_of_cases_their_role_sees(served: Served) 
         await csrf_of(stranger, served.url)
         async with stranger.get(f"{served.url}form/{seen}.docx") as response:
             assert response.status == 404
+
+
+async def test_the_staff_cookie_is_renewed_at_most_hourly(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Used within the hour: no new cookie and no write; an hour after it was signed: both."""
+    async with new_client() as client:
+        await sign_in(served, client, "李娜")
+        (cookie,) = [c.value for c in client.cookie_jar if c.key == staff_session.STAFF_COOKIE]
+        _, signed = URLSafeTimedSerializer("test-secret", salt="web-staff").loads(
+            cookie, return_timestamp=True
+        )
+
+        async def desk_at(seconds_after_signing: float) -> bool:
+            """Open the desk at that moment; whether the response renewed the cookie."""
+            moment = signed.timestamp() + seconds_after_signing
+            monkeypatch.setattr(staff_session, "time", SimpleNamespace(time=lambda: moment))
+            async with client.get(f"{served.url}desk") as response:
+                assert response.status == 200
+                return staff_session.STAFF_COOKIE in response.cookies
+
+        async def expiry() -> dt.datetime:
+            async with served.app.services.db.sessions() as session:
+                device = await session.scalar(select(StaffDevice))
+                assert device is not None
+                return device.expires_at
+
+        bound = await expiry()
+        assert not await desk_at(1)
+        assert not await desk_at(3599)
+        assert await expiry() == bound  # no write per request
+        assert await desk_at(3600)
+        assert await expiry() > bound
