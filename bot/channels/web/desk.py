@@ -18,7 +18,7 @@ from bot.channels.web.channel import WebChannel, channel_of
 from bot.channels.web.staff_session import STAFF_COOKIE, StaffSession
 from dialogs.texts import label, labels
 from dialogs.texts import render as render_text
-from domain import audit, desk, policy
+from domain import audit, desk, policy, stats
 from domain.buttons import CaseView, ProjectView, QuestionShow
 from domain.policy import Actor, Right
 from services import export
@@ -215,6 +215,7 @@ async def work_list(request: web.Request) -> web.Response:
         status_label=status_label,
         exports=_exports(actor),
         admin=policy.can(actor, Right.READ_AUDIT),
+        stats=stats.scope_of(actor) is not None,
     )
     response = _page(page)
     _set_renewed(channel, request, response, renewed)

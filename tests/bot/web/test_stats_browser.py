@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, expect
 from stats_history import seed_history
-from test_staff_browser import bind_browser, invite
 
 from bot.app import App
+from test_staff_browser import bind_browser, invite
 from webserver import Served, chromium, serving
 
 
