@@ -20,7 +20,7 @@ from dialogs.texts import label, labels
 from dialogs.texts import render as render_text
 from domain import audit, desk, policy, stats
 from domain.buttons import CaseView, ProjectView, QuestionShow
-from domain.policy import Actor, Right
+from domain.policy import Actor, Right, china_today
 from services import export
 from storage import questions, staff_devices
 from storage.cases import ACTIVE
@@ -216,6 +216,7 @@ async def work_list(request: web.Request) -> web.Response:
         exports=_exports(actor),
         admin=policy.can(actor, Right.READ_AUDIT),
         stats=stats.scope_of(actor) is not None,
+        today=china_today(),
     )
     response = _page(page)
     _set_renewed(channel, request, response, renewed)
