@@ -83,7 +83,14 @@ def staff_page(
 ) -> web.Response:
     """The chat page of a signed-in staff member."""
     csrf = channel.identity.csrf_token(signed_in.csrf_subject)
-    response = _page(render_text("web/index.html.j2", csrf=csrf, staff=signed_in.staff))
+    page = render_text(
+        "web/index.html.j2",
+        csrf=csrf,
+        staff=signed_in.staff,
+        greeting=None,
+        elder=channel.elder(request),
+    )
+    response = _page(page)
     _set_renewed(channel, request, response, renewed)
     return response
 
