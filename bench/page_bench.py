@@ -7,7 +7,7 @@ throttled by Chromium itself (CDP Network.emulateNetworkConditions). It prints, 
 - page weight: bytes over the wire (compressed, headers included) of every response until
   the first answer is shown; target ≤ 100 KB;
 - first answer: from the start of navigation to the greeting bubble on screen (a
-  MutationObserver in the page notes the moment); target ≤ 3 s.
+  MutationObserver in the page notes the first frame after it appears); target ≤ 3 s.
 
 Profiles: Chromium DevTools' own "Slow 3G" preset (500 kbit/s, 400 ms RTT, which DevTools
 applies as 2,000 ms per request) and WebPageTest's "3G Slow" (400 kbit/s, 400 ms RTT).
@@ -52,12 +52,14 @@ PROFILES = [
     Profile("WebPageTest 3G Slow", 400, 400_000 / 8, 400_000 / 8),
 ]
 
-# Notes when the first bot bubble enters the page (added through CDP, so the CSP allows it).
+# Notes when the first bot bubble is on screen (added through CDP, so the CSP allows it): the
+# first frame after it enters the page. A frame waits for render-blocking CSS, so a bubble in
+# the HTML counts only once it is painted, not when it is parsed.
 WATCH = """
 new MutationObserver((changes, observer) => {
   if (document.querySelector('#log .msg.bot')) {
-    window.__firstAnswer = performance.now();
     observer.disconnect();
+    requestAnimationFrame(() => setTimeout(() => { window.__firstAnswer = performance.now(); }));
   }
 }).observe(document, {childList: true, subtree: true});
 """
@@ -95,7 +97,9 @@ async def visit(browser: Browser, url: str, profile: Profile) -> tuple[float, in
     )
     await page.goto(url, wait_until="commit")
     await page.wait_for_selector("#log .msg.bot", timeout=120_000)
-    seconds = await page.evaluate("window.__firstAnswer") / 1000
+    while (painted := await page.evaluate("window.__firstAnswer")) is None:
+        await page.wait_for_timeout(20)  # the page's CSP refuses wait_for_function's eval
+    seconds = painted / 1000
     if os.environ.get("PAGE_BENCH_TRACE"):
         print(await page.evaluate(TRACE))
     await context.close()

@@ -51,7 +51,12 @@ class CasesPage(PageRef, prefix="c:page"): ...
 async def start(ctx: Context) -> list[Reply]:
     async with ctx.transaction() as session:
         subscribed = (await ctx.enrol(session)).subscribed
-    return [with_menu("common/start.j2", subscribed, name=None)]
+    return [greeting(subscribed)]
+
+
+def greeting(subscribed: bool = False) -> Reply:
+    """What /start says to an applicant; a page may show it before the chat begins."""
+    return with_menu("common/start.j2", subscribed, name=None)
 
 
 async def menu(ctx: Context) -> list[Reply]:

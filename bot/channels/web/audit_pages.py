@@ -10,7 +10,7 @@ import logging
 from aiohttp import web
 
 from bot.channels.web.channel import WebChannel, channel_of
-from bot.channels.web.desk import _page, _set_renewed, login_page
+from bot.channels.web.desk import _page, _root, _set_renewed, login_page
 from bot.channels.web.staff_session import StaffSession
 from dialogs.texts import render as render_text
 from domain import agencies as assignments
@@ -37,8 +37,7 @@ async def _admin(
     actor = Actor.of_staff(signed_in.staff)
     if not policy.can(actor, Right.READ_AUDIT):
         log.info("web audit refused staff=%s", signed_in.staff.id)
-        root = f"{channel.settings.web_base_path}/"
-        return _page(render_text("web/not_allowed.html.j2", root=root), status=403)
+        return _page(render_text("web/not_allowed.html.j2", root=_root(channel)), status=403)
     return channel, signed_in, actor
 
 
@@ -76,6 +75,7 @@ async def audit_page(request: web.Request) -> web.Response:
         lines = await store.search(session, filters, limit)
     page = render_text(
         "web/audit.html.j2",
+        root=_root(channel),
         staff=signed_in.staff,
         rows=[audit_report.row(line) for line in lines],
         header=audit_report.HEADER,
@@ -124,6 +124,7 @@ async def agencies_page(request: web.Request, message: str = "") -> web.Response
         people = {a.id: await agencies.agents(session, a.id) for a in listed}
     page = render_text(
         "web/agencies.html.j2",
+        root=_root(channel),
         staff=signed_in.staff,
         agencies=listed,
         agents=people,

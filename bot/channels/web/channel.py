@@ -27,6 +27,9 @@ from storage.models import OutboxMessage
 from storage.ratelimit import FloodGuard
 
 log = logging.getLogger(__name__)
+# 长辈模式 as app.js remembers it for the server, so the chat page comes already enlarged
+# (its script is deferred: applying the mode there would flash the normal size first).
+ELDER_COOKIE = "bdb_elder"
 
 
 @dataclass
@@ -53,6 +56,10 @@ class WebChannel:
         if signed_in is not None:
             return signed_in.chat_id, signed_in
         return self.chat_id(request), None
+
+    @staticmethod
+    def elder(request: web.Request) -> bool:
+        return request.cookies.get(ELDER_COOKIE) == "1"
 
     def client_ip(self, request: web.Request) -> str:
         return client_address(request, self.settings.web_trust_proxy)

@@ -18,9 +18,9 @@ from bot.channels.web.channel import WebChannel, channel_of
 from bot.channels.web.staff_session import STAFF_COOKIE, StaffSession
 from dialogs.texts import label, labels
 from dialogs.texts import render as render_text
-from domain import audit, desk, policy
+from domain import audit, desk, policy, stats
 from domain.buttons import CaseView, ProjectView, QuestionShow
-from domain.policy import Actor, Right
+from domain.policy import Actor, Right, china_today
 from services import export
 from storage import questions, staff_devices
 from storage.cases import ACTIVE
@@ -83,7 +83,14 @@ def staff_page(
 ) -> web.Response:
     """The chat page of a signed-in staff member."""
     csrf = channel.identity.csrf_token(signed_in.csrf_subject)
-    response = _page(render_text("web/index.html.j2", csrf=csrf, staff=signed_in.staff))
+    page = render_text(
+        "web/index.html.j2",
+        csrf=csrf,
+        staff=signed_in.staff,
+        greeting=None,
+        elder=channel.elder(request),
+    )
+    response = _page(page)
     _set_renewed(channel, request, response, renewed)
     return response
 
@@ -234,6 +241,8 @@ async def desk_text(
         status_label=status_label,
         exports=_exports(actor),
         admin=policy.can(actor, Right.READ_AUDIT),
+        stats=stats.scope_of(actor) is not None,
+        today=china_today(),
     )
     return page, shows_cases
 

@@ -37,12 +37,13 @@ from bot.channels.web.rating_page import add_rating_routes
 from bot.channels.web.staff_session import StaffSessions
 from bot.channels.web.stats import add_stats_routes
 from bot.config import Settings
-from chat.events import ChatUser, Incoming, Kind, UploadedFile
+from chat.events import Button, ChatUser, Incoming, Kind, UploadedFile
 from dialogs.texts import labels
 from dialogs.texts import render as render_text
 from domain import audit
 from domain import cases as life
 from domain.policy import Actor
+from handlers import applicant
 from services import documents
 from storage import applicants, cases, files, web_history
 from storage.ratelimit import FloodGuard, MemoryFloodGuard, RedisFloodGuard, Verdict
@@ -75,7 +76,16 @@ async def index(request: web.Request) -> web.Response:
     if source in labels("sources"):
         async with channel.app.services.db.transaction() as session:
             await applicants.tag_source(session, CHANNEL, chat_id, source)
-    page = render_text("web/index.html.j2", csrf=channel.identity.csrf_token(chat_id), staff=None)
+    # A first visit shows the greeting at once (on slow 3G the socket costs seconds more); the
+    # page starts the chat when its socket opens and the real answer takes the greeting's place.
+    greeting = render.bot_message(*_greeting()) if fresh else None
+    page = render_text(
+        "web/index.html.j2",
+        csrf=channel.identity.csrf_token(chat_id),
+        staff=None,
+        greeting=greeting,
+        elder=channel.elder(request),
+    )
     response = web.Response(text=page, content_type="text/html", charset="utf-8")
     response.headers["Cache-Control"] = "no-store"
     _compress(response)
@@ -122,6 +132,11 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     finally:
         channel.hub.remove(chat_id, ws)
     return ws
+
+
+def _greeting() -> tuple[str, list[list[Button]]]:
+    reply = applicant.greeting()
+    return reply.text, reply.buttons
 
 
 def _incoming(chat_id: str, raw: str, client: str) -> tuple[Incoming | None, str | None]:

@@ -17,6 +17,8 @@ from sqlalchemy import select, update
 from bot.app import App
 from bot.channels.web import staff_session
 from bot.channels.web.desk import open_target
+from dialogs.texts import render_string
+from domain.policy import china_today
 from storage import applicants, cases, key_projects, outbox, questions
 from storage.cases import ApplicationData
 from storage.key_projects import Stage
@@ -223,6 +225,55 @@ async def test_desk_filters_search_and_overdue_first(served: Served) -> None:
         }
         number = names["A"].removeprefix("case:")
         assert shown(await desk_page(client, served, f"?q={number}")) == {names["A"]}
+
+
+CHINA = dt.timezone(dt.timedelta(hours=8))
+WHEN = '{% from "web/when.j2" import when %}{{ when(at, today) }}'
+
+
+def due_cell(page: str, number: str) -> str:
+    """The 办理时限 cell of a case's row on /desk, as its text."""
+    row = page.split(f"<td>{number}</td>", 1)[1].split("</tr>", 1)[0]
+    return re.sub(r"<[^>]+>", "", re.findall(r"<td>(.*?)</td>", row, re.S)[3]).strip()
+
+
+def test_moments_read_today_this_year_or_the_full_date() -> None:
+    today = dt.date(2026, 12, 5)
+
+    def shown_as(at: dt.datetime) -> str:
+        return re.sub(r"<[^>]+>", "", render_string(WHEN, at=at, today=today))
+
+    assert shown_as(dt.datetime(2026, 12, 5, 2, 32, tzinfo=dt.UTC)) == "今天 10:32"
+    assert shown_as(dt.datetime(2026, 12, 4, 16, 30, tzinfo=dt.UTC)) == "今天 00:30"
+    assert shown_as(dt.datetime(2026, 12, 4, 15, 59, tzinfo=dt.UTC)) == "12月4日"
+    assert shown_as(dt.datetime(2026, 1, 9, 9, 0, tzinfo=CHINA)) == "1月9日"
+    assert shown_as(dt.datetime(2025, 12, 5, 9, 0, tzinfo=CHINA)) == "2025年12月5日"
+    assert 'datetime="2026-01-09T09:00+08:00"' in render_string(
+        WHEN, at=dt.datetime(2026, 1, 9, 1, 0, tzinfo=dt.UTC), today=today
+    )
+
+
+async def test_desk_deadlines_read_today_or_the_date(served: Served) -> None:
+    names = await world(served.app)
+    today = china_today()
+    other_day = dt.date(today.year, 1, 2 if today == dt.date(today.year, 1, 1) else 1)
+    due = {
+        "A": dt.datetime.combine(today, dt.time(10, 32), CHINA),
+        "B": dt.datetime.combine(other_day, dt.time(17, 30), CHINA),
+        "C": dt.datetime(today.year - 1, 12, 5, 17, 30, tzinfo=CHINA),
+    }
+    async with served.app.services.db.transaction() as session:
+        for key, at in due.items():
+            number = names[key].removeprefix("case:")
+            await session.execute(update(Case).where(Case.number == number).values(due_at=at))
+    async with new_client() as client:
+        await sign_in(served, client, "陈晨")
+        page = await desk_page(client, served, "?kind=case")
+    read = {key: due_cell(page, names[key].removeprefix("case:")) for key in due}
+    assert read["A"].startswith("今天 10:32")
+    assert read["B"].startswith(f"1月{other_day.day}日")
+    assert read["C"].startswith(f"{today.year - 1}年12月5日")
+    assert "已超时" in read["C"]
 
 
 async def test_exports_only_for_the_roles_allowed(served: Served) -> None:

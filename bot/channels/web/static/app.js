@@ -1,16 +1,27 @@
 // The web chat page: one websocket, reconnecting with back-off; every text is put into the
 // page with DOM calls (createElement, textContent), never innerHTML. Only APIs that WeChat's
 // in-app browser (X5/XWeb, Chromium based) has; nothing here needs a newer one.
-// Loaded in <head> without defer by every page (one request: each costs seconds on slow 3G).
+// Loaded in <head> by every page (one request: each costs seconds on slow 3G); deferred on the
+// chat page, whose greeting comes in its HTML.
 
-// 长辈模式 (larger text and buttons, a simpler layout), remembered per browser; applied at
-// once, before the first paint.
+// 长辈模式 (larger text and buttons, a simpler layout), remembered per browser; applied before
+// the first paint: by the server on the chat page, by this script (in <head>) elsewhere.
 (function () {
   "use strict";
   var KEY = "bdb-elder";
   var root = document.documentElement;
-  var on = false;
-  try { on = window.localStorage.getItem(KEY) === "1"; } catch (e) { /* storage blocked */ }
+  // The chat page defers this script, so the server reads the choice from a cookie and sends
+  // that page already enlarged; the cookie's path is the site's (where static/ lives).
+  var script = document.currentScript;
+  var site = script ? new URL("..", script.src).pathname : "/";
+  var on = root.classList.contains("elder");
+  try { on = on || window.localStorage.getItem(KEY) === "1"; } catch (e) { /* storage blocked */ }
+
+  function remember() {
+    try { window.localStorage.setItem(KEY, on ? "1" : "0"); } catch (e) { /* kept in the cookie */ }
+    document.cookie = "bdb_elder=" + (on ? "1" : "0") + "; path=" + site +
+      "; max-age=31536000; SameSite=Lax";
+  }
 
   function apply(value) {
     on = value;
@@ -20,13 +31,14 @@
   }
 
   apply(on);
+  if (on !== (document.cookie.indexOf("bdb_elder=1") >= 0)) remember(); // chosen before cookies
   document.addEventListener("DOMContentLoaded", function () {
     var button = document.getElementById("elder-switch");
     if (!button) return;
     apply(on);
     button.addEventListener("click", function () {
       apply(!on);
-      try { window.localStorage.setItem(KEY, on ? "1" : "0"); } catch (e) { /* kept for this page */ }
+      remember();
     });
   });
 })();
@@ -52,6 +64,8 @@ document.addEventListener("DOMContentLoaded", function () {
   var socket = null;
   var attempts = 0;
   var queue = [];
+  var pendingItems = []; // bubbles of queued messages, oldest first
+  var ready = false; // the socket is open and its history has arrived: sending is safe
   var waiting = 0; // messages sent whose answer is not complete yet
   var focusAnswer = false; // a button in the log was pressed: its answer gets the focus
   var state = "connecting";
@@ -122,7 +136,8 @@ document.addEventListener("DOMContentLoaded", function () {
     });
   }
 
-  function show(message) {
+  // `replacing`: the greeting the server put in the page, whose place this message takes.
+  function show(message, replacing) {
     var item = document.createElement("div");
     item.className = "msg " + (message.from === "me" ? "me" : "bot") + (message.notice ? " notice" : "");
     if (message.notice) {
@@ -155,10 +170,7 @@ document.addEventListener("DOMContentLoaded", function () {
           var button = document.createElement("button");
           button.type = "button";
           button.textContent = b.label;
-          button.addEventListener("click", function () {
-            focusAnswer = true;
-            send({ type: "button", data: b.data, label: b.label });
-          });
+          pressable(button, b.data, b.label);
           line.appendChild(button);
         });
         buttons.appendChild(line);
@@ -171,9 +183,33 @@ document.addEventListener("DOMContentLoaded", function () {
       time.textContent = when(message.at);
       item.appendChild(time);
     }
+    if (replacing && replacing.parentNode === log) {
+      // The same words in the same place: no second fade-in, and the focus stays on its button.
+      var focused = Array.prototype.indexOf.call(
+        replacing.querySelectorAll("button"), document.activeElement);
+      item.className += " settled";
+      log.replaceChild(item, replacing);
+      var again = item.querySelectorAll("button")[focused];
+      if (again) again.focus();
+      return;
+    }
     log.appendChild(item);
     scrollToEnd();
   }
+
+  function pressable(button, data, label) {
+    button.addEventListener("click", function () {
+      focusAnswer = true;
+      send({ type: "button", data: data, label: label });
+    });
+  }
+
+  // A first visit: the greeting came with the page, its buttons work before the socket opens
+  // (pressed, they wait in the queue), and the chat's own /start answer takes its place.
+  var greeting = log.querySelector("[data-greeting]");
+  if (greeting) Array.prototype.forEach.call(greeting.querySelectorAll("button"), function (b) {
+    pressable(b, b.getAttribute("data-data"), b.textContent);
+  });
 
   function scrollToEnd() {
     if (log.scrollHeight > log.clientHeight) {
@@ -241,12 +277,27 @@ document.addEventListener("DOMContentLoaded", function () {
 
   function send(payload) {
     setWaiting(waiting + 1);
-    if (socket && socket.readyState === WebSocket.OPEN) {
+    if (socket && socket.readyState === WebSocket.OPEN && ready) {
       socket.send(JSON.stringify(payload));
     } else {
-      queue.push(payload); // sent once, when the socket is open again
+      queue.push(payload); // sent once, when the server has answered a new socket
+      var words = payload.type === "text" ? payload.text : payload.label;
+      if (words) showPending(words);
       if (state === "offline") say("offline");
     }
+  }
+
+  // What waits to be sent is shown at once, marked 待发送 in words; the server's echo of it
+  // takes its place (the queue and the echoes keep the same order).
+  function showPending(words) {
+    show({ from: "me", text: [words], buttons: [], links: [] });
+    var item = log.lastChild;
+    item.className += " pending";
+    var tag = document.createElement("span");
+    tag.className = "tag";
+    tag.textContent = conn.getAttribute("data-queued") || "";
+    item.insertBefore(tag, item.firstChild);
+    pendingItems.push(item);
   }
 
   function connect() {
@@ -261,23 +312,32 @@ document.addEventListener("DOMContentLoaded", function () {
       say("online");
       document.body.setAttribute("data-connected", "true");
       setWaiting(queue.length); // answers lost with the old socket will not come
-      while (queue.length) socket.send(JSON.stringify(queue.shift()));
+      // The queue goes after the history: a new chat's /start must be answered first.
     });
     socket.addEventListener("message", function (event) {
       var data;
       try { data = JSON.parse(event.data); } catch (e) { return; }
       if (data.type === "history") {
-        while (log.firstChild) log.removeChild(log.firstChild);
-        data.messages.forEach(show);
+        if (data.messages.length || !greeting) {
+          greeting = null;
+          while (log.firstChild) log.removeChild(log.firstChild);
+        }
+        data.messages.forEach(function (m) { show(m); });
+        pendingItems.forEach(function (item) { log.appendChild(item); });
         document.body.setAttribute("data-history", String(data.messages.length));
+        ready = true;
         if (!data.messages.length) send({ type: "start" }); // the greeting, without a visitor bubble
+        while (queue.length) socket.send(JSON.stringify(queue.shift()));
         if (wantedScreen) {
           send({ type: "open", target: wantedScreen.slice(0, 64) });
           wantedScreen = null;
           history.replaceState(null, "", location.pathname);
         }
       } else if (data.type === "message") {
-        show(data.message);
+        var shown = greeting && data.message.from === "bot" && !data.message.notice ? greeting : null;
+        if (shown) greeting = null;
+        if (data.message.from === "me" && pendingItems.length) shown = pendingItems.shift();
+        show(data.message, shown);
         if (data.message.notice) noticeArrived(data.message);
       } else if (data.type === "bind") {
         bindBrowser(data.code);
@@ -291,6 +351,7 @@ document.addEventListener("DOMContentLoaded", function () {
       }
     });
     socket.addEventListener("close", function () {
+      ready = false;
       document.body.removeAttribute("data-connected");
       say("offline");
       // Back-off with jitter: 0.5 s, 1 s, 2 s … up to 30 s (background tabs drop sockets).
