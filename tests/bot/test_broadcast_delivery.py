@@ -225,7 +225,9 @@ async def test_a_300_message_burst_stays_within_the_flood_limits_and_is_reported
     await subscribe(app.services.db, chats)
     admin_id = await bind_admin(app.services.db)
     for n in range(3):
-        await queue(app.services.db, f"政策解读 {n}", f"第 {n} 期", "subscribers", [], admin_id)
+        await queue(
+            app.services.db.transaction, f"政策解读 {n}", f"第 {n} 期", "subscribers", [], admin_id
+        )
     async with stub_server() as stub:
         stub.limit_flood(per_second=30, chat_interval=1.0)
         settings = bot_settings(app, stub)

@@ -202,11 +202,11 @@ async def test_a_replayed_query_is_refused_in_plaintext_mode_too(
     assert await count(app, select(func.count()).where(WeChatFollower.openid == "o-someone")) == 0
 
 
+@pytest.mark.parametrize("backend", ["production"])  # embedded: one process, pairs in memory
 async def test_a_replay_to_another_instance_is_refused_through_redis(
     app: App, stub: WeChatApiStub
 ) -> None:
-    if app.services.state.redis is None:
-        pytest.skip("the embedded default has one process: its pairs stay in memory")
+    assert app.services.state.redis is not None
     async with served(app, stub) as one, served(app, stub) as other:
         params, body = WeChatServer(one, encrypted=True).signed(
             WxUser(WeChatServer(one), "o-two").text_xml("/start")

@@ -145,7 +145,9 @@ async def test_broadcast_survives_a_killed_worker(app: App, tmp_path: Path) -> N
     async with app.services.db.sessions() as session:
         admin = await roster.staff_by_name(session, "陈晨")
     assert admin is not None
-    queued = await queue(app.services.db, "政策解读", "正文", "subscribers", [], admin.id)
+    queued = await queue(
+        app.services.db.transaction, "政策解读", "正文", "subscribers", [], admin.id
+    )
     assert queued is not None and queued[1] == 2000
     kill_after = 25 * BATCH  # 25 batches delivered and committed; the 26th is held
 

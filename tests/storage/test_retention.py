@@ -192,7 +192,7 @@ async def test_the_scheduler_purges_hourly(app: App, monkeypatch: pytest.MonkeyP
         return Purged()
 
     monkeypatch.setattr(delivery, "purge", counted)
-    (job,) = delivery.scheduled_jobs(app.settings)  # as `worker` and `run` build them
+    job, _contracts = delivery.scheduled_jobs(app.settings)  # as `worker` and `run` build them
     await job(app.services)
     assert len(runs) == 1  # the first tick purges at once
     for _ in range(3):  # the scheduler ticks every minute or so: no purge within the hour

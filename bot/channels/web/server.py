@@ -108,7 +108,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     async with channel.app.services.db.transaction() as session:
         await web_history.prune(session, chat_id)
         history = await web_history.recent(session, chat_id)
-    await ws.send_json({"type": "history", "messages": history})
+    try:
+        await ws.send_json({"type": "history", "messages": history})
+    except ConnectionError:  # the page went away while it connected: nothing to serve
+        return ws
     device = signed_in.device_id if signed_in else None
     channel.hub.add(chat_id, ws, device)  # wakes the notice delivery for this chat
     ip = channel.client_ip(request)

@@ -128,6 +128,8 @@ async def test_staff_binds_answers_accepts_from_desk_and_is_signed_out(
     await admin.say("/devices 李娜")
     await admin.press("注销")
     assert "已注销" in admin.text
+    # Signed out at once: the open page is told and reloads as the visitor's own chat.
+    await expect(page.locator('body[data-staff="true"]')).to_have_count(0)
     await page.goto(f"{served.url}desk")
     await expect(page.get_by_role("heading", name="工作人员登录")).to_be_visible()
     assert number.group(0) not in await page.content()
