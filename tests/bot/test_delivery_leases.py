@@ -139,10 +139,10 @@ async def test_two_workers_and_two_schedulers_send_and_tick_once(
     try:
         await enqueue(app, 120, "a")
 
-        async def all_sent() -> bool:
-            return await pending(app) == 0
+        async def all_sent_and_ticked() -> bool:  # three ticks: a second leader would show
+            return await pending(app) == 0 and len(ticks) >= 3
 
-        await until(all_sent)
+        await until(all_sent_and_ticked)
         await asyncio.sleep(0.3)  # a duplicate would show by now
         # While both run; once the leader stops cleanly the other may take over (as it should).
         running = list(ticks)
