@@ -68,7 +68,7 @@ async def test_desk_lists_the_days_and_the_weeks_appointments_like_the_chat(
         assert "张伟" in page and "14:30" in page
         week = html.unescape(re.search(r'href="([^"]*)">查看本周预约', page)[1])  # type: ignore[index]
         page = await desk_page(client, served, week.removeprefix("desk"))
-        assert "本周预约" in page
+        assert "本周预约（12月7日至12月13日）" in page and "12月8日 09:00" in page
         assert agenda(page) == {f"booking:{today}", f"booking:{tuesday}"}
         # The week's link keeps the work list's filters, and back to today.
         page = await desk_page(client, served, "?kind=case&agenda=week")
