@@ -16,15 +16,17 @@ from dialogs.fields import Value, format_phone
 from dialogs.texts import label, render
 from domain import bookings as life
 from domain import notices, policy
+from domain.appointments import agenda as appointments_of
 from domain.bookings import NotBookable, Slot, SlotTaken
 from domain.buttons import BookingConfirm, BookingRef
+from domain.policy import Actor
 from handlers.context import Context
 from handlers.menu import menu_button, menu_buttons, with_menu
 from handlers.routes import FormRoute, Routes, staff_of
 from handlers.visits import VisitMark
 from services.calendar_file import event_file
 from services.workdays import CHINA
-from storage import bookings, meetings, visits
+from storage import bookings
 from storage.bookings import NewBooking
 from storage.models import Booking, BookingStatus, VisitStatus
 
@@ -428,20 +430,13 @@ async def move_to(ctx: Context, data: BookingMoveTo) -> list[Reply]:
 async def appointments(ctx: Context, argument: str) -> list[Reply]:
     """Today's (or, with `week`, this week's) bookings the staff member's unit attends; the
     window sees all."""
-    staff, actor, now = staff_of(ctx), ctx.actor, _now(ctx)
-    today = now.astimezone(CHINA).date()
+    staff = staff_of(ctx)
+    actor = ctx.actor or Actor.of_staff(staff)
     week = argument.strip().lower() in ("week", "本周")
-    first = today - dt.timedelta(days=today.weekday()) if week else today
-    last = first + dt.timedelta(days=6 if week else 0)
-    start = dt.datetime.combine(first, dt.time(0), CHINA)
-    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(0), CHINA)
-    unit = None if actor is not None and policy.is_window(actor) else staff.department_id
     async with ctx.services.db.sessions() as session:
-        found = await bookings.between(session, start, end, unit)
-        trips = await visits.between(session, start, end, unit)
-        joint = await meetings.between(session, start, end, unit)
+        found = await appointments_of(session, actor, staff.department_id, _now(ctx), week)
     rows: list[list[Button]] = []
-    for booking in found:
+    for booking in found.bookings:
         if booking.status == BookingStatus.BOOKED:
             rows.append(
                 [
@@ -453,7 +448,7 @@ async def appointments(ctx: Context, argument: str) -> list[Reply]:
                     ),
                 ]
             )
-    for visit in trips:
+    for visit in found.visits:
         if visit.status == VisitStatus.CONFIRMED:
             rows.append(
                 [
@@ -467,12 +462,12 @@ async def appointments(ctx: Context, argument: str) -> list[Reply]:
             )
     text = render(
         "bookings/appointments.j2",
-        visits=trips,
-        meetings=joint,
-        bookings=found,
+        visits=found.visits,
+        meetings=found.meetings,
+        bookings=found.bookings,
         week=week,
-        start=start,
-        last=end - dt.timedelta(days=1),
+        start=found.start,
+        last=found.last,
     )
     return [Reply(text, rows)]
 

@@ -5,6 +5,7 @@ visibility policy; without a live session the answer is the login page, never da
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import re
 import tempfile
@@ -18,15 +19,16 @@ from bot.channels.web.channel import WebChannel, channel_of
 from bot.channels.web.staff_session import STAFF_COOKIE, StaffSession
 from dialogs.texts import label, labels
 from dialogs.texts import render as render_text
-from domain import audit, desk, policy, stats
+from domain import appointments, audit, desk, policy, stats
 from domain.buttons import CaseView, ProjectView, QuestionShow
-from domain.policy import Actor, Right, china_today
+from domain.policy import Actor, Right
 from services import export
+from services.workdays import CHINA
 from storage import questions, staff_devices
 from storage.cases import ACTIVE
 from storage.db import Database
 from storage.key_projects import TOP_LEVEL
-from storage.models import WEB_CHANNEL, Staff, staff_web_chat
+from storage.models import WEB_CHANNEL, Staff, staff_web_chat, utcnow
 
 log = logging.getLogger(__name__)
 BIND_COMMAND = "/bind"
@@ -211,8 +213,9 @@ async def work_list(request: web.Request) -> web.Response:
     if not actor.in_contract:  # an agent whose agency's contract does not run today
         return _page(render_text("web/not_allowed.html.j2", root=_root(channel)), status=403)
     db, size = channel.app.services.db, channel.settings.desk_page_size
-    page, shows_cases = await desk_text(db, signed_in.staff, filters, size)
-    shown = ("company", "project_name") if shows_cases else ()
+    week = query.get("agenda") == "week"
+    now = channel.app.services.clock()
+    page, shown = await desk_text(db, signed_in.staff, filters, size, now=now, week=week)
     await _audit(channel, request, actor, audit.Note("desk.view", fields=shown))
     response = _page(page)
     _set_renewed(channel, request, response, renewed)
@@ -220,21 +223,34 @@ async def work_list(request: web.Request) -> web.Response:
 
 
 async def desk_text(
-    db: Database, staff: Staff, filters: desk.Filters, size: int
-) -> tuple[str, bool]:
-    """The work-list page of this staff member (one page of rows and the links onward), and
-    whether it shows cases (the 操作日志 records which fields were seen)."""
+    db: Database,
+    staff: Staff,
+    filters: desk.Filters,
+    size: int,
+    *,
+    now: dt.datetime | None = None,
+    week: bool = False,
+) -> tuple[str, tuple[str, ...]]:
+    """The work-list page of this staff member (one page of rows and the links onward, and
+    the day's or the week's appointments), and the enterprises' fields it shows (the 操作日志
+    records which fields were seen)."""
     actor = Actor.of_staff(staff)
+    now = now or utcnow()
     async with db.sessions() as session:
-        found = await desk.work_list(session, actor, filters, size)
-    shows_cases = any(r.kind == desk.Kind.CASE for r in found.rows)
+        found = await desk.work_list(session, actor, filters, size, now)
+        agenda = await appointments.agenda(session, actor, staff.department_id, now, week)
+    shown: dict[str, None] = {}  # ordered, once each
+    if any(r.kind == desk.Kind.CASE for r in found.rows):
+        shown |= dict.fromkeys(("company", "project_name"))
+    if agenda.bookings:
+        shown |= dict.fromkeys(("company", "contact_name"))
     page = render_text(
         "web/desk.html.j2",
         staff=staff,
         rows=found.rows,
         totals=found.totals,
-        onward={kind: _link(filters, kind, after) for kind, after in found.more.items()},
-        first=_link(filters, filters.kind, None) if filters.after and filters.kind else None,
+        onward={k: _link(filters, k, after, week) for k, after in found.more.items()},
+        first=_link(filters, filters.kind, None, week) if filters.after and filters.kind else None,
         filters=filters,
         kinds=labels("desk_kinds"),
         statuses=_status_options(),
@@ -242,16 +258,23 @@ async def desk_text(
         exports=_exports(actor),
         admin=policy.can(actor, Right.READ_AUDIT),
         stats=stats.scope_of(actor) is not None,
-        today=china_today(),
+        today=now.astimezone(CHINA).date(),
+        agenda=agenda,
+        agenda_other=_link(filters, filters.kind, filters.after, not week),
     )
-    return page, shows_cases
+    return page, tuple(shown)
 
 
-def _link(filters: desk.Filters, kind: desk.Kind | None, after: int | None) -> str:
-    """The desk's address for a page of one kind, keeping the status and the search."""
+def _link(
+    filters: desk.Filters, kind: desk.Kind | None, after: int | None, week: bool = False
+) -> str:
+    """The desk's address for a page of one kind, keeping the status and the search (and
+    the week's appointments when they are asked for)."""
     fields = {"kind": str(kind or ""), "status": filters.status or "", "q": filters.search}
     if after is not None:
         fields["after"] = str(after)
+    if week:
+        fields["agenda"] = "week"
     return "desk?" + urlencode({k: v for k, v in fields.items() if v})
 
 

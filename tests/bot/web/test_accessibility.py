@@ -12,6 +12,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import func, select
 from stats_history import seed_history
+from test_desk_appointments import book
 
 from bot.app import App
 from bot.channels.web.render import bot_message, own_message
@@ -121,6 +122,9 @@ async def test_staff_page_and_desk_have_no_wcag_violations_in_normal_and_elder_m
     applicant = Chat(served.app.router, "applicant")
     await fill_application(applicant)
     await applicant.press("提交")
+    monday = dt.datetime(2026, 12, 7, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    served.app.services.clock = lambda: monday  # a booking today, listed on the desk
+    await book(served.app, "booker", "12月7日", "14:30")
     _, code = await invite(served.app, "李娜")
     page = await (await browser.new_context(viewport=PHONE)).new_page()
     await bind_browser(page, served.url, code)
@@ -132,6 +136,7 @@ async def test_staff_page_and_desk_have_no_wcag_violations_in_normal_and_elder_m
         await no_violations(page, f"staff chat, elder={elder}")
         await page.goto(f"{served.url}desk")
         await expect(page.locator("table.desk tbody tr")).not_to_have_count(0)
+        await expect(page.locator("ul.agenda li")).to_have_count(1)
         await no_violations(page, f"desk, elder={elder}")
         assert (await smallest_text_px(page) >= 18) is elder
 
