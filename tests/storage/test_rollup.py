@@ -4,11 +4,12 @@ hand-worked history (tests/stats_history.py), for every scope and several ranges
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
 from sqlalchemy import select
-from stats_history import RANGE, seed_history
+from stats_history import RANGE, _applicant, _case, _unit, at, seed_history
 
 from bot.app import App
 from domain import stats
@@ -69,3 +70,17 @@ async def test_the_migration_backfills_the_rollup_from_the_history(app: App) -> 
     await app.services.db.downgrade("0510")
     await app.services.db.upgrade()
     assert await _rows(app) == counted
+
+
+async def test_cases_received_at_once_on_one_day_each_count(app: App) -> None:
+    """Concurrent transactions add to the same rollup rows (INSERT … ON CONFLICT DO UPDATE):
+    none is lost, none fails."""
+    people = [await _applicant(app, "web", f"rollup-{n}") for n in range(6)]
+    await asyncio.gather(
+        *(_case(app, person, ("construction_permit",), at(10, 9)) for person in people)
+    )
+    day = stats.day_span(dt.date(2025, 10, 9), dt.date(2025, 10, 9))
+    unit = await _unit(app, "housing_environment")
+    async with app.services.db.sessions() as session:
+        assert await rollup.case_counts(session, day) == {"received": 6}
+        assert await rollup.case_counts_by_unit(session, day) == {unit: {"received": 6}}
