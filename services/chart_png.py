@@ -13,6 +13,7 @@ from dialogs.printable import find_cjk_font
 from services.charts import Chart
 
 SCALE = 2  # pixels per SVG unit: about 200 dpi at 16 cm wide
+PAD = 24  # SVG units of room left and right: a month label is wider than the margin
 AXIS, GRID, TEXT = "#555555", "#dddddd", "#222222"
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
@@ -30,45 +31,43 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
+def _at(x: float, y: float) -> tuple[float, float]:
+    """SVG units to pixels, with PAD on each side for the end labels of a line chart."""
+    return (x + PAD) * SCALE, y * SCALE
+
+
 def _text(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, anchor: str) -> None:
-    font = _font(11 * SCALE)
-    draw.text((xy[0] * SCALE, xy[1] * SCALE), text, fill=TEXT, font=font, anchor=anchor)
+    draw.text(_at(*xy), text, fill=TEXT, font=_font(11 * SCALE), anchor=anchor)
 
 
 def png(chart: Chart) -> bytes:
     """The chart as PNG bytes."""
-    image = Image.new("RGB", (chart.width * SCALE, chart.height * SCALE), "white")
+    image = Image.new("RGB", ((chart.width + 2 * PAD) * SCALE, chart.height * SCALE), "white")
     draw = ImageDraw.Draw(image)
     left, right = 48, chart.width - 16
     for tick in chart.ticks:
-        y = tick.y * SCALE
-        draw.line([(left * SCALE, y), (right * SCALE, y)], fill=GRID, width=SCALE)
+        draw.line([_at(left, tick.y), _at(right, tick.y)], fill=GRID, width=SCALE)
         _text(draw, (left - 6, tick.y), _number(tick.value) + chart.unit, "rm")
-    base = chart.base_y * SCALE
-    draw.line([(left * SCALE, base), (right * SCALE, base)], fill=AXIS, width=SCALE)
+    draw.line([_at(left, chart.base_y), _at(right, chart.base_y)], fill=AXIS, width=SCALE)
     for x, name in zip(chart.label_x, chart.labels, strict=True):
         _text(draw, (x, chart.base_y + 8), name, "mt")
     for bar in chart.bars:
-        box = [bar.x, bar.y, bar.x + bar.width, bar.y + bar.height]
         if bar.height > 0:
-            draw.rectangle([v * SCALE for v in box], fill=chart.colours[0])
+            box = [*_at(bar.x, bar.y), *_at(bar.x + bar.width, bar.y + bar.height)]
+            draw.rectangle(box, fill=chart.colours[0])
         _text(draw, (bar.x + bar.width / 2, bar.y - 3), _number(bar.value), "mb")
     for index, series in enumerate(chart.series):
         points = [
-            (float(x) * SCALE, float(y) * SCALE)
-            for x, y in (pair.split(",") for pair in series.points.split())
+            _at(float(x), float(y)) for x, y in (pair.split(",") for pair in series.points.split())
         ]
         if len(points) > 1:
             draw.line(points, fill=series.colour, width=2 * SCALE, joint="curve")
+        r = 3 * SCALE
         for x, y in points:
-            r = 3 * SCALE
             draw.ellipse([x - r, y - r, x + r, y + r], fill=series.colour)
         # The legend under the month labels, one entry per series.
         key_x, key_y = left + index * 160, chart.height - 18
-        draw.rectangle(
-            [key_x * SCALE, (key_y - 5) * SCALE, (key_x + 10) * SCALE, (key_y + 5) * SCALE],
-            fill=series.colour,
-        )
+        draw.rectangle([*_at(key_x, key_y - 5), *_at(key_x + 10, key_y + 5)], fill=series.colour)
         _text(draw, (key_x + 14, key_y), series.name, "lm")
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)

@@ -52,7 +52,9 @@ async def test_october_report_reads_back_in_xlsx_and_docx(app: App, tmp_path: Pa
     slot = (charts.WIDTH - charts.LEFT - charts.RIGHT) / 5
     above_base = (charts.HEIGHT - charts.BOTTOM - 20) * chart_png.SCALE  # clear of the "0"
     drawn = [
-        image.getpixel((int((charts.LEFT + slot * (i + 0.25)) * chart_png.SCALE), above_base))
+        image.getpixel(
+            (int((chart_png.PAD + charts.LEFT + slot * (i + 0.25)) * chart_png.SCALE), above_base)
+        )
         != (255, 255, 255)
         for i in range(5)
     ]
