@@ -136,7 +136,9 @@ async def build_app(
             verify_workdays=settings.bad_rating_verify_days,
             fix_workdays=settings.bad_rating_fix_days,
         ),
-        rating_links=RatingLinks(settings.web_url, settings.rating_link_days),
+        rating_links=RatingLinks(
+            settings.web_url, settings.rating_link_days, settings.rating_links_per_case
+        ),
         reports=ReportSchedule(settings.monthly_report_hour, settings.monthly_report_format),
         bookings=BookingLimits(
             change_hours=settings.booking_change_hours,

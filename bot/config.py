@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     # A one-time rating link (sent with the delivered notice) opens the rating for this many
     # days; its form's body is read up to RATING_FORM_BYTES (1,000 characters: ~9 KB encoded).
     rating_link_days: int = Field(30, ge=1, le=366)
+    # Usable rating links a case may hold: each printed form of a delivered case issues one
+    # (its QR code); beyond this the form is printed without it (the chat still rates).
+    rating_links_per_case: int = Field(20, ge=1, le=1000)
     rating_form_bytes: int = Field(16 * 1024, ge=1024, le=256 * 1024)
     # 预约洽谈: cancel or move up to this many hours before; bookable days ahead; the least
     # notice for a new booking; upcoming bookings per applicant; slots offered when taken.

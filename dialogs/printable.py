@@ -37,6 +37,7 @@ class ApplicationPrint:
     submitted_on: datetime.date
     query_code: str | None = None  # 查询码, printed so the paper proves the case is theirs
     status_url: str | None = None  # printed as a QR code opening the case's status
+    rating_url: str | None = None  # a delivered case's one-time 好差评 link, printed as a QR code
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class FormText:
     leader_instruction: str = "领导批示"
     query_code: str = "查询码："
     scan_hint: str = "（扫码查看办理进度）"
+    rate_hint: str = "扫码评价本次服务（好差评，限用一次）："
+    rate_caption: str = "扫码评价本次服务"
     file_stem: str = "帮代办服务申请表"
     creator: str = "帮代办助手"
 
@@ -138,6 +141,10 @@ def render_docx(form: ApplicationPrint) -> bytes:
     context["qr"] = ""
     if form.status_url:
         context["qr"] = InlineImage(template, io.BytesIO(qr_png(form.status_url)), width=Mm(20))
+    context["rate_qr"] = ""
+    if form.rating_url:
+        picture = io.BytesIO(qr_png(form.rating_url))
+        context["rate_qr"] = InlineImage(template, picture, width=Mm(20))
     template.render(context, autoescape=True)
     out = io.BytesIO()
     template.save(out)
@@ -240,6 +247,7 @@ _LAYOUTS = ((12.0, 32.0), (10.5, 32.0), (10.5, 24.0), (9.0, 24.0), (9.0, 20.0), 
 _PADDING = (2.0, 2.5)  # mm; vertical, horizontal
 _SUMMARY_WIDTH = sum(_WIDTHS[1:]) - 2 * _PADDING[1]
 _MARGINS = (25.0, 18.0)  # mm; left and right, top and bottom
+_QR_MM = 16.0  # a printed QR code's side
 _PAGE_ROOM = 297 - 2 * _MARGINS[1] - 2 * _PADDING[0] - 2  # tallest row a page holds, mm
 
 
@@ -272,6 +280,14 @@ def _pdf_heading(pdf: FPDF, form: ApplicationPrint) -> None:
         heading += "  " + TEXT.query_code + _clean(form.query_code)
     if form.status_url:  # top left, beside the title; the text flow does not move
         pdf.image(io.BytesIO(qr_png(form.status_url)), x=_MARGINS[0], y=_MARGINS[1], w=16)
+    if form.rating_url:  # top right under the number, clear of the title, captioned
+        x, y = pdf.w - _MARGINS[1] - _QR_MM, _MARGINS[1] + 6
+        pdf.image(io.BytesIO(qr_png(form.rating_url)), x=x, y=y, w=_QR_MM)
+        pdf.set_font(_FAMILY, size=6)
+        pdf.set_xy(x - 2, y + _QR_MM)
+        pdf.cell(_QR_MM + 4, 3, TEXT.rate_caption, align=Align.C)
+        pdf.set_xy(_MARGINS[0], _MARGINS[1])
+        pdf.set_font(_FAMILY, size=9)
     pdf.cell(0, 5, heading, align=Align.R, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     pdf.set_font(_FAMILY, size=22)

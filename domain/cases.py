@@ -26,7 +26,7 @@ from domain.notices import Notice
 from domain.policy import Actor, CaseTarget, Right
 from domain.ratings import RatingLinks
 from services.workdays import add_workdays, workdays_between
-from storage import cases, files, questions, roster
+from storage import cases, files, questions, rollup, roster
 from storage.models import (
     Case,
     CaseEvent,
@@ -286,6 +286,7 @@ async def move(
         case.handler_opinion, case.handler_id = note, actor.id
     event = _record(case, verb, actor, note, now)
     await session.flush()
+    await rollup.count(session, case, rollup.kinds_of(case, STEPS[verb].target), now)
     log.info("case moved number=%s verb=%s by=%s event=%s", case.number, verb, actor, event.id)
     return Moved(case, event, await _notices(session, case, verb, event, note, links, now))
 
@@ -427,6 +428,7 @@ async def rate(
     rating.at = now
     event = _record(case, CaseVerb.RATE, actor, None, now)
     await session.flush()
+    await rollup.count(session, case, [rollup.rating_kind(level)], now)
     notices = await bad_ratings.open_item(session, case, rating, now, limits)
     return Moved(case, event, notices), rating
 

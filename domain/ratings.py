@@ -23,14 +23,20 @@ LINK_CHANNEL = "link"  # CaseRating.channel of a rating given through a one-time
 
 @dataclass(frozen=True)
 class RatingLinks:
-    """One-time rating links on the web server (RATING_LINK_DAYS); no base: none issued."""
+    """One-time rating links on the web server (RATING_LINK_DAYS); no base: none issued.
+    Each printed form of a delivered case issues one, so a case holds at most `per_case`
+    usable links (RATING_LINKS_PER_CASE): printing again and again adds no rows beyond it."""
 
     base_url: str = ""  # the web chat's address, ending with /
     days: int = 30
+    per_case: int = 20
 
     async def issue(self, session: AsyncSession, case_id: int, now: dt.datetime) -> str | None:
-        """A new link for the case, or None where no web server is public."""
+        """A new link for the case, or None where no web server is public or the case
+        holds its cap of usable links."""
         if not self.base_url:
+            return None
+        if await rating_links.live_count(session, case_id, now) >= self.per_case:
             return None
         token = rating_links.issue(session, case_id, now, dt.timedelta(days=self.days))
         return f"{self.base_url}rate/{token}"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlencode
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from chat.events import Document
 from dialogs.fields import format_phone
@@ -14,7 +17,7 @@ from dialogs.printable import ApplicationPrint, file_name, render_docx, render_p
 from services import report
 from storage import cases, files
 from storage.db import Database
-from storage.models import Case
+from storage.models import Case, CaseStatus, utcnow
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 PDF = "application/pdf"
@@ -32,6 +35,14 @@ class Services(Protocol):
     def form_font(self) -> Path | None: ...
     @property
     def web_url(self) -> str: ...
+    @property
+    def rating_links(self) -> LinkIssuer: ...
+
+
+class LinkIssuer(Protocol):
+    """domain/ratings.py's RatingLinks, as far as printing needs it."""
+
+    async def issue(self, session: AsyncSession, case_id: int, now: dt.datetime) -> str | None: ...
 
 
 def form_spec(number: str, fmt: str = "docx") -> dict[str, Any]:
@@ -44,13 +55,14 @@ def status_url(web_url: str, number: str) -> str | None:
     return f"{web_url}?{urlencode({'case': number})}" if web_url else None
 
 
-def print_data(case: Case, web_url: str = "") -> ApplicationPrint:
+def print_data(case: Case, web_url: str = "", rating_url: str | None = None) -> ApplicationPrint:
     """The case as printed: the form's fields copied by Case's names, a few made for paper."""
     made: dict[str, Any] = {
         "contact_phone": format_phone(case.contact_phone),
         "requested_items": tuple(item.name for item in case.items),
         "submitted_on": case.created_at.astimezone(cases.CHINA).date(),
         "status_url": status_url(web_url, case.number),
+        "rating_url": rating_url,
     }
     copied: dict[str, Any] = {
         f.name: getattr(case, f.name) for f in fields(ApplicationPrint) if f.name not in made
@@ -59,8 +71,15 @@ def print_data(case: Case, web_url: str = "") -> ApplicationPrint:
 
 
 async def application_form(services: Services, case: Case, fmt: str) -> Document | None:
-    """Render the case's 申请表 in a thread and keep a copy with the case."""
-    form = print_data(case, services.web_url)
+    """Render the case's 申请表 in a thread and keep a copy with the case. A delivered case
+    (not rated yet: rating closes it) gets a fresh one-time 好差评 link, printed as a QR code
+    with the result; it is issued first, in its own transaction, so no write lock is held
+    while the form renders (a form that then fails leaves an unused link that expires)."""
+    rating_url = None
+    if case.status == CaseStatus.DELIVERED:
+        async with services.db.transaction() as session:
+            rating_url = await services.rating_links.issue(session, case.id, utcnow())
+    form = print_data(case, services.web_url, rating_url)
     if fmt == "pdf":
         if services.form_font is None:
             return None

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.workdays import CHINA
-from storage import stats
+from storage import rollup, stats
 from storage.models import CaseStatus, RatingLevel
 from storage.stats import BadRatingFigures, Histogram, Span
 
@@ -130,9 +130,9 @@ async def gather(
     """Every figure of the range (and, with `months`, the twelve months up to today)."""
     unit = scope.unit_id
     names = await stats.unit_names(session)
-    by_unit = await stats.case_counts_by_unit(session, span, unit)
-    by_channel = await stats.case_counts_by_channel(session, span, unit)
-    completed, on_time = await stats.completed_on_time(session, span, unit)
+    by_unit = await rollup.case_counts_by_unit(session, span, unit)
+    by_channel = await rollup.case_counts_by_channel(session, span, unit)
+    completed, on_time = await rollup.completed_on_time(session, span, unit)
     answers, answered_on_time = await stats.first_answers(session, span, unit)
     consulted = None
     if unit is None:
@@ -141,8 +141,8 @@ async def gather(
     rows = []
     if months:  # two grouped queries for the twelve months, not two per month
         recent = last_months(today)
-        counts = await stats.case_counts_by_month(session, recent, unit)
-        levels = await stats.ratings_by_month(session, recent, unit)
+        counts = await rollup.case_counts_by_month(session, recent, unit)
+        levels = await rollup.ratings_by_month(session, recent, unit)
         for month, _ in recent:
             flow, rated = counts.get(month, {}), levels.get(month, {})
             rows.append(
@@ -158,19 +158,19 @@ async def gather(
         span=span,
         scope=scope,
         unit_name=names.get(unit) if unit is not None else None,
-        cases=await stats.case_counts(session, span, unit),
+        cases=await rollup.case_counts(session, span, unit),
         by_unit=[(names[u], by_unit[u]) for u in names if u in by_unit],
         by_channel=sorted(by_channel.items()),
-        to_accept=Durations.of(await stats.workdays_to(session, CaseStatus.ACCEPTED, span, unit)),
+        to_accept=Durations.of(await rollup.workdays_to(session, CaseStatus.ACCEPTED, span, unit)),
         to_complete=Durations.of(
-            await stats.workdays_to(session, CaseStatus.COMPLETED, span, unit)
+            await rollup.workdays_to(session, CaseStatus.COMPLETED, span, unit)
         ),
         completed=completed,
         completed_on_time=on_time,
         consultations=consulted,
         answers=Durations.of(answers),
         answered_on_time=answered_on_time,
-        ratings=await stats.ratings_by_level(session, span, unit),
+        ratings=await rollup.ratings_by_level(session, span, unit),
         bad=await stats.bad_rating_figures(session, span, unit),
         problems_by_level=await stats.problems_by_level(session) if unit is None else None,
         problems_solved=await stats.problems_solved(session, span) if unit is None else None,

@@ -1,5 +1,6 @@
 """The monthly 工作简报: the figures of /desk/stats for one month, as xlsx (with native Excel
-charts) or docx (tables). Written off the event loop; the figures come from SQL aggregates."""
+charts) or docx (tables, and the page's charts as images). Written off the event loop; the
+figures come from SQL aggregates."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from typing import IO, Any
 
 import xlsxwriter
 from docx import Document as Docx
+from docx.shared import Cm
 
 from chat.events import Document
 from dialogs.texts import label, labels
+from services import chart_png
 from services import figures as stats
+from services.stat_charts import build_charts
 from storage.db import Database
 from storage.models import RatingLevel
 
@@ -24,6 +28,7 @@ MIME = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
+CHART_CM = 16  # a chart image's width on an A4 page
 KINDS = ("received", "accepted", "rejected", "completed", "delivered")
 
 
@@ -142,9 +147,14 @@ def write_xlsx(f: stats.Figures, title: str, path: Path | IO[bytes]) -> None:
 
 
 def write_docx(f: stats.Figures, title: str, path: Path | IO[bytes]) -> None:
-    """A heading and one table per section."""
+    """A heading, the page's charts as images (each titled, its title also the image's
+    alternative text), and one table per section with the charts' numbers."""
     document = Docx()
     document.add_heading(title, level=1)
+    for chart in build_charts(f):
+        document.add_paragraph(chart.title, style="Caption")
+        picture = document.add_picture(io.BytesIO(chart_png.png(chart)), width=Cm(CHART_CM))
+        picture._inline.docPr.set("descr", chart.title)  # read out by screen readers
     for heading, header, rows in _tables(f):
         document.add_heading(heading, level=2)
         table = document.add_table(rows=1, cols=len(header))

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased, selectinload
 
-from storage import agencies
+from storage import agencies, rollup
 from storage.models import (
     ACTIVE_CASE_STATUSES,
     CLOCK_RUNNING,
@@ -117,9 +117,15 @@ async def by_submission_key(session: AsyncSession, applicant_id: int, key: str) 
 
 
 async def create(
-    session: AsyncSession, applicant_id: int, data: Application, submission_key: str
+    session: AsyncSession,
+    applicant_id: int,
+    data: Application,
+    submission_key: str,
+    now: dt.datetime | None = None,
 ) -> Case:
-    """Insert the case, its items and its `submitted` event in the caller's transaction."""
+    """Insert the case, its items and its `submitted` event in the caller's transaction,
+    and count it as received in the statistics' rollup."""
+    now = now or utcnow()
     catalog = {
         item.code: item
         for item in await session.scalars(
@@ -132,6 +138,8 @@ async def create(
         query_code=new_query_code(),
         applicant_id=applicant_id,
         status=S.SUBMITTED,
+        created_at=now,
+        updated_at=now,
         **data.columns(),
     )
     for item in sorted(catalog.values(), key=lambda i: (i.sort, i.id)):  # the catalog's order
@@ -141,10 +149,13 @@ async def create(
     if data.other_items:
         case.items.append(CaseItem(name=data.other_items))
     case.events.append(
-        CaseEvent(actor_kind=ActorKind.APPLICANT, actor_id=applicant_id, to_status=S.SUBMITTED)
+        CaseEvent(
+            actor_kind=ActorKind.APPLICANT, actor_id=applicant_id, to_status=S.SUBMITTED, at=now
+        )
     )
     session.add(case)
     await session.flush()
+    await rollup.count(session, case, rollup.kinds_of(case, S.SUBMITTED), now)
     return case
 
 

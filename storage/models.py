@@ -565,6 +565,24 @@ class ConsultationRecord(Base):
     outcome: Mapped[str] = mapped_column(String(10))
 
 
+class StatsDaily(Base):
+    """服务统计's daily rollup: how many counted events (cases received, accepted, rejected,
+    completed, delivered; working days to 受理 / 办结 as histograms; completed on time;
+    好差评 per level) fell on one China-local day, per unit and channel. Incremented in the
+    transaction of each event (storage/rollup.py), so /desk/stats sums a few thousand small
+    rows instead of reading every event of the year. unit_id 0 is the whole service (a case
+    with items of two units counts once there and once under each unit)."""
+
+    __tablename__ = "stats_daily"
+
+    day: Mapped[dt.date] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)  # histograms only
+    count: Mapped[int]
+
+
 class QuestionMessage(Base):
     __tablename__ = "question_messages"
 

@@ -7,7 +7,7 @@ import datetime as dt
 import hashlib
 import secrets
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Case, RatingLink
@@ -26,6 +26,14 @@ def issue(session: AsyncSession, case_id: int, now: dt.datetime, ttl: dt.timedel
     session.add(RatingLink(case_id=case_id, token_hash=_hash(token), created_at=now,
                            expires_at=now + ttl))  # fmt: skip
     return token
+
+
+async def live_count(session: AsyncSession, case_id: int, now: dt.datetime) -> int:
+    """The case's links still usable (unspent, unexpired): what the per-case cap counts."""
+    query = select(func.count()).where(
+        RatingLink.case_id == case_id, RatingLink.used_at.is_(None), RatingLink.expires_at > now
+    )
+    return int(await session.scalar(query) or 0)
 
 
 async def find(session: AsyncSession, token: str) -> tuple[RatingLink, Case] | None:

@@ -81,9 +81,8 @@ async def _case(app: App, applicant_id: int, items: tuple[str, ...], created: dt
             project_summary="统计测试。",
             item_codes=items,
         )
-        case = await cases.create(session, applicant_id, data, f"stats-{created:%m%d}-{items[0]}")
-        case.created_at = created
-        case.events[0].at = created
+        key = f"stats-{created:%m%d}-{items[0]}"
+        case = await cases.create(session, applicant_id, data, key, now=created)
         life.set_clock(case, created)
         return case.number
 

@@ -205,6 +205,9 @@ def build() -> bytes:
         document, f"{TEXT.query_code}{{{{ query_code }}}}{TEXT.scan_hint}{{{{ qr }}}}", size=10.5
     )
     paragraph(document, "{%p endif %}", size=2)
+    paragraph(document, "{%p if rate_qr %}", size=2)
+    paragraph(document, f"{TEXT.rate_hint}{{{{ rate_qr }}}}", size=10.5)
+    paragraph(document, "{%p endif %}", size=2)
     # A document cannot end with a table; keep the trailing paragraph tiny.
     paragraph(document, "", size=2)
 

@@ -18,20 +18,9 @@ from test_printable import FORM, pdf_text
 from conftest import require_tool
 from dialogs.printable import render_docx, render_pdf
 from services.documents import status_url
+from support import scan
 
 URL = status_url("https://bdb.example.gov.cn/chat/", "BDB-2026-000123")
-
-
-def scan(image: Path) -> list[str]:
-    """Every QR code's text in an image, as a phone would read it."""
-    zbarimg = require_tool("zbarimg", "zbar-tools")
-    result = subprocess.run(
-        [zbarimg, "--raw", "-q", "-Sdisable", "-Sqrcode.enable", str(image)],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode in (0, 4), result.stderr  # 4: no code found
-    return result.stdout.splitlines()
 
 
 def test_status_url_opens_the_lookup_on_the_case() -> None:
@@ -81,3 +70,18 @@ def test_pdf_prints_the_query_code_and_the_status_qr_code(cjk_font: Path, tmp_pa
 
 def test_pdf_without_a_code_prints_no_qr_code(cjk_font: Path, tmp_path: Path) -> None:
     assert scan(pdf_page(render_pdf(FORM, cjk_font), tmp_path)) == []
+
+
+RATE = "https://bdb.example.gov.cn/chat/rate/AbCdEfGhIjKlMnOpQrStUvWx"
+
+
+def test_a_delivered_case_prints_its_rating_link_beside_the_status(
+    cjk_font: Path, tmp_path: Path
+) -> None:
+    form = replace(FORM, query_code="ABC234", status_url=URL, rating_url=RATE)
+    pdf = render_pdf(form, cjk_font)
+    assert "扫码评价本次服务" in re.sub(r"\s+", "", pdf_text(pdf, tmp_path))
+    assert sorted(scan(pdf_page(pdf, tmp_path))) == sorted([URL, RATE])
+    content = render_docx(form)
+    text = "\n".join(p.text for p in docx.Document(io.BytesIO(content)).paragraphs)
+    assert "扫码评价本次服务（好差评，限用一次）：" in text

@@ -3,17 +3,19 @@ charts) and docx; both read back (openpyxl, python-docx) with the hand-worked fi
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import openpyxl
 import pytest
 from docx import Document as Docx
+from PIL import Image
 from stats_history import seed_history
 from typer.testing import CliRunner
 
 from bot.app import App
 from bot.cli import app as cli
-from services import report
+from services import chart_png, charts, report
 
 
 async def test_october_report_reads_back_in_xlsx_and_docx(app: App, tmp_path: Path) -> None:
@@ -40,6 +42,23 @@ async def test_october_report_reads_back_in_xlsx_and_docx(app: App, tmp_path: Pa
     rows = {r.cells[0].text: r.cells[1].text for r in tables["项目"].rows[1:]}
     assert {key: rows[key] for key in expected} == {k: str(v) for k, v in expected.items()}
     assert "帮代办服务工作简报 2025-10" in document.paragraphs[0].text
+    # The page's six charts as images, each titled (alternative text) as on the page.
+    titles = [s._inline.docPr.get("descr") for s in document.inline_shapes]
+    assert titles == ["申请办理情况", "各渠道收件量", "好差评分布", "近12个月收件与送达",
+                      "近12个月满意率", "重点项目问题（按层级，未解决）"]  # fmt: skip
+    # The 好差评 chart: a bar above 非常满意 and 不满意 (one each), none above the others.
+    blip = document.inline_shapes[2]._inline.graphic.graphicData.pic.blipFill.blip
+    image = Image.open(io.BytesIO(document.part.related_parts[blip.embed].blob)).convert("RGB")
+    slot = (charts.WIDTH - charts.LEFT - charts.RIGHT) / 5
+    above_base = (charts.HEIGHT - charts.BOTTOM - 20) * chart_png.SCALE  # clear of the "0"
+    drawn = [
+        image.getpixel(
+            (int((chart_png.PAD + charts.LEFT + slot * (i + 0.25)) * chart_png.SCALE), above_base)
+        )
+        != (255, 255, 255)
+        for i in range(5)
+    ]
+    assert drawn == [True, False, False, True, False]
 
 
 @pytest.mark.parametrize("backend", ["embedded"])

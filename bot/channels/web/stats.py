@@ -12,16 +12,16 @@ from aiohttp import web
 
 from bot.channels.web.channel import channel_of
 from bot.channels.web.desk import _page, _root, _set_renewed, login_page
-from dialogs.texts import label, labels
+from dialogs.texts import labels
 from dialogs.texts import render as render_text
 from domain import stats
 from domain.policy import Actor
-from services import charts, report
+from services import report
+from services.stat_charts import build_charts, channel_name
 from services.workdays import today_in_china
 from storage.models import RatingLevel
 
 log = logging.getLogger(__name__)
-KINDS = ("received", "accepted", "rejected", "completed", "delivered")
 MAX_QUERY = 10  # characters of a date in the query string
 
 
@@ -51,64 +51,6 @@ def parse_range(first: str, last: str, today: dt.date, max_days: int) -> tuple[d
     if (end - start).days + 1 > max_days:
         raise BadRange("web/stats_too_long.j2")
     return start, end
-
-
-def build_charts(figures: stats.Figures) -> list[charts.Chart]:
-    """The page's charts, in the order of its sections."""
-    kinds = labels("stats_kinds")
-    drawn = [
-        charts.bar_chart(
-            label("stats", "chart_flow"),
-            [(kinds[k], figures.cases.get(k, 0)) for k in KINDS],
-        ),
-        charts.bar_chart(
-            label("stats", "chart_channels"),
-            [(channel_name(c), counts.get("received", 0)) for c, counts in figures.by_channel],
-        ),
-        charts.bar_chart(
-            label("stats", "chart_ratings"),
-            [(label("rating_levels", lv), figures.ratings.get(lv, 0)) for lv in RatingLevel],
-        ),
-    ]
-    if figures.months:
-        months = [row.month for row in figures.months]
-        drawn.append(
-            charts.line_chart(
-                label("stats", "chart_months"),
-                months,
-                [
-                    (kinds["received"], [float(r.received) for r in figures.months]),
-                    (kinds["delivered"], [float(r.delivered) for r in figures.months]),
-                ],
-            )
-        )
-        satisfaction = [
-            None if r.satisfaction is None else round(r.satisfaction * 100, 1)
-            for r in figures.months
-        ]
-        drawn.append(
-            charts.line_chart(
-                label("stats", "chart_satisfaction"),
-                months,
-                [(label("stats", "satisfaction"), satisfaction)],
-                unit="%",
-            )
-        )
-    if figures.problems_by_level is not None:
-        drawn.append(
-            charts.bar_chart(
-                label("stats", "chart_problems"),
-                [
-                    (label("key_projects", f"level_{n}"), figures.problems_by_level.get(n, 0))
-                    for n in range(1, 5)
-                ],
-            )
-        )
-    return drawn
-
-
-def channel_name(key: str) -> str:
-    return labels("stats_channels").get(key, key)
 
 
 async def stats_page(request: web.Request) -> web.Response:
