@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import reminders
 from storage.models import (
     ACTIVE_CASE_STATUSES,
     Applicant,
@@ -183,19 +184,8 @@ async def reminder_candidates(
     session: AsyncSession, until: dt.datetime, now: dt.datetime, limit: int = 200
 ) -> list[Booking]:
     """Booked, not yet started, starting before `until`, with a reminder still unsent."""
-    query = (
-        select(Booking)
-        .where(
-            Booking.status == BookingStatus.BOOKED,
-            Booking.starts_at > now,
-            Booking.starts_at < until,
-            Booking.meeting_id.is_(None),
-            or_(Booking.reminded_day_at.is_(None), Booking.reminded_hour_at.is_(None)),
-        )
-        .order_by(Booking.starts_at, Booking.id)
-        .limit(limit)
-    )
-    return list((await session.scalars(query)).all())
+    booked = (Booking.status == BookingStatus.BOOKED, Booking.meeting_id.is_(None))
+    return await reminders.candidates(session, Booking, booked, until, now, limit, lock=False)
 
 
 def touch(booking: Booking, now: dt.datetime | None = None) -> None:

@@ -6,9 +6,10 @@ import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import reminders
 from storage.models import (
     ACTIVE_CASE_STATUSES,
     Booking,
@@ -159,16 +160,5 @@ async def between(
 async def reminder_candidates(
     session: AsyncSession, until: dt.datetime, now: dt.datetime, limit: int = 100
 ) -> list[Meeting]:
-    query = (
-        select(Meeting)
-        .where(
-            Meeting.status == MeetingStatus.CALLED,
-            Meeting.starts_at > now,
-            Meeting.starts_at < until,
-            or_(Meeting.reminded_day_at.is_(None), Meeting.reminded_hour_at.is_(None)),
-        )
-        .order_by(Meeting.starts_at, Meeting.id)
-        .limit(limit)
-        .with_for_update(of=Meeting, skip_locked=True)
-    )
-    return list((await session.scalars(query)).all())
+    called = (Meeting.status == MeetingStatus.CALLED,)
+    return await reminders.candidates(session, Meeting, called, until, now, limit, lock=True)

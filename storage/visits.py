@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import reminders
 from storage.models import (
     Applicant,
     Case,
@@ -91,19 +92,8 @@ async def reminder_candidates(
     session: AsyncSession, until: dt.datetime, now: dt.datetime, limit: int = 200
 ) -> list[Visit]:
     """Confirmed, not yet started, starting before `until`, with a reminder still unsent."""
-    query = (
-        select(Visit)
-        .where(
-            Visit.status == VisitStatus.CONFIRMED,
-            Visit.starts_at > now,
-            Visit.starts_at < until,
-            or_(Visit.reminded_day_at.is_(None), Visit.reminded_hour_at.is_(None)),
-        )
-        .order_by(Visit.starts_at, Visit.id)
-        .limit(limit)
-        .with_for_update(of=Visit, skip_locked=True)
-    )
-    return list((await session.scalars(query)).all())
+    confirmed = (Visit.status == VisitStatus.CONFIRMED,)
+    return await reminders.candidates(session, Visit, confirmed, until, now, limit, lock=True)
 
 
 async def project_applicant(session: AsyncSession, project: KeyProject) -> Applicant | None:
