@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -303,14 +303,50 @@ def may_see(actor: Actor, booking: Booking) -> bool:
     return policy.attends(actor, frozenset(u.department_id for u in booking.units))
 
 
+class UnitAsked(Protocol):
+    """A unit asked to a booking, a visit or a meeting, and who confirmed for it."""
+
+    department_id: int
+    confirmed_by: int | None
+    confirmed_at: dt.datetime | None
+
+
+Unit = TypeVar("Unit", bound=UnitAsked)
+
+
+def confirm_unit(units: Iterable[Unit], staff: Staff, now: dt.datetime) -> Unit | None:
+    """The staff member's unit, now confirmed by them; None when their unit is not asked or
+    had confirmed already (the first to confirm speaks for the unit)."""
+    unit = next((u for u in units if u.department_id == staff.department_id), None)
+    if unit is None or unit.confirmed_at is not None:
+        return None
+    unit.confirmed_by, unit.confirmed_at = staff.id, now
+    return unit
+
+
 async def confirm(session: AsyncSession, booking: Booking, staff: Staff, now: dt.datetime) -> bool:
     """The staff member confirms for their unit; False when it had confirmed already."""
-    unit = next((u for u in booking.units if u.department_id == staff.department_id), None)
-    if unit is None or unit.confirmed_at is not None:
+    if confirm_unit(booking.units, staff, now) is None:
         return False
-    unit.confirmed_by, unit.confirmed_at = staff.id, now
     await session.flush()
     return True
+
+
+async def note_on_case(session: AsyncSession, case_id: int, staff: Staff, note: str) -> None:
+    """A staff-only line on the case's timeline; the case's state stays as it is."""
+    case = await session.get(Case, case_id)
+    if case is not None:
+        session.add(
+            CaseEvent(
+                case_id=case.id,
+                actor_kind=ActorKind.STAFF,
+                actor_id=staff.id,
+                from_status=case.status,
+                to_status=case.status,
+                note=note,
+                visible_to_applicant=False,
+            )
+        )
 
 
 async def mark(
@@ -327,19 +363,7 @@ async def mark(
     bookings.touch(booking, now)
     note = render("bookings/timeline_note.j2", booking=booking, attended=attended, record=record)
     if booking.case_id is not None:
-        case = await session.get(Case, booking.case_id)
-        if case is not None:
-            session.add(
-                CaseEvent(
-                    case_id=case.id,
-                    actor_kind=ActorKind.STAFF,
-                    actor_id=staff.id,
-                    from_status=case.status,
-                    to_status=case.status,
-                    note=note,
-                    visible_to_applicant=False,
-                )
-            )
+        await note_on_case(session, booking.case_id, staff, note)
     if booking.key_project_id is not None:
         session.add(
             Milestone(
@@ -413,13 +437,27 @@ def due_reminders(item: Remindable, now: dt.datetime) -> list[str]:
     return due
 
 
-async def remind_bookings(services: Services, now: dt.datetime) -> int:
-    """The working day before at 16:00 and one hour before: each reminder once."""
+Item = TypeVar("Item", bound=Remindable)
+
+
+async def send_reminders(
+    services: Services,
+    now: dt.datetime,
+    candidates: Callable[[AsyncSession, dt.datetime, dt.datetime], Awaitable[list[Item]]],
+    notices: Callable[[AsyncSession, Item, str], Awaitable[list[Notice]]],
+) -> int:
+    """Each due reminder of each candidate (a booking, a visit or a meeting) through the
+    outbox, in the transaction that marks it sent; the number of notices queued."""
     sent = 0
     async with services.db.transaction() as session:
-        for booking in await bookings.reminder_candidates(session, now + REMIND_HORIZON, now):
-            for kind in due_reminders(booking, now):
-                found = await _reminders(session, booking, kind)
+        for item in await candidates(session, now + REMIND_HORIZON, now):
+            for kind in due_reminders(item, now):
+                found = await notices(session, item, kind)
                 enqueue(session, found)
                 sent += len(found)
     return sent
+
+
+async def remind_bookings(services: Services, now: dt.datetime) -> int:
+    """The working day before at 16:00 and one hour before: each reminder once."""
+    return await send_reminders(services, now, bookings.reminder_candidates, _reminders)

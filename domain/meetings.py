@@ -17,10 +17,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.texts import label, render
-from domain.bookings import REMIND_HORIZON, BookingLimits, NotBookable, check_slot, due_reminders
+from domain.bookings import (
+    BookingLimits,
+    NotBookable,
+    check_slot,
+    confirm_unit,
+    note_on_case,
+    send_reminders,
+)
 from domain.buttons import MeetingConfirm
 from domain.key_projects import escalate, notify_staff
-from domain.notices import Notice, enqueue
+from domain.notices import Notice
 from domain.policy import Actor
 from domain.reminders import Services
 from services.workdays import CHINA
@@ -31,7 +38,6 @@ from storage.models import (
     Booking,
     BookingStatus,
     Case,
-    CaseEvent,
     Department,
     Meeting,
     MeetingItem,
@@ -170,10 +176,12 @@ async def confirm(
     session: AsyncSession, meeting: Meeting, staff: Staff, attendees: str, now: dt.datetime
 ) -> bool:
     """The unit's chief names who attends; False when the unit had confirmed already."""
-    unit = next((u for u in meeting.units if u.department_id == staff.department_id), None)
-    if unit is None or unit.confirmed_at is not None or meeting.status != MeetingStatus.CALLED:
+    if meeting.status != MeetingStatus.CALLED:
         return False
-    unit.confirmed_by, unit.confirmed_at, unit.attendees = staff.id, now, attendees
+    unit = confirm_unit(meeting.units, staff, now)
+    if unit is None:
+        return False
+    unit.attendees = attendees
     await session.flush()
     return True
 
@@ -187,22 +195,9 @@ async def record_minutes(
     meeting.status, meeting.minutes = MeetingStatus.HELD, text
     meeting.minutes_by, meeting.minutes_at, meeting.updated_at = staff.id, now, now
     for item in meeting.items:
-        if item.case_id is None:
-            continue
-        case = await session.get(Case, item.case_id)
-        if case is not None:
+        if item.case_id is not None:
             note = render("meetings/case_note.j2", meeting=meeting, minutes=text)
-            session.add(
-                CaseEvent(
-                    case_id=case.id,
-                    actor_kind=ActorKind.STAFF,
-                    actor_id=staff.id,
-                    from_status=case.status,
-                    to_status=case.status,
-                    note=note,
-                    visible_to_applicant=False,
-                )
-            )
+            await note_on_case(session, item.case_id, staff, note)
     await session.flush()
     chiefs = await meetings.chiefs(session, [u.department_id for u in meeting.units])
     body = render("meetings/minutes_notice.j2", meeting=meeting)
@@ -251,20 +246,18 @@ async def decide(
     return new
 
 
+async def _reminders(session: AsyncSession, meeting: Meeting, kind: str) -> list[Notice]:
+    """The caller and the confirming chiefs, reminded once per start time."""
+    ids = [meeting.called_by] + [
+        u.confirmed_by for u in meeting.units if u.confirmed_by is not None
+    ]
+    people = await bookings.staff_by_ids(session, dict.fromkeys(ids))
+    text = render("meetings/remind.j2", meeting=meeting, kind=kind)
+    key = f"meeting:{meeting.id}:remind_{kind}:{meeting.starts_at:%Y%m%d%H%M}"
+    return [Notice(p, text, key) for p in people]
+
+
 async def remind_meetings(services: Services, now: dt.datetime) -> int:
     """Called meetings: the confirming chiefs and the caller, the working day before at 16:00
     and one hour before, each once."""
-    sent = 0
-    async with services.db.transaction() as session:
-        for meeting in await meetings.reminder_candidates(session, now + REMIND_HORIZON, now):
-            for kind in due_reminders(meeting, now):
-                ids = [meeting.called_by] + [
-                    u.confirmed_by for u in meeting.units if u.confirmed_by is not None
-                ]
-                people = await bookings.staff_by_ids(session, dict.fromkeys(ids))
-                text = render("meetings/remind.j2", meeting=meeting, kind=kind)
-                key = f"meeting:{meeting.id}:remind_{kind}:{meeting.starts_at:%Y%m%d%H%M}"
-                found = [Notice(p, text, key) for p in people]
-                enqueue(session, found)
-                sent += len(found)
-    return sent
+    return await send_reminders(services, now, meetings.reminder_candidates, _reminders)

@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chat.events import Button
 from dialogs.texts import label, render
 from domain import policy
-from domain.bookings import REMIND_HORIZON, due_reminders
+from domain.bookings import confirm_unit, send_reminders
 from domain.buttons import VisitAccept, VisitAgree, VisitOther, VisitUnitConfirm
-from domain.notices import Notice, enqueue
+from domain.notices import Notice
 from domain.policy import Actor
 from domain.reminders import Services
 from services.workdays import CHINA, official
@@ -191,10 +191,8 @@ async def accept(session: AsyncSession, visit: Visit, now: dt.datetime) -> list[
 
 async def unit_confirm(session: AsyncSession, visit: Visit, staff: Staff, now: dt.datetime) -> bool:
     """A person of a unit that goes confirms for the unit; False when done already."""
-    unit = next((u for u in visit.units if u.department_id == staff.department_id), None)
-    if unit is None or unit.confirmed_at is not None:
+    if confirm_unit(visit.units, staff, now) is None:
         return False
-    unit.confirmed_by, unit.confirmed_at = staff.id, now
     await session.flush()
     return True
 
@@ -228,19 +226,18 @@ async def on_team(session: AsyncSession, staff: Staff, visit: Visit) -> bool:
     )
 
 
+async def _reminders(session: AsyncSession, visit: Visit, kind: str) -> list[Notice]:
+    """The enterprise and the confirmed units' people, reminded once per start time."""
+    found = _to_enterprise(visit, visit.applicant, f"remind_{kind}")
+    confirmed = [u.confirmed_by for u in visit.units if u.confirmed_by is not None]
+    for person in await bookings.staff_by_ids(session, confirmed):
+        text = render("visits/staff_notice.j2", visit=visit, event=f"remind_{kind}")
+        key = f"visit:{visit.id}:remind_{kind}:{visit.starts_at:%Y%m%d%H%M}"
+        found.append(Notice(person, text, key))
+    return found
+
+
 async def remind_visits(services: Services, now: dt.datetime) -> int:
     """Confirmed visits: the enterprise and the confirmed units' people, the working day
     before at 16:00 and one hour before, each once."""
-    sent = 0
-    async with services.db.transaction() as session:
-        for visit in await visits.reminder_candidates(session, now + REMIND_HORIZON, now):
-            for kind in due_reminders(visit, now):
-                found = _to_enterprise(visit, visit.applicant, f"remind_{kind}")
-                confirmed = [u.confirmed_by for u in visit.units if u.confirmed_by is not None]
-                for person in await bookings.staff_by_ids(session, confirmed):
-                    text = render("visits/staff_notice.j2", visit=visit, event=f"remind_{kind}")
-                    key = f"visit:{visit.id}:remind_{kind}:{visit.starts_at:%Y%m%d%H%M}"
-                    found.append(Notice(person, text, key))
-                enqueue(session, found)
-                sent += len(found)
-    return sent
+    return await send_reminders(services, now, visits.reminder_candidates, _reminders)
