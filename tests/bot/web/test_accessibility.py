@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 from playwright.async_api import Browser, Page, expect
@@ -14,7 +13,6 @@ from sqlalchemy import func, select
 from stats_history import seed_history
 from test_desk_appointments import book
 
-from bot.app import App
 from bot.channels.web.render import bot_message, own_message
 from bot.channels.web.server import CHANNEL_KEY
 from storage import web_history
@@ -23,24 +21,12 @@ from support import GOOD_ANSWERS, Chat, fill_application
 from test_staff_browser import bind_browser, invite
 from webaxe import violations
 from webpage import IDLE, idle, open_chat, say
-from webserver import Served, chromium, serving
+from webserver import Served, browser_fixture, served_fixture  # noqa: F401 (fixtures, found by their names)
 
 PHONE = {"width": 360, "height": 640}
 NARROW = {"width": 320, "height": 568}  # the narrowest phones (WCAG 1.4.10 reflow width)
 ZOOMED = {"width": 640, "height": 360}  # a 1280×720 window at 200 % zoom
 ELDER = "长辈模式"
-
-
-@pytest.fixture
-async def served(app: App) -> AsyncIterator[Served]:
-    async with serving(app) as result:
-        yield result
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 async def no_violations(page: Page, where: str) -> None:

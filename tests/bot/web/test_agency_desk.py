@@ -6,23 +6,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import select, update
 from test_staff_http import desk_page, make_case, new_client, shown, sign_in
 
 from bot.app import App
 from domain.policy import china_today
 from storage.models import Agency, AuditRecord
-from webserver import Served, serving
-
-
-@pytest.fixture
-async def served(app: App) -> AsyncIterator[Served]:
-    async with serving(app) as result:
-        yield result
-
+from webserver import (
+    Served,
+    served_fixture,  # noqa: F401 (fixtures, found by their names)
+)
 
 XJ = "xiangjiang_consulting"
 

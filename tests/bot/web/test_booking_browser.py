@@ -8,32 +8,17 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from icalendar import Calendar
 from playwright.async_api import Browser, Page, expect
 
-from bot.app import App
 from services.workdays import CHINA
 from test_staff_browser import bind_browser, invite
 from webpage import idle, open_chat, press, say
-from webserver import Served, chromium, serving
+from webserver import Served, browser_fixture, served_fixture  # noqa: F401 (fixtures, found by their names)
 
 MONDAY = dt.datetime(2026, 12, 7, 8, 0, tzinfo=CHINA)
-
-
-@pytest.fixture
-async def served(app: App) -> AsyncIterator[Served]:
-    async with serving(app) as result:
-        yield result
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 async def desk_agenda(page: Page, url: str) -> list[str]:

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import docx
-import pytest
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
-from bot.app import App
 from bot.channels.web.delivery import CHANNEL
 from bot.channels.web.server import CHANNEL_KEY
 from storage import outbox
@@ -18,21 +15,9 @@ from storage.models import Applicant, Case, OutboxMessage, OutboxStatus
 from storage.outbox import Recipient
 from support import GOOD_ANSWERS, bind_staff, notices_to
 from webpage import apply, bot_texts, open_chat, press, say
-from webserver import Served, chromium, serving
+from webserver import Served, browser_fixture, served_fixture  # noqa: F401 (fixtures, found by their names)
 
 ACCEPTED = "已受理"
-
-
-@pytest.fixture
-async def served(app: App) -> AsyncIterator[Served]:
-    async with serving(app) as result:
-        yield result
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 async def submitted_case(page: Page) -> tuple[str, str]:

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 
-import pytest
 from playwright.async_api import Browser, Dialog, Page, expect
 
-from bot.app import App
 from support import GOOD_ANSWERS, bind_staff, notices_to
 from webpage import apply, idle, open_chat, press, say
-from webserver import Served, chromium, serving
+from webserver import Served, browser_fixture, served_fixture  # noqa: F401 (fixtures, found by their names)
 
 XSS = {
     "img": '<img src=x onerror="window.__xss=1">',
@@ -24,18 +21,6 @@ XSS = {
 }
 PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 100
 HOSTILE = "<img src=x onerror=window.__xss=5>.png"
-
-
-@pytest.fixture
-async def served(app: App) -> AsyncIterator[Served]:
-    async with serving(app) as result:
-        yield result
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 async def assert_nothing_ran(page: Page, dialogs: list[Dialog]) -> None:

@@ -7,24 +7,19 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
-from collections.abc import AsyncIterator
 
-import pytest
 from test_staff_http import desk_page, new_client, sign_in
 
 from bot.app import App
 from services.workdays import CHINA
 from support import Chat, bind_staff
-from webserver import Served, serving
+from webserver import (
+    Served,
+    served_fixture,  # noqa: F401 (fixtures, found by their names)
+)
 
 MONDAY = dt.datetime(2026, 12, 7, 8, 0, tzinfo=CHINA)
 AGENDA_ITEM = re.compile(r'<li data-kind="(\w+)" data-ref="([^"]+)">')
-
-
-@pytest.fixture
-async def served(app: App) -> AsyncIterator[Served]:
-    async with serving(app) as result:
-        yield result
 
 
 def set_clock(app: App, moment: dt.datetime) -> None:

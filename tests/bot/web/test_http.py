@@ -14,15 +14,13 @@ from sqlalchemy import func, select
 from bot.app import App
 from storage import web_history
 from storage.models import Applicant, WebMessage
-from webserver import Served, serving
+from webserver import (
+    Served,
+    served_fixture,  # noqa: F401 (fixtures, found by their names)
+    serving,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 100
-
-
-@pytest.fixture
-async def served(app: App) -> AsyncIterator[Served]:
-    async with serving(app) as result:
-        yield result
 
 
 @pytest.fixture

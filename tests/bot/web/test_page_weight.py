@@ -6,21 +6,15 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import AsyncIterator
 
 import aiohttp
-import pytest
 
-from bot.app import App
-from webserver import Served, serving
+from webserver import (
+    Served,
+    served_fixture,  # noqa: F401 (fixtures, found by their names)
+)
 
 FIRST_PAGE_LIMIT = 100 * 1024
-
-
-@pytest.fixture
-async def served(app: App) -> AsyncIterator[Served]:
-    async with serving(app) as result:
-        yield result
 
 
 def unpack(body: bytes, coding: str) -> bytes:

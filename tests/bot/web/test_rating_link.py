@@ -5,7 +5,6 @@ the case stays rated once whichever channel rates first. Both backends."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -14,13 +13,10 @@ from sqlalchemy import select, update
 from bot.app import App
 from storage.models import BadRating, Case, CaseRating, RatingLink, utcnow
 from support import Chat, delivered_case, notices_to
-from webserver import Served, serving
-
-
-@pytest.fixture
-async def served(app: App) -> AsyncIterator[Served]:
-    async with serving(app) as result:
-        yield result
+from webserver import (
+    Served,
+    served_fixture,  # noqa: F401 (fixtures, found by their names)
+)
 
 
 async def link_of(served: Served, chat: Chat) -> str:

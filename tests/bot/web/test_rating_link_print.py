@@ -9,10 +9,8 @@ import datetime as dt
 import io
 import re
 import zipfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 from test_rating_link import fetch, ratings
 
@@ -21,13 +19,10 @@ from services import documents
 from storage import cases, rating_links
 from storage.models import RatingLink, utcnow
 from support import Chat, delivered_case, fill_application, scan
-from webserver import Served, serving
-
-
-@pytest.fixture
-async def served(app: App) -> AsyncIterator[Served]:
-    async with serving(app) as result:
-        yield result
+from webserver import (
+    Served,
+    served_fixture,  # noqa: F401 (fixtures, found by their names)
+)
 
 
 async def printed_codes(app: App, number: str, tmp_path: Path) -> list[str]:

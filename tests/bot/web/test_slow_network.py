@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import aiohttp
-import pytest
 from playwright.async_api import Browser, Page, Route, WebSocketRoute, expect
 from sqlalchemy import func, select
 
@@ -18,22 +16,10 @@ from bot.channels.web.server import CHANNEL_KEY
 from storage import web_history
 from storage.models import Applicant, WebMessage
 from webpage import IDLE, idle, open_chat
-from webserver import Served, chromium, serving
+from webserver import Served, browser_fixture, served_fixture  # noqa: F401 (fixtures, found by their names)
 
 GREETING = "您好！这里是湖南湘江新区投资建设项目"
 QUESTION = "帮代办收费吗"
-
-
-@pytest.fixture
-async def served(app: App) -> AsyncIterator[Served]:
-    async with serving(app) as result:
-        yield result
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 async def rows(app: App) -> tuple[int, int]:

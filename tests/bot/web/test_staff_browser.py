@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import AsyncIterator
 
-import pytest
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
@@ -18,22 +16,10 @@ from storage.models import Case, CaseStatus, OutboxMessage, Staff
 from storage.outbox import Recipient
 from support import Chat, bind_staff, fill_application
 from webpage import open_chat, press, say
-from webserver import Served, chromium, serving
+from webserver import Served, browser_fixture, served_fixture  # noqa: F401 (fixtures, found by their names)
 
 QUESTION = "我们厂区门口的路灯坏了好几天，能不能帮忙反映一下"
 ANSWER = "已联系市政部门，本周内修复"
-
-
-@pytest.fixture
-async def served(app: App) -> AsyncIterator[Served]:
-    async with serving(app) as result:
-        yield result
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 async def invite(app: App, name: str) -> tuple[Staff, str]:

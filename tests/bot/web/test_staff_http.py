@@ -36,15 +36,12 @@ from storage.models import (
     utcnow,
 )
 from storage.outbox import Recipient
-from webserver import Served, serving
+from webserver import (
+    Served,
+    served_fixture,  # noqa: F401 (fixtures, found by their names)
+)
 
 LOGIN = "工作人员登录"
-
-
-@pytest.fixture
-async def served(app: App) -> AsyncIterator[Served]:
-    async with serving(app) as result:
-        yield result
 
 
 def new_client() -> aiohttp.ClientSession:

@@ -3,27 +3,12 @@ size on the page) and its table is there, under the page's strict CSP."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from playwright.async_api import Browser, expect
 from stats_history import seed_history
 
-from bot.app import App
 from test_staff_browser import bind_browser, invite
-from webserver import Served, chromium, serving
-
-
-@pytest.fixture
-async def served(app: App) -> AsyncIterator[Served]:
-    async with serving(app) as result:
-        yield result
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
+from webserver import Served, browser_fixture, served_fixture  # noqa: F401 (fixtures, found by their names)
 
 
 @pytest.mark.parametrize("backend", ["embedded"])

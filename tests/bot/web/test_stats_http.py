@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import AsyncIterator
 
 import openpyxl
 import pytest
 from stats_history import seed_history
 from test_staff_http import new_client, sign_in
 
-from bot.app import App
 from bot.channels.web.channel import CHANNEL_KEY
 from storage.models import OutboxMessage
-from webserver import Served, serving
+from webserver import (
+    Served,
+    served_fixture,  # noqa: F401 (fixtures, found by their names)
+)
 
 RANGE = "?from=2025-09-29&to=2025-10-12"
-
-
-@pytest.fixture
-async def served(app: App) -> AsyncIterator[Served]:
-    async with serving(app) as result:
-        yield result
 
 
 async def get(served: Served, name: str | None, query: str = RANGE) -> tuple[int, str]:

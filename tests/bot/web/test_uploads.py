@@ -23,7 +23,11 @@ from bot.channels.web.identity import COOKIE
 from services.uploads import UploadCaps, UploadChecker
 from storage.models import CaseFile
 from support import Chat, waiting_for_supplement
-from webserver import Served, serving
+from webserver import (
+    Served,
+    served_fixture,  # noqa: F401 (fixtures, found by their names)
+    serving,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 100
 MIB = 1024 * 1024
@@ -44,12 +48,6 @@ def bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 entry.write(zeros)
     assert path.stat().st_size < 2 * MIB
     return path
-
-
-@pytest.fixture
-async def served(app: App) -> AsyncIterator[Served]:
-    async with serving(app) as result:
-        yield result
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The web chat served on a free port, and a real headless Chromium (Debian's package).
 
-Each test module wraps these in its own fixtures (a conftest.py here would shadow the root
-one for `from conftest import …`)."""
+A test module takes the `served` and `browser` fixtures by importing them from here (a
+conftest.py here would shadow the root one for `from conftest import …`); one that needs other
+settings wraps `serving` in its own fixture."""
 
 from __future__ import annotations
 
@@ -58,6 +59,13 @@ async def serving(app: App, **settings: object) -> AsyncIterator[Served]:
         await runner.cleanup()
 
 
+@pytest.fixture(name="served")
+async def served_fixture(app: App) -> AsyncIterator[Served]:
+    """The web chat of the test's app, with the default settings."""
+    async with serving(app) as result:
+        yield result
+
+
 @asynccontextmanager
 async def chromium() -> AsyncIterator[Browser]:
     if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 (one stat before a browser starts)
@@ -71,3 +79,9 @@ async def chromium() -> AsyncIterator[Browser]:
         )
         yield launched
         await launched.close()
+
+
+@pytest.fixture(name="browser")
+async def browser_fixture() -> AsyncIterator[Browser]:
+    async with chromium() as launched:
+        yield launched
