@@ -99,6 +99,26 @@ def _text_ok(ctx: Context, prompt: Prompt, text: str) -> bool:
     return False
 
 
+async def _write(
+    ctx: Context,
+    data: ReplyText | DraftText,
+    text: str,
+    write: Callable[[AsyncSession, str, Actor, str], Awaitable[object]],
+    action: str,
+    fields: tuple[str, ...],
+    template: str,
+) -> list[Reply]:
+    """A text typed to a case (a message, a draft): checked, written as this person, answered."""
+    if not _text_ok(ctx, data, text):
+        return _reply("casework/text_bad.j2", limit=TEXT_LIMIT)
+
+    def run(session: AsyncSession, actor: Actor) -> Awaitable[object]:
+        return write(session, data.number, actor, text.strip())
+
+    result = await _done(ctx, data.number, run, action, fields)
+    return result if isinstance(result, list) else _reply(template, number=data.number)
+
+
 @routes.button(CaseReply, staff=True)
 async def _reply_pressed(ctx: Context, data: CaseReply) -> list[Reply]:
     prompt = ReplyText(data.number)
@@ -108,16 +128,8 @@ async def _reply_pressed(ctx: Context, data: CaseReply) -> list[Reply]:
 @routes.prompt(ReplyText, staff=True)
 async def send_message(ctx: Context, data: ReplyText, text: str) -> list[Reply]:
     """给企业留言: on the case's timeline and in the enterprise's chat."""
-    if not _text_ok(ctx, data, text):
-        return _reply("casework/text_bad.j2", limit=TEXT_LIMIT)
-
-    def run(session: AsyncSession, actor: Actor) -> Awaitable[object]:
-        return agent_work.message(session, data.number, actor, text.strip())
-
-    result = await _done(ctx, data.number, run, "case.reply", ("message",))
-    return (
-        result if isinstance(result, list) else _reply("casework/reply_sent.j2", number=data.number)
-    )
+    template, fields = "casework/reply_sent.j2", ("message",)
+    return await _write(ctx, data, text, agent_work.message, "case.reply", fields, template)
 
 
 @routes.button(CaseDraft, staff=True)
@@ -129,17 +141,9 @@ async def _draft_pressed(ctx: Context, data: CaseDraft) -> list[Reply]:
 @routes.prompt(DraftText, staff=True)
 async def save_draft(ctx: Context, data: DraftText, text: str) -> list[Reply]:
     """起草经办人意见: kept as a draft; the window's confirmation makes it the opinion."""
-    if not _text_ok(ctx, data, text):
-        return _reply("casework/text_bad.j2", limit=TEXT_LIMIT)
-
-    def run(session: AsyncSession, actor: Actor) -> Awaitable[object]:
-        return agent_work.draft_opinion(session, data.number, actor, text.strip())
-
-    result = await _done(ctx, data.number, run, "case.draft_opinion", ("handler_opinion",))
-    return (
-        result
-        if isinstance(result, list)
-        else _reply("casework/draft_saved.j2", number=data.number)
+    write, fields = agent_work.draft_opinion, ("handler_opinion",)
+    return await _write(
+        ctx, data, text, write, "case.draft_opinion", fields, "casework/draft_saved.j2"
     )
 
 
