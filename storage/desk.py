@@ -7,11 +7,11 @@ table it counts unless a search needs the others."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased, raiseload
+from sqlalchemy.orm import QueryableAttribute, aliased, raiseload
 
 from storage.cases import ACTIVE, Scope
 from storage.cases import _within as within_scope
@@ -38,6 +38,26 @@ async def _count(session: AsyncSession, query: Select[Any]) -> int:
     return int(found or 0)
 
 
+Query = TypeVar("Query", bound=Select[Any])
+# (a row's sort column, its id, the same two of the anchor: an alias of the same table)
+Key = tuple[
+    QueryableAttribute[Any],
+    QueryableAttribute[int],
+    QueryableAttribute[Any],
+    QueryableAttribute[int],
+]
+
+
+def _page(query: Query, key: Key, after: int | None, limit: int) -> Query:
+    """At most `limit` rows in (sort column, id) order, starting after the row `after`: the
+    anchor's sort value is read in the same statement, so a page is one query."""
+    column, ident, anchor_column, anchor_id = key
+    if after is not None:
+        since = select(anchor_column).where(anchor_id == after).scalar_subquery()
+        query = query.where(or_(column > since, and_(column == since, ident > after)))
+    return query.order_by(column, ident).limit(limit)
+
+
 # -- questions: oldest first, (created_at, id) -----------------------------------------------
 
 _QUESTION_ANCHOR = aliased(Question, name="anchor")
@@ -57,17 +77,9 @@ async def open_questions(
 ) -> list[Question]:
     """Questions not yet closed that this person owns or was forwarded (all: None), oldest
     first, after the question `after`; at most `limit`."""
-    query = _questions(staff_id, status)
-    if after is not None:
-        anchor = _QUESTION_ANCHOR
-        since = select(anchor.created_at).where(anchor.id == after).scalar_subquery()
-        query = query.where(
-            or_(
-                Question.created_at > since,
-                and_(Question.created_at == since, Question.id > after),
-            )
-        )
-    query = query.order_by(Question.created_at, Question.id).limit(limit)
+    anchor = _QUESTION_ANCHOR
+    key = (Question.created_at, Question.id, anchor.created_at, anchor.id)
+    query = _page(_questions(staff_id, status), key, after, limit)
     return list((await session.scalars(query)).all())
 
 
@@ -189,17 +201,9 @@ async def open_problems(
 ) -> list[OpenProblem]:
     """Open problems at this person's level of the ladder (all: None), with the project and
     its case number, longest at their level first, after the problem `after`."""
-    query = _problems(staff_id, search, level)
-    if after is not None:
-        anchor = _PROBLEM_ANCHOR
-        since = select(anchor.level_since).where(anchor.id == after).scalar_subquery()
-        query = query.where(
-            or_(
-                Problem.level_since > since,
-                and_(Problem.level_since == since, Problem.id > after),
-            )
-        )
-    query = query.order_by(Problem.level_since, Problem.id).limit(limit)
+    anchor = _PROBLEM_ANCHOR
+    key = (Problem.level_since, Problem.id, anchor.level_since, anchor.id)
+    query = _page(_problems(staff_id, search, level), key, after, limit)
     found = (await session.execute(query)).tuples()
     return [OpenProblem(problem, project, number) for problem, project, number in found]
 
