@@ -337,11 +337,6 @@ async def run(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bdb-web-bench-"))
     if args.postgres:
         await fresh_database(args.database_url)
-        from redis.asyncio import Redis
-
-        redis = Redis.from_url(args.redis_url)
-        await redis.flushdb()
-        await redis.aclose()
     said = texts(args.texts)
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     servers = {stack: Server(stack, args, workdir) for stack in args.stacks}

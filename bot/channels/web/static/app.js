@@ -157,6 +157,7 @@ document.addEventListener("DOMContentLoaded", function () {
           button.textContent = b.label;
           button.addEventListener("click", function () {
             focusAnswer = true;
+            mine(b.label);
             send({ type: "button", data: b.data, label: b.label });
           });
           line.appendChild(button);
@@ -239,6 +240,11 @@ document.addEventListener("DOMContentLoaded", function () {
     });
   }
 
+  // The visitor's own message is drawn at once; the server's answer brings only the replies.
+  function mine(text) {
+    if (text) show({ from: "me", text: [text], at: Date.now() });
+  }
+
   function send(payload) {
     setWaiting(waiting + 1);
     if (socket && socket.readyState === WebSocket.OPEN) {
@@ -279,12 +285,15 @@ document.addEventListener("DOMContentLoaded", function () {
       } else if (data.type === "message") {
         show(data.message);
         if (data.message.notice) noticeArrived(data.message);
+      } else if (data.type === "answer") {
+        data.messages.forEach(show); // the complete answer to a message this page sent
+        setWaiting(waiting - 1);
+      } else if (data.type === "messages") {
+        data.messages.forEach(show); // sent from another tab of this chat, with its answer
       } else if (data.type === "bind") {
         bindBrowser(data.code);
       } else if (data.type === "signed_out") {
         location.replace(location.pathname);
-      } else if (data.type === "idle") {
-        setWaiting(waiting - 1);
       } else if (data.type === "limited") {
         setWaiting(waiting - 1);
         say("limited");
@@ -303,6 +312,8 @@ document.addEventListener("DOMContentLoaded", function () {
   function submitMessage() {
     var text = box.value;
     if (!text.trim()) return;
+    // A binding code is posted to staff/bind (as the server reads it), never shown.
+    if (text.split(" ")[0].toLowerCase() !== "/bind") mine(text);
     send({ type: "text", text: text });
     box.value = "";
     box.focus();
@@ -365,7 +376,9 @@ document.addEventListener("DOMContentLoaded", function () {
     var number = document.getElementById("case-number").value.trim();
     var code = document.getElementById("case-code").value.trim();
     if (!number || !code) return;
-    send({ type: "text", text: "/status " + number + " " + code });
+    var lookupText = "/status " + number + " " + code;
+    mine(lookupText);
+    send({ type: "text", text: lookupText });
     document.getElementById("case-code").value = "";
   });
 
