@@ -236,7 +236,7 @@ async def completed_on_time(
 def record_consultation(db: Database, channel: str, outcome: str) -> None:
     """One consultation's outcome (answer, choose, route), counted by the statistics; written
     behind, with others, a moment later (the one who asked waits for no transaction)."""
-    db.behind.add(ConsultationRecord(channel=channel, outcome=outcome, at=utcnow()))
+    db.behind.add(ConsultationRecord, {"channel": channel, "outcome": outcome, "at": utcnow()})
 
 
 async def consultations(session: AsyncSession, span: Span) -> dict[str, dict[str, int]]:

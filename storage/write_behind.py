@@ -8,7 +8,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Base
@@ -24,15 +26,15 @@ class WriteBehind:
         limit: int = 10_000,
     ) -> None:
         self.transaction, self.interval, self.limit = transaction, interval, limit
-        self._pending: list[Base] = []
+        self._pending: list[tuple[type[Base], dict[str, Any]]] = []
         self._task: asyncio.Task[None] | None = None
 
-    def add(self, row: Base) -> None:
-        """Write `row` within `interval` (with every other row added meanwhile)."""
+    def add(self, model: type[Base], values: dict[str, Any]) -> None:
+        """Write a row of `model` within `interval` (with every other row added meanwhile)."""
         if len(self._pending) >= self.limit:  # the database is away: keep the newest
             log.warning("write-behind full, oldest row dropped limit=%d", self.limit)
             del self._pending[0]
-        self._pending.append(row)
+        self._pending.append((model, values))
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._later())
 
@@ -45,13 +47,18 @@ class WriteBehind:
             log.warning("write-behind failed rows=%d error=%s", len(self._pending), error)
 
     async def flush(self) -> None:
-        """Write every row added so far, in one transaction."""
+        """Write every row added so far, in one transaction: one INSERT per model (no ORM
+        objects: their unit of work costs more than the rows)."""
         batch, self._pending = self._pending, []
         if not batch:
             return
+        by_model: dict[type[Base], list[dict[str, Any]]] = {}
+        for model, values in batch:
+            by_model.setdefault(model, []).append(values)
         try:
             async with self.transaction() as session:
-                session.add_all(batch)
+                for model, rows in by_model.items():
+                    await session.execute(insert(model), rows)
         except Exception:
             self._pending[:0] = batch[-self.limit :]
             raise

@@ -106,7 +106,8 @@ class Hub:
 
     async def _send_str(self, ws: web.WebSocketResponse, frame: str) -> bool:
         try:
-            await asyncio.wait_for(ws.send_str(frame), SEND_TIMEOUT)
+            async with asyncio.timeout(SEND_TIMEOUT):  # no task per frame, as wait_for makes
+                await ws.send_str(frame)
         except TimeoutError:
             await _drop(ws)  # the page reconnects and gets what it missed
         except (ConnectionError, RuntimeError):
