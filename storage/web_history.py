@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import WebMessage
@@ -22,7 +22,7 @@ async def append_many(session: AsyncSession, messages: list[tuple[str, dict[str,
     unit of work was a sixth of a web message's CPU)."""
     if messages:
         rows = [{"chat_id": chat_id, "payload": payload} for chat_id, payload in messages]
-        await session.execute(insert(WebMessage), rows)
+        await session.execute(insert(cast(Table, WebMessage.__table__)), rows)
 
 
 async def recent(session: AsyncSession, chat_id: str, limit: int = KEEP) -> list[dict[str, Any]]:

@@ -8,9 +8,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Base
@@ -58,7 +58,7 @@ class WriteBehind:
         try:
             async with self.transaction() as session:
                 for model, rows in by_model.items():
-                    await session.execute(insert(model), rows)
+                    await session.execute(insert(cast(Table, model.__table__)), rows)
         except Exception:
             self._pending[:0] = batch[-self.limit :]
             raise
