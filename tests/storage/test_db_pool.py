@@ -46,13 +46,15 @@ async def test_a_connection_the_server_closed_is_replaced_at_checkout(db: Databa
         driver = raw.driver_connection
         assert driver is not None
         pid = driver.get_server_pid()
+    closed = asyncio.Event()  # set when the loop has read the server's goodbye
+    driver.add_termination_listener(lambda _: closed.set())
     admin = Database(db.url, pool_size=1)
     try:
         async with admin.engine.connect() as conn:
             await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
     finally:
         await admin.dispose()
-    while not driver.is_closed():  # the loop reads the server's goodbye
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(closed.wait(), 60)  # bounded: a broken test must not hang the run
+    assert driver.is_closed()
     async with db.sessions() as session:  # no error: a fresh connection
         assert await session.scalar(text("SELECT pg_backend_pid()")) != pid
