@@ -128,8 +128,7 @@ class Consultation:
         await self.refresh(ctx.services.db)
         decision = self.index.decide(text) if self.entries else None
         verdict = Verdict.ROUTE if decision is None else decision.verdict
-        async with ctx.transaction() as session:  # 服务统计 counts each outcome
-            stats.record_consultation(session, ctx.event.user.channel, verdict)
+        stats.record_consultation(ctx.services.db, ctx.event.user.channel, verdict)  # 服务统计
         if decision is None or decision.verdict == Verdict.ROUTE:
             metrics.FAQ_VERDICTS.labels("routed").inc()
             hint = decision.hits[0].key if decision and decision.hits else None
@@ -190,23 +189,20 @@ class Consultation:
         limit = ctx.services.limits.open_questions
         async with ctx.transaction(immediate=True) as session:
             applicant = await ctx.enrol(session, lock=True)  # counted one question at a time
-            if await questions.count_open(session, applicant.id) >= limit:
+            # The limit, the hinted unit and the owner in one statement; the owner chosen
+            # first, so the question is inserted with it (no UPDATE).
+            found = await questions.routing(session, applicant.id, unit_code)
+            if found.open_questions >= limit:
                 ctx.state["last_question"] = text  # kept: 转人工 sends it later
                 log.info("open question limit applicant=%s", applicant.id)
                 again = [_human()]
                 return [Reply(render("consult/open_limit.j2", limit=limit), [again])]
-            department = await roster.department_by_code(session, unit_code) if unit_code else None
-            # The owner is chosen first, so the question is inserted with it (no UPDATE).
-            owner = await questions.first_responder(session)
+            owner = found.owner
             question = await questions.create(
-                session,
-                applicant.id,
-                text,
-                department.id if department else None,
-                owner.id if owner else None,
+                session, applicant.id, text, found.department_id, owner.id if owner else None
             )
             if owner is not None:
-                await assign(session, question, owner, department.name if department else None)
+                await assign(session, question, owner, found.department_name)
         ctx.state.pop("last_question", None)
         log.info("question routed id=%s owner=%s", question.id, owner.id if owner else None)
         if owner is None:

@@ -134,8 +134,6 @@ class Context:
         """The sender as an applicant, created on first contact, in the caller's transaction;
         `lock` holds the row until it ends, so their limits are counted one at a time."""
         user = self.event.user
-        applicant = await applicants.get_or_create(session, user.channel, user.chat_id)
-        if lock:
-            await applicants.lock(session, applicant.id)
+        applicant = await applicants.get_or_create(session, user.channel, user.chat_id, lock=lock)
         self.applicant, self.applicant_known = applicant, True
         return applicant

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -47,7 +47,7 @@ from services import metrics
 from storage import applicants, roster
 from storage.db import DatabaseUnavailable
 from storage.ratelimit import FloodGuard, Verdict
-from storage.state import Flooded, StateUnavailable
+from storage.state import Flooded, StateUnavailable, Window
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 4000  # longer than any answer we ask for; Telegram itself caps at 4096
@@ -106,6 +106,7 @@ class Router:
         event: Incoming,
         flood: FloodGuard | None = None,
         opened: Callable[[], object] | None = None,
+        also: Sequence[Window] = (),
     ) -> list[Reply]:
         """Answer one update; its ids are bound to every log line meanwhile, and it is counted.
 
@@ -113,25 +114,31 @@ class Router:
         same Redis round trip as the conversation's lock — and one over the limit is answered
         with the warning once, then with nothing. `opened` is called once the conversation is
         open (locked and loaded): a channel times its "typing…" from there, not from the wait
-        for a Redis connection that a burst queues on."""
+        for a Redis connection that a burst queues on. `also` are further windows counted in
+        that round trip first (a web visitor's address); over one of them, `Flooded` is
+        raised to the caller, which answers in its own way."""
         event = entering(event)
         channel = event.user.channel
         started = time.perf_counter()
         with bound_contextvars(
             update=uuid.uuid4().hex[:12], channel=channel, chat=event.user.chat_id
         ):
-            replies, outcome = await self._handle(event, flood, opened)
+            replies, outcome = await self._handle(event, flood, opened, also)
             log.debug("update handled kind=%s outcome=%s", event.kind, outcome)
         metrics.UPDATES.labels(channel, outcome).inc()
         metrics.UPDATE_SECONDS.labels(channel).observe(time.perf_counter() - started)
         return replies
 
     async def _handle(
-        self, event: Incoming, flood: FloodGuard | None, opened: Callable[[], object] | None
+        self,
+        event: Incoming,
+        flood: FloodGuard | None,
+        opened: Callable[[], object] | None,
+        also: Sequence[Window],
     ) -> tuple[list[Reply], str]:
         key = event.user.key
         try:
-            async with self.services.state.conversation(key, flood) as state:
+            async with self.services.state.conversation(key, flood, also) as state:
                 if opened is not None:
                     opened()
                 ctx = Context(event=event, services=self.services, state=state)
@@ -141,6 +148,9 @@ class Router:
                 remember_buttons(state, replies)
                 return replies, "ok"
         except Flooded as exc:
+            if any(exc.guard is guard for guard, _ in also):
+                metrics.UPDATES.labels(event.user.channel, "limited").inc()
+                raise
             if exc.verdict is Verdict.WARN:
                 log.info("flood guard engaged user=%s", key)
                 return [Reply(render("common/flood.j2"))], "flooded"

@@ -10,7 +10,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 UPDATES = Counter(
     "bdb_updates_handled_total",
-    "Incoming updates handled by the core, by channel and outcome (ok, busy, flooded).",
+    "Incoming updates handled by the core, by channel and outcome "
+    "(ok, busy, flooded, limited: over the sender address's window).",
     ["channel", "outcome"],
 )
 UPDATE_SECONDS = Histogram(

@@ -16,15 +16,28 @@ _FIND = select(Applicant).where(
 )
 
 
-async def find(session: AsyncSession, channel: str, chat_id: str) -> Applicant | None:
-    return await session.scalar(_FIND, {"channel": channel, "chat_id": chat_id})
+_FIND_LOCKED = _FIND.with_for_update(of=Applicant)
+
+
+async def find(
+    session: AsyncSession, channel: str, chat_id: str, lock: bool = False
+) -> Applicant | None:
+    """The applicant of this chat; `lock` holds the row until the transaction ends."""
+    return await session.scalar(
+        _FIND_LOCKED if lock else _FIND, {"channel": channel, "chat_id": chat_id}
+    )
 
 
 async def get_or_create(
-    session: AsyncSession, channel: str, chat_id: str, display_name: str | None = None
+    session: AsyncSession,
+    channel: str,
+    chat_id: str,
+    display_name: str | None = None,
+    lock: bool = False,
 ) -> Applicant:
-    """The applicant of this chat, created on first use; a concurrent insert is harmless."""
-    existing = await find(session, channel, chat_id)
+    """The applicant of this chat, created on first use; a concurrent insert is harmless.
+    `lock` holds its row until the transaction ends, read in the same statement."""
+    existing = await find(session, channel, chat_id, lock)
     if existing is not None:
         if existing.unreachable:  # they wrote to us, so they can be reached again
             existing.unreachable = False
@@ -44,18 +57,9 @@ async def get_or_create(
         )
         .on_conflict_do_nothing(index_elements=["channel", "chat_id"])
     )
-    created = await find(session, channel, chat_id)
+    created = await find(session, channel, chat_id, lock)
     assert created is not None
     return created
-
-
-_LOCK = select(Applicant.id).where(Applicant.id == bindparam("id")).with_for_update()
-
-
-async def lock(session: AsyncSession, applicant_id: int) -> None:
-    """Hold this applicant's row until the transaction ends (PostgreSQL; SQLite serialises
-    writers at BEGIN IMMEDIATE), so their limits are counted one submission at a time."""
-    await session.execute(_LOCK, {"id": applicant_id})
 
 
 async def set_subscribed(session: AsyncSession, applicant: Applicant, subscribed: bool) -> None:

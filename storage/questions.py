@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import secrets
+from dataclasses import dataclass
 
 from sqlalchemy import and_, bindparam, func, literal_column, or_, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 
 from storage.cases import literal_in
 from storage.models import (
@@ -47,6 +48,9 @@ async def create(
     return question
 
 
+_COUNT_OPEN = select(func.count(Question.id)).where(literal_in(Question.status, OPEN_STATES))
+_COUNT_OPEN_OF = _COUNT_OPEN.where(Question.applicant_id == bindparam("applicant_id"))
+
 # Built once (every question handed to a person asks it): SQLAlchemy reuses the cache key.
 _LAST_ASSIGNED = (
     select(func.max(Question.created_at))
@@ -65,6 +69,44 @@ _FIRST_RESPONDER = (
 async def first_responder(session: AsyncSession) -> Staff | None:
     """The on-duty window staff member of the lead unit whose last assignment is oldest."""
     return await session.scalar(_FIRST_RESPONDER, {"now": utcnow()})
+
+
+@dataclass(frozen=True)
+class Routing:
+    """What handing a question to a person needs, read in one statement."""
+
+    open_questions: int  # the applicant's questions not yet closed
+    department_id: int | None  # the unit the FAQ hinted at, if it is active
+    department_name: str | None
+    owner: Staff | None  # the first responder (first_responder's choice)
+
+
+_HINTED = aliased(Department)  # not the lead unit the responder query joins
+_ROUTING_FACTS = (
+    _COUNT_OPEN_OF.scalar_subquery().label("open_questions"),
+    select(_HINTED.id)
+    .where(_HINTED.code == bindparam("unit"), _HINTED.active.is_(True))
+    .scalar_subquery()
+    .label("department_id"),
+    select(_HINTED.name)
+    .where(_HINTED.code == bindparam("unit"), _HINTED.active.is_(True))
+    .scalar_subquery()
+    .label("department_name"),
+)
+_ROUTING = _FIRST_RESPONDER.add_columns(*_ROUTING_FACTS)
+_ROUTING_NOBODY = select(*_ROUTING_FACTS)  # nobody on duty: the facts alone
+
+
+async def routing(session: AsyncSession, applicant_id: int, unit_code: str | None) -> Routing:
+    """The applicant's open questions, the hinted unit and the first responder: one
+    statement (two when nobody is on duty)."""
+    values = {"now": utcnow(), "applicant_id": applicant_id, "unit": unit_code or ""}
+    row = (await session.execute(_ROUTING, values)).first()
+    if row is not None:
+        owner, count, department_id, name = row
+        return Routing(int(count or 0), department_id, name, owner)
+    count, department_id, name = (await session.execute(_ROUTING_NOBODY, values)).one()
+    return Routing(int(count or 0), department_id, name, None)
 
 
 async def get(session: AsyncSession, question_id: int, lock: bool = False) -> Question | None:
@@ -132,10 +174,6 @@ async def chased(
     if after is not None:
         query = query.where(tuple_(Question.created_at, Question.id) > after)
     return list((await session.scalars(query)).all())
-
-
-_COUNT_OPEN = select(func.count(Question.id)).where(literal_in(Question.status, OPEN_STATES))
-_COUNT_OPEN_OF = _COUNT_OPEN.where(Question.applicant_id == bindparam("applicant_id"))
 
 
 async def count_open(session: AsyncSession, applicant_id: int | None = None) -> int:

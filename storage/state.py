@@ -6,13 +6,14 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import Any, Protocol
 
 import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import RedisError
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError, RedisError
 
 from storage.ratelimit import FloodGuard, RedisFloodGuard, Verdict
 
@@ -31,11 +32,30 @@ class StateUnavailable(Exception):
 
 
 class Flooded(Exception):
-    """The update is over its flood limit: the conversation was not opened."""
+    """The update is over a flood limit (`guard`'s): the conversation was not opened."""
 
-    def __init__(self, verdict: Verdict) -> None:
+    def __init__(self, verdict: Verdict, guard: FloodGuard | None = None) -> None:
         super().__init__(verdict.value)
         self.verdict = verdict
+        self.guard = guard
+
+
+# A flood window an update counts against: the guard and the key it counts under.
+Window = tuple[FloodGuard, str]
+
+
+def windows_of(key: str, flood: FloodGuard | None, also: Sequence[Window]) -> list[Window]:
+    """Every window of an update, in counting order: `also` (e.g. the sender's address), then
+    the conversation's own."""
+    return [*also, *([(flood, key)] if flood is not None else [])]
+
+
+async def count_windows(windows: Sequence[Window]) -> None:
+    """Count the update against each window in turn; `Flooded` by the first over its limit
+    (the later ones are not counted)."""
+    for guard, key in windows:
+        if (verdict := await guard.hit(key)) is not Verdict.ALLOW:
+            raise Flooded(verdict, guard)
 
 
 class StateStore(Protocol):
@@ -49,7 +69,7 @@ class StateStore(Protocol):
     async def clear(self, key: str) -> None: ...
     def lock(self, key: str) -> AbstractAsyncContextManager[None]: ...
     def conversation(
-        self, key: str, flood: FloodGuard | None = None
+        self, key: str, flood: FloodGuard | None = None, also: Sequence[Window] = ()
     ) -> AbstractAsyncContextManager[State]: ...
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
@@ -120,12 +140,14 @@ class MemoryStateStore:
         return self._locks.hold(key)
 
     @asynccontextmanager
-    async def conversation(self, key: str, flood: FloodGuard | None = None) -> AsyncIterator[State]:
+    async def conversation(
+        self, key: str, flood: FloodGuard | None = None, also: Sequence[Window] = ()
+    ) -> AsyncIterator[State]:
         """The conversation's state under its lock; saved only if the block finishes.
 
-        With `flood`, the update is counted first and `Flooded` raised over the limit."""
-        if flood is not None and (verdict := await flood.hit(key)) is not Verdict.ALLOW:
-            raise Flooded(verdict)
+        The update is counted first against `also`'s windows and `flood`'s, and `Flooded`
+        raised over a limit."""
+        await count_windows(windows_of(key, flood, also))
         async with self.lock(key):
             state = await self.load(key)
             yield state
@@ -138,19 +160,19 @@ class MemoryStateStore:
         self._data.clear()
 
 
-# KEYS: lock, state[, flood window]; ARGV: token, lock ms[, window ms, flood limit].
-# Returns {1 locked | 0 held by another | 2 flooded (not locked), state, window count}.
+# KEYS: lock, state, then flood windows; ARGV: token, lock ms, then per window its ms and
+# limit. Windows are counted in order until one is over its limit. Returns {1 locked | 0 held
+# by another | 2 flooded (not locked), state, the flooded window's number (1-based), its count}.
 _LOCK_AND_GET = """
-local count = 0
-if KEYS[3] then
-  count = redis.call('incr', KEYS[3])
-  if count == 1 then redis.call('pexpire', KEYS[3], ARGV[3]) end
-  if count > tonumber(ARGV[4]) then return {2, false, count} end
+for i = 3, #KEYS do
+  local count = redis.call('incr', KEYS[i])
+  if count == 1 then redis.call('pexpire', KEYS[i], ARGV[2 * i - 3]) end
+  if count > tonumber(ARGV[2 * i - 2]) then return {2, false, i - 2, count} end
 end
 if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {1, redis.call('get', KEYS[2]), count}
+  return {1, redis.call('get', KEYS[2]), 0, 0}
 end
-return {0, false, count}
+return {0, false, 0, 0}
 """
 _SAVE_AND_UNLOCK = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -260,20 +282,26 @@ class RedisStateStore:
                 await lock.release()
 
     @asynccontextmanager
-    async def conversation(self, key: str, flood: FloodGuard | None = None) -> AsyncIterator[State]:
-        """Count the update against `flood`, lock and load in one round trip; save and unlock
-        in another (`Flooded` over the limit, and nothing locked).
+    async def conversation(
+        self, key: str, flood: FloodGuard | None = None, also: Sequence[Window] = ()
+    ) -> AsyncIterator[State]:
+        """Count the update against `also`'s windows and `flood`'s, lock and load in one round
+        trip; save and unlock in another (`Flooded` over a limit, and nothing locked).
 
         The state is written only while this holder still owns the lock, so a holder whose
         lock expired can never overwrite a newer state; an exception leaves it untouched."""
         lock_key, state_key = f"{self.prefix}lock:{key}", self._key(key)
         token = secrets.token_hex(8)
-        window: RedisFloodGuard | None = None
-        if isinstance(flood, RedisFloodGuard) and flood.redis is self.redis:
-            window = flood  # counted by the lock+load script: no round trip of its own
-        elif flood is not None and (verdict := await flood.hit(key)) is not Verdict.ALLOW:
-            raise Flooded(verdict)
-        raw = await self._acquire(lock_key, state_key, token, window, key)
+        # Windows in this Redis are counted by the lock+load script: no round trip of their own.
+        folded: list[tuple[RedisFloodGuard, str]] = []
+        apart: list[Window] = []
+        for guard, window_key in windows_of(key, flood, also):
+            if isinstance(guard, RedisFloodGuard) and guard.redis is self.redis:
+                folded.append((guard, window_key))
+            else:
+                apart.append((guard, window_key))
+        await count_windows(apart)
+        raw = await self._acquire(lock_key, state_key, token, folded)
         state: State = orjson.loads(raw) if raw else {}
         try:
             yield state
@@ -283,35 +311,44 @@ class RedisStateStore:
             raise
         payload = dumps(state) if state else b""
         try:
-            kept = await self._commit(
-                keys=[lock_key, state_key], args=[token, payload, self.ttl], client=self.redis
-            )
+            kept = await self._eval(self._commit, [lock_key, state_key], [token, payload, self.ttl])
         except RedisError as exc:
             raise StateUnavailable(str(exc)) from exc
         if not kept:
             log.warning("conversation lock expired before save key=%s", key)
+
+    async def _eval(
+        self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int | bytes]
+    ) -> Any:
+        """EVALSHA straight on the client (redis-py's script object checks the client against
+        its pipeline classes on every call: ≈ 1 % of a web message's CPU); loaded if missing."""
+        try:
+            return await self.redis.evalsha(script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await script(keys=keys, args=args, client=self.redis)
 
     async def _acquire(
         self,
         lock_key: str,
         state_key: str,
         token: str,
-        flood: RedisFloodGuard | None = None,
-        key: str = "",
+        windows: Sequence[tuple[RedisFloodGuard, str]] = (),
     ) -> bytes | None:
         deadline = time.monotonic() + self.lock_timeout
         pause = 0.005
         keys = [lock_key, state_key]
         args: list[str | int] = [token, int(self.lock_timeout * 1000)]
-        if flood is not None:  # counted on the first try only
-            keys, args = [*keys, flood.key(key)], [*args, flood.window_ms, flood.limit]
+        for guard, window_key in windows:  # counted on the first try only
+            keys.append(guard.key(window_key))
+            args += [guard.window_ms, guard.limit]
         while True:
             try:
-                got, raw, count = await self._lock_and_get(keys=keys, args=args, client=self.redis)
+                got, raw, over, count = await self._eval(self._lock_and_get, keys, args)
             except RedisError as exc:
                 raise StateUnavailable(str(exc)) from exc
-            if flood is not None and (verdict := flood.verdict(int(count))) is not Verdict.ALLOW:
-                raise Flooded(verdict)
+            if int(over):
+                guard = windows[int(over) - 1][0]
+                raise Flooded(guard.verdict(int(count)), guard)
             keys, args = keys[:2], args[:2]
             if got:
                 return raw

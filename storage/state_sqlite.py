@@ -7,7 +7,7 @@ import logging
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager, suppress
 from functools import partial
@@ -17,8 +17,16 @@ from typing import TypeVar
 import orjson
 from redis.asyncio import Redis
 
-from storage.ratelimit import FloodGuard, Verdict
-from storage.state import Flooded, KeyLocks, State, StateUnavailable, dumps
+from storage.ratelimit import FloodGuard
+from storage.state import (
+    KeyLocks,
+    State,
+    StateUnavailable,
+    Window,
+    count_windows,
+    dumps,
+    windows_of,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -103,11 +111,13 @@ class SqliteStateStore:
                 self._release(key, token)
 
     @asynccontextmanager
-    async def conversation(self, key: str, flood: FloodGuard | None = None) -> AsyncIterator[State]:
+    async def conversation(
+        self, key: str, flood: FloodGuard | None = None, also: Sequence[Window] = ()
+    ) -> AsyncIterator[State]:
         """The conversation's state under its lock and lease; saved only if the block finishes,
-        and only while this holder still has the lease (`Flooded` over the flood limit)."""
-        if flood is not None and (verdict := await flood.hit(key)) is not Verdict.ALLOW:
-            raise Flooded(verdict)
+        and only while this holder still has the lease (`Flooded` over a flood limit: `also`'s
+        windows and `flood`'s)."""
+        await count_windows(windows_of(key, flood, also))
         async with self._locks.hold(key, self.lock_timeout):
             token = self._token()
             state = _parse(await self._acquire(key, token, load=True))

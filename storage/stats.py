@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, Subquery, and_, case, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import Database
 from storage.models import (
     Applicant,
     BadRating,
@@ -25,6 +26,7 @@ from storage.models import (
     Problem,
     Question,
     QuestionStatus,
+    utcnow,
 )
 
 ESCALATED = 2  # domain/reminders.py: the question went past its time limit to the chief
@@ -293,9 +295,10 @@ async def completed_on_time(
     return int(total or 0), int(kept or 0)
 
 
-def record_consultation(session: AsyncSession, channel: str, outcome: str) -> None:
-    """One consultation's outcome (answer, choose, route), counted by the statistics."""
-    session.add(ConsultationRecord(channel=channel, outcome=outcome))
+def record_consultation(db: Database, channel: str, outcome: str) -> None:
+    """One consultation's outcome (answer, choose, route), counted by the statistics; written
+    behind, with others, a moment later (the one who asked waits for no transaction)."""
+    db.behind.add(ConsultationRecord, {"channel": channel, "outcome": outcome, "at": utcnow()})
 
 
 async def consultations(session: AsyncSession, span: Span) -> dict[str, dict[str, int]]:

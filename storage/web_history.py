@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import WebMessage
@@ -15,6 +15,14 @@ KEEP = 200  # messages per chat shown after a reload
 def append(session: AsyncSession, chat_id: str, payloads: list[dict[str, Any]]) -> None:
     """Add messages to the chat's history in the caller's transaction."""
     session.add_all(WebMessage(chat_id=chat_id, payload=payload) for payload in payloads)
+
+
+async def append_many(session: AsyncSession, messages: list[tuple[str, dict[str, Any]]]) -> None:
+    """Add many chats' messages, (chat id, payload) each, in one INSERT: no ORM objects (their
+    unit of work was a sixth of a web message's CPU)."""
+    if messages:
+        rows = [{"chat_id": chat_id, "payload": payload} for chat_id, payload in messages]
+        await session.execute(insert(cast(Table, WebMessage.__table__)), rows)
 
 
 async def recent(session: AsyncSession, chat_id: str, limit: int = KEEP) -> list[dict[str, Any]]:

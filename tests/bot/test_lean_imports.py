@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-RENDERERS = ["docxtpl", "fpdf", "openpyxl"]
+RENDERERS = ["docxtpl", "fpdf", "openpyxl", "icalendar"]
 FAQ_INDEX = ["jieba", "numpy", "rank_bm25"]
 FRAMEWORKS = ["aiogram", "telegram"]
 
@@ -22,6 +22,11 @@ def imported_after(code: str, watched: list[str]) -> list[str]:
 
 def test_the_bot_and_worker_modules_load_no_renderer_index_or_telegram_library() -> None:
     code = "import bot.app, bot.outbox, bot.channels.telegram, handlers.routing"
+    assert imported_after(code, RENDERERS + FAQ_INDEX + FRAMEWORKS) == []
+
+
+def test_the_web_chat_loads_no_renderer_nor_index_before_a_question() -> None:
+    code = "import bot.channels.web.server, bot.cli"
     assert imported_after(code, RENDERERS + FAQ_INDEX + FRAMEWORKS) == []
 
 

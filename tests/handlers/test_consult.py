@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, func, select, update
 
 from bot.app import App
 from domain.reminders import QuestionLimits, chase_questions
 from handlers.consult import Consultation
 from storage import questions
-from storage.models import FaqEntry, Question, Staff
+from storage.models import ConsultationRecord, FaqEntry, Question, Staff
 from support import Chat, bind_staff, notices_to
 
 
@@ -46,6 +46,52 @@ async def test_unknown_question_is_owned_by_the_window_staff_on_duty(app: App) -
     assert "路灯" in notice.text and "首问责任人" in notice.text
     labels = [button["label"] for row in notice.buttons for button in row]
     assert labels == ["回复", "转办", "已解决"]
+
+
+async def statements_while(app: App, chat: Chat, text: str) -> list[str]:
+    """The SQL statements the chat's message causes (SQLite's BEGIN IMMEDIATE and the FAQ's
+    periodic version check left out)."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if "faq" not in statement and not statement.startswith("BEGIN"):
+            seen.append(" ".join(statement.split()).upper())
+
+    engine = app.services.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        await chat.say(text)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+async def test_a_question_handed_to_a_person_costs_five_statements(app: App) -> None:
+    await bind_staff(app, "李娜", "li")
+    app.services.db.behind.interval = 3600  # the counts are written when the test says
+    enterprise = Chat(app.router, "ent")
+    await enterprise.say("我们厂区门口的路灯坏了好几天，能不能帮忙反映一下")
+    seen = await statements_while(app, enterprise, "园区的食堂菜品太少了，能不能反映一下")
+    assert "负责" in enterprise.text
+    # The applicant read and locked at once; the open-question limit, the hinted unit and
+    # the first responder in one SELECT; the question, its first message, the owner's notice.
+    assert [s.split()[0] for s in seen] == ["SELECT", "SELECT", "INSERT", "INSERT", "INSERT"]
+    assert "FOR UPDATE" in seen[0] or app.services.db.is_sqlite  # SQLite: BEGIN IMMEDIATE
+
+
+async def test_an_answered_question_opens_no_transaction_and_is_counted_after(
+    app: App,
+) -> None:
+    app.services.db.behind.interval = 3600  # written when the test says
+    chat = Chat(app.router, "ent")
+    seen = await statements_while(app, chat, "帮代办服务要不要交钱？")
+    assert "免费" in chat.text
+    assert seen == []  # the enterprise waits for no database round trip
+    await app.services.db.behind.flush()
+    async with app.services.db.sessions() as session:
+        outcomes = (await session.scalars(select(ConsultationRecord.outcome))).all()
+        assert outcomes == ["answer"]
+        assert await session.scalar(select(func.count(Question.id))) == 0
 
 
 async def test_round_robin_among_staff_on_duty(app: App) -> None:

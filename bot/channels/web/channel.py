@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -25,6 +26,7 @@ from services import documents, report
 from storage import files
 from storage.models import OutboxMessage
 from storage.ratelimit import FloodGuard
+from storage.state import Window
 
 log = logging.getLogger(__name__)
 # 长辈模式 as app.js remembers it for the server, so the chat page comes already enlarged
@@ -93,20 +95,26 @@ class WebChannel:
 
     # -- conversation -------------------------------------------------------------------
 
-    async def converse(self, chat_id: str, incoming: Incoming, echo: str | None) -> None:
-        """Run one message through the core; the visitor's tabs get the echo and replies."""
-        payloads: list[dict[str, Any]] = []
-        if echo is not None:
-            payloads.append(render.own_message(echo))
-            await self.push(chat_id, payloads[-1])
+    async def converse(
+        self,
+        chat_id: str,
+        incoming: Incoming,
+        echo: str | None,
+        also: Sequence[Window] = (),
+        sender: web.WebSocketResponse | None = None,
+    ) -> None:
+        """Run one message through the core; its answer goes to each of the visitor's tabs in
+        one frame: the replies to `sender` (the tab that sent it drew its own message), the
+        echo and the replies to the others.
+
+        `Flooded` (nothing sent) when over one of `also`'s windows (the sender's address)."""
         # Counted against the chat's flood window in the conversation's own Redis round trip:
-        # over the limit, the warning once, then no reply (the page is told it is idle).
-        replies = await self.app.router.handle(incoming, self.chat_guard)
-        for reply in replies:
-            payloads.append(await self.reply_payload(chat_id, reply))
-            await self.push(chat_id, payloads[-1])
-        await self.hub.send(chat_id, {"type": "idle"})  # the answer to this message is complete
-        self.history.add(chat_id, payloads)
+        # over the limit, the warning once, then no reply (the answer frame has none).
+        replies = await self.app.router.handle(incoming, self.chat_guard, also=also)
+        own = [render.own_message(echo)] if echo is not None else []
+        answer = [await self.reply_payload(chat_id, reply) for reply in replies]
+        await self.hub.answer(chat_id, sender, own, answer)
+        self.history.add(chat_id, [*own, *answer])
 
     async def push(self, chat_id: str, payload: dict[str, Any]) -> None:
         await self.hub.send(chat_id, {"type": "message", "message": payload})

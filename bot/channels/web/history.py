@@ -34,8 +34,9 @@ class HistoryWriter:
                 return
             try:
                 async with self.db.transaction() as session:
-                    for chat_id, payloads in batch:
-                        web_history.append(session, chat_id, payloads)
+                    await web_history.append_many(
+                        session, [(chat_id, p) for chat_id, payloads in batch for p in payloads]
+                    )
             except Exception:
                 self._pending[:0] = batch  # keep them for the next try
                 raise

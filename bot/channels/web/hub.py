@@ -7,6 +7,7 @@ import contextlib
 from collections import defaultdict
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 SEND_TIMEOUT = 5.0  # seconds; a stalled client must not hold up notices for everyone else
@@ -68,19 +69,52 @@ class Hub:
 
     async def send(self, chat_id: str, payload: dict[str, Any]) -> int:
         """Send to every open socket of the chat; returns how many took it."""
-        delivered = 0
-        for ws in list(self._sockets.get(chat_id, ())):
-            if ws.closed:
-                continue
-            try:
-                await asyncio.wait_for(ws.send_json(payload), SEND_TIMEOUT)
-            except TimeoutError:
-                await _drop(ws)  # the page reconnects and gets what it missed
-            except (ConnectionError, RuntimeError):
-                pass
-            else:
-                delivered += 1
-        return delivered
+        sockets = [ws for ws in self._sockets.get(chat_id, ()) if not ws.closed]
+        if not sockets:
+            return 0
+        frame = orjson.dumps(payload).decode()  # serialised once for all the chat's tabs
+        return sum([await self._send_str(ws, frame) for ws in sockets])
+
+    async def answer(
+        self,
+        chat_id: str,
+        sender: web.WebSocketResponse | None,
+        own: list[dict[str, Any]],
+        replies: list[dict[str, Any]],
+    ) -> None:
+        """The complete answer to one message, one frame per tab: `sender` gets the replies
+        ("answer": it drew its own message and now stops waiting); the chat's other tabs get
+        the message and the replies ("messages": shown, nothing awaited). Without a sender
+        (an upload's POST), every tab gets both as the answer."""
+        sockets = [ws for ws in self._sockets.get(chat_id, ()) if not ws.closed]
+        if not sockets:
+            return
+        whole = [*own, *replies]
+        frames: dict[bool, str] = {}  # serialised once per kind, not per socket
+        for ws in sockets:
+            mine = sender is None or ws is sender
+            frame = frames.get(mine)
+            if frame is None:
+                if sender is None:
+                    payload = {"type": "answer", "messages": whole}
+                elif mine:
+                    payload = {"type": "answer", "messages": replies}
+                else:
+                    payload = {"type": "messages", "messages": whole}
+                frame = frames[mine] = orjson.dumps(payload).decode()
+            await self._send_str(ws, frame)
+
+    async def _send_str(self, ws: web.WebSocketResponse, frame: str) -> bool:
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT):  # no task per frame, as wait_for makes
+                await ws.send_str(frame)
+        except TimeoutError:
+            await _drop(ws)  # the page reconnects and gets what it missed
+        except (ConnectionError, RuntimeError):
+            pass
+        else:
+            return True
+        return False
 
     async def close_all(self) -> None:
         for sockets in list(self._sockets.values()):

@@ -47,6 +47,7 @@ from handlers import applicant
 from services import documents
 from storage import applicants, cases, files, web_history
 from storage.ratelimit import FloodGuard, MemoryFloodGuard, RedisFloodGuard, Verdict
+from storage.state import Flooded
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -115,23 +116,27 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     device = signed_in.device_id if signed_in else None
     channel.hub.add(chat_id, ws, device)  # wakes the notice delivery for this chat
     ip = channel.client_ip(request)
+    address = (channel.ip_guard, ip_key(ip))
     try:
         async for message in ws:
             if message.type != WSMsgType.TEXT:
-                continue
-            if await channel.ip_guard.hit(f"webip:{ip}") is not Verdict.ALLOW:
-                await ws.send_json({"type": "limited"})
                 continue
             if signed_in is not None and not await still_signed_in(channel, signed_in):
                 await ws.send_json({"type": "signed_out"})  # the page reloads: login or chat
                 break
             incoming, echo = _incoming(chat_id, message.data, ip)
             command, _, code = incoming.text.partition(" ") if incoming else ("", "", "")
-            if incoming is not None and command.lower() == BIND_COMMAND:
-                # Binding a browser needs a cookie: the page posts the code to staff/bind.
-                await ws.send_json({"type": "bind", "code": code.strip()[:64]})
-            elif incoming is not None:
-                await channel.converse(chat_id, incoming, echo)
+            if incoming is None or command.lower() == BIND_COMMAND:
+                # Not a conversation: its address is counted here, not in the lock+load.
+                if await channel.ip_guard.hit(address[1]) is not Verdict.ALLOW:
+                    await ws.send_json({"type": "limited"})
+                elif incoming is not None:  # binding needs a cookie: the page posts the code
+                    await ws.send_json({"type": "bind", "code": code.strip()[:64]})
+                continue
+            try:  # the address's window is counted in the conversation's own round trip
+                await channel.converse(chat_id, incoming, echo, [address], sender=ws)
+            except Flooded:
+                await ws.send_json({"type": "limited"})
     finally:
         channel.hub.remove(chat_id, ws)
     return ws
@@ -168,6 +173,11 @@ def _parsed(chat_id: str, raw: str) -> tuple[Incoming | None, str | None]:
         pressed = str(data.get("label") or "")[: render.LABEL_LIMIT]
         return Incoming.press(user, data["data"][:256]), pressed or None
     return None, None
+
+
+def ip_key(ip: str) -> str:
+    """The per-address window's key: requests and socket messages count in one window."""
+    return f"webip:{ip}"
 
 
 def _visitor_for_post(request: web.Request) -> str:
@@ -281,7 +291,7 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
     few addresses) and security headers on every response."""
     channel = channel_of(request)
     if not is_signed(request) and (
-        await channel.ip_guard.hit(f"webip:{channel.client_ip(request)}") is not Verdict.ALLOW
+        await channel.ip_guard.hit(ip_key(channel.client_ip(request))) is not Verdict.ALLOW
     ):
         response: web.StreamResponse = web.json_response({"error": "rate_limited"}, status=429)
     else:

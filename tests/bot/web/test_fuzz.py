@@ -99,7 +99,7 @@ async def _still_answers(client: aiohttp.ClientSession, url: str) -> None:
     async with client.ws_connect(ws_url, headers={"Origin": _origin(url)}) as ws:
         assert (await ws.receive_json(timeout=30))["type"] == "history"
         await ws.send_json({"type": "text", "text": "/start"})
-        while (await ws.receive_json(timeout=30))["type"] != "message":
+        while (await ws.receive_json(timeout=30))["type"] != "answer":
             pass
 
 

@@ -111,10 +111,9 @@ async def test_one_chat_sending_too_fast_is_told_once_then_ignored(
             answers: list[list[str]] = []
             for _ in range(5):
                 await ws.send_json({"type": "text", "text": "/help"})
-                texts = []
-                while (message := await ws.receive_json())["type"] != "idle":
-                    if message["type"] == "message" and message["message"]["from"] == "bot":
-                        texts.append(str(message["message"]["text"]))
+                answer = await ws.receive_json()  # one frame: the complete answer
+                assert answer["type"] == "answer"
+                texts = [str(m["text"]) for m in answer["messages"] if m["from"] == "bot"]
                 answers.append(texts)
         assert all(len(a) == 1 and "太快" not in a[0] for a in answers[:3])
         assert len(answers[3]) == 1 and "太快" in answers[3][0]
@@ -122,7 +121,7 @@ async def test_one_chat_sending_too_fast_is_told_once_then_ignored(
 
 
 @pytest.mark.parametrize("backend", ["production"])
-async def test_a_message_is_counted_in_the_same_round_trip_as_the_conversations_lock(
+async def test_a_message_costs_two_redis_round_trips_with_both_windows_in_the_first(
     app: App, client: aiohttp.ClientSession
 ) -> None:
     redis = app.services.state.redis
@@ -138,14 +137,59 @@ async def test_a_message_is_counted_in_the_same_round_trip_as_the_conversations_
         await visit(client, served.url)
         async with client.ws_connect(f"{served.url}ws", origin=origin(served.url)) as ws:
             await ws.receive_json()  # history
+            await ws.send_json({"type": "text", "text": "/menu"})  # the scripts are loaded
+            assert (await ws.receive_json())["type"] == "answer"
             redis.execute_command = counted  # type: ignore[method-assign]
-            await ws.send_json({"type": "text", "text": "/help"})
-            while (await ws.receive_json())["type"] != "idle":
-                pass
+            for text in ("/help", "怎么申请帮代办"):
+                await ws.send_json({"type": "text", "text": text})
+                assert (await ws.receive_json())["type"] == "answer"
             redis.execute_command = real  # type: ignore[method-assign]
-    flood = [command for command in commands if any(":flood:web:" in arg for arg in command)]
-    assert len(flood) == 1  # counted once …
-    assert any(":lock:web:" in arg for arg in flood[0])  # … by the lock+load script
+    assert len(commands) == 4  # two messages, two round trips each
+    firsts = [command for command in commands if any(":lock:web:" in a for a in command)]
+    assert len(firsts) == 4  # lock+load and save+unlock, both on the chat's lock
+    for command in commands[::2]:  # lock+load counts the chat's and the address's windows
+        assert any(":flood:web:" in arg for arg in command)
+        assert any(":flood:webip:" in arg for arg in command)
+    for command in commands[1::2]:
+        assert not any(":flood:" in arg for arg in command)
+
+
+async def test_messages_over_the_addresss_window_are_refused_unanswered(
+    app: App, client: aiohttp.ClientSession
+) -> None:
+    # The page and the socket's upgrade count too: 2 requests, then 3 messages fit.
+    async with serving(app, web_ip_limit=5, web_ip_window_seconds=600) as served:
+        await visit(client, served.url)
+        async with client.ws_connect(f"{served.url}ws", origin=origin(served.url)) as ws:
+            await ws.receive_json()  # history
+            frames = []
+            for _ in range(5):
+                await ws.send_json({"type": "text", "text": "/help"})
+                frames.append(await ws.receive_json())
+    assert [frame["type"] for frame in frames] == ["answer"] * 3 + ["limited"] * 2
+    async with app.services.db.sessions() as session:  # the history is written at the end
+        stored = (await session.scalars(select(WebMessage.payload))).all()
+    assert len(stored) == 6  # three messages and their answers: the refused ones not stored
+
+
+async def test_the_sending_tab_gets_the_replies_and_the_chats_other_tabs_everything(
+    served: Served, client: aiohttp.ClientSession
+) -> None:
+    await visit(client, served.url)
+    async with (
+        client.ws_connect(f"{served.url}ws", origin=origin(served.url)) as sending,
+        client.ws_connect(f"{served.url}ws", origin=origin(served.url)) as other,
+    ):
+        for ws in (sending, other):
+            assert (await ws.receive_json())["type"] == "history"
+        await sending.send_json({"type": "text", "text": "/help"})
+        mine, theirs = await sending.receive_json(), await other.receive_json()
+    assert mine["type"] == "answer"
+    assert [message["from"] for message in mine["messages"]] == ["bot"]
+    assert theirs["type"] == "messages"  # shown there, but that tab awaits no answer
+    assert [message["from"] for message in theirs["messages"]] == ["me", "bot"]
+    assert theirs["messages"][0]["text"] == ["/help"]
+    assert theirs["messages"][1] == mine["messages"][0]
 
 
 async def test_page_has_a_strict_policy_and_no_inline_script(

@@ -26,10 +26,12 @@ class Browser:
     async def send(self, payload: dict[str, str]) -> str:
         await self.ws.send_json(payload)
         texts, buttons = [], []
-        while (message := await self.ws.receive_json())["type"] != "idle":
-            if message["type"] == "message" and message["message"]["from"] == "bot":
-                texts.append(str(message["message"]["text"]))
-                buttons += [b for row in message["message"]["buttons"] for b in row]
+        while (frame := await self.ws.receive_json())["type"] != "answer":
+            pass  # a notice
+        for message in frame["messages"]:
+            if message["from"] == "bot":
+                texts.append(str(message["text"]))
+                buttons += [b for row in message["buttons"] for b in row]
         self.text, self.buttons = "\n".join(texts), buttons or self.buttons
         return self.text
 

@@ -98,9 +98,11 @@ async def post(
 async def bot_texts(ws: aiohttp.ClientWebSocketResponse) -> list[str]:
     """The bot's messages until the server says the answer is complete."""
     texts = []
-    while (message := await ws.receive_json(timeout=60))["type"] != "idle":
-        if message["type"] == "message" and message["message"]["from"] == "bot":
-            texts.append(str(message["message"]["text"]))
+    while (frame := await ws.receive_json(timeout=60))["type"] != "answer":
+        pass  # a notice
+    for message in frame["messages"]:
+        if message["from"] == "bot":
+            texts.append(str(message["text"]))
     return texts
 
 

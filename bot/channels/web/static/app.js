@@ -64,7 +64,6 @@ document.addEventListener("DOMContentLoaded", function () {
   var socket = null;
   var attempts = 0;
   var queue = [];
-  var pendingItems = []; // bubbles of queued messages, oldest first
   var ready = false; // the socket is open and its history has arrived: sending is safe
   var waiting = 0; // messages sent whose answer is not complete yet
   var focusAnswer = false; // a button in the log was pressed: its answer gets the focus
@@ -275,20 +274,30 @@ document.addEventListener("DOMContentLoaded", function () {
     });
   }
 
+  // The visitor's own message is drawn at once (the server's answer brings only the replies);
+  // offline, it waits in the queue and its bubble says 待发送 until the new socket sends it.
+  function mine(text) {
+    if (text) show({ from: "me", text: [text], at: Date.now() });
+  }
+
+  function own(payload) {
+    var words = payload.type === "text" ? payload.text : payload.label;
+    if (payload.type === "text" && words.split(" ")[0].toLowerCase() === "/bind") return "";
+    return payload.type === "text" || payload.type === "button" ? words || "" : "";
+  }
+
   function send(payload) {
     setWaiting(waiting + 1);
     if (socket && socket.readyState === WebSocket.OPEN && ready) {
+      mine(own(payload));
       socket.send(JSON.stringify(payload));
     } else {
-      queue.push(payload); // sent once, when the server has answered a new socket
-      var words = payload.type === "text" ? payload.text : payload.label;
-      if (words) showPending(words);
+      var words = own(payload);
+      queue.push({ payload: payload, item: words ? showPending(words) : null });
       if (state === "offline") say("offline");
     }
   }
 
-  // What waits to be sent is shown at once, marked 待发送 in words; the server's echo of it
-  // takes its place (the queue and the echoes keep the same order).
   function showPending(words) {
     show({ from: "me", text: [words], buttons: [], links: [] });
     var item = log.lastChild;
@@ -297,7 +306,21 @@ document.addEventListener("DOMContentLoaded", function () {
     tag.className = "tag";
     tag.textContent = conn.getAttribute("data-queued") || "";
     item.insertBefore(tag, item.firstChild);
-    pendingItems.push(item);
+    return item;
+  }
+
+  // A queued message goes out once, after the new socket's history; its bubble becomes an
+  // ordinary one then (the server sends no echo to the tab that sent it).
+  function flush() {
+    while (queue.length) {
+      var entry = queue.shift();
+      socket.send(JSON.stringify(entry.payload));
+      if (entry.item) {
+        entry.item.className = entry.item.className.replace(" pending", "");
+        var tag = entry.item.querySelector(".tag");
+        if (tag) entry.item.removeChild(tag);
+      }
+    }
   }
 
   function connect() {
@@ -323,28 +346,34 @@ document.addEventListener("DOMContentLoaded", function () {
           while (log.firstChild) log.removeChild(log.firstChild);
         }
         data.messages.forEach(function (m) { show(m); });
-        pendingItems.forEach(function (item) { log.appendChild(item); });
+        queue.forEach(function (entry) { if (entry.item) log.appendChild(entry.item); });
         document.body.setAttribute("data-history", String(data.messages.length));
         ready = true;
         if (!data.messages.length) send({ type: "start" }); // the greeting, without a visitor bubble
-        while (queue.length) socket.send(JSON.stringify(queue.shift()));
+        flush();
         if (wantedScreen) {
           send({ type: "open", target: wantedScreen.slice(0, 64) });
           wantedScreen = null;
           history.replaceState(null, "", location.pathname);
         }
       } else if (data.type === "message") {
-        var shown = greeting && data.message.from === "bot" && !data.message.notice ? greeting : null;
-        if (shown) greeting = null;
-        if (data.message.from === "me" && pendingItems.length) shown = pendingItems.shift();
-        show(data.message, shown);
+        show(data.message);
         if (data.message.notice) noticeArrived(data.message);
+      } else if (data.type === "answer") {
+        // The complete answer to a message this page sent; the greeting that came with the
+        // page gives way to the chat's own /start answer.
+        data.messages.forEach(function (m, i) {
+          var into = greeting && i === 0 && m.from === "bot" ? greeting : null;
+          if (into) greeting = null;
+          show(m, into);
+        });
+        setWaiting(waiting - 1);
+      } else if (data.type === "messages") {
+        data.messages.forEach(show); // sent from another tab of this chat, with its answer
       } else if (data.type === "bind") {
         bindBrowser(data.code);
       } else if (data.type === "signed_out") {
         location.replace(location.pathname);
-      } else if (data.type === "idle") {
-        setWaiting(waiting - 1);
       } else if (data.type === "limited") {
         setWaiting(waiting - 1);
         say("limited");
@@ -364,6 +393,7 @@ document.addEventListener("DOMContentLoaded", function () {
   function submitMessage() {
     var text = box.value;
     if (!text.trim()) return;
+    // A binding code is posted to staff/bind (as the server reads it), never shown.
     send({ type: "text", text: text });
     box.value = "";
     box.focus();
@@ -426,7 +456,9 @@ document.addEventListener("DOMContentLoaded", function () {
     var number = document.getElementById("case-number").value.trim();
     var code = document.getElementById("case-code").value.trim();
     if (!number || !code) return;
-    send({ type: "text", text: "/status " + number + " " + code });
+    var lookupText = "/status " + number + " " + code;
+    mine(lookupText);
+    send({ type: "text", text: lookupText });
     document.getElementById("case-code").value = "";
   });
 
