@@ -100,10 +100,9 @@ async def test_web_chat_views_and_downloads_are_recorded_with_the_client_address
         async with window.ws_connect(f"{served.url}ws", origin=origin) as ws:
             await ws.receive_json()  # history
             await ws.send_json({"type": "button", "data": f"w:view:{case.number}"})
-            texts = []
-            while (message := await ws.receive_json())["type"] != "idle":
-                if message["type"] == "message" and message["message"]["from"] == "bot":
-                    texts.append(str(message["message"]["text"]))
+            while (message := await ws.receive_json(timeout=30))["type"] != "answer":
+                pass
+            texts = [str(m["text"]) for m in message["messages"] if m["from"] == "bot"]
         assert any(case.number in text for text in texts)
         async with window.get(f"{served.url}form/{case.number}.docx") as response:
             assert response.status == 200 and (await response.read())[:2] == b"PK"
