@@ -113,8 +113,10 @@ class WebChannel:
         replies = await self.app.router.handle(incoming, self.chat_guard, also=also)
         own = [render.own_message(echo)] if echo is not None else []
         answer = [await self.reply_payload(chat_id, reply) for reply in replies]
-        await self.hub.answer(chat_id, sender, own, answer)
+        # Kept before it is sent: a reload right after the answer reads it back (the socket
+        # handler flushes the history first), whatever this task is waiting on meanwhile.
         self.history.add(chat_id, [*own, *answer])
+        await self.hub.answer(chat_id, sender, own, answer)
 
     async def push(self, chat_id: str, payload: dict[str, Any]) -> None:
         await self.hub.send(chat_id, {"type": "message", "message": payload})

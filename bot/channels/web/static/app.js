@@ -334,13 +334,15 @@ document.addEventListener("DOMContentLoaded", function () {
       attempts = 0;
       say("online");
       document.body.setAttribute("data-connected", "true");
-      setWaiting(queue.length); // answers lost with the old socket will not come
+      // Answers lost with the old socket will not come; the history is awaited, then the queue.
+      setWaiting(queue.length + 1);
       // The queue goes after the history: a new chat's /start must be answered first.
     });
     socket.addEventListener("message", function (event) {
       var data;
       try { data = JSON.parse(event.data); } catch (e) { return; }
       if (data.type === "history") {
+        setWaiting(waiting - 1);
         if (data.messages.length || !greeting) {
           greeting = null;
           while (log.firstChild) log.removeChild(log.firstChild);
