@@ -72,14 +72,30 @@ async def test_500_messages_from_many_followers_through_one_address_are_all_answ
         rounds = [post(user) for _ in range(5) for user in followers]
         flood = [post(flooder) for _ in range(limit + 20)]
         answers = await asyncio.gather(*rounds, *flood)
-    peak, flooded = answers[: len(rounds)], answers[len(rounds) :]
+        peak, flooded = answers[: len(rounds)], answers[len(rounds) :]
+
+        def answered(user: WxUser, passive: list[Answer]) -> int:
+            """Welcomes received: passively, or (later than WECHAT_REPLY_WITHIN on a busy
+            machine) as a customer-service message."""
+            late = sum(WELCOME in text for text in stub.texts_to(user.openid))
+            return sum(WELCOME in a.text for a in passive) + late
+
+        def everyone_answered() -> bool:
+            by_user = [peak[n :: len(followers)] for n in range(len(followers))]
+            return all(answered(u, mine) == 5 for u, mine in zip(followers, by_user, strict=True))
+
+        for _ in range(600):  # late replies are sent in the background: wait for them
+            if everyone_answered() and answered(flooder, flooded) >= limit:
+                break
+            await asyncio.sleep(0.05)
     assert len(peak) == 500
     assert [a.status for a in peak] == [200] * 500
-    assert all(WELCOME in a.text for a in peak), [a for a in peak if WELCOME not in a.text][:2]
+    assert everyone_answered()
     assert all(a.status == 200 for a in flooded)
-    assert sum(WELCOME in a.text for a in flooded) == limit
+    assert answered(flooder, flooded) == limit
     assert [a.text for a in flooded].count(FLOOD_TEXT) == 1  # warned once, not per message
-    assert sum(a.text == "" and a.body == "success" for a in flooded) == 19  # then ignored
+    ignored = sum(a.text == "" and a.body == "success" for a in flooded)
+    assert ignored == 19 + (answered(flooder, flooded) - sum(WELCOME in a.text for a in flooded))
     assert await count(app, select(func.count()).select_from(WeChatFollower)) == 101
 
 
