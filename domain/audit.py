@@ -15,13 +15,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.policy import Actor
-from storage import applicants, audit, roster
+from storage import applicants, audit, cases, roster
 from storage.db import Database
-from storage.models import Case
 
 NOTE = "audit"  # the key of ctx.extra a handler's note goes under
 DEFAULT = "audit_default"  # the router's note for an update whose handler notes nothing
@@ -91,9 +89,7 @@ async def _with_case(session: AsyncSession, item: audit.Entry) -> audit.Entry:
     if not item.case_number:
         return item
     number = item.case_number.strip().upper()
-    row = (
-        await session.execute(select(Case.id, Case.applicant_id).where(Case.number == number))
-    ).first()
+    row = await cases.ids_by_number(session, number)
     if row is None:
         return dataclasses.replace(item, case_number=None)  # no such case: no number either
     return dataclasses.replace(item, case_number=number, case_id=row[0], applicant_id=row[1])

@@ -13,7 +13,6 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.texts import label, render
@@ -35,10 +34,7 @@ from storage import bookings, key_projects, meetings
 from storage.key_projects import JOINT_MEETING_UNITS, TOP_LEVEL, ProblemStatus
 from storage.models import (
     ActorKind,
-    Booking,
-    BookingStatus,
     Case,
-    Department,
     Meeting,
     MeetingItem,
     MeetingStatus,
@@ -101,10 +97,8 @@ async def call(
         if nxt.ends_at - nxt.starts_at != length:
             raise NotBookable("meetings/slots_bad.j2")
         starts.append((nxt.starts_at, nxt.ends_at))
-    lead = await session.scalars(
-        select(Department.id).where(Department.code.in_(JOINT_MEETING_UNITS))
-    )
-    meeting = await meetings.create(session, staff.id, room.id, starts, list(lead), now)
+    lead = await meetings.lead_unit_ids(session)
+    meeting = await meetings.create(session, staff.id, room.id, starts, lead, now)
     log.info("meeting drafted number=%s by=%s", meeting.number, staff.id)
     return meeting
 
@@ -165,9 +159,7 @@ async def cancel(session: AsyncSession, meeting: Meeting, now: dt.datetime) -> b
     if meeting.status != MeetingStatus.DRAFT:
         return False
     meeting.status, meeting.updated_at = MeetingStatus.CANCELLED, now
-    held = await session.scalars(select(Booking).where(Booking.meeting_id == meeting.id))
-    for booking in held:
-        booking.status = BookingStatus.CANCELLED
+    await meetings.release_rooms(session, meeting.id)
     await session.flush()
     return True
 

@@ -601,3 +601,11 @@ async def export_batch(
         for r in rows
     ]  # fmt: skip
     return last, lines
+
+
+async def ids_by_number(session: AsyncSession, number: str) -> tuple[int, int] | None:
+    """(case id, applicant id) of the case with this number, or None."""
+    row = (
+        await session.execute(select(Case.id, Case.applicant_id).where(Case.number == number))
+    ).first()
+    return (row[0], row[1]) if row is not None else None

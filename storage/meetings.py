@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import reminders
+from storage.key_projects import JOINT_MEETING_UNITS
 from storage.models import (
     ACTIVE_CASE_STATUSES,
     Booking,
@@ -162,3 +163,18 @@ async def reminder_candidates(
 ) -> list[Meeting]:
     called = (Meeting.status == MeetingStatus.CALLED,)
     return await reminders.candidates(session, Meeting, called, until, now, limit, lock=True)
+
+
+async def lead_unit_ids(session: AsyncSession) -> list[int]:
+    """The departments that call 联席会议 (JOINT_MEETING_UNITS)."""
+    found = await session.scalars(
+        select(Department.id).where(Department.code.in_(JOINT_MEETING_UNITS))
+    )
+    return list(found)
+
+
+async def release_rooms(session: AsyncSession, meeting_id: int) -> None:
+    """Cancel the room bookings that hold a meeting's slots."""
+    held = await session.scalars(select(Booking).where(Booking.meeting_id == meeting_id))
+    for booking in held:
+        booking.status = BookingStatus.CANCELLED
