@@ -1,6 +1,8 @@
 """The monthly 工作简报: the figures of /desk/stats for one month, as xlsx (with native Excel
 charts) or docx (tables, and the page's charts as images). Written off the event loop; the
-figures come from SQL aggregates."""
+figures come from SQL aggregates. XlsxWriter, python-docx (with lxml) and Pillow are
+imported only when a report is written: ≈ 35 MB that the web chat and the worker otherwise
+carry (tests/bot/test_lean_imports.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +12,8 @@ import io
 from pathlib import Path
 from typing import IO, Any
 
-import xlsxwriter
-from docx import Document as Docx
-from docx.shared import Cm
-
 from chat.events import Document
 from dialogs.texts import label, labels
-from services import chart_png
 from services import figures as stats
 from services.stat_charts import build_charts
 from storage.db import Database
@@ -116,6 +113,8 @@ def _tables(f: stats.Figures) -> list[tuple[str, list[str], list[list[object]]]]
 
 def write_xlsx(f: stats.Figures, title: str, path: Path | IO[bytes]) -> None:
     """One sheet per table; native column charts (ratings, units) and a line chart (months)."""
+    import xlsxwriter
+
     target = str(path) if isinstance(path, Path) else path
     book = xlsxwriter.Workbook(target, {"in_memory": True})
     bold = book.add_format({"bold": True})
@@ -149,6 +148,11 @@ def write_xlsx(f: stats.Figures, title: str, path: Path | IO[bytes]) -> None:
 def write_docx(f: stats.Figures, title: str, path: Path | IO[bytes]) -> None:
     """A heading, the page's charts as images (each titled, its title also the image's
     alternative text), and one table per section with the charts' numbers."""
+    from docx import Document as Docx
+    from docx.shared import Cm
+
+    from services import chart_png
+
     document = Docx()
     document.add_heading(title, level=1)
     for chart in build_charts(f):

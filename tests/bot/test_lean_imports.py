@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-RENDERERS = ["docxtpl", "fpdf", "openpyxl", "icalendar"]
+RENDERERS = ["docxtpl", "docx", "fpdf", "openpyxl", "xlsxwriter", "PIL", "lxml", "icalendar"]
 FAQ_INDEX = ["jieba", "numpy", "rank_bm25"]
 FRAMEWORKS = ["aiogram", "telegram"]
 
