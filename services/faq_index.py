@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import math
 import re
+import string
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -47,21 +48,66 @@ _CJK_CHAR_RE = re.compile(r"[\u4e00-\u9fff]")
 _NON_WORD_RE = re.compile(r"\W")
 
 _tokenizer_lock = threading.Lock()
-_tokenizers: dict[Path, jieba.Tokenizer] = {}
+# Built per alphabet; the two newest are kept (the index in use and, during a reload, the next).
+_tokenizers: OrderedDict[tuple[Path, frozenset[str]], jieba.Tokenizer] = OrderedDict()
+_TOKENIZERS_KEPT = 2
 
 
-def _tokenizer(terms_path: Path) -> jieba.Tokenizer:
-    """Return the private jieba tokenizer for this dictionary, initialising it on first use."""
+def _tokenizer(terms_path: Path, alphabet: frozenset[str]) -> jieba.Tokenizer:
+    """The private jieba tokenizer for this user dictionary and alphabet, built on first use.
+
+    jieba's dictionary holds 349k words (≈ 60 MB as its prefix dictionary); only the words
+    written entirely in `alphabet`, the characters of the FAQ's texts, are kept (≈ 5 MB for
+    the shipped FAQ). A word with a character no entry uses can never be an index term; left
+    out, it only changes how the unknown part of a question is split into single characters.
+    The labelled questions measure the same with either dictionary (docs/faq-quality.md).
+    The user dictionary's terms are all added.
+    """
+    key = (terms_path, alphabet)
     with _tokenizer_lock:
-        tokenizer = _tokenizers.get(terms_path)
+        tokenizer = _tokenizers.get(key)
         if tokenizer is None:
             jieba.setLogLevel(logging.WARNING)  # its own handler prints DEBUG lines otherwise
             tokenizer = jieba.Tokenizer()
-            tokenizer.initialize()
+            tokenizer.FREQ, tokenizer.total = _words_within(tokenizer, alphabet)
+            tokenizer.initialized = True
             if terms_path.exists():
                 tokenizer.load_userdict(str(terms_path))
-            _tokenizers[terms_path] = tokenizer
+            _tokenizers[key] = tokenizer
+            while len(_tokenizers) > _TOKENIZERS_KEPT:
+                _tokenizers.popitem(last=False)
+        _tokenizers.move_to_end(key)
         return tokenizer
+
+
+def _words_within(
+    tokenizer: jieba.Tokenizer, alphabet: frozenset[str]
+) -> tuple[dict[str, int], int]:
+    """jieba's prefix dictionary (each word's count, each word's prefixes at 0) and the total
+    count, of the words written in `alphabet` only. The dictionary file is read line by line,
+    so the whole of it is never in memory."""
+    freq: dict[str, int] = {}
+    total = 0
+    with tokenizer.get_dict_file() as lines:
+        for line in lines:
+            word, count = line.split(maxsplit=2)[:2]
+            text = word.decode("utf-8")
+            if not alphabet.issuperset(text):
+                continue
+            times = int(count)
+            freq[text] = times
+            total += times
+            for end in range(1, len(text)):
+                freq.setdefault(text[:end], 0)
+    return freq, total
+
+
+def _alphabet(texts: Iterable[str]) -> frozenset[str]:
+    """Every character of `texts`, and the ASCII letters and digits."""
+    return frozenset(ch for text in texts for ch in text) | _ASCII_ALNUM
+
+
+_ASCII_ALNUM = frozenset(string.ascii_lowercase + string.ascii_uppercase + string.digits)
 
 
 @dataclass(frozen=True)
@@ -676,22 +722,32 @@ class FaqIndex:
         The domain dictionary and the calibrated decision are read from data/ unless given;
         explicit thresholds win over the calibration's.
         """
-        tokenizer = _tokenizer(terms_path or DEFAULT_TERMS_PATH)
+        docs = list(docs)
+        items = list(items)
         domain = Dictionary.load() if dictionary is None else dictionary
+        groups = [*domain.synonyms, *synonyms]
+        normalise = Normaliser(domain.corrections)
+        texts = [
+            *(text for doc in docs for text in (doc.question, *doc.phrasings)),
+            *(term for group in groups for term in group),
+            *domain.corrections.values(),
+            *domain.contact_terms,
+            *(alias for aliases in domain.item_aliases.values() for alias in aliases),
+            *(cue for cues in domain.intents.values() for cue in cues),
+            *(item.name for item in items),
+        ]
+        tokenizer = _tokenizer(
+            terms_path or DEFAULT_TERMS_PATH, _alphabet(normalise(text) for text in texts)
+        )
         measured = calibration or Calibration.load() or DEFAULT_CALIBRATION
         measured = replace(
             measured,
             answer_confidence=_first(answer_confidence, measured.answer_confidence),
             route_floor=_first(route_floor, measured.route_floor),
         )
-        analyzer = Analyzer(
-            tokenizer,
-            [*domain.synonyms, *synonyms],
-            Normaliser(domain.corrections),
-            domain.intents,
-        )
+        analyzer = Analyzer(tokenizer, groups, normalise, domain.intents)
         return cls(
-            list(docs),
+            docs,
             analyzer,
             calibration=measured,
             units=UnitQuestions(items, domain, analyzer.words),

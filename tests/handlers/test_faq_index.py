@@ -202,3 +202,18 @@ def test_precomputed_weights_match_rank_bm25(index: FaqIndex) -> None:
         terms = index.query_terms(query)
         expected = field.bm25.get_scores(terms)
         assert np.allclose(field.scores(terms), expected)
+
+
+def test_an_entry_written_in_new_characters_is_segmented_with_their_words(
+    faq: tuple[list[FaqDoc], list[list[str]], dict[str, str]],
+) -> None:
+    """jieba keeps only the words written in the FAQ's own characters: an entry that brings
+    new characters brings their words with it (鸵鸟/养殖 rather than single characters)."""
+    docs, synonyms, _ = faq
+    shipped = FaqIndex.build(docs, synonyms)
+    assert "鸵鸟" not in shipped.analyzer.words("鸵鸟养殖场怎么报建")
+    ostrich = FaqDoc("ostrich_farm", "鸵鸟养殖场怎么报建", ("鸵鸟场的报建手续",), None)
+    grown = FaqIndex.build([*docs, ostrich], synonyms)
+    assert "鸵鸟" in grown.analyzer.words("鸵鸟养殖场怎么报建")
+    decision = grown.decide("我们想建一个鸵鸟养殖场，手续怎么报")
+    assert decision.hits[0].key == "ostrich_farm"
