@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 routes = Routes("bookings")
 WEEKDAYS = "一二三四五六日"
 MAX_RECORD = 500
+MAX_CANCEL_REASON = 200  # told to the enterprise in one short notice
 
 
 class BookingOffer(BookingRef, prefix="b:offer"):  # number: the draft token; index in offers
@@ -62,6 +63,16 @@ class BookingMark(BookingRef, prefix="b:mark"):
 class BookingRecord(Prompt, prefix="p:brec"):
     number: str
     outcome: str
+
+
+class BookingStaffCancel(BookingRef, prefix="b:scancel"): ...  # an attending unit cancels
+
+
+class BookingCancelReason(Prompt, prefix="p:bcan"):
+    number: str
+
+
+class BookingKeep(BookingRef, prefix="b:keep"): ...  # the staff member does not cancel after all
 
 
 def _now(ctx: Context) -> dt.datetime:
@@ -446,6 +457,9 @@ async def appointments(ctx: Context, argument: str) -> list[Reply]:
                     BookingMark(booking.number, "absent").button(
                         f"{label('bookings', 'absent')} {booking.number}"
                     ),
+                    BookingStaffCancel(booking.number).button(
+                        f"{label('bookings', 'staff_cancel')} {booking.number}"
+                    ),
                 ]
             )
     for visit in found.visits:
@@ -511,6 +525,52 @@ async def record(ctx: Context, data: BookingRecord, text: str) -> list[Reply]:
             return [Reply(render("bookings/not_allowed.j2"))]
         await life.mark(session, booking, staff, data.outcome == "attended", note, now)
     return [Reply(render("bookings/marked.j2", booking=booking))]
+
+
+@routes.button(BookingStaffCancel, staff=True)
+async def ask_cancel_reason(ctx: Context, data: BookingStaffCancel) -> list[Reply]:
+    """A unit asked to attend cannot after all: the reason is asked first, as the enterprise
+    is told it."""
+    actor = ctx.actor
+    async with ctx.services.db.sessions() as session:
+        booking = await bookings.by_number(session, data.number)
+    if booking is None or actor is None or not life.may_see(actor, booking):
+        return [Reply(render("bookings/not_allowed.j2"))]
+    if booking.status != BookingStatus.BOOKED:
+        return [Reply(render("bookings/not_open.j2", booking=booking))]
+    ctx.state["mode"] = BookingCancelReason(booking.number).pack()
+    keep = [[BookingKeep(booking.number).button(label("bookings", "keep"))]]
+    return [Reply(render("bookings/cancel_reason_prompt.j2", booking=booking), keep)]
+
+
+@routes.button(BookingKeep, staff=True)
+async def keep(ctx: Context, data: BookingKeep) -> list[Reply]:
+    if ctx.state.get("mode") == BookingCancelReason(data.number).pack():
+        ctx.state.pop("mode")
+    return [Reply(render("bookings/kept.j2"))]
+
+
+@routes.prompt(BookingCancelReason, staff=True)
+async def cancel_for_unit(ctx: Context, data: BookingCancelReason, text: str) -> list[Reply]:
+    """Cancelled by staff: the enterprise is told why and whom to call, the units that had
+    confirmed are told, and the case's timeline keeps it."""
+    staff, actor, now = staff_of(ctx), ctx.actor, _now(ctx)
+    reason = text.strip()
+    if not reason or len(reason) > MAX_CANCEL_REASON:
+        ctx.state["mode"] = data.pack()
+        keep = [[BookingKeep(data.number).button(label("bookings", "keep"))]]
+        text = render(
+            "bookings/cancel_reason_again.j2", length=len(reason), limit=MAX_CANCEL_REASON
+        )
+        return [Reply(text, keep)]
+    async with ctx.transaction(immediate=True) as session:
+        booking = await bookings.by_number(session, data.number, lock=True)
+        if booking is None or actor is None or not life.may_see(actor, booking):
+            return [Reply(render("bookings/not_allowed.j2"))]
+        if booking.status != BookingStatus.BOOKED:  # the enterprise cancelled meanwhile
+            return [Reply(render("bookings/not_open.j2", booking=booking))]
+        notices.enqueue(session, await life.cancel_by_staff(session, booking, staff, reason, now))
+    return [Reply(render("bookings/staff_cancelled.j2", booking=booking))]
 
 
 @routes.command("book_for", staff=True)

@@ -3,6 +3,7 @@ deadline, staff confirm and 已到 with a record, and reminders across a holiday
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 from icalendar import Calendar
@@ -237,3 +238,81 @@ async def test_a_unit_that_confirmed_is_told_of_the_move_and_asked_again_then_of
     await chat.press("取消预约")
     (cancelled,) = [n for n in await notices_to(app, window) if "已取消" in n.text]
     assert "您此前已确认参加，该预约已取消" in cancelled.text and not cancelled.buttons
+
+
+async def test_an_attending_unit_cancels_with_a_reason_the_enterprise_is_told(
+    app: App, chat: Chat
+) -> None:
+    set_clock(app, NOW)
+    window = await bind_staff(app, "李娜")
+    await walk_to_review(chat)
+    await chat.press("提交")
+    (booking,) = await all_bookings(app)
+    (new,) = [n for n in await notices_to(app, window) if "新的预约洽谈" in n.text]
+    await window.press_data(new.buttons[0][0]["data"])  # 确认参加
+    told_before = len(await notices_to(app, chat))
+
+    await window.say("/appointments week")
+    await window.press(f"取消 {booking.number}")
+    assert "原因" in window.text and "企业会收到" in window.text
+    await window.say("因" * 201)  # too long: asked again, nothing cancelled
+    assert "超过 200 字" in window.text
+    assert (await all_bookings(app))[0].status == "booked"
+    await window.say("主办单位临时有会，无法参加，请改约其他时间")
+    assert "已取消预约" in window.text
+
+    (cancelled,) = await all_bookings(app)
+    assert (
+        cancelled.status == "cancelled"
+        and cancelled.record == "主办单位临时有会，无法参加，请改约其他时间"
+    )
+    (notice,) = (await notices_to(app, chat))[told_before:]
+    assert (
+        "因故取消" in notice.text and "主办单位临时有会" in notice.text and "/book" in notice.text
+    )
+    unit_told = [n.text for n in await notices_to(app, window) if "已取消" in n.text]
+    assert len(unit_told) == 1 and "您此前已确认参加" in unit_told[0]
+    # The slot is free again.
+    other = Chat(app.router, "u2")
+    await walk_to_review(other)
+    await other.press("提交")
+    assert "预约成功" in other.text
+
+
+async def test_staff_cancel_is_for_attending_units_and_can_be_dropped(app: App, chat: Chat) -> None:
+    set_clock(app, NOW)
+    await walk_to_review(chat)
+    await chat.press("提交")
+    (booking,) = await all_bookings(app)
+    specialist = await bind_staff(app, "孙悦")  # 产业促进局: not asked to attend
+    await specialist.press_data(f"b:scancel:{booking.number}")
+    assert "无权" in specialist.text
+    await chat.press_data(f"b:scancel:{booking.number}")  # an enterprise: not a staff route
+    assert (await all_bookings(app))[0].status == "booked"
+
+    window = await bind_staff(app, "李娜")
+    await window.press_data(f"b:scancel:{booking.number}")
+    await window.press("不取消")
+    assert "保持不变" in window.text
+    await window.say("随便说一句")  # no longer taken as a reason
+    assert (await all_bookings(app))[0].status == "booked"
+
+
+async def test_the_enterprise_and_a_unit_cancel_at_once_and_it_is_cancelled_once(
+    app: App, chat: Chat
+) -> None:
+    set_clock(app, NOW)
+    window = await bind_staff(app, "李娜")
+    await walk_to_review(chat)
+    await chat.press("提交")
+    (booking,) = await all_bookings(app)
+    told_before = len(await notices_to(app, chat))
+    await window.press_data(f"b:scancel:{booking.number}")
+    await chat.say("/bookings")
+    await asyncio.gather(chat.press("取消预约"), window.say("企业所在园区停电，改期再谈"))
+    (cancelled,) = await all_bookings(app)
+    assert cancelled.status == "cancelled"
+    staff_won = "已取消预约" in window.text
+    assert staff_won != ("已取消" in chat.text)  # exactly one of the two did it
+    assert len((await notices_to(app, chat))[told_before:]) == (1 if staff_won else 0)
+    assert len([n for n in await notices_to(app, window) if "已取消" in n.text]) == 1
