@@ -12,7 +12,7 @@ from sqlalchemy import select
 from bot.app import App
 from domain.bookings import day_before_moment, remind_bookings
 from services.workdays import CHINA, official
-from storage.models import Booking, OutboxMessage
+from storage.models import AuditRecord, Booking, OutboxMessage
 from support import Chat, bind_staff, notices_to
 
 NOW = dt.datetime(2026, 12, 7, 8, 0, tzinfo=CHINA)  # a Monday morning
@@ -272,6 +272,9 @@ async def test_an_attending_unit_cancels_with_a_reason_the_enterprise_is_told(
     )
     unit_told = [n.text for n in await notices_to(app, window) if "已取消" in n.text]
     assert len(unit_told) == 1 and "您此前已确认参加" in unit_told[0]
+    async with app.services.db.sessions() as session:
+        logged = await session.execute(select(AuditRecord.action, AuditRecord.actor_kind))
+        assert ("button:BookingCancelReason", "staff") in [tuple(row) for row in logged]
     # The slot is free again.
     other = Chat(app.router, "u2")
     await walk_to_review(other)
