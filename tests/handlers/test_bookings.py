@@ -43,6 +43,16 @@ async def all_bookings(app: App) -> list[Booking]:
         return list((await session.scalars(select(Booking).order_by(Booking.id))).all())
 
 
+async def booked_with_window(app: App, chat: Chat) -> tuple[Booking, Chat]:
+    """The enterprise's booking for Tuesday 09:00, and the window's chat (told of it)."""
+    set_clock(app, NOW)
+    window = await bind_staff(app, "李娜")
+    await walk_to_review(chat)
+    await chat.press("提交")
+    (booking,) = await all_bookings(app)
+    return booking, window
+
+
 async def test_book_move_cancel_with_calendar_file_and_unit_notices(app: App, chat: Chat) -> None:
     set_clock(app, NOW)
     window = await bind_staff(app, "李娜")
@@ -243,11 +253,7 @@ async def test_a_unit_that_confirmed_is_told_of_the_move_and_asked_again_then_of
 async def test_an_attending_unit_cancels_with_a_reason_the_enterprise_is_told(
     app: App, chat: Chat
 ) -> None:
-    set_clock(app, NOW)
-    window = await bind_staff(app, "李娜")
-    await walk_to_review(chat)
-    await chat.press("提交")
-    (booking,) = await all_bookings(app)
+    booking, window = await booked_with_window(app, chat)
     (new,) = [n for n in await notices_to(app, window) if "新的预约洽谈" in n.text]
     await window.press_data(new.buttons[0][0]["data"])  # 确认参加
     told_before = len(await notices_to(app, chat))
@@ -304,11 +310,7 @@ async def test_staff_cancel_is_for_attending_units_and_can_be_dropped(app: App, 
 async def test_the_enterprise_and_a_unit_cancel_at_once_and_it_is_cancelled_once(
     app: App, chat: Chat
 ) -> None:
-    set_clock(app, NOW)
-    window = await bind_staff(app, "李娜")
-    await walk_to_review(chat)
-    await chat.press("提交")
-    (booking,) = await all_bookings(app)
+    booking, window = await booked_with_window(app, chat)
     told_before = len(await notices_to(app, chat))
     await window.press_data(f"b:scancel:{booking.number}")
     await chat.say("/bookings")
