@@ -285,17 +285,12 @@ async def cancel_by_staff(
 ) -> list[Notice]:
     """An attending unit cancels: the enterprise is told why (and whom to call), the units
     that had confirmed are told, and the case's timeline keeps a line (staff only)."""
-    confirmed = _confirmers(booking)
-    booking.status = BookingStatus.CANCELLED
     booking.record, booking.marked_by = reason, staff.id
-    bookings.touch(booking, now)
     if booking.case_id is not None:
         note = render("bookings/timeline_cancelled.j2", booking=booking, reason=reason)
         await note_on_case(session, booking.case_id, staff, note)
-    await session.flush()
-    log.info("booking cancelled by staff number=%s staff=%s", booking.number, staff.id)
     told = applicant_notice(booking, "bookings/cancelled_by_unit.j2", "cancelled_by_unit")
-    return told + await unit_notices(session, booking, "cancelled", confirmed)
+    return told + await cancel(session, booking, now)
 
 
 async def move(

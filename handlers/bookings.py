@@ -539,8 +539,12 @@ async def ask_cancel_reason(ctx: Context, data: BookingStaffCancel) -> list[Repl
     if booking.status != BookingStatus.BOOKED:
         return [Reply(render("bookings/not_open.j2", booking=booking))]
     ctx.state["mode"] = BookingCancelReason(booking.number).pack()
-    keep = [[BookingKeep(booking.number).button(label("bookings", "keep"))]]
-    return [Reply(render("bookings/cancel_reason_prompt.j2", booking=booking), keep)]
+    text = render("bookings/cancel_reason_prompt.j2", booking=booking)
+    return [Reply(text, _keep_button(booking.number))]
+
+
+def _keep_button(number: str) -> list[list[Button]]:
+    return [[BookingKeep(number).button(label("bookings", "keep"))]]
 
 
 @routes.button(BookingKeep, staff=True)
@@ -558,11 +562,10 @@ async def cancel_for_unit(ctx: Context, data: BookingCancelReason, text: str) ->
     reason = text.strip()
     if not reason or len(reason) > MAX_CANCEL_REASON:
         ctx.state["mode"] = data.pack()
-        keep = [[BookingKeep(data.number).button(label("bookings", "keep"))]]
         text = render(
             "bookings/cancel_reason_again.j2", length=len(reason), limit=MAX_CANCEL_REASON
         )
-        return [Reply(text, keep)]
+        return [Reply(text, _keep_button(data.number))]
     async with ctx.transaction(immediate=True) as session:
         booking = await bookings.by_number(session, data.number, lock=True)
         if booking is None or actor is None or not life.may_see(actor, booking):

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Sequen
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 from redis.asyncio import Redis
@@ -75,7 +75,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
 
 
-def missing(message: str) -> None:
+def missing(message: str) -> NoReturn:
     """Something a test needs is missing: that fails the run in CI and skips elsewhere."""
     if IN_CI:
         pytest.fail(message)
@@ -92,7 +92,6 @@ def require_tool(name: str, package: str) -> str:
     found = shutil.which(name)
     if found is None:
         missing(f"{name} is not installed (apt-get install {package})")
-    assert found is not None
     return found
 
 

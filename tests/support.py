@@ -90,6 +90,19 @@ async def fill_application(
     await chat.press("完成")
 
 
+async def walk_to_booking_review(chat: Chat, day: str = "12月8日", slot: str = "09:00") -> None:
+    """An enterprise books a new subject (政务服务中心 attends) up to the 请核对 screen."""
+    await chat.say("/book")
+    await chat.press("新的洽谈事项")
+    await chat.say("新建厂房项目前期审批咨询")
+    await chat.press(day)
+    await chat.press(slot)
+    await chat.say("湖南星城智造科技有限公司")
+    await chat.say("张伟")
+    await chat.say("13800138000")
+    assert "请核对" in chat.text, chat.text
+
+
 async def bind_staff(app: App, name: str, chat_id: str | None = None) -> Chat:
     """A staff member's chat, bound the real way: an invite code sent as /bind."""
     async with app.services.db.transaction() as session:

@@ -13,7 +13,7 @@ from bot.app import App
 from domain.bookings import day_before_moment, remind_bookings
 from services.workdays import CHINA, official
 from storage.models import AuditRecord, Booking, OutboxMessage
-from support import Chat, bind_staff, notices_to
+from support import Chat, bind_staff, notices_to, walk_to_booking_review
 
 NOW = dt.datetime(2026, 12, 7, 8, 0, tzinfo=CHINA)  # a Monday morning
 
@@ -26,18 +26,6 @@ def set_clock(app: App, moment: dt.datetime) -> None:
     app.services.clock = lambda: at(moment)
 
 
-async def walk_to_review(chat: Chat, day: str = "12月8日", slot: str = "09:00") -> None:
-    await chat.say("/book")
-    await chat.press("新的洽谈事项")
-    await chat.say("新建厂房项目前期审批咨询")
-    await chat.press(day)
-    await chat.press(slot)
-    await chat.say("湖南星城智造科技有限公司")
-    await chat.say("张伟")
-    await chat.say("13800138000")
-    assert "请核对" in chat.text, chat.text
-
-
 async def all_bookings(app: App) -> list[Booking]:
     async with app.services.db.sessions() as session:
         return list((await session.scalars(select(Booking).order_by(Booking.id))).all())
@@ -47,7 +35,7 @@ async def booked_with_window(app: App, chat: Chat) -> tuple[Booking, Chat]:
     """The enterprise's booking for Tuesday 09:00, and the window's chat (told of it)."""
     set_clock(app, NOW)
     window = await bind_staff(app, "李娜")
-    await walk_to_review(chat)
+    await walk_to_booking_review(chat)
     await chat.press("提交")
     (booking,) = await all_bookings(app)
     return booking, window
@@ -56,7 +44,7 @@ async def booked_with_window(app: App, chat: Chat) -> tuple[Booking, Chat]:
 async def test_book_move_cancel_with_calendar_file_and_unit_notices(app: App, chat: Chat) -> None:
     set_clock(app, NOW)
     window = await bind_staff(app, "李娜")
-    await walk_to_review(chat)
+    await walk_to_booking_review(chat)
     await chat.press("提交")
     assert "预约成功" in chat.text and "2026-12-08 09:00" in chat.text
     (booking,) = await all_bookings(app)
@@ -92,7 +80,7 @@ async def test_book_move_cancel_with_calendar_file_and_unit_notices(app: App, ch
     ]
     # The cancelled slot is free again: someone else books it.
     other = Chat(app.router, "u2")
-    await walk_to_review(other, day="12月9日", slot="14:30")
+    await walk_to_booking_review(other, day="12月9日", slot="14:30")
     await other.press("提交")
     assert "预约成功" in other.text
 
@@ -116,7 +104,7 @@ async def test_slot_typed_by_label_and_bad_phone_keep_the_dialog(app: App, chat:
 
 async def test_no_change_within_the_change_hours(app: App, chat: Chat) -> None:
     set_clock(app, NOW)
-    await walk_to_review(chat)
+    await walk_to_booking_review(chat)
     await chat.press("提交")
     set_clock(app, dt.datetime(2026, 12, 8, 7, 30, tzinfo=CHINA))  # 1.5 h before 09:00
     await chat.say("/bookings")
@@ -164,7 +152,7 @@ async def test_booking_of_a_case_is_confirmed_and_recorded_on_its_timeline(
 
 async def test_a_stranger_cannot_confirm_or_mark(app: App, chat: Chat) -> None:
     set_clock(app, NOW)
-    await walk_to_review(chat)
+    await walk_to_booking_review(chat)
     await chat.press("提交")
     (booking,) = await all_bookings(app)
     await chat.press_data(f"b:confirm:{booking.number}")
@@ -227,7 +215,7 @@ async def test_a_unit_that_confirmed_is_told_of_the_move_and_asked_again_then_of
 
     set_clock(app, NOW)
     window = await bind_staff(app, "李娜")
-    await walk_to_review(chat)
+    await walk_to_booking_review(chat)
     await chat.press("提交")
     (booked,) = [n for n in await notices_to(app, window) if "新的预约洽谈" in n.text]
     await window.press_data(booked.buttons[0][0]["data"])
@@ -283,14 +271,14 @@ async def test_an_attending_unit_cancels_with_a_reason_the_enterprise_is_told(
         assert ("button:BookingCancelReason", "staff") in [tuple(row) for row in logged]
     # The slot is free again.
     other = Chat(app.router, "u2")
-    await walk_to_review(other)
+    await walk_to_booking_review(other)
     await other.press("提交")
     assert "预约成功" in other.text
 
 
 async def test_staff_cancel_is_for_attending_units_and_can_be_dropped(app: App, chat: Chat) -> None:
     set_clock(app, NOW)
-    await walk_to_review(chat)
+    await walk_to_booking_review(chat)
     await chat.press("提交")
     (booking,) = await all_bookings(app)
     specialist = await bind_staff(app, "孙悦")  # 产业促进局: not asked to attend

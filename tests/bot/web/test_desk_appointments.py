@@ -12,7 +12,7 @@ from test_staff_http import desk_page, new_client, sign_in
 
 from bot.app import App
 from services.workdays import CHINA
-from support import Chat, bind_staff
+from support import Chat, bind_staff, walk_to_booking_review
 from webserver import (
     Served,
     served_fixture,  # noqa: F401 (fixtures, found by their names)
@@ -34,14 +34,7 @@ def agenda(page: str) -> set[str]:
 async def book(app: App, chat_id: str, day: str, slot: str) -> str:
     """An enterprise books a new subject (政务服务中心 attends) and gets its 预约号."""
     chat = Chat(app.router, chat_id)
-    await chat.say("/book")
-    await chat.press("新的洽谈事项")
-    await chat.say("新建厂房项目前期审批咨询")
-    await chat.press(day)
-    await chat.press(slot)
-    await chat.say("湖南星城智造科技有限公司")
-    await chat.say("张伟")
-    await chat.say("13800138000")
+    await walk_to_booking_review(chat, day, slot)
     await chat.press("提交")
     assert "预约成功" in chat.text, chat.text
     (number,) = {n for n in re.findall(r"[A-Z]{2,3}-\d{6}", chat.text)}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +27,7 @@ from playwright.async_api import Page, expect
 from sqlalchemy import select
 
 from bot.app import App
+from conftest import require_tool
 from storage import outbox
 from storage.models import Applicant
 from storage.outbox import Recipient
@@ -66,13 +66,7 @@ class Deployment:
 
 
 def caddy() -> str:
-    found = shutil.which("caddy")
-    if found is None:
-        message = "caddy is missing (apt-get install caddy)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+    return require_tool("caddy", "caddy")
 
 
 async def wait_for_port(port: int, process: Process) -> None:

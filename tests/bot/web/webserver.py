@@ -18,6 +18,7 @@ from playwright.async_api import Browser, async_playwright, expect
 
 from bot.app import App
 from bot.channels.web.server import build_web_app
+from conftest import missing
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -69,10 +70,7 @@ async def served_fixture(app: App) -> AsyncIterator[Served]:
 @asynccontextmanager
 async def chromium() -> AsyncIterator[Browser]:
     if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 (one stat before a browser starts)
-        message = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"{CHROMIUM} is missing (apt-get install chromium)")
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
