@@ -302,7 +302,7 @@ class ConfusionReport:
 
 
 def _accumulate(found: Sequence[np.ndarray], values: Sequence[np.ndarray], size: int) -> np.ndarray:
-    """The sum of the postings' values per document, in one pass (postings in the given order):
+    """The sum of the postings' values per column, in one pass (postings in the given order):
     a numpy call per posting cost more than the arithmetic at a thousand entries."""
     if not found:
         return np.zeros(size)
@@ -317,18 +317,8 @@ def _entry_groups(owners: Sequence[int], entries: int) -> tuple[np.ndarray, np.n
     return starts, empty if empty.any() else None
 
 
-def _best_of_entries(
-    values: np.ndarray, starts: np.ndarray, empty: np.ndarray | None
-) -> np.ndarray:
-    """Each entry's largest document value; 0 for an entry without documents."""
-    best = np.maximum.reduceat(values, starts)
-    if empty is not None:
-        best[empty] = 0.0
-    return best
-
-
 class _Field:
-    """One BM25 index over term lists; each list belongs to an entry, which keeps its best.
+    """One BM25 index over term lists, laid out per term.
 
     rank_bm25 computes the statistics (idf, lengths, term counts); since a term's BM25
     weight in a document does not depend on the query, the weights are laid out per term
@@ -338,11 +328,8 @@ class _Field:
     # Tuned on the train split (tests/data/faq_questions/train.yaml) with dev-calibrated thresholds.
     UNKNOWN_WEIGHT = 1.5
 
-    def __init__(self, corpus: Sequence[list[str]], owners: Sequence[int], entries: int) -> None:
+    def __init__(self, corpus: Sequence[list[str]]) -> None:
         self.bm25 = BM25Okapi(corpus)
-        owner = np.asarray(owners, dtype=np.int64)
-        if np.any(np.diff(owner) < 0):
-            raise ValueError("documents must be grouped by entry")
         self.size = len(corpus)
         # A query term this field never uses weighs more than the rarest known one: such words
         # are mostly about something the FAQ does not cover, so they dilute whatever matched.
@@ -360,23 +347,10 @@ class _Field:
         self.postings: dict[str, tuple[np.ndarray, np.ndarray]] = {
             term: (np.asarray(ids[term], dtype=np.int64), np.asarray(weights[term])) for term in ids
         }
-        self._starts, self._empty = _entry_groups(owners, entries)
 
-    def scores(self, terms: Sequence[str]) -> np.ndarray:
-        """BM25 score of every document for the query `terms`."""
-        scores = np.zeros(self.size)
-        for term in terms:
-            posting = self.postings.get(term)
-            if posting is not None:
-                scores[posting[0]] += posting[1]
-        return scores
-
-    def best_per_entry(self, terms: Sequence[str]) -> np.ndarray:
-        return _best_of_entries(self.scores(terms), self._starts, self._empty)
-
-    def ceiling(self, terms: Sequence[str]) -> float:
-        """Score of a document of average length holding every query term once."""
-        return sum(float(self.bm25.idf.get(term, self.unknown_idf)) for term in terms)
+    def idf(self, term: str) -> float:
+        """The term's weight in a ceiling: its idf, or the unknown weight."""
+        return float(self.bm25.idf.get(term, self.unknown_idf))
 
 
 class _Overlap:
@@ -385,12 +359,12 @@ class _Overlap:
     BM25 only asks how much of the query a document explains; this also asks how much of the
     document the query explains, so a short question prefers the phrasing that says just that
     ("怎么申请帮代办" → 申请帮代办, not 撤回帮代办申请). A query term no document uses weighs
-    like the rarest known one: it is evidence of a question the FAQ does not cover.
+    like the rarest known one: it is evidence of a question the FAQ does not cover. Used as the
+    share of the query a document holds instead, it tells how much of the question a whole
+    entry's wordings cover.
     """
 
-    def __init__(
-        self, corpus: Sequence[Iterable[str]], owners: Sequence[int], entries: int
-    ) -> None:
+    def __init__(self, corpus: Sequence[Iterable[str]]) -> None:
         # Sorted, not hashed: sums in a fixed order give the same floats in every process,
         # which keeps the calibrated decision reproducible.
         sets = [sorted(set(doc)) for doc in corpus]
@@ -407,79 +381,11 @@ class _Overlap:
             for term in terms:
                 ids.setdefault(term, []).append(doc_no)
         self.postings = {t: np.asarray(d, dtype=np.int64) for t, d in ids.items()}
-        # Each term's idf once per posting, laid out ahead so a query only concatenates them.
-        self.weighted = {
-            t: (self.idf[t], d, np.full(len(d), self.idf[t])) for t, d in self.postings.items()
-        }
         self.size = size
-        self._starts, self._empty = _entry_groups(owners, entries)
 
-    def best_per_entry(self, terms: Iterable[str], *, covered: bool = False) -> np.ndarray:
-        """Each entry's best Dice; with `covered`, the share of the query its best one holds."""
-        query_mass = 0.0
-        found: list[np.ndarray] = []
-        values: list[np.ndarray] = []
-        for term in dict.fromkeys(terms):
-            posting = self.weighted.get(term)
-            if posting is None:
-                query_mass += self.unknown_idf
-                continue
-            query_mass += posting[0]
-            found.append(posting[1])
-            values.append(posting[2])
-        return self.finish(_accumulate(found, values, self.size), query_mass, covered=covered)
-
-    def finish(self, common: np.ndarray, query_mass: float, *, covered: bool) -> np.ndarray:
-        """best_per_entry from the idf mass each document shares with the query (overwritten)."""
-        if covered:
-            common /= max(query_mass, 1e-9)
-        else:
-            common *= 2
-            common /= np.maximum(self.mass + query_mass, 1e-9)
-        return _best_of_entries(common, self._starts, self._empty)
-
-
-class _CharOverlaps:
-    """The phrasings' overlap over characters and bigrams and the share of the query each whole
-    entry holds, asked in one pass: they index the same grams, so a query gram is looked up
-    once and both document sets (the entries numbered after the phrasings) summed at once."""
-
-    def __init__(self, phrasings: _Overlap, entries: _Overlap) -> None:
-        if phrasings.idf.keys() != entries.idf.keys():
-            raise ValueError("both overlaps must index the same grams")
-        self.phrasings = phrasings
-        self.entries = entries
-        self._postings = {
-            gram: (
-                phrasings.idf[gram],
-                entries.idf[gram],
-                np.concatenate([phrasings.postings[gram], entries.postings[gram] + phrasings.size]),
-                np.concatenate([phrasings.weighted[gram][2], entries.weighted[gram][2]]),
-            )
-            for gram in phrasings.idf
-        }
-
-    def best_per_entry(self, grams: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Each entry's best phrasing Dice, and the share of the query the whole entry holds."""
-        phrasing_mass = entry_mass = 0.0
-        found: list[np.ndarray] = []
-        values: list[np.ndarray] = []
-        for gram in dict.fromkeys(grams):
-            posting = self._postings.get(gram)
-            if posting is None:
-                phrasing_mass += self.phrasings.unknown_idf
-                entry_mass += self.entries.unknown_idf
-                continue
-            phrasing_mass += posting[0]
-            entry_mass += posting[1]
-            found.append(posting[2])
-            values.append(posting[3])
-        split = self.phrasings.size
-        common = _accumulate(found, values, split + self.entries.size)
-        return (
-            self.phrasings.finish(common[:split], phrasing_mass, covered=False),
-            self.entries.finish(common[split:], entry_mass, covered=True),
-        )
+    def weighted(self, term: str) -> np.ndarray:
+        """The term's idf once per document holding it."""
+        return np.full(len(self.postings[term]), self.idf[term])
 
 
 def char_grams(words: Sequence[str]) -> list[str]:
@@ -490,6 +396,140 @@ def char_grams(words: Sequence[str]) -> list[str]:
     text = "".join(words)
     bigrams = [text[i : i + 2] for i in range(len(text) - 1)]
     return [*bigrams, *_CJK_CHAR_RE.findall(text)] or list(text)
+
+
+class _Scorer:
+    """Every posting sum of a query in one numpy pass: BM25 over the phrasings and over whole
+    entries, the word and the character overlaps, the classifier's cosine.
+
+    The fields' postings are laid out ahead over one column space, the three phrasing-sized
+    blocks first (BM25, words, characters), then the three entry-sized ones (BM25, characters,
+    classifier): a query looks each term, gram and feature up once and one bincount adds them
+    all, where a numpy call per field and step cost more than the arithmetic. Each column gets
+    its own field's values in the order that field adds them, so every score is the same double
+    as field by field.
+    """
+
+    def __init__(
+        self,
+        owners: Sequence[int],
+        phrasings: _Field,
+        entries: _Field,
+        words: _Overlap,
+        chars: _Overlap,
+        entry_chars: _Overlap,
+        classifier: _Classifier,
+    ) -> None:
+        size, count = phrasings.size, entries.size
+        if not words.size == chars.size == len(owners) == size:
+            raise ValueError("the phrasing fields must index the same documents")
+        if chars.idf.keys() != entry_chars.idf.keys():
+            raise ValueError("both character overlaps must index the same grams")
+        if np.any(np.diff(np.asarray(owners)) < 0):
+            raise ValueError("documents must be grouped by entry")
+        self.size, self.count = size, count
+        self.columns = 3 * size + 3 * count
+        word_at, char_at = size, 2 * size
+        entry_at, entry_char_at, classifier_at = 3 * size, 3 * size + count, 3 * size + 2 * count
+        # Per term: its weight in each BM25 ceiling and in the word overlap's query mass (the
+        # field's unknown one where the field lacks it), then its postings in those blocks.
+        self.unknown_term = (phrasings.unknown_idf, entries.unknown_idf, words.unknown_idf)
+        self.terms: dict[str, tuple[float, float, float, np.ndarray, np.ndarray]] = {}
+        for term in {*phrasings.postings, *entries.postings, *words.postings}:
+            ids: list[np.ndarray] = []
+            values: list[np.ndarray] = []
+            for bm25, offset in ((phrasings, 0), (entries, entry_at)):
+                if term in bm25.postings:
+                    ids.append(bm25.postings[term][0] + offset)
+                    values.append(bm25.postings[term][1])
+            if term in words.postings:
+                ids.append(words.postings[term] + word_at)
+                values.append(words.weighted(term))
+            self.terms[term] = (
+                phrasings.idf(term),
+                entries.idf(term),
+                words.idf.get(term, words.unknown_idf),
+                np.concatenate(ids),
+                np.concatenate(values),
+            )
+        # Per gram: its idf among the phrasings and among the entries, its postings in both.
+        self.unknown_gram = (chars.unknown_idf, entry_chars.unknown_idf)
+        self.grams = {
+            gram: (
+                chars.idf[gram],
+                entry_chars.idf[gram],
+                np.concatenate(
+                    [chars.postings[gram] + char_at, entry_chars.postings[gram] + entry_char_at]
+                ),
+                np.concatenate([chars.weighted(gram), entry_chars.weighted(gram)]),
+            )
+            for gram in chars.idf
+        }
+        # Per classifier feature: its idf, its columns, their centroid values, and what the
+        # feature met once in a query adds (idf times the centroids).
+        self.unknown_feature = classifier.unknown_idf
+        self.features = {
+            feature: (idf, ids + classifier_at, centroid, idf * centroid)
+            for feature, (idf, ids, centroid) in classifier.centroids.items()
+        }
+        # What the Dice overlaps divide by, words above characters.
+        self.dice_mass = np.stack([words.mass, chars.mass])
+        self.starts, self.empty = _entry_groups(owners, count)
+
+    def scores(
+        self, terms: Sequence[str], grams: Iterable[str], features: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """Per phrasing (3 × phrasings): BM25, word Dice, character Dice; per entry
+        (3 × entries): BM25, the share of the query's grams the entry holds, the classifier's
+        cosine; then the two BM25 ceilings (the score of an average document holding every
+        query term once)."""
+        found: list[np.ndarray] = []
+        values: list[np.ndarray] = []
+        phrasing_ceiling: list[float] = []
+        entry_ceiling: list[float] = []
+        word_mass = 0.0
+        for term in terms:
+            known = self.terms.get(term)
+            if known is None:
+                phrasing_idf, entry_idf, word_idf = self.unknown_term
+            else:
+                phrasing_idf, entry_idf, word_idf, ids, weights = known
+                found.append(ids)
+                values.append(weights)
+            phrasing_ceiling.append(phrasing_idf)
+            entry_ceiling.append(entry_idf)
+            word_mass += word_idf
+        gram_mass = entry_gram_mass = 0.0
+        for gram in dict.fromkeys(grams):
+            posting = self.grams.get(gram)
+            if posting is None:
+                gram_mass += self.unknown_gram[0]
+                entry_gram_mass += self.unknown_gram[1]
+                continue
+            gram_mass += posting[0]
+            entry_gram_mass += posting[1]
+            found.append(posting[2])
+            values.append(posting[3])
+        feature_mass = 0.0
+        for feature, count in Counter(features).items():
+            weighted = self.features.get(feature)
+            if weighted is None:
+                feature_mass += (count * self.unknown_feature) ** 2
+                continue
+            idf, ids, centroid, once = weighted
+            weight = count * idf
+            feature_mass += weight * weight
+            found.append(ids)
+            values.append(once if count == 1 else weight * centroid)
+        common = _accumulate(found, values, self.columns)
+        per_phrasing = common[: 3 * self.size].reshape(3, self.size)
+        per_phrasing[1:] *= 2
+        query_mass = np.array([[word_mass], [gram_mass]])
+        per_phrasing[1:] /= np.maximum(self.dice_mass + query_mass, 1e-9)
+        per_entry = common[3 * self.size :].reshape(3, self.count)
+        per_entry[1] /= max(entry_gram_mass, 1e-9)
+        per_entry[2] /= max(math.sqrt(feature_mass), 1e-9)
+        return per_phrasing, per_entry, sum(phrasing_ceiling), sum(entry_ceiling)
 
 
 # What the ranking adds up for each entry, each in [0, 1]: BM25's share of the query explained;
@@ -579,36 +619,18 @@ class _Classifier:
             for entry_no, weight in row.items():
                 norms[entry_no] += weight * weight
         norms = np.sqrt(np.maximum(norms, 1e-12))
-        # Per gram: its idf, the entries whose centroid holds it, their centroid values, and
-        # what the gram met once in a query adds (idf times the centroids), laid out ahead.
-        self._weighted: dict[str, tuple[float, np.ndarray, np.ndarray, np.ndarray]] = {}
+        # Per gram: its idf, the entries whose centroid holds it and their centroid values.
+        self.centroids: dict[str, tuple[float, np.ndarray, np.ndarray]] = {}
         for gram, row in centroids.items():
             ids = np.asarray(sorted(row), dtype=np.int64)
-            centroid = np.asarray([row[i] for i in ids]) / norms[ids]
-            self._weighted[gram] = (self.idf[gram], ids, centroid, self.idf[gram] * centroid)
-        self._entries = len(examples)
+            self.centroids[gram] = (
+                self.idf[gram],
+                ids,
+                np.asarray([row[i] for i in ids]) / norms[ids],
+            )
         # A query gram no phrasing uses weighs like the rarest known one: it is evidence of a
         # question the FAQ does not cover, so it lowers the cosine with every entry.
-        self._unknown_idf = max(self.idf.values(), default=1.0)
-
-    def scores(self, features: Sequence[str]) -> np.ndarray:
-        """The cosine of the query's tf-idf vector with every entry's centroid."""
-        mass = 0.0
-        found: list[np.ndarray] = []
-        values: list[np.ndarray] = []
-        for gram, count in Counter(features).items():
-            posting = self._weighted.get(gram)
-            if posting is None:
-                mass += (count * self._unknown_idf) ** 2
-                continue
-            idf, ids, centroid, once = posting
-            weight = count * idf
-            mass += weight * weight
-            found.append(ids)
-            values.append(once if count == 1 else weight * centroid)
-        scores = _accumulate(found, values, self._entries)
-        scores /= max(math.sqrt(mass), 1e-9)
-        return scores
+        self.unknown_idf = max(self.idf.values(), default=1.0)
 
 
 def classifier_features(text: str, words: Sequence[str]) -> list[str]:
@@ -678,20 +700,22 @@ class FaqIndex:
             examples.append(entry_examples)
         if not phrasings:
             raise ValueError("the FAQ has no indexable text")
-        self._phrasings = _Field(phrasings, owners, len(self.docs))
-        self._entries = _Field(whole, range(len(self.docs)), len(self.docs))
-        self._word_overlap = _Overlap(plain, owners, len(self.docs))
+        self._phrasings = _Field(phrasings)
         entry_grams: list[list[str]] = [[] for _ in self.docs]
         for entry_no, words in zip(owners, plain, strict=True):
             entry_grams[entry_no].extend(char_grams(words))
-        self._char_overlaps = _CharOverlaps(
-            _Overlap([char_grams(w) for w in plain], owners, len(self.docs)),
-            _Overlap(entry_grams, range(len(self.docs)), len(self.docs)),
+        self._scorer = _Scorer(
+            owners,
+            self._phrasings,
+            _Field(whole),
+            _Overlap(plain),
+            _Overlap([char_grams(w) for w in plain]),
+            _Overlap(entry_grams),
+            _Classifier(examples),
         )
         self._intents = _Intents(
             self.analyzer.intents, [[doc.question, *doc.phrasings] for doc in self.docs], analyzer
         )
-        self._classifier = _Classifier(examples)
         self._weights = np.asarray([self.RANK_WEIGHTS[name] for name in SIGNALS])
         # The ranking score of a perfect match (each signal at 1).
         self._ceiling = float(self._weights.sum())
@@ -814,21 +838,23 @@ class FaqIndex:
         return self._signals(words, terms, normalised) if terms else None
 
     def _signals(self, words: Sequence[str], terms: Sequence[str], normalised: str) -> np.ndarray:
-        phrasing = self._phrasings.best_per_entry(terms)
-        entry = self._entries.best_per_entry(terms)
-        phrasing_ceiling = self._phrasings.ceiling(terms)
+        per_phrasing, per_entry, phrasing_ceiling, entry_ceiling = self._scorer.scores(
+            terms, char_grams(words), classifier_features(normalised, words)
+        )
+        signals = np.empty((len(SIGNALS), len(self.docs)))
+        # Each entry's best phrasing by BM25, words alike and characters alike.
+        np.maximum.reduceat(per_phrasing, self._scorer.starts, axis=1, out=signals[:3])
+        if self._scorer.empty is not None:
+            signals[:3, self._scorer.empty] = 0.0
         # Each field's score over its ceiling says how much of the query the entry explains;
         # the entry field is rescaled to the phrasing field's units so raw scores rank alike.
-        scale = phrasing_ceiling / self._entries.ceiling(terms)
-        entry *= self.ENTRY_WEIGHT * scale
-        grams = char_grams(words)
-        signals = np.empty((len(SIGNALS), len(self.docs)))
-        np.add(phrasing, entry, out=signals[0])
+        entry = per_entry[0]
+        entry *= self.ENTRY_WEIGHT * (phrasing_ceiling / entry_ceiling)
+        signals[0] += entry
         signals[0] /= phrasing_ceiling * (1 + self.ENTRY_WEIGHT)
-        signals[1] = self._word_overlap.best_per_entry(terms)
-        signals[2], signals[3] = self._char_overlaps.best_per_entry(grams)
+        signals[3] = per_entry[1]
         signals[4] = self._intents.share(normalised)
-        signals[5] = self._classifier.scores(classifier_features(normalised, words))
+        signals[5] = per_entry[2]
         return signals
 
     def _rank(self, words: Sequence[str], limit: int, normalised: str) -> Ranking:

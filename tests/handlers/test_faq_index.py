@@ -197,11 +197,12 @@ def test_confusion_report_lists_top1_misses(faq: Any) -> None:
 
 
 def test_precomputed_weights_match_rank_bm25(index: FaqIndex) -> None:
-    field = index._phrasings
+    bm25 = index._phrasings.bm25
     for query in ["施工许可证在哪里办理", "帮代办收费吗", "重点项目一对一服务"]:
         terms = index.query_terms(query)
-        expected = field.bm25.get_scores(terms)
-        assert np.allclose(field.scores(terms), expected)
+        per_phrasing, _, ceiling, _ = index._scorer.scores(terms, [], [])
+        assert np.allclose(per_phrasing[0], bm25.get_scores(terms))
+        assert ceiling == pytest.approx(sum(bm25.idf[term] for term in terms))
 
 
 def test_an_entry_written_in_new_characters_is_segmented_with_their_words(
