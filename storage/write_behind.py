@@ -28,6 +28,7 @@ class WriteBehind:
         self.transaction, self.interval, self.limit = transaction, interval, limit
         self._pending: list[tuple[type[Base], dict[str, Any]]] = []
         self._task: asyncio.Task[None] | None = None
+        self._writing = False  # the task is past its pause, writing a batch
 
     def add(self, model: type[Base], values: dict[str, Any]) -> None:
         """Write a row of `model` within `interval` (with every other row added meanwhile)."""
@@ -40,11 +41,14 @@ class WriteBehind:
 
     async def _later(self) -> None:
         await asyncio.sleep(self.interval)  # let a burst gather into one transaction
+        self._writing = True
         try:
             await self.flush()
         except Exception as exc:  # kept for the next add or close
             error = type(exc).__name__
             log.warning("write-behind failed rows=%d error=%s", len(self._pending), error)
+        finally:
+            self._writing = False
 
     async def flush(self) -> None:
         """Write every row added so far, in one transaction: one INSERT per model (no ORM
@@ -64,9 +68,14 @@ class WriteBehind:
             raise
 
     async def close(self) -> None:
-        """Write what is left (the process is stopping)."""
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
+        """Write what is left (the process is stopping). A batch on its way is waited for, not
+        cancelled: cancelled mid-transaction, its rows would be lost, and its connection still
+        closing after the database is disposed of."""
+        task = self._task
+        if task is not None and not task.done():
+            if not self._writing:
+                task.cancel()  # only its pause: the rows are written below
+            await asyncio.gather(task, return_exceptions=True)
         try:
             await self.flush()
         except Exception as exc:
