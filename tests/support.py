@@ -90,7 +90,9 @@ async def fill_application(
     await chat.press("完成")
 
 
-async def walk_to_booking_review(chat: Chat, day: str = "12月8日", slot: str = "09:00") -> None:
+async def walk_to_booking_review(
+    chat: Chat, day: str = "12月8日", slot: str = "09:00", contact: str = "张伟"
+) -> None:
     """An enterprise books a new subject (政务服务中心 attends) up to the 请核对 screen."""
     await chat.say("/book")
     await chat.press("新的洽谈事项")
@@ -98,7 +100,7 @@ async def walk_to_booking_review(chat: Chat, day: str = "12月8日", slot: str =
     await chat.press(day)
     await chat.press(slot)
     await chat.say("湖南星城智造科技有限公司")
-    await chat.say("张伟")
+    await chat.say(contact)
     await chat.say("13800138000")
     assert "请核对" in chat.text, chat.text
 

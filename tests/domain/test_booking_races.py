@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from bot.app import App
 from services.workdays import CHINA
 from storage.models import Booking
-from support import Chat
+from support import Chat, walk_to_booking_review
 
 NOW = dt.datetime(2026, 12, 7, 8, 0, tzinfo=CHINA)
 TAKEN = "刚刚已被其他企业预约"
@@ -21,18 +21,6 @@ TAKEN = "刚刚已被其他企业预约"
 
 def contenders(backend: str) -> int:
     return 50 if backend == "production" else 10
-
-
-async def walk(chat: Chat, day: str, slot: str) -> None:
-    await chat.say("/book")
-    await chat.press("新的洽谈事项")
-    await chat.say("前期审批咨询")
-    await chat.press(day)
-    await chat.press(slot)
-    await chat.say("湖南并发测试科技有限公司")
-    await chat.say("李雷")
-    await chat.say("13900001111")
-    assert "请核对" in chat.text
 
 
 async def held(app: App) -> list[tuple[int, dt.datetime]]:
@@ -47,7 +35,7 @@ async def test_fifty_press_one_slot_one_booking_and_offers(app: App, backend: st
     app.services.clock = lambda: NOW.astimezone(dt.UTC)
     chats = [Chat(app.router, f"race-{i}") for i in range(contenders(backend))]
     for chat in chats:
-        await walk(chat, "12月8日", "09:00")
+        await walk_to_booking_review(chat, "12月8日", "09:00", contact="李雷")
     await asyncio.gather(*(chat.press("提交") for chat in chats))
     won = [chat for chat in chats if "预约成功" in chat.text]
     lost = [chat for chat in chats if TAKEN in chat.text]
@@ -75,9 +63,9 @@ async def test_two_bookings_moved_into_one_slot_one_moves(app: App, backend: str
     app.services.clock = lambda: NOW.astimezone(dt.UTC)
     rounds = 12 if backend == "production" else 3  # days from 12-10 on; weekends skipped
     first, second = Chat(app.router, "m1"), Chat(app.router, "m2")
-    await walk(first, "12月9日", "09:00")
+    await walk_to_booking_review(first, "12月9日", "09:00")
     await first.press("提交")
-    await walk(second, "12月9日", "10:00")
+    await walk_to_booking_review(second, "12月9日", "10:00")
     await second.press("提交")
     async with app.services.db.sessions() as session:
         numbers = list(await session.scalars(select(Booking.number).order_by(Booking.id)))
